@@ -1,0 +1,22 @@
+//! Sluice's vocabulary: what a source is and how its parts are spelled.
+//!
+//! Owns the [`SourceSpec`] (plain data, serde), [`SslMode`], [`Network`], the [`Secret`] type, the
+//! parsers for libpq URIs, key=value strings, `PG*` environment variables and `~/.pgpass`, and the
+//! [`UserFacing`] error contract every other crate implements.
+//!
+//! Must not do: any I/O (no sockets, no files, no clocks). Callers read files and the environment
+//! and hand their contents in, so everything here is a pure function that a table test can cover.
+
+mod error;
+mod parse;
+pub mod pgpass;
+mod secret;
+mod spec;
+
+pub use error::{ErrorKind, UserFacing};
+pub use parse::{parse_dsn, ParamSource, SpecError};
+pub use secret::Secret;
+pub use spec::{
+    CertSource, HostKeyCheck, HostPort, KeySource, Network, SessionAttrs, SourceSpec, SshSpec, SslMode,
+    DEFAULT_APPLICATION_NAME, DEFAULT_CONNECT_TIMEOUT_SECS, DEFAULT_PORT,
+};

@@ -1,0 +1,458 @@
+use std::fmt;
+use std::path::PathBuf;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::Secret;
+
+pub const DEFAULT_PORT: u16 = 5432;
+pub const DEFAULT_CONNECT_TIMEOUT_SECS: u64 = 10;
+pub const DEFAULT_APPLICATION_NAME: &str = "sluice";
+
+/// Everything Sluice needs to reach one PostgreSQL database. Plain data: it crosses every
+/// boundary (CLI, server, store) and is validated once, by [`SourceSpec::validate`].
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+pub struct SourceSpec {
+    /// One or more hosts, tried in order (see `target_session_attrs`).
+    pub hosts: Vec<HostPort>,
+    pub database: String,
+    pub user: String,
+    /// Never serialized: the store keeps it encrypted, apart from the spec.
+    #[serde(default, skip_serializing)]
+    pub password: Option<Secret>,
+    /// Default [`SslMode::Require`].
+    #[serde(default)]
+    pub sslmode: SslMode,
+    /// The CA to verify the server against; `None` means the OS trust store.
+    #[serde(default)]
+    pub sslrootcert: Option<CertSource>,
+    /// Client certificate (PEM) for certificate authentication.
+    #[serde(default)]
+    pub sslcert: Option<CertSource>,
+    /// Client key (PEM: PKCS#8, PKCS#1 or SEC1). Never serialized.
+    #[serde(default, skip_serializing)]
+    pub sslkey: Option<KeySource>,
+    /// The name the server certificate must carry, when the dialled host is a private endpoint or
+    /// an IP address. Defaults to the host.
+    #[serde(default)]
+    pub tls_server_name: Option<String>,
+    /// Seconds allowed for each stage of a connection attempt. Default 10.
+    #[serde(default = "default_connect_timeout")]
+    pub connect_timeout_secs: u64,
+    /// Default `sluice`.
+    #[serde(default = "default_application_name")]
+    pub application_name: String,
+    #[serde(default)]
+    pub network: Network,
+    #[serde(default)]
+    pub target_session_attrs: SessionAttrs,
+}
+
+fn default_connect_timeout() -> u64 {
+    DEFAULT_CONNECT_TIMEOUT_SECS
+}
+
+fn default_application_name() -> String {
+    DEFAULT_APPLICATION_NAME.to_string()
+}
+
+impl SourceSpec {
+    /// A spec with Sluice's defaults for everything but the essentials.
+    pub fn new(host: impl Into<String>, database: impl Into<String>, user: impl Into<String>) -> Self {
+        SourceSpec {
+            hosts: vec![HostPort { host: host.into(), port: DEFAULT_PORT }],
+            database: database.into(),
+            user: user.into(),
+            password: None,
+            sslmode: SslMode::default(),
+            sslrootcert: None,
+            sslcert: None,
+            sslkey: None,
+            tls_server_name: None,
+            connect_timeout_secs: DEFAULT_CONNECT_TIMEOUT_SECS,
+            application_name: DEFAULT_APPLICATION_NAME.to_string(),
+            network: Network::Direct,
+            target_session_attrs: SessionAttrs::Any,
+        }
+    }
+
+    /// The first host; every valid spec has one.
+    pub fn primary_host(&self) -> Option<&HostPort> {
+        self.hosts.first()
+    }
+
+    /// The name the server certificate is checked against for `host`.
+    pub fn tls_name_for<'a>(&'a self, host: &'a HostPort) -> &'a str {
+        self.tls_server_name.as_deref().unwrap_or(&host.host)
+    }
+
+    /// Checks every field once; the error names the field and the fix.
+    pub fn validate(&self) -> Result<(), crate::SpecError> {
+        use crate::SpecError as E;
+        if self.hosts.is_empty() {
+            return Err(E::new("host", "no host given", "set host (or PGHOST), e.g. db.example.com"));
+        }
+        for h in &self.hosts {
+            if h.host.is_empty() {
+                return Err(E::new("host", "a host is empty", "remove the empty entry from the host list"));
+            }
+            if h.host.starts_with('/') {
+                return Err(E::new(
+                    "host",
+                    format!("`{}` is a Unix socket directory", h.host),
+                    "Sluice connects over TCP only: give a host name or IP address",
+                ));
+            }
+            if h.port == 0 {
+                return Err(E::new("port", "port 0 is not a valid port", "use the server's port, usually 5432"));
+            }
+        }
+        if self.database.is_empty() {
+            return Err(E::new("dbname", "no database given", "set dbname (or PGDATABASE)"));
+        }
+        if self.user.is_empty() {
+            return Err(E::new("user", "no user given", "set user (or PGUSER) to the read-only role"));
+        }
+        if self.connect_timeout_secs == 0 {
+            return Err(E::new(
+                "connect_timeout",
+                "connect_timeout must be at least 1 second",
+                "use e.g. connect_timeout=10",
+            ));
+        }
+        if self.sslcert.is_some() != self.sslkey.is_some() {
+            return Err(E::new(
+                "sslkey",
+                "sslcert and sslkey must be given together",
+                "give both the client certificate and its private key, or neither",
+            ));
+        }
+        if let Some(name) = &self.tls_server_name {
+            if name.is_empty() || name.contains(char::is_whitespace) {
+                return Err(E::new(
+                    "tls_server_name",
+                    format!("`{name}` is not a valid server name"),
+                    "give the DNS name on the database's certificate, e.g. db.internal.example.com",
+                ));
+            }
+        }
+        if matches!(self.network, Network::PrivateEndpoint) && self.tls_server_name.is_none() && self.sslmode == SslMode::VerifyFull {
+            return Err(E::new(
+                "tls_server_name",
+                "a private endpoint with sslmode=verify-full needs the database's own name",
+                "set tls_server_name to the name on the database certificate (the endpoint's DNS name will not be on it)",
+            ));
+        }
+        if let Network::Ssh(ssh) = &self.network {
+            ssh.validate()?;
+        }
+        Ok(())
+    }
+}
+
+/// One `host:port` to dial.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+pub struct HostPort {
+    pub host: String,
+    #[serde(default = "default_port")]
+    pub port: u16,
+}
+
+fn default_port() -> u16 {
+    DEFAULT_PORT
+}
+
+impl HostPort {
+    /// True for `localhost`, 127.0.0.0/8 and ::1 — hosts where an unverified certificate is no risk.
+    pub fn is_loopback(&self) -> bool {
+        let h = self.host.trim_start_matches('[').trim_end_matches(']');
+        h.eq_ignore_ascii_case("localhost")
+            || h.parse::<std::net::IpAddr>().map(|ip| ip.is_loopback()).unwrap_or(false)
+    }
+}
+
+impl fmt::Display for HostPort {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.host.contains(':') && !self.host.starts_with('[') {
+            write!(f, "[{}]:{}", self.host, self.port)
+        } else {
+            write!(f, "{}:{}", self.host, self.port)
+        }
+    }
+}
+
+/// libpq's sslmode, with libpq's meaning for each value.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SslMode {
+    /// Plaintext only.
+    Disable,
+    /// Plaintext first; TLS only if the server insists.
+    Allow,
+    /// TLS when the server offers it, plaintext otherwise. Not verified.
+    Prefer,
+    /// TLS always, not verified — unless `sslrootcert` is given, then as `verify-ca` (libpq's rule).
+    #[default]
+    Require,
+    /// TLS, the chain verified against the CA; the name is not checked.
+    VerifyCa,
+    /// TLS, chain and name verified.
+    VerifyFull,
+}
+
+impl SslMode {
+    pub const ALL: [SslMode; 6] = [
+        SslMode::Disable,
+        SslMode::Allow,
+        SslMode::Prefer,
+        SslMode::Require,
+        SslMode::VerifyCa,
+        SslMode::VerifyFull,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SslMode::Disable => "disable",
+            SslMode::Allow => "allow",
+            SslMode::Prefer => "prefer",
+            SslMode::Require => "require",
+            SslMode::VerifyCa => "verify-ca",
+            SslMode::VerifyFull => "verify-full",
+        }
+    }
+
+    /// `require` and stricter never fall back to plaintext.
+    pub fn requires_tls(self) -> bool {
+        self >= SslMode::Require
+    }
+}
+
+impl fmt::Display for SslMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for SslMode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        SslMode::ALL
+            .into_iter()
+            .find(|m| m.as_str() == s)
+            .ok_or_else(|| format!("`{s}` is not an sslmode; use one of disable, allow, prefer, require, verify-ca, verify-full"))
+    }
+}
+
+/// A certificate given inline as PEM, as a file, or (roots only) the OS trust store.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CertSource {
+    /// The operating system's trust store (libpq's `sslrootcert=system`).
+    System,
+    Pem(String),
+    File(PathBuf),
+}
+
+impl CertSource {
+    /// `system`, PEM text (starts with `-----BEGIN`), or else a path.
+    pub fn parse(value: &str) -> CertSource {
+        if value == "system" {
+            CertSource::System
+        } else if value.trim_start().starts_with("-----BEGIN") {
+            CertSource::Pem(value.to_string())
+        } else {
+            CertSource::File(PathBuf::from(value))
+        }
+    }
+}
+
+/// A private key given inline (secret) or as a file.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KeySource {
+    Pem(Secret),
+    File(PathBuf),
+}
+
+impl KeySource {
+    pub fn parse(value: &str) -> KeySource {
+        if value.trim_start().starts_with("-----BEGIN") {
+            KeySource::Pem(Secret::new(value))
+        } else {
+            KeySource::File(PathBuf::from(value))
+        }
+    }
+}
+
+
+
+/// How the TCP stream to the database is obtained.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+pub enum Network {
+    /// Dial the host directly.
+    #[default]
+    Direct,
+    /// Open a `direct-tcpip` channel through an SSH bastion.
+    Ssh(SshSpec),
+    /// Dial a private endpoint's DNS name (AWS PrivateLink and the like); the certificate is
+    /// checked against `tls_server_name`, the database's own name.
+    PrivateEndpoint,
+}
+
+impl Network {
+    pub fn label(&self) -> &'static str {
+        match self {
+            Network::Direct => "direct",
+            Network::Ssh(_) => "ssh",
+            Network::PrivateEndpoint => "private_endpoint",
+        }
+    }
+}
+
+/// An SSH bastion. The host key is always verified: there is no "accept any key".
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+pub struct SshSpec {
+    pub host: String,
+    #[serde(default = "default_ssh_port")]
+    pub port: u16,
+    pub user: String,
+    /// OpenSSH, PEM or PKCS#8 private key: ed25519, ECDSA or RSA. Never serialized.
+    #[serde(skip_serializing)]
+    pub private_key: Option<KeySource>,
+    #[serde(default, skip_serializing)]
+    pub passphrase: Option<Secret>,
+    pub host_key: HostKeyCheck,
+}
+
+fn default_ssh_port() -> u16 {
+    22
+}
+
+impl SshSpec {
+    fn validate(&self) -> Result<(), crate::SpecError> {
+        use crate::SpecError as E;
+        if self.host.is_empty() {
+            return Err(E::new("ssh.host", "no bastion host given", "set the SSH bastion's host name"));
+        }
+        if self.user.is_empty() {
+            return Err(E::new("ssh.user", "no bastion user given", "set the SSH user on the bastion"));
+        }
+        if self.private_key.is_none() {
+            return Err(E::new("ssh.private_key", "no private key given", "give the SSH private key (OpenSSH, PEM or PKCS#8)"));
+        }
+        if let HostKeyCheck::Fingerprint(fp) = &self.host_key {
+            if !fp.starts_with("SHA256:") || fp.len() < 20 {
+                return Err(E::new(
+                    "ssh.host_key",
+                    format!("`{fp}` is not a SHA256 host key fingerprint"),
+                    "run `ssh-keyscan HOST | ssh-keygen -lf -` on a trusted machine and copy the SHA256:… value",
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// How the bastion's host key is pinned.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HostKeyCheck {
+    /// `SHA256:…`, as `ssh-keygen -lf` prints it.
+    Fingerprint(String),
+    /// An OpenSSH known_hosts file.
+    KnownHosts(PathBuf),
+}
+
+/// libpq's `target_session_attrs`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SessionAttrs {
+    #[default]
+    Any,
+    ReadWrite,
+    ReadOnly,
+    Primary,
+    Standby,
+    PreferStandby,
+}
+
+impl SessionAttrs {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SessionAttrs::Any => "any",
+            SessionAttrs::ReadWrite => "read-write",
+            SessionAttrs::ReadOnly => "read-only",
+            SessionAttrs::Primary => "primary",
+            SessionAttrs::Standby => "standby",
+            SessionAttrs::PreferStandby => "prefer-standby",
+        }
+    }
+}
+
+impl FromStr for SessionAttrs {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        [
+            SessionAttrs::Any,
+            SessionAttrs::ReadWrite,
+            SessionAttrs::ReadOnly,
+            SessionAttrs::Primary,
+            SessionAttrs::Standby,
+            SessionAttrs::PreferStandby,
+        ]
+        .into_iter()
+        .find(|a| a.as_str() == s)
+        .ok_or_else(|| {
+            format!("`{s}` is not a target_session_attrs value; use any, read-write, read-only, primary, standby or prefer-standby")
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sslmode_round_trips_and_orders() {
+        for m in SslMode::ALL {
+            assert_eq!(m.as_str().parse::<SslMode>(), Ok(m));
+        }
+        assert!(SslMode::Require.requires_tls());
+        assert!(!SslMode::Prefer.requires_tls());
+        assert!("verify_full".parse::<SslMode>().is_err());
+    }
+
+    #[test]
+    fn validate_names_the_field() {
+        let mut s = SourceSpec::new("db", "app", "ro");
+        assert!(s.validate().is_ok());
+        s.hosts[0].host = "/var/run/postgresql".into();
+        assert_eq!(s.validate().map_err(|e| e.field), Err("host"));
+        let mut s = SourceSpec::new("db", "", "ro");
+        assert_eq!(s.validate().map_err(|e| e.field), Err("dbname"));
+        s.database = "x".into();
+        s.sslcert = Some(CertSource::Pem("-----BEGIN CERTIFICATE-----".into()));
+        assert_eq!(s.validate().map_err(|e| e.field), Err("sslkey"));
+    }
+
+    #[test]
+    fn loopback_hosts() {
+        for h in ["localhost", "127.0.0.1", "127.3.2.1", "::1", "[::1]"] {
+            assert!(HostPort { host: h.into(), port: 1 }.is_loopback(), "{h}");
+        }
+        for h in ["db.example.com", "10.0.0.1"] {
+            assert!(!HostPort { host: h.into(), port: 1 }.is_loopback(), "{h}");
+        }
+    }
+
+    #[test]
+    fn secrets_are_not_serialized() {
+        let mut s = SourceSpec::new("db", "app", "ro");
+        s.password = Some(Secret::new("hunter2"));
+        let json = serde_json::to_string(&s).unwrap_or_default();
+        assert!(json.contains("\"user\":\"ro\""), "{json}");
+        assert!(!json.contains("hunter2"), "{json}");
+    }
+}
