@@ -1,14 +1,21 @@
-pub fn add(left: u64, right: u64) -> u64 {
-    left + right
-}
+//! Real servers for Sluice's tests: throwaway PostgreSQL clusters (`initdb`/`pg_ctl` into a temp
+//! dir, a free loopback port, scram auth, optional TLS), certificates minted with rcgen, and the
+//! helpers that run server binaries as the unprivileged `postgres` user when the tests run as root.
+//!
+//! Everything is torn down on drop — which also runs while a failing test unwinds — and a watchdog
+//! stops the server if the test process dies without unwinding. Parallel tests never share a port,
+//! a directory or a role.
+//!
+//! Must not do: depend on any Sluice crate (it tests them; it is not built from them), or talk the
+//! PostgreSQL protocol itself — administration goes through Debian's `psql`, like a DBA's would.
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+mod certs;
+mod cluster;
+mod sys;
 
-    #[test]
-    fn it_works() {
-        let result = add(2, 2);
-        assert_eq!(result, 4);
-    }
-}
+pub use certs::{CertPair, TestCa};
+pub use cluster::{Cluster, ClusterOptions, HbaRule, TlsFiles, SUPERUSER, SUPERUSER_PASSWORD};
+pub use sys::{free_port, pg_bin_dir, TestkitError};
+
+/// Shorthand for testkit results.
+pub type Result<T, E = TestkitError> = std::result::Result<T, E>;
