@@ -59,9 +59,16 @@ fn default_application_name() -> String {
 
 impl SourceSpec {
     /// A spec with Sluice's defaults for everything but the essentials.
-    pub fn new(host: impl Into<String>, database: impl Into<String>, user: impl Into<String>) -> Self {
+    pub fn new(
+        host: impl Into<String>,
+        database: impl Into<String>,
+        user: impl Into<String>,
+    ) -> Self {
         SourceSpec {
-            hosts: vec![HostPort { host: host.into(), port: DEFAULT_PORT }],
+            hosts: vec![HostPort {
+                host: host.into(),
+                port: DEFAULT_PORT,
+            }],
             database: database.into(),
             user: user.into(),
             password: None,
@@ -91,11 +98,19 @@ impl SourceSpec {
     pub fn validate(&self) -> Result<(), crate::SpecError> {
         use crate::SpecError as E;
         if self.hosts.is_empty() {
-            return Err(E::new("host", "no host given", "set host (or PGHOST), e.g. db.example.com"));
+            return Err(E::new(
+                "host",
+                "no host given",
+                "set host (or PGHOST), e.g. db.example.com",
+            ));
         }
         for h in &self.hosts {
             if h.host.is_empty() {
-                return Err(E::new("host", "a host is empty", "remove the empty entry from the host list"));
+                return Err(E::new(
+                    "host",
+                    "a host is empty",
+                    "remove the empty entry from the host list",
+                ));
             }
             if h.host.starts_with('/') {
                 return Err(E::new(
@@ -105,14 +120,26 @@ impl SourceSpec {
                 ));
             }
             if h.port == 0 {
-                return Err(E::new("port", "port 0 is not a valid port", "use the server's port, usually 5432"));
+                return Err(E::new(
+                    "port",
+                    "port 0 is not a valid port",
+                    "use the server's port, usually 5432",
+                ));
             }
         }
         if self.database.is_empty() {
-            return Err(E::new("dbname", "no database given", "set dbname (or PGDATABASE)"));
+            return Err(E::new(
+                "dbname",
+                "no database given",
+                "set dbname (or PGDATABASE)",
+            ));
         }
         if self.user.is_empty() {
-            return Err(E::new("user", "no user given", "set user (or PGUSER) to the read-only role"));
+            return Err(E::new(
+                "user",
+                "no user given",
+                "set user (or PGUSER) to the read-only role",
+            ));
         }
         if self.connect_timeout_secs == 0 {
             return Err(E::new(
@@ -137,7 +164,10 @@ impl SourceSpec {
                 ));
             }
         }
-        if matches!(self.network, Network::PrivateEndpoint) && self.tls_server_name.is_none() && self.sslmode == SslMode::VerifyFull {
+        if matches!(self.network, Network::PrivateEndpoint)
+            && self.tls_server_name.is_none()
+            && self.sslmode == SslMode::VerifyFull
+        {
             return Err(E::new(
                 "tls_server_name",
                 "a private endpoint with sslmode=verify-full needs the database's own name",
@@ -168,7 +198,9 @@ impl HostPort {
     pub fn is_loopback(&self) -> bool {
         let h = self.host.trim_start_matches('[').trim_end_matches(']');
         h.eq_ignore_ascii_case("localhost")
-            || h.parse::<std::net::IpAddr>().map(|ip| ip.is_loopback()).unwrap_or(false)
+            || h.parse::<std::net::IpAddr>()
+                .map(|ip| ip.is_loopback())
+                .unwrap_or(false)
     }
 }
 
@@ -285,8 +317,6 @@ impl KeySource {
     }
 }
 
-
-
 /// How the TCP stream to the database is obtained.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
 #[serde(rename_all = "snake_case", tag = "kind")]
@@ -334,13 +364,25 @@ impl SshSpec {
     fn validate(&self) -> Result<(), crate::SpecError> {
         use crate::SpecError as E;
         if self.host.is_empty() {
-            return Err(E::new("ssh.host", "no bastion host given", "set the SSH bastion's host name"));
+            return Err(E::new(
+                "ssh.host",
+                "no bastion host given",
+                "set the SSH bastion's host name",
+            ));
         }
         if self.user.is_empty() {
-            return Err(E::new("ssh.user", "no bastion user given", "set the SSH user on the bastion"));
+            return Err(E::new(
+                "ssh.user",
+                "no bastion user given",
+                "set the SSH user on the bastion",
+            ));
         }
         if self.private_key.is_none() {
-            return Err(E::new("ssh.private_key", "no private key given", "give the SSH private key (OpenSSH, PEM or PKCS#8)"));
+            return Err(E::new(
+                "ssh.private_key",
+                "no private key given",
+                "give the SSH private key (OpenSSH, PEM or PKCS#8)",
+            ));
         }
         if let HostKeyCheck::Fingerprint(fp) = &self.host_key {
             if !fp.starts_with("SHA256:") || fp.len() < 20 {
@@ -440,10 +482,24 @@ mod tests {
     #[test]
     fn loopback_hosts() {
         for h in ["localhost", "127.0.0.1", "127.3.2.1", "::1", "[::1]"] {
-            assert!(HostPort { host: h.into(), port: 1 }.is_loopback(), "{h}");
+            assert!(
+                HostPort {
+                    host: h.into(),
+                    port: 1
+                }
+                .is_loopback(),
+                "{h}"
+            );
         }
         for h in ["db.example.com", "10.0.0.1"] {
-            assert!(!HostPort { host: h.into(), port: 1 }.is_loopback(), "{h}");
+            assert!(
+                !HostPort {
+                    host: h.into(),
+                    port: 1
+                }
+                .is_loopback(),
+                "{h}"
+            );
         }
     }
 

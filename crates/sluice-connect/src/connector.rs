@@ -1,0 +1,320 @@
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use sluice_core::{HostPort, SessionAttrs, SourceSpec, SslMode};
+use tokio_postgres::config::SslMode as DriverSslMode;
+
+use crate::session::{CancelHandle, ReadOnlySession, SessionSettings};
+use crate::tls::{TlsInfo, TlsSetup};
+use crate::{ConnectError, Dialer, Stage};
+
+/// Opens read-only sessions to one source. Built once per source (it reads certificates and keys
+/// then) and shared: it is cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Connector {
+    spec: Arc<SourceSpec>,
+    tls: TlsSetup,
+    dialer: Dialer,
+    settings: SessionSettings,
+}
+
+impl Connector {
+    /// A connector that dials the hosts directly (also right for `private_endpoint`).
+    pub fn new(spec: SourceSpec) -> Result<Connector, ConnectError> {
+        let timeout = Duration::from_secs(spec.connect_timeout_secs);
+        Connector::with_dialer(spec, Dialer::Direct { timeout })
+    }
+
+    /// A connector whose streams come from `dialer` (an SSH tunnel, say).
+    pub fn with_dialer(spec: SourceSpec, dialer: Dialer) -> Result<Connector, ConnectError> {
+        spec.validate()?;
+        let tls = TlsSetup::from_spec(&spec)?;
+        Ok(Connector {
+            spec: Arc::new(spec),
+            tls,
+            dialer,
+            settings: SessionSettings::default(),
+        })
+    }
+
+    pub fn with_settings(mut self, settings: SessionSettings) -> Connector {
+        self.settings = settings;
+        self
+    }
+
+    pub fn spec(&self) -> &SourceSpec {
+        &self.spec
+    }
+
+    pub fn dialer(&self) -> &Dialer {
+        &self.dialer
+    }
+
+    fn timeout(&self) -> Duration {
+        Duration::from_secs(self.spec.connect_timeout_secs)
+    }
+
+    /// A session on the first host that answers and satisfies `target_session_attrs`.
+    pub async fn connect(&self) -> Result<ReadOnlySession, ConnectError> {
+        let attrs = self.spec.target_session_attrs;
+        if self.spec.hosts.len() == 1 && attrs == SessionAttrs::Any {
+            let host = self.spec.hosts[0].clone();
+            return self.connect_host(&host).await;
+        }
+        let passes: Vec<SessionAttrs> = match attrs {
+            SessionAttrs::PreferStandby => vec![SessionAttrs::Standby, SessionAttrs::Any],
+            other => vec![other],
+        };
+        let mut tried = Vec::new();
+        let mut last_err = None;
+        // Indexing (not iterator references) keeps this future `Send` for the scheduler.
+        for wanted in passes {
+            for i in 0..self.spec.hosts.len() {
+                let host = self.spec.hosts[i].clone();
+                match self.connect_host(&host).await {
+                    Ok(s)
+                        if matches_attrs(
+                            wanted,
+                            s.info().in_recovery,
+                            s.info().server_default_read_only,
+                        ) =>
+                    {
+                        return Ok(s)
+                    }
+                    Ok(s) => tried.push(format!(
+                        "{host} is {}",
+                        if s.info().in_recovery {
+                            "a standby"
+                        } else {
+                            "a primary"
+                        }
+                    )),
+                    Err(e) => {
+                        tried.push(format!("{host}: {e}"));
+                        last_err = Some(e);
+                    }
+                }
+            }
+        }
+        // With a single host or a single failure, the precise error is the useful one.
+        match last_err {
+            Some(e) if tried.len() == 1 => Err(e),
+            _ => Err(ConnectError::NoMatchingHost {
+                attrs: attrs.as_str().to_string(),
+                tried: tried.join("; "),
+            }),
+        }
+    }
+
+    /// A session on this host, whatever its role.
+    pub async fn connect_host(&self, host: &HostPort) -> Result<ReadOnlySession, ConnectError> {
+        let host = host.clone();
+        match self.spec.sslmode {
+            SslMode::Disable => self.attempt(&host, DriverSslMode::Disable).await,
+            // libpq's allow: plaintext first, TLS only when the server refuses plaintext.
+            SslMode::Allow => match self.attempt(&host, DriverSslMode::Disable).await {
+                Err(ConnectError::Auth { code, .. }) if code == "28000" => {
+                    self.attempt(&host, DriverSslMode::Require).await
+                }
+                other => other,
+            },
+            SslMode::Prefer => self.attempt(&host, DriverSslMode::Prefer).await,
+            SslMode::Require | SslMode::VerifyCa | SslMode::VerifyFull => {
+                self.attempt(&host, DriverSslMode::Require).await
+            }
+        }
+    }
+
+    fn attempt(
+        &self,
+        host: &HostPort,
+        mode: DriverSslMode,
+    ) -> Pin<Box<dyn Future<Output = Result<ReadOnlySession, ConnectError>> + Send + 'static>> {
+        let this = self.clone();
+        let host = host.clone();
+        Box::pin(async move { this.attempt_owned(host, mode).await })
+    }
+
+    async fn attempt_owned(
+        self,
+        host: HostPort,
+        mode: DriverSslMode,
+    ) -> Result<ReadOnlySession, ConnectError> {
+        // A reset or garbled reply during the handshake often means another service answers on
+        // this port: ask it PostgreSQL's SSL question to say so precisely.
+        match self.handshake(host.clone(), mode).await {
+            Err(e @ ConnectError::Lost { .. }) => Err(self.explain_lost(&host, e).await),
+            other => other,
+        }
+    }
+
+    /// When a handshake broke off, checks whether the peer is PostgreSQL at all.
+    async fn explain_lost(&self, host: &HostPort, original: ConnectError) -> ConnectError {
+        let Ok(mut stream) = self.dialer.dial(host).await else {
+            return original;
+        };
+        match crate::probe_postgres(&mut stream, &host.to_string(), self.timeout()).await {
+            Err(e @ ConnectError::NotPostgres { .. }) => e,
+            _ => original,
+        }
+    }
+
+    async fn handshake(
+        &self,
+        host: HostPort,
+        mode: DriverSslMode,
+    ) -> Result<ReadOnlySession, ConnectError> {
+        let stream = self.dialer.dial(&host).await?;
+        let server_name = self.spec.tls_name_for(&host).to_string();
+        let info = Arc::new(Mutex::new(None::<TlsInfo>));
+        let tls = self.tls.connector(&server_name, info.clone())?;
+
+        let mut config = tokio_postgres::Config::new();
+        config
+            .user(&self.spec.user)
+            .dbname(&self.spec.database)
+            .application_name(&self.spec.application_name)
+            .ssl_mode(mode);
+        if let Some(pw) = &self.spec.password {
+            config.password(pw.expose());
+        }
+        let timeout = self.timeout();
+        let handshake = tokio::spawn(async move { config.connect_raw(stream, tls).await });
+        let abort = handshake.abort_handle();
+        let (client, connection) = match tokio::time::timeout(timeout, handshake).await {
+            Err(_) => {
+                abort.abort();
+                let tls_done = info.lock().map(|i| i.is_some()).unwrap_or(false);
+                let stage = if mode != DriverSslMode::Disable && !tls_done {
+                    Stage::Tls
+                } else {
+                    Stage::Auth
+                };
+                return Err(ConnectError::Timeout {
+                    stage,
+                    secs: timeout.as_secs(),
+                });
+            }
+            Ok(Err(join)) => {
+                return Err(ConnectError::Lost {
+                    addr: host.to_string(),
+                    reason: format!("handshake task failed: {join}"),
+                })
+            }
+            Ok(Ok(Err(e))) => return Err(self.classify(&host, &e)),
+            Ok(Ok(Ok(pair))) => pair,
+        };
+        let task = tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::debug!("session connection ended: {e}");
+            }
+        });
+        let tls_info = info.lock().ok().and_then(|i| i.clone());
+        let cancel = CancelHandle {
+            token: client.cancel_token(),
+            dialer: self.dialer.clone(),
+            tls: self.tls.clone(),
+            host: host.clone(),
+            server_name,
+        };
+        ReadOnlySession::establish(client, task, host, tls_info, cancel, self.settings.clone())
+            .await
+    }
+
+    fn classify(&self, host: &HostPort, e: &tokio_postgres::Error) -> ConnectError {
+        let addr = host.to_string();
+        if let Some(db) = e.as_db_error() {
+            let code = db.code().code().to_string();
+            let message = db.message().to_string();
+            return if code.starts_with("28") || code == "3D000" || code == "42501" {
+                ConnectError::Auth {
+                    code,
+                    message,
+                    server_hint: db.hint().map(str::to_string),
+                }
+            } else {
+                ConnectError::Server { code, message }
+            };
+        }
+        let text = e.to_string();
+        let source = std::error::Error::source(e);
+        if text == "error performing TLS handshake" {
+            let inner = source.map(|s| s.to_string()).unwrap_or_default();
+            if inner == "server does not support TLS" {
+                return ConnectError::TlsUnsupported { addr };
+            }
+            let failure = source
+                .map(|s| self.tls.classify(s))
+                .unwrap_or(crate::TlsFailure::Other(inner));
+            if failure == crate::TlsFailure::NotTls {
+                return ConnectError::NotPostgres {
+                    addr,
+                    detail: failure.to_string(),
+                };
+            }
+            return ConnectError::Tls { addr, failure };
+        }
+        if TlsSetup::is_tls_error(e) {
+            return ConnectError::Tls {
+                addr,
+                failure: self.tls.classify(e),
+            };
+        }
+        if text == "unexpected message from server" || text == "error parsing response from server"
+        {
+            return ConnectError::NotPostgres {
+                addr,
+                detail: "it does not speak the PostgreSQL protocol".into(),
+            };
+        }
+        if text == "authentication error" {
+            let detail = source.map(|s| s.to_string()).unwrap_or_default();
+            return ConnectError::Auth {
+                code: "28000".into(),
+                message: format!("authentication failed: {detail}"),
+                server_hint: None,
+            };
+        }
+        let reason = match source {
+            Some(s) => format!("{text}: {s}"),
+            None => text,
+        };
+        ConnectError::Lost { addr, reason }
+    }
+}
+
+fn matches_attrs(wanted: SessionAttrs, in_recovery: bool, default_read_only: bool) -> bool {
+    match wanted {
+        SessionAttrs::Any => true,
+        SessionAttrs::ReadWrite => !in_recovery && !default_read_only,
+        SessionAttrs::ReadOnly => in_recovery || default_read_only,
+        SessionAttrs::Primary => !in_recovery,
+        SessionAttrs::Standby | SessionAttrs::PreferStandby => in_recovery,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn target_session_attrs_as_libpq() {
+        // (wanted, in_recovery, default_read_only) -> matches
+        let cases = [
+            (SessionAttrs::Any, true, true, true),
+            (SessionAttrs::ReadWrite, false, false, true),
+            (SessionAttrs::ReadWrite, false, true, false),
+            (SessionAttrs::ReadWrite, true, false, false),
+            (SessionAttrs::ReadOnly, false, true, true),
+            (SessionAttrs::ReadOnly, false, false, false),
+            (SessionAttrs::Primary, false, true, true),
+            (SessionAttrs::Standby, true, false, true),
+            (SessionAttrs::Standby, false, false, false),
+        ];
+        for (w, rec, ro, expect) in cases {
+            assert_eq!(matches_attrs(w, rec, ro), expect, "{w:?} rec={rec} ro={ro}");
+        }
+    }
+}

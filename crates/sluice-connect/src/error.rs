@@ -1,0 +1,210 @@
+use std::fmt;
+
+use sluice_core::{ErrorKind, SpecError, UserFacing};
+
+/// The stage of a connection attempt; the doctor's check ids are these names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    Config,
+    Dns,
+    Tcp,
+    Ssh,
+    Tls,
+    Auth,
+    Session,
+}
+
+impl Stage {
+    pub fn id(self) -> &'static str {
+        match self {
+            Stage::Config => "config",
+            Stage::Dns => "dns",
+            Stage::Tcp => "tcp",
+            Stage::Ssh => "ssh",
+            Stage::Tls => "tls",
+            Stage::Auth => "auth",
+            Stage::Session => "session",
+        }
+    }
+}
+
+/// Why the TLS handshake failed, as a person needs to hear it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TlsFailure {
+    /// The chain does not lead to a CA Sluice trusts.
+    UnknownCa,
+    /// The certificate does not carry the name Sluice checked.
+    NameMismatch {
+        expected: String,
+        presented: Vec<String>,
+    },
+    Expired,
+    NotYetValid,
+    /// The server refused the client certificate (or wanted one and got none).
+    ClientCertRejected(String),
+    /// The peer answered the TLS request with something that is not TLS.
+    NotTls,
+    Other(String),
+}
+
+impl fmt::Display for TlsFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TlsFailure::UnknownCa => {
+                f.write_str("the server certificate is signed by an unknown CA")
+            }
+            TlsFailure::NameMismatch {
+                expected,
+                presented,
+            } => write!(
+                f,
+                "the server certificate is not valid for `{expected}`; it names: {}",
+                if presented.is_empty() {
+                    "(no names)".to_string()
+                } else {
+                    presented.join(", ")
+                }
+            ),
+            TlsFailure::Expired => f.write_str("the server certificate has expired"),
+            TlsFailure::NotYetValid => f.write_str("the server certificate is not yet valid"),
+            TlsFailure::ClientCertRejected(why) => {
+                write!(f, "the server rejected the client certificate ({why})")
+            }
+            TlsFailure::NotTls => {
+                f.write_str("the server answered the TLS request with something that is not TLS")
+            }
+            TlsFailure::Other(s) => f.write_str(s),
+        }
+    }
+}
+
+/// Everything that can stop Sluice from handing out a read-only session.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    #[error("{0}")]
+    Spec(#[from] SpecError),
+    #[error("{field}: {message}")]
+    Config {
+        field: &'static str,
+        message: String,
+        hint: String,
+    },
+    #[error("could not resolve `{host}`: {reason}")]
+    Dns { host: String, reason: String },
+    #[error("could not connect to {addr}: {reason}")]
+    Tcp { addr: String, reason: String },
+    #[error("{addr} is not a PostgreSQL server: {detail}")]
+    NotPostgres { addr: String, detail: String },
+    #[error("ssh: {message}")]
+    Ssh { message: String, hint: String },
+    #[error("the server at {addr} does not support TLS")]
+    TlsUnsupported { addr: String },
+    #[error("TLS handshake with {addr} failed: {failure}")]
+    Tls { addr: String, failure: TlsFailure },
+    #[error("the server refused the login: {message}")]
+    Auth {
+        code: String,
+        message: String,
+        server_hint: Option<String>,
+    },
+    #[error("the server refused the connection: {message}")]
+    Server { code: String, message: String },
+    #[error("{stage:?} did not finish within {secs} s")]
+    Timeout { stage: Stage, secs: u64 },
+    #[error("setting up the read-only session failed: {message}")]
+    Session { message: String },
+    #[error("no host matched target_session_attrs={attrs}: {tried}")]
+    NoMatchingHost { attrs: String, tried: String },
+    #[error("the connection to {addr} was lost: {reason}")]
+    Lost { addr: String, reason: String },
+    #[error("waited {secs} s for a free session (the pool holds at most {max})")]
+    PoolTimeout { secs: u64, max: usize },
+}
+
+impl ConnectError {
+    pub fn stage(&self) -> Stage {
+        match self {
+            ConnectError::Spec(_) | ConnectError::Config { .. } => Stage::Config,
+            ConnectError::Dns { .. } => Stage::Dns,
+            ConnectError::Tcp { .. } | ConnectError::NotPostgres { .. } => Stage::Tcp,
+            ConnectError::Ssh { .. } => Stage::Ssh,
+            ConnectError::TlsUnsupported { .. } | ConnectError::Tls { .. } => Stage::Tls,
+            ConnectError::Auth { .. } | ConnectError::Server { .. } => Stage::Auth,
+            ConnectError::Timeout { stage, .. } => *stage,
+            ConnectError::Session { .. }
+            | ConnectError::NoMatchingHost { .. }
+            | ConnectError::Lost { .. }
+            | ConnectError::PoolTimeout { .. } => Stage::Session,
+        }
+    }
+
+    /// The SQLSTATE, when the server sent one.
+    pub fn sqlstate(&self) -> Option<&str> {
+        match self {
+            ConnectError::Auth { code, .. } | ConnectError::Server { code, .. } => Some(code),
+            _ => None,
+        }
+    }
+}
+
+impl UserFacing for ConnectError {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            ConnectError::Spec(_) | ConnectError::Config { .. } => ErrorKind::Config,
+            ConnectError::Auth { .. } => ErrorKind::Auth,
+            ConnectError::Server { .. } | ConnectError::Session { .. } => ErrorKind::Database,
+            ConnectError::Timeout { .. } | ConnectError::PoolTimeout { .. } => ErrorKind::Timeout,
+            _ => ErrorKind::Network,
+        }
+    }
+
+    fn message(&self) -> String {
+        self.to_string()
+    }
+
+    fn hint(&self) -> Option<String> {
+        let hint = match self {
+            ConnectError::Spec(e) => return e.hint(),
+            ConnectError::Config { hint, .. } | ConnectError::Ssh { hint, .. } => hint.clone(),
+            ConnectError::Dns { .. } => "check the host name; from inside a private network, use the name its DNS resolves".into(),
+            ConnectError::Tcp { reason, .. } if reason.contains("refused") => {
+                "nothing listens there: check the port, that PostgreSQL runs, and its listen_addresses".into()
+            }
+            ConnectError::Tcp { .. } => {
+                "check the port, firewalls and security groups between Sluice and the database (allow Sluice's egress address)".into()
+            }
+            ConnectError::NotPostgres { .. } => "check the port: another service answers there".into(),
+            ConnectError::TlsUnsupported { .. } => {
+                "enable TLS on the server (ssl = on with a certificate), or lower sslmode to prefer only on a trusted network".into()
+            }
+            ConnectError::Tls { failure, .. } => match failure {
+                TlsFailure::UnknownCa => "give the CA that signed the server certificate as sslrootcert (for RDS, the region's CA bundle)".into(),
+                TlsFailure::NameMismatch { .. } => {
+                    "connect with a name on the certificate, or set tls_server_name to one of the names it lists".into()
+                }
+                TlsFailure::Expired | TlsFailure::NotYetValid => "renew the server certificate, or check the server's clock".into(),
+                TlsFailure::ClientCertRejected(_) => {
+                    "check that the client certificate is signed by the server's ssl_ca_file and that its CN is the user".into()
+                }
+                TlsFailure::NotTls => "check the port: this does not look like PostgreSQL".into(),
+                TlsFailure::Other(_) => return None,
+            },
+            ConnectError::Auth { code, server_hint, .. } => match code.as_str() {
+                "28P01" => "the password is wrong for this user (or the user does not exist)".into(),
+                "28000" => "pg_hba.conf has no rule that lets this user in from Sluice's address with this sslmode: add a `hostssl DB USER ADDRESS scram-sha-256` line, or use sslmode=require if only hostssl lines exist".into(),
+                "3D000" => "the database does not exist: check dbname".into(),
+                _ => return server_hint.clone(),
+            },
+            ConnectError::Server { code, .. } if code == "53300" => {
+                "the server has no free connection slots: raise max_connections or lower other clients' pools".into()
+            }
+            ConnectError::Server { .. } => return None,
+            ConnectError::Timeout { stage, .. } => format!("raise connect_timeout or check the network path ({} stage)", stage.id()),
+            ConnectError::Session { .. } => "the user may not set session parameters; check ALTER ROLE … SET overrides".into(),
+            ConnectError::NoMatchingHost { .. } => "check the host list and target_session_attrs".into(),
+            ConnectError::Lost { .. } => "the server closed the connection or the network dropped; retry".into(),
+            ConnectError::PoolTimeout { .. } => "all sessions are busy; retry, or raise the pool size".into(),
+        };
+        Some(hint)
+    }
+}

@@ -1,0 +1,150 @@
+//! A per-source pool with a hard cap, so Sluice can never exhaust a customer's
+//! `max_connections`. A session is reset (see [`ReadOnlySession::reset`]) before it is handed out
+//! again; one that cannot be reset, or whose connection died, is closed and replaced.
+
+use std::ops::Deref;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use crate::{ConnectError, Connector, ReadOnlySession};
+
+/// Pool limits. Defaults: 5 sessions, 30 s to wait for one.
+#[derive(Debug, Clone)]
+pub struct PoolOptions {
+    pub max_size: usize,
+    pub acquire_timeout: Duration,
+}
+
+impl Default for PoolOptions {
+    fn default() -> Self {
+        PoolOptions {
+            max_size: 5,
+            acquire_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Sessions to one source: at most `max_size` exist at once, idle or in use.
+#[derive(Clone, Debug)]
+pub struct Pool {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    connector: Connector,
+    options: PoolOptions,
+    permits: Arc<Semaphore>,
+    idle: Mutex<Vec<ReadOnlySession>>,
+}
+
+impl Pool {
+    pub fn new(connector: Connector, options: PoolOptions) -> Pool {
+        let max = options.max_size.max(1);
+        Pool {
+            inner: Arc::new(Inner {
+                connector,
+                options: PoolOptions {
+                    max_size: max,
+                    ..options
+                },
+                permits: Arc::new(Semaphore::new(max)),
+                idle: Mutex::new(Vec::new()),
+            }),
+        }
+    }
+
+    pub fn connector(&self) -> &Connector {
+        &self.inner.connector
+    }
+
+    pub fn max_size(&self) -> usize {
+        self.inner.options.max_size
+    }
+
+    /// Idle sessions held right now.
+    pub fn idle_count(&self) -> usize {
+        self.inner.idle.lock().map(|i| i.len()).unwrap_or(0)
+    }
+
+    /// A read-only session, waiting while `max_size` are in use.
+    pub async fn get(&self) -> Result<PooledSession, ConnectError> {
+        let timeout = self.inner.options.acquire_timeout;
+        let permit =
+            match tokio::time::timeout(timeout, self.inner.permits.clone().acquire_owned()).await {
+                Ok(Ok(p)) => p,
+                _ => {
+                    return Err(ConnectError::PoolTimeout {
+                        secs: timeout.as_secs(),
+                        max: self.inner.options.max_size,
+                    })
+                }
+            };
+        while let Some(session) = self.pop_idle() {
+            if session.is_closed() {
+                continue;
+            }
+            match session.reset().await {
+                Ok(()) => return Ok(self.wrap(session, permit)),
+                Err(e) => tracing::debug!("dropping a session that could not be reset: {e}"),
+            }
+        }
+        let session = self.inner.connector.connect().await?;
+        Ok(self.wrap(session, permit))
+    }
+
+    fn pop_idle(&self) -> Option<ReadOnlySession> {
+        self.inner.idle.lock().ok().and_then(|mut i| i.pop())
+    }
+
+    fn wrap(&self, session: ReadOnlySession, permit: OwnedSemaphorePermit) -> PooledSession {
+        PooledSession {
+            session: Some(session),
+            pool: self.inner.clone(),
+            _permit: permit,
+            discard: false,
+        }
+    }
+}
+
+/// A session on loan from a [`Pool`]; it goes back when dropped.
+#[derive(Debug)]
+pub struct PooledSession {
+    session: Option<ReadOnlySession>,
+    pool: Arc<Inner>,
+    // Dropped after the session is back in the idle list, so a waiter always finds it there.
+    _permit: OwnedSemaphorePermit,
+    discard: bool,
+}
+
+impl PooledSession {
+    /// Close this session instead of returning it (after a lost connection or an abandoned
+    /// stream whose rest is not worth draining).
+    pub fn discard(mut self) {
+        self.discard = true;
+    }
+}
+
+impl Deref for PooledSession {
+    type Target = ReadOnlySession;
+    fn deref(&self) -> &ReadOnlySession {
+        // Present from construction until drop.
+        self.session
+            .as_ref()
+            .expect("a pooled session is present until dropped")
+    }
+}
+
+impl Drop for PooledSession {
+    fn drop(&mut self) {
+        if let Some(session) = self.session.take() {
+            if !self.discard && !session.is_closed() {
+                if let Ok(mut idle) = self.pool.idle.lock() {
+                    idle.push(session);
+                }
+            }
+        }
+    }
+}

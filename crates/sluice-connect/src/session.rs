@@ -1,0 +1,237 @@
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use sluice_core::HostPort;
+use tokio::task::JoinHandle;
+use tokio_postgres::{CancelToken, Client, SimpleQueryMessage};
+
+use crate::tls::{TlsInfo, TlsSetup};
+use crate::{ConnectError, Dialer};
+
+/// Server-side limits every Sluice session carries. Defaults: statement 5 min, lock 5 s, idle in
+/// transaction 60 s.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionSettings {
+    pub statement_timeout: Duration,
+    pub lock_timeout: Duration,
+    pub idle_in_transaction_timeout: Duration,
+}
+
+impl Default for SessionSettings {
+    fn default() -> Self {
+        SessionSettings {
+            statement_timeout: Duration::from_secs(300),
+            lock_timeout: Duration::from_secs(5),
+            idle_in_transaction_timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+impl SessionSettings {
+    /// The `SET` statements that make a session Sluice's: read-only by default, bounded in time.
+    fn set_sql(&self) -> String {
+        format!(
+            "SET default_transaction_read_only = on; SET statement_timeout = {}; SET lock_timeout = {}; \
+             SET idle_in_transaction_session_timeout = {};",
+            self.statement_timeout.as_millis(),
+            self.lock_timeout.as_millis(),
+            self.idle_in_transaction_timeout.as_millis()
+        )
+    }
+}
+
+/// What Sluice learned about the server while opening the session.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct SessionInfo {
+    pub host: String,
+    pub port: u16,
+    /// `server_version`, e.g. `15.4 (Debian 15.4-1)`.
+    pub server_version: String,
+    /// `server_version_num`, e.g. 150004.
+    pub server_version_num: u32,
+    pub backend_pid: i32,
+    pub in_recovery: bool,
+    /// The server's `default_transaction_read_only` before Sluice's own `SET`.
+    pub server_default_read_only: bool,
+    pub tls: Option<TlsInfo>,
+}
+
+/// A session whose every transaction is read-only by default and whose time is bounded. The
+/// only way to get one is [`crate::Connector::connect`], which applies the settings first.
+pub struct ReadOnlySession {
+    client: Client,
+    info: SessionInfo,
+    cancel: CancelHandle,
+    settings: SessionSettings,
+    connection: JoinHandle<()>,
+}
+
+impl std::fmt::Debug for ReadOnlySession {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReadOnlySession")
+            .field("info", &self.info)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ReadOnlySession {
+    /// Applies the read-only settings on a freshly authenticated client and reads what the
+    /// session needs to know. Fails (and the client is dropped) unless the server confirms
+    /// `default_transaction_read_only = on`.
+    pub(crate) async fn establish(
+        client: Client,
+        connection: JoinHandle<()>,
+        host: HostPort,
+        tls: Option<TlsInfo>,
+        cancel: CancelHandle,
+        settings: SessionSettings,
+    ) -> Result<ReadOnlySession, ConnectError> {
+        let sql = format!(
+            "SELECT pg_is_in_recovery()::text, current_setting('default_transaction_read_only'), \
+             current_setting('server_version_num'), current_setting('server_version'), pg_backend_pid()::text; \
+             {} SHOW default_transaction_read_only;",
+            settings.set_sql()
+        );
+        let rows = text_rows(&client, &sql).await?;
+        let facts = rows
+            .first()
+            .ok_or_else(|| session_err("the server returned no session facts"))?;
+        let confirm = rows.last().and_then(|r| r.first()).map(String::as_str);
+        if confirm != Some("on") {
+            return Err(session_err(
+                "the server did not confirm default_transaction_read_only = on",
+            ));
+        }
+        let field = |i: usize| facts.get(i).cloned().unwrap_or_default();
+        let info = SessionInfo {
+            host: host.host,
+            port: host.port,
+            in_recovery: field(0) == "true",
+            server_default_read_only: field(1) == "on",
+            server_version_num: field(2).parse().unwrap_or(0),
+            server_version: field(3),
+            backend_pid: field(4).parse().unwrap_or(0),
+            tls,
+        };
+        Ok(ReadOnlySession {
+            client,
+            info,
+            cancel,
+            settings,
+            connection,
+        })
+    }
+
+    /// The driver client, for the crates that run SQL. Every transaction it starts is read-only
+    /// unless SQL explicitly asks otherwise — which `sluice-query` never lets user SQL do.
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    pub fn info(&self) -> &SessionInfo {
+        &self.info
+    }
+
+    /// A handle that cancels whatever this session is running, from any task.
+    pub fn cancel_handle(&self) -> CancelHandle {
+        self.cancel.clone()
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.client.is_closed()
+    }
+
+    /// Returns the session to the state `establish` left it in: ends any transaction, resets every
+    /// setting, role, cursor, listener, advisory lock, temporary object and sequence cache, then
+    /// re-applies the read-only settings. Fails when SQL-level prepared statements exist (the
+    /// session is then discarded rather than reused).
+    pub(crate) async fn reset(&self) -> Result<(), ConnectError> {
+        let sql = format!(
+            "ROLLBACK; BEGIN READ WRITE; RESET ALL; SET SESSION AUTHORIZATION DEFAULT; CLOSE ALL; UNLISTEN *; \
+             SELECT pg_advisory_unlock_all(); DISCARD TEMP; DISCARD SEQUENCES; COMMIT; {} \
+             SELECT count(*)::text FROM pg_prepared_statements WHERE from_sql; SHOW default_transaction_read_only;",
+            self.settings.set_sql()
+        );
+        let rows = text_rows(&self.client, &sql).await?;
+        let n = rows.len();
+        let prepared = n
+            .checked_sub(2)
+            .and_then(|i| rows.get(i))
+            .and_then(|r| r.first())
+            .map(String::as_str);
+        let confirm = rows.last().and_then(|r| r.first()).map(String::as_str);
+        if prepared != Some("0") {
+            return Err(session_err(
+                "the session holds SQL-level prepared statements",
+            ));
+        }
+        if confirm != Some("on") {
+            return Err(session_err(
+                "the server did not confirm default_transaction_read_only = on after reset",
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl Drop for ReadOnlySession {
+    fn drop(&mut self) {
+        self.connection.abort();
+    }
+}
+
+fn session_err(message: &str) -> ConnectError {
+    ConnectError::Session {
+        message: message.to_string(),
+    }
+}
+
+/// Runs a simple-protocol batch and returns every row as text, statement by statement.
+pub(crate) async fn text_rows(client: &Client, sql: &str) -> Result<Vec<Vec<String>>, ConnectError> {
+    let messages = client.simple_query(sql).await.map_err(|e| match e.as_db_error() {
+        Some(db) => ConnectError::Session { message: format!("{} ({})", db.message(), db.code().code()) },
+        None => ConnectError::Session { message: e.to_string() },
+    })?;
+    Ok(messages
+        .into_iter()
+        .filter_map(|m| match m {
+            SimpleQueryMessage::Row(r) => Some((0..r.len()).map(|i| r.get(i).unwrap_or("").to_string()).collect()),
+            _ => None,
+        })
+        .collect())
+}
+
+/// Cancels the running query of one session. The request is dialled through the same transport
+/// (direct, private endpoint or tunnel) and wrapped in the same TLS as the session it cancels.
+#[derive(Clone)]
+pub struct CancelHandle {
+    pub(crate) token: CancelToken,
+    pub(crate) dialer: Dialer,
+    pub(crate) tls: TlsSetup,
+    pub(crate) host: HostPort,
+    pub(crate) server_name: String,
+}
+
+impl std::fmt::Debug for CancelHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CancelHandle")
+            .field("host", &self.host)
+            .finish_non_exhaustive()
+    }
+}
+
+impl CancelHandle {
+    pub async fn cancel(&self) -> Result<(), ConnectError> {
+        let stream = self.dialer.dial(&self.host).await?;
+        let tls = self
+            .tls
+            .connector(&self.server_name, Arc::new(Mutex::new(None)))?;
+        self.token
+            .cancel_query_raw(stream, tls)
+            .await
+            .map_err(|e| ConnectError::Lost {
+                addr: self.host.to_string(),
+                reason: format!("cancel request failed: {e}"),
+            })
+    }
+}
