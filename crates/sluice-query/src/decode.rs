@@ -1,0 +1,686 @@
+//! PostgreSQL binary wire values → PostgreSQL's own text output, byte for byte.
+//!
+//! Only the types whose text form Sluice can reproduce exactly for the session's settings are
+//! decoded here (see [`crate::types`]); every other type is rendered by the server. Every reader
+//! is bounds-checked: a malformed value is an error, never a panic.
+
+use std::io::Write as _;
+
+/// A value that did not have the shape its type promises.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Malformed(pub &'static str);
+
+pub type Result<T> = std::result::Result<T, Malformed>;
+
+pub const PG_EPOCH_JDATE: i64 = 2_451_545;
+pub const USECS_PER_DAY: i64 = 86_400_000_000;
+/// Days between 1970-01-01 and 2000-01-01.
+pub const UNIX_TO_PG_DAYS: i32 = 10_957;
+pub const UNIX_TO_PG_USECS: i64 = UNIX_TO_PG_DAYS as i64 * USECS_PER_DAY;
+
+pub fn be_i16(b: &[u8]) -> Result<i16> {
+    b.try_into()
+        .map(i16::from_be_bytes)
+        .map_err(|_| Malformed("int2"))
+}
+
+pub fn be_i32(b: &[u8]) -> Result<i32> {
+    b.try_into()
+        .map(i32::from_be_bytes)
+        .map_err(|_| Malformed("int4"))
+}
+
+pub fn be_u32(b: &[u8]) -> Result<u32> {
+    b.try_into()
+        .map(u32::from_be_bytes)
+        .map_err(|_| Malformed("oid"))
+}
+
+pub fn be_i64(b: &[u8]) -> Result<i64> {
+    b.try_into()
+        .map(i64::from_be_bytes)
+        .map_err(|_| Malformed("int8"))
+}
+
+pub fn be_f32(b: &[u8]) -> Result<f32> {
+    b.try_into()
+        .map(f32::from_be_bytes)
+        .map_err(|_| Malformed("float4"))
+}
+
+pub fn be_f64(b: &[u8]) -> Result<f64> {
+    b.try_into()
+        .map(f64::from_be_bytes)
+        .map_err(|_| Malformed("float8"))
+}
+
+pub fn bool_(b: &[u8]) -> Result<bool> {
+    match b {
+        [v] => Ok(*v != 0),
+        _ => Err(Malformed("bool")),
+    }
+}
+
+pub fn write_int(out: &mut Vec<u8>, v: i64) {
+    let mut buf = itoa_buf();
+    out.extend_from_slice(format_i64(&mut buf, v));
+}
+
+fn itoa_buf() -> [u8; 20] {
+    [0u8; 20]
+}
+
+/// Formats `v` into the tail of `buf` and returns that slice (no allocation).
+fn format_i64(buf: &mut [u8; 20], v: i64) -> &[u8] {
+    let neg = v < 0;
+    let mut n = v.unsigned_abs();
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    if neg {
+        i -= 1;
+        buf[i] = b'-';
+    }
+    &buf[i..]
+}
+
+/// float8out/float4out with extra_float_digits > 0: the shortest text that reads back exactly,
+/// fixed notation for decimal exponents in [-4, threshold), else `d.ddde±XX`.
+pub fn write_float(out: &mut Vec<u8>, v: f64, is_f32: bool) {
+    if v.is_nan() {
+        out.extend_from_slice(b"NaN");
+        return;
+    }
+    if v.is_infinite() {
+        out.extend_from_slice(if v > 0.0 { b"Infinity" } else { b"-Infinity" });
+        return;
+    }
+    // Rust's `{:e}` is the shortest round-trip representation, for f32 when formatting an f32.
+    let sci = if is_f32 {
+        format!("{:e}", v as f32)
+    } else {
+        format!("{v:e}")
+    };
+    let (mant, exp) = sci.split_once('e').unwrap_or((sci.as_str(), "0"));
+    let exp: i32 = exp.parse().unwrap_or(0);
+    let (neg, mant) = match mant.strip_prefix('-') {
+        Some(m) => (true, m),
+        None => (false, mant),
+    };
+    let digits: Vec<u8> = mant.bytes().filter(u8::is_ascii_digit).collect();
+    if neg {
+        out.push(b'-');
+    }
+    let threshold = if is_f32 { 6 } else { 15 };
+    if (-4..threshold).contains(&exp) {
+        if exp < 0 {
+            out.extend_from_slice(b"0.");
+            out.extend(std::iter::repeat_n(b'0', (-exp - 1) as usize));
+            out.extend_from_slice(&digits);
+        } else {
+            let int_len = exp as usize + 1;
+            if digits.len() <= int_len {
+                out.extend_from_slice(&digits);
+                out.extend(std::iter::repeat_n(b'0', int_len - digits.len()));
+            } else {
+                out.extend_from_slice(&digits[..int_len]);
+                out.push(b'.');
+                out.extend_from_slice(&digits[int_len..]);
+            }
+        }
+    } else {
+        if let Some((first, rest)) = digits.split_first() {
+            out.push(*first);
+            if !rest.is_empty() {
+                out.push(b'.');
+                out.extend_from_slice(rest);
+            }
+        }
+        let _ = write!(
+            out,
+            "e{}{:02}",
+            if exp < 0 { '-' } else { '+' },
+            exp.unsigned_abs()
+        );
+    }
+}
+
+/// A decoded numeric in PostgreSQL's base-10000 form.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Numeric<'a> {
+    NaN,
+    PosInf,
+    NegInf,
+    Finite {
+        neg: bool,
+        weight: i16,
+        dscale: u16,
+        digits: &'a [u8],
+    },
+}
+
+pub fn numeric(b: &[u8]) -> Result<Numeric<'_>> {
+    if b.len() < 8 {
+        return Err(Malformed("numeric"));
+    }
+    let ndigits = i16::from_be_bytes([b[0], b[1]]);
+    let weight = i16::from_be_bytes([b[2], b[3]]);
+    let sign = u16::from_be_bytes([b[4], b[5]]);
+    let dscale = u16::from_be_bytes([b[6], b[7]]);
+    let digits = &b[8..];
+    if ndigits < 0 || digits.len() != ndigits as usize * 2 {
+        return Err(Malformed("numeric"));
+    }
+    Ok(match sign {
+        0xC000 => Numeric::NaN,
+        0xD000 => Numeric::PosInf,
+        0xF000 => Numeric::NegInf,
+        0x0000 | 0x4000 => Numeric::Finite {
+            neg: sign == 0x4000,
+            weight,
+            dscale,
+            digits,
+        },
+        _ => return Err(Malformed("numeric")),
+    })
+}
+
+impl Numeric<'_> {
+    fn digit(&self, k: i32) -> i32 {
+        match self {
+            Numeric::Finite { digits, .. } if k >= 0 => {
+                let i = k as usize * 2;
+                digits
+                    .get(i..i + 2)
+                    .map(|d| i16::from_be_bytes([d[0], d[1]]) as i32)
+                    .unwrap_or(0)
+            }
+            _ => 0,
+        }
+    }
+
+    /// numeric_out.
+    pub fn write_text(&self, out: &mut Vec<u8>) {
+        let (neg, weight, dscale) = match self {
+            Numeric::NaN => return out.extend_from_slice(b"NaN"),
+            Numeric::PosInf => return out.extend_from_slice(b"Infinity"),
+            Numeric::NegInf => return out.extend_from_slice(b"-Infinity"),
+            Numeric::Finite {
+                neg,
+                weight,
+                dscale,
+                ..
+            } => (*neg, *weight as i32, *dscale as i32),
+        };
+        if neg {
+            out.push(b'-');
+        }
+        if weight < 0 {
+            out.push(b'0');
+        } else {
+            for w in (0..=weight).rev() {
+                let d = self.digit(weight - w);
+                if w == weight {
+                    write_int(out, d as i64);
+                } else {
+                    let _ = write!(out, "{d:04}");
+                }
+            }
+        }
+        if dscale > 0 {
+            out.push(b'.');
+            let mut left = dscale;
+            let mut w = -1;
+            while left > 0 {
+                let d = self.digit(weight - w);
+                let group = format!("{d:04}");
+                let take = left.min(4) as usize;
+                out.extend_from_slice(&group.as_bytes()[..take]);
+                left -= take as i32;
+                w -= 1;
+            }
+        }
+    }
+
+    /// The value as an unscaled integer at `scale` decimal places, for Arrow decimals. `None`
+    /// for NaN/±Infinity or when it does not fit in 256 bits (never for a declared precision).
+    pub fn unscaled(&self, scale: i32) -> Option<arrow_buffer::i256> {
+        let Numeric::Finite { neg, weight, .. } = self else {
+            return None;
+        };
+        let mut acc = arrow_buffer::i256::ZERO;
+        let ten_k = arrow_buffer::i256::from_i128(10_000);
+        // Groups from weight down to the group holding the last needed fractional digit.
+        let frac_groups = (scale.max(0) + 3) / 4;
+        let lowest = -frac_groups;
+        for w in (lowest..=(*weight as i32)).rev() {
+            let d = self.digit(*weight as i32 - w);
+            acc = acc
+                .checked_mul(ten_k)?
+                .checked_add(arrow_buffer::i256::from_i128(d as i128))?;
+        }
+        // acc now has frac_groups*4 fractional digits; bring it to `scale`.
+        let have = frac_groups * 4;
+        let ten = arrow_buffer::i256::from_i128(10);
+        for _ in scale..have {
+            acc = acc.checked_div(ten)?;
+        }
+        for _ in have..scale {
+            acc = acc.checked_mul(ten)?;
+        }
+        Some(if *neg { acc.checked_neg()? } else { acc })
+    }
+}
+
+/// (year, month, day) for a Julian day number (PostgreSQL's j2date).
+pub fn j2date(jd: i64) -> (i64, u32, u32) {
+    let mut julian = jd + 32044;
+    let mut quad = julian.div_euclid(146_097);
+    let extra = (julian - quad * 146_097) * 4 + 3;
+    julian += 60 + quad * 3 + extra.div_euclid(146_097);
+    quad = julian.div_euclid(1461);
+    julian -= quad * 1461;
+    let mut y = julian * 4 / 1461;
+    let within = if y != 0 {
+        (julian + 305) % 365
+    } else {
+        (julian + 306) % 366
+    };
+    julian = within + 123;
+    y += quad * 4;
+    let year = y - 4800;
+    let q = julian * 2141 / 65536;
+    let day = julian - 7834 * q / 256;
+    let month = (q + 10) % 12 + 1;
+    (year, month as u32, day as u32)
+}
+
+fn write_ymd(out: &mut Vec<u8>, days_since_pg_epoch: i64) -> bool {
+    let (y, m, d) = j2date(days_since_pg_epoch + PG_EPOCH_JDATE);
+    let bc = y <= 0;
+    let shown = if bc { 1 - y } else { y };
+    let _ = write!(out, "{shown:04}-{m:02}-{d:02}");
+    bc
+}
+
+/// date_out, DateStyle ISO.
+pub fn write_date(out: &mut Vec<u8>, days: i32) {
+    match days {
+        i32::MAX => out.extend_from_slice(b"infinity"),
+        i32::MIN => out.extend_from_slice(b"-infinity"),
+        d => {
+            if write_ymd(out, d as i64) {
+                out.extend_from_slice(b" BC");
+            }
+        }
+    }
+}
+
+fn write_hms(out: &mut Vec<u8>, usecs_of_day: i64) {
+    let secs = usecs_of_day / 1_000_000;
+    let frac = usecs_of_day % 1_000_000;
+    let _ = write!(
+        out,
+        "{:02}:{:02}:{:02}",
+        secs / 3600,
+        (secs / 60) % 60,
+        secs % 60
+    );
+    if frac != 0 {
+        let s = format!("{frac:06}");
+        out.push(b'.');
+        out.extend_from_slice(s.trim_end_matches('0').as_bytes());
+    }
+}
+
+/// time_out.
+pub fn write_time(out: &mut Vec<u8>, usecs: i64) {
+    write_hms(out, usecs);
+}
+
+/// timestamp_out / timestamptz_out (in a zero-offset TimeZone), DateStyle ISO.
+pub fn write_timestamp(out: &mut Vec<u8>, usecs: i64, utc_suffix: bool) {
+    match usecs {
+        i64::MAX => return out.extend_from_slice(b"infinity"),
+        i64::MIN => return out.extend_from_slice(b"-infinity"),
+        _ => {}
+    }
+    let days = usecs.div_euclid(USECS_PER_DAY);
+    let tod = usecs.rem_euclid(USECS_PER_DAY);
+    let bc = write_ymd(out, days);
+    out.push(b' ');
+    write_hms(out, tod);
+    if utc_suffix {
+        out.extend_from_slice(b"+00");
+    }
+    if bc {
+        out.extend_from_slice(b" BC");
+    }
+}
+
+pub fn write_uuid(out: &mut Vec<u8>, b: &[u8]) -> Result<()> {
+    if b.len() != 16 {
+        return Err(Malformed("uuid"));
+    }
+    for (i, byte) in b.iter().enumerate() {
+        if matches!(i, 4 | 6 | 8 | 10) {
+            out.push(b'-');
+        }
+        push_hex(out, *byte);
+    }
+    Ok(())
+}
+
+const HEX: &[u8; 16] = b"0123456789abcdef";
+
+fn push_hex(out: &mut Vec<u8>, byte: u8) {
+    out.push(HEX[(byte >> 4) as usize]);
+    out.push(HEX[(byte & 15) as usize]);
+}
+
+/// byteaout with bytea_output = hex.
+pub fn write_bytea(out: &mut Vec<u8>, b: &[u8]) {
+    out.reserve(2 + b.len() * 2);
+    out.extend_from_slice(b"\\x");
+    for byte in b {
+        push_hex(out, *byte);
+    }
+}
+
+/// jsonb binary: a version byte (1) and the text.
+pub fn jsonb_text(b: &[u8]) -> Result<&[u8]> {
+    match b.split_first() {
+        Some((1, rest)) => Ok(rest),
+        _ => Err(Malformed("jsonb")),
+    }
+}
+
+/// A binary array value: dimensions, lower bounds and the raw elements (None = NULL).
+#[derive(Debug)]
+pub struct Array<'a> {
+    pub dims: Vec<(i32, i32)>,
+    pub elems: Vec<Option<&'a [u8]>>,
+}
+
+pub fn array(b: &[u8]) -> Result<Array<'_>> {
+    let bad = Malformed("array");
+    let ndim = b.get(0..4).ok_or(bad.clone()).and_then(be_i32)?;
+    if !(0..=6).contains(&ndim) {
+        return Err(bad);
+    }
+    let mut pos = 12;
+    let mut dims = Vec::with_capacity(ndim as usize);
+    let mut count: usize = 1;
+    for _ in 0..ndim {
+        let len = b.get(pos..pos + 4).ok_or(bad.clone()).and_then(be_i32)?;
+        let lb = b
+            .get(pos + 4..pos + 8)
+            .ok_or(bad.clone())
+            .and_then(be_i32)?;
+        if len < 0 {
+            return Err(bad);
+        }
+        count = count.checked_mul(len as usize).ok_or(bad.clone())?;
+        dims.push((len, lb));
+        pos += 8;
+    }
+    if ndim == 0 {
+        count = 0;
+    }
+    let mut elems = Vec::with_capacity(count.min(b.len() / 4));
+    for _ in 0..count {
+        let len = b.get(pos..pos + 4).ok_or(bad.clone()).and_then(be_i32)?;
+        pos += 4;
+        if len < 0 {
+            elems.push(None);
+        } else {
+            let e = b.get(pos..pos + len as usize).ok_or(bad.clone())?;
+            elems.push(Some(e));
+            pos += len as usize;
+        }
+    }
+    Ok(Array { dims, elems })
+}
+
+impl Array<'_> {
+    pub fn default_bounds(&self) -> bool {
+        self.dims.iter().all(|(_, lb)| *lb == 1)
+    }
+
+    /// array_out: `[lb:ub]=` prefix for non-default bounds, nested braces, quoting per element.
+    pub fn write_text(
+        &self,
+        out: &mut Vec<u8>,
+        mut elem: impl FnMut(&mut Vec<u8>, &[u8]) -> Result<()>,
+    ) -> Result<()> {
+        if self.dims.is_empty() {
+            out.extend_from_slice(b"{}");
+            return Ok(());
+        }
+        if !self.default_bounds() {
+            for (len, lb) in &self.dims {
+                let _ = write!(out, "[{}:{}]", lb, *lb as i64 + *len as i64 - 1);
+            }
+            out.push(b'=');
+        }
+        let mut scratch = Vec::new();
+        let mut idx = 0usize;
+        self.nest(0, out, &mut idx, &mut |out, e| match e {
+            None => {
+                out.extend_from_slice(b"NULL");
+                Ok(())
+            }
+            Some(raw) => {
+                scratch.clear();
+                elem(&mut scratch, raw)?;
+                write_array_elem(out, &scratch);
+                Ok(())
+            }
+        })
+    }
+
+    fn nest(
+        &self,
+        dim: usize,
+        out: &mut Vec<u8>,
+        idx: &mut usize,
+        f: &mut dyn FnMut(&mut Vec<u8>, Option<&[u8]>) -> Result<()>,
+    ) -> Result<()> {
+        let Some((len, _)) = self.dims.get(dim) else {
+            return Ok(());
+        };
+        out.push(b'{');
+        for i in 0..*len {
+            if i > 0 {
+                out.push(b',');
+            }
+            if dim + 1 == self.dims.len() {
+                let e = self.elems.get(*idx).ok_or(Malformed("array"))?;
+                *idx += 1;
+                f(out, *e)?;
+            } else {
+                self.nest(dim + 1, out, idx, f)?;
+            }
+        }
+        out.push(b'}');
+        Ok(())
+    }
+}
+
+fn write_array_elem(out: &mut Vec<u8>, text: &[u8]) {
+    let needs_quote = text.is_empty()
+        || text.eq_ignore_ascii_case(b"NULL")
+        || text.iter().any(|c| {
+            matches!(
+                c,
+                b'"' | b'\\' | b'{' | b'}' | b',' | b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c
+            )
+        });
+    if !needs_quote {
+        out.extend_from_slice(text);
+        return;
+    }
+    out.push(b'"');
+    for c in text {
+        if matches!(c, b'"' | b'\\') {
+            out.push(b'\\');
+        }
+        out.push(*c);
+    }
+    out.push(b'"');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn f8(v: f64) -> String {
+        let mut o = Vec::new();
+        write_float(&mut o, v, false);
+        String::from_utf8(o).expect("utf8")
+    }
+
+    fn f4(v: f32) -> String {
+        let mut o = Vec::new();
+        write_float(&mut o, v as f64, true);
+        String::from_utf8(o).expect("utf8")
+    }
+
+    #[test]
+    fn floats_match_postgres_shortest_output() {
+        let cases = [
+            (0.0, "0"),
+            (-0.0, "-0"),
+            (1.0, "1"),
+            (0.1, "0.1"),
+            (1.5e-7, "1.5e-07"),
+            (0.0001, "0.0001"),
+            (0.00001, "1e-05"),
+            (123456789012345.0, "123456789012345"),
+            (1234567890123456.0, "1.234567890123456e+15"),
+            (1e100, "1e+100"),
+            (f64::MAX, "1.7976931348623157e+308"),
+            (5e-324, "5e-324"),
+            (-2.5, "-2.5"),
+            (f64::NAN, "NaN"),
+            (f64::INFINITY, "Infinity"),
+            (f64::NEG_INFINITY, "-Infinity"),
+        ];
+        for (v, want) in cases {
+            assert_eq!(f8(v), want, "{v:e}");
+        }
+        assert_eq!(f4(0.1), "0.1");
+        assert_eq!(f4(123456.0), "123456");
+        assert_eq!(f4(1234567.0), "1.234567e+06");
+        assert_eq!(f4(3.4028235e38), "3.4028235e+38");
+    }
+
+    fn num(ndigits: i16, weight: i16, sign: u16, dscale: u16, digits: &[i16]) -> String {
+        let mut b = Vec::new();
+        b.extend_from_slice(&ndigits.to_be_bytes());
+        b.extend_from_slice(&weight.to_be_bytes());
+        b.extend_from_slice(&sign.to_be_bytes());
+        b.extend_from_slice(&dscale.to_be_bytes());
+        for d in digits {
+            b.extend_from_slice(&d.to_be_bytes());
+        }
+        let mut o = Vec::new();
+        numeric(&b).expect("numeric").write_text(&mut o);
+        String::from_utf8(o).expect("utf8")
+    }
+
+    #[test]
+    fn numeric_text() {
+        assert_eq!(num(0, 0, 0, 0, &[]), "0");
+        assert_eq!(num(0, 0, 0, 2, &[]), "0.00");
+        assert_eq!(num(2, 0, 0, 2, &[12, 3400]), "12.34");
+        assert_eq!(num(2, 1, 0x4000, 0, &[1, 2]), "-10002");
+        assert_eq!(num(1, -2, 0, 6, &[1200]), "0.000012");
+        assert_eq!(num(1, -2, 0, 8, &[12]), "0.00000012");
+        assert_eq!(num(1, 2, 0, 0, &[5]), "500000000");
+        assert_eq!(num(0, 0, 0xC000, 0, &[]), "NaN");
+        assert_eq!(num(0, 0, 0xD000, 0, &[]), "Infinity");
+        assert_eq!(num(0, 0, 0xF000, 0, &[]), "-Infinity");
+        assert!(numeric(&[0, 1]).is_err());
+    }
+
+    #[test]
+    fn numeric_unscaled_for_decimals() {
+        let mut b = Vec::new();
+        for v in [2i16, 0, 0x4000, 2, 12, 3400] {
+            b.extend_from_slice(&v.to_be_bytes());
+        }
+        let n = numeric(&b).expect("numeric");
+        assert_eq!(n.unscaled(2), Some(arrow_buffer::i256::from_i128(-1234)));
+        assert_eq!(n.unscaled(4), Some(arrow_buffer::i256::from_i128(-123400)));
+    }
+
+    #[test]
+    fn dates_and_timestamps() {
+        let d = |days: i32| {
+            let mut o = Vec::new();
+            write_date(&mut o, days);
+            String::from_utf8(o).expect("utf8")
+        };
+        assert_eq!(d(0), "2000-01-01");
+        assert_eq!(d(-1), "1999-12-31");
+        assert_eq!(d(i32::MAX), "infinity");
+        assert_eq!(d(i32::MIN), "-infinity");
+        // 0001-01-01 BC is Julian day 1721060; 4713-11-24 BC is day 0.
+        assert_eq!(d((1_721_060 - PG_EPOCH_JDATE) as i32), "0001-01-01 BC");
+        assert_eq!(d(-(PG_EPOCH_JDATE as i32)), "4714-11-24 BC");
+        let t = |us: i64, tz: bool| {
+            let mut o = Vec::new();
+            write_timestamp(&mut o, us, tz);
+            String::from_utf8(o).expect("utf8")
+        };
+        assert_eq!(t(0, false), "2000-01-01 00:00:00");
+        assert_eq!(t(-1, true), "1999-12-31 23:59:59.999999+00");
+        assert_eq!(t(1_500_000, false), "2000-01-01 00:00:01.5");
+        assert_eq!(t(i64::MAX, true), "infinity");
+        let mut o = Vec::new();
+        write_time(&mut o, USECS_PER_DAY);
+        assert_eq!(o, b"24:00:00");
+    }
+
+    #[test]
+    fn arrays() {
+        // int4[] {{1,NULL},{3,4}} with lower bounds [0:1][1:2]
+        let mut b = Vec::new();
+        for v in [2i32, 1, 23, 2, 0, 2, 1] {
+            b.extend_from_slice(&v.to_be_bytes());
+        }
+        for e in [Some(1i32), None, Some(3), Some(4)] {
+            match e {
+                Some(v) => {
+                    b.extend_from_slice(&4i32.to_be_bytes());
+                    b.extend_from_slice(&v.to_be_bytes());
+                }
+                None => b.extend_from_slice(&(-1i32).to_be_bytes()),
+            }
+        }
+        let a = array(&b).expect("array");
+        let mut o = Vec::new();
+        a.write_text(&mut o, |o, e| {
+            write_int(o, be_i32(e)? as i64);
+            Ok(())
+        })
+        .expect("text");
+        assert_eq!(
+            String::from_utf8(o).expect("utf8"),
+            "[0:1][1:2]={{1,NULL},{3,4}}"
+        );
+        let mut o = Vec::new();
+        write_array_elem(&mut o, b"a \"b\"");
+        write_array_elem(&mut o, b"null");
+        write_array_elem(&mut o, b"");
+        assert_eq!(o, b"\"a \\\"b\\\"\"\"null\"\"\"");
+        assert!(array(&[0, 0, 0, 1]).is_err());
+    }
+}

@@ -1,0 +1,558 @@
+//! Arrow IPC stream and Parquet: typed columns built batch by batch.
+//!
+//! Mapping: bool → Boolean; int2/int4/int8 → Int16/Int32/Int64; oid → UInt32; float4/float8 →
+//! Float32/Float64; numeric(p,s) → Decimal128(p,s) for p ≤ 38, Decimal256(p,s) for p ≤ 76 (NaN →
+//! null), numeric without a declared precision → Utf8 with the exact text; date → Date32; time
+//! → Time64(µs); timestamp → Timestamp(µs); timestamptz → Timestamp(µs, "UTC"); ±infinity dates
+//! and timestamps → the type's largest/smallest value; bytea → Binary; arrays of those →
+//! List (a multi-dimensional array's elements in row-major order; its shape and lower bounds
+//! are in the PostgreSQL text form, which CSV and JSON keep); text, varchar, char, name, uuid,
+//! json, jsonb and every type the server renders → Utf8. Each field's metadata carries
+//! `pg_type` (e.g. `numeric(12,2)`, `integer[]`, `mood`), `pg_type_oid` and `pg_name` (the
+//! column's name as PostgreSQL gave it; field names are [`unique_names`]).
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use arrow_array::builder::{
+    make_builder, ArrayBuilder, BinaryBuilder, BooleanBuilder, Date32Builder, Decimal128Builder,
+    Decimal256Builder, Float32Builder, Float64Builder, Int16Builder, Int32Builder, Int64Builder,
+    ListBuilder, StringBuilder, Time64MicrosecondBuilder, TimestampMicrosecondBuilder,
+    UInt32Builder,
+};
+use arrow_array::{ArrayRef, RecordBatch};
+use arrow_ipc::writer::StreamWriter;
+use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use parquet::arrow::ArrowWriter;
+use parquet::basic::{Compression, ZstdLevel};
+use parquet::file::metadata::KeyValue;
+use parquet::file::properties::WriterProperties;
+
+use super::{ExportContext, Exporter};
+use crate::decode::{self, Malformed};
+use crate::types::{write_scalar, write_text, Codec, Scalar};
+use crate::{unique_names, Batch, Column, QueryError};
+
+/// The schema metadata key that says whether `max_rows` cut the result short.
+pub const TRUNCATED_KEY: &str = "sluice.truncated";
+/// Rows per Arrow record batch (and the unit Parquet receives).
+pub const RECORD_BATCH_ROWS: usize = 65_536;
+/// Rows per Parquet row group: bounds the writer's memory.
+pub const ROW_GROUP_ROWS: usize = 131_072;
+/// A partly filled record batch is written after this long, so slow results still stream.
+const FLUSH_AFTER: Duration = Duration::from_secs(1);
+
+/// How one column is appended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Bool,
+    I16,
+    I32,
+    I64,
+    U32,
+    F32,
+    F64,
+    Dec128,
+    Dec256,
+    /// Exact text: Utf8 from PostgreSQL's text rendering of this codec.
+    Text(Codec),
+    Binary,
+    Date,
+    Time,
+    Ts,
+}
+
+fn scalar_kind(s: Scalar, numeric: Option<(u8, i8)>) -> (Kind, DataType) {
+    match s {
+        Scalar::Bool => (Kind::Bool, DataType::Boolean),
+        Scalar::Int2 => (Kind::I16, DataType::Int16),
+        Scalar::Int4 => (Kind::I32, DataType::Int32),
+        Scalar::Int8 => (Kind::I64, DataType::Int64),
+        Scalar::Oid => (Kind::U32, DataType::UInt32),
+        Scalar::Float4 => (Kind::F32, DataType::Float32),
+        Scalar::Float8 => (Kind::F64, DataType::Float64),
+        Scalar::Numeric => match numeric {
+            Some((p, s)) if p >= 1 && p <= 38 && (s as i32) <= p as i32 => {
+                (Kind::Dec128, DataType::Decimal128(p, s))
+            }
+            Some((p, s)) if p >= 1 && p <= 76 && (s as i32) <= p as i32 => {
+                (Kind::Dec256, DataType::Decimal256(p, s))
+            }
+            _ => (Kind::Text(Codec::Scalar(s)), DataType::Utf8),
+        },
+        Scalar::Bytea => (Kind::Binary, DataType::Binary),
+        Scalar::Date => (Kind::Date, DataType::Date32),
+        Scalar::Time => (Kind::Time, DataType::Time64(TimeUnit::Microsecond)),
+        Scalar::Timestamp => (Kind::Ts, DataType::Timestamp(TimeUnit::Microsecond, None)),
+        Scalar::TimestampTz => (
+            Kind::Ts,
+            DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+        ),
+        Scalar::Text | Scalar::Json | Scalar::Jsonb | Scalar::Uuid => {
+            (Kind::Text(Codec::Scalar(s)), DataType::Utf8)
+        }
+    }
+}
+
+struct Plan {
+    kind: Kind,
+    /// Set for arrays: values are lists of `kind`.
+    list: bool,
+    data_type: DataType,
+    scale: i8,
+}
+
+fn plan(c: &Column) -> Plan {
+    let numeric = c.numeric_precision_scale();
+    let scale = numeric.map(|(_, s)| s).unwrap_or(0);
+    match c.codec {
+        Codec::Scalar(s) => {
+            let (kind, data_type) = scalar_kind(s, numeric);
+            Plan {
+                kind,
+                list: false,
+                data_type,
+                scale,
+            }
+        }
+        Codec::Array(s) => {
+            let (kind, elem) = scalar_kind(s, numeric);
+            Plan {
+                kind,
+                list: true,
+                data_type: DataType::List(Arc::new(Field::new("item", elem, true))),
+                scale,
+            }
+        }
+        Codec::ServerText => Plan {
+            kind: Kind::Text(Codec::ServerText),
+            list: false,
+            data_type: DataType::Utf8,
+            scale: 0,
+        },
+    }
+}
+
+/// The Arrow schema for these columns; `truncated` adds the [`TRUNCATED_KEY`] metadata.
+pub fn schema(columns: &[Column], truncated: Option<bool>) -> Schema {
+    let names = unique_names(columns);
+    let fields: Vec<Field> = columns
+        .iter()
+        .zip(names)
+        .map(|(c, name)| {
+            let mut type_name = c.type_name.clone();
+            if let Some((p, s)) = c.numeric_precision_scale() {
+                let suffix = format!("({p},{s})");
+                type_name = match type_name.strip_suffix("[]") {
+                    Some(base) => format!("{base}{suffix}[]"),
+                    None => format!("{type_name}{suffix}"),
+                };
+            }
+            let meta = HashMap::from([
+                ("pg_type".to_string(), type_name),
+                ("pg_type_oid".to_string(), c.type_oid.to_string()),
+                ("pg_name".to_string(), c.name.clone()),
+            ]);
+            Field::new(name, plan(c).data_type, true).with_metadata(meta)
+        })
+        .collect();
+    let mut meta = HashMap::new();
+    if let Some(t) = truncated {
+        meta.insert(TRUNCATED_KEY.to_string(), t.to_string());
+    }
+    Schema::new_with_metadata(fields, meta)
+}
+
+/// Column builders for one record batch at a time.
+struct Builders {
+    plans: Vec<Plan>,
+    builders: Vec<Box<dyn ArrayBuilder>>,
+    rows: usize,
+    scratch: Vec<u8>,
+    since: Instant,
+}
+
+impl Builders {
+    fn new(columns: &[Column]) -> Builders {
+        let plans: Vec<Plan> = columns.iter().map(plan).collect();
+        let builders = plans
+            .iter()
+            .map(|p| make_builder(&p.data_type, 1024))
+            .collect();
+        Builders {
+            plans,
+            builders,
+            rows: 0,
+            scratch: Vec::new(),
+            since: Instant::now(),
+        }
+    }
+
+    fn append(&mut self, columns: &[Column], batch: &Batch) -> Result<(), QueryError> {
+        for (i, c) in columns.iter().enumerate() {
+            let (Some(plan), Some(b)) = (self.plans.get(i), self.builders.get_mut(i)) else {
+                continue;
+            };
+            let malformed = |m: Malformed| {
+                QueryError::Internal(format!("column {} held a malformed {} value", c.name, m.0))
+            };
+            for r in 0..batch.len() {
+                let raw = batch.value(r, i);
+                if plan.list {
+                    append_list(b.as_mut(), plan, raw, &mut self.scratch).map_err(malformed)?;
+                } else {
+                    append(b.as_mut(), plan.kind, plan.scale, raw, &mut self.scratch)
+                        .map_err(malformed)?;
+                }
+            }
+        }
+        self.rows += batch.len();
+        Ok(())
+    }
+
+    fn due(&self) -> bool {
+        self.rows >= RECORD_BATCH_ROWS || (self.rows > 0 && self.since.elapsed() >= FLUSH_AFTER)
+    }
+
+    fn take(&mut self, schema: &SchemaRef) -> Result<Option<RecordBatch>, QueryError> {
+        self.since = Instant::now();
+        if self.rows == 0 {
+            return Ok(None);
+        }
+        self.rows = 0;
+        let arrays: Vec<ArrayRef> = self.builders.iter_mut().map(|b| b.finish()).collect();
+        RecordBatch::try_new(schema.clone(), arrays)
+            .map(Some)
+            .map_err(|e| QueryError::Encode(e.to_string()))
+    }
+}
+
+fn downcast<T: 'static>(b: &mut dyn ArrayBuilder) -> Result<&mut T, Malformed> {
+    b.as_any_mut()
+        .downcast_mut::<T>()
+        .ok_or(Malformed("arrow builder"))
+}
+
+fn append(
+    b: &mut dyn ArrayBuilder,
+    kind: Kind,
+    scale: i8,
+    raw: Option<&[u8]>,
+    scratch: &mut Vec<u8>,
+) -> Result<(), Malformed> {
+    match kind {
+        Kind::Bool => {
+            downcast::<BooleanBuilder>(b)?.append_option(raw.map(decode::bool_).transpose()?)
+        }
+        Kind::I16 => {
+            downcast::<Int16Builder>(b)?.append_option(raw.map(decode::be_i16).transpose()?)
+        }
+        Kind::I32 => {
+            downcast::<Int32Builder>(b)?.append_option(raw.map(decode::be_i32).transpose()?)
+        }
+        Kind::I64 => {
+            downcast::<Int64Builder>(b)?.append_option(raw.map(decode::be_i64).transpose()?)
+        }
+        Kind::U32 => {
+            downcast::<UInt32Builder>(b)?.append_option(raw.map(decode::be_u32).transpose()?)
+        }
+        Kind::F32 => {
+            downcast::<Float32Builder>(b)?.append_option(raw.map(decode::be_f32).transpose()?)
+        }
+        Kind::F64 => {
+            downcast::<Float64Builder>(b)?.append_option(raw.map(decode::be_f64).transpose()?)
+        }
+        Kind::Dec128 => {
+            let v = match raw {
+                Some(r) => decode::numeric(r)?
+                    .unscaled(scale as i32)
+                    .and_then(|v| v.to_i128()),
+                None => None,
+            };
+            downcast::<Decimal128Builder>(b)?.append_option(v)
+        }
+        Kind::Dec256 => {
+            let v = match raw {
+                Some(r) => decode::numeric(r)?.unscaled(scale as i32),
+                None => None,
+            };
+            downcast::<Decimal256Builder>(b)?.append_option(v)
+        }
+        Kind::Binary => downcast::<BinaryBuilder>(b)?.append_option(raw),
+        Kind::Date => {
+            let v = raw.map(decode::be_i32).transpose()?.map(|d| match d {
+                i32::MAX | i32::MIN => d,
+                d => d.saturating_add(decode::UNIX_TO_PG_DAYS),
+            });
+            downcast::<Date32Builder>(b)?.append_option(v)
+        }
+        Kind::Time => downcast::<Time64MicrosecondBuilder>(b)?
+            .append_option(raw.map(decode::be_i64).transpose()?),
+        Kind::Ts => {
+            let v = raw.map(decode::be_i64).transpose()?.map(|t| match t {
+                i64::MAX | i64::MIN => t,
+                t => t.saturating_add(decode::UNIX_TO_PG_USECS),
+            });
+            downcast::<TimestampMicrosecondBuilder>(b)?.append_option(v)
+        }
+        Kind::Text(codec) => {
+            let sb = downcast::<StringBuilder>(b)?;
+            match raw {
+                None => sb.append_null(),
+                Some(r) => {
+                    scratch.clear();
+                    match codec {
+                        Codec::Scalar(s) => write_scalar(s, r, scratch)?,
+                        other => write_text(other, r, scratch)?,
+                    }
+                    let text = std::str::from_utf8(scratch).map_err(|_| Malformed("text"))?;
+                    sb.append_value(text)
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn append_list(
+    b: &mut dyn ArrayBuilder,
+    plan: &Plan,
+    raw: Option<&[u8]>,
+    scratch: &mut Vec<u8>,
+) -> Result<(), Malformed> {
+    let lb = downcast::<ListBuilder<Box<dyn ArrayBuilder>>>(b)?;
+    let Some(raw) = raw else {
+        lb.append_null();
+        return Ok(());
+    };
+    let a = decode::array(raw)?;
+    for e in &a.elems {
+        append(lb.values().as_mut(), plan.kind, plan.scale, *e, scratch)?;
+    }
+    lb.append(true);
+    Ok(())
+}
+
+/// A `Write` whose bytes the exporter hands on after every write.
+#[derive(Clone, Default)]
+struct Shared(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Shared {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .lock()
+            .map_err(|_| std::io::Error::other("output buffer poisoned"))?
+            .extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Shared {
+    fn drain_into(&self, out: &mut Vec<u8>) {
+        if let Ok(mut b) = self.0.lock() {
+            out.append(&mut b);
+        }
+    }
+}
+
+fn encode_err(e: impl std::fmt::Display) -> QueryError {
+    QueryError::Encode(e.to_string())
+}
+
+/// Arrow IPC stream format. Without a row limit the schema (`sluice.truncated = false`) goes out
+/// first and record batches follow as they fill; with a limit, truncation is only known at the
+/// end, so the batches (at most `max_rows` rows) are held until then.
+pub struct ArrowIpc {
+    ctx: ExportContext,
+    builders: Option<Builders>,
+    schema: Option<SchemaRef>,
+    writer: Option<StreamWriter<Shared>>,
+    held: Vec<RecordBatch>,
+    buf: Shared,
+}
+
+impl ArrowIpc {
+    pub fn new(ctx: ExportContext) -> ArrowIpc {
+        ArrowIpc {
+            ctx,
+            builders: None,
+            schema: None,
+            writer: None,
+            held: Vec::new(),
+            buf: Shared::default(),
+        }
+    }
+
+    fn emit(&mut self, batch: RecordBatch, out: &mut Vec<u8>) -> Result<(), QueryError> {
+        match self.writer.as_mut() {
+            Some(w) => {
+                w.write(&batch).map_err(encode_err)?;
+                self.buf.drain_into(out);
+            }
+            None => self.held.push(batch),
+        }
+        Ok(())
+    }
+}
+
+impl Exporter for ArrowIpc {
+    fn begin(&mut self, columns: &[Column], out: &mut Vec<u8>) -> Result<(), QueryError> {
+        self.builders = Some(Builders::new(columns));
+        // Record batches carry the plain schema; the stream's schema message adds the metadata.
+        self.schema = Some(Arc::new(schema(columns, None)));
+        if self.ctx.max_rows.is_none() {
+            let s = schema(columns, Some(false));
+            self.writer = Some(StreamWriter::try_new(self.buf.clone(), &s).map_err(encode_err)?);
+            self.buf.drain_into(out);
+        }
+        Ok(())
+    }
+
+    fn batch(
+        &mut self,
+        columns: &[Column],
+        batch: &Batch,
+        out: &mut Vec<u8>,
+    ) -> Result<(), QueryError> {
+        let (Some(b), Some(schema)) = (self.builders.as_mut(), self.schema.clone()) else {
+            return Err(QueryError::Internal("batch before begin".into()));
+        };
+        b.append(columns, batch)?;
+        if b.due() {
+            if let Some(rb) = b.take(&schema)? {
+                self.emit(rb, out)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn finish(
+        &mut self,
+        columns: &[Column],
+        truncated: bool,
+        out: &mut Vec<u8>,
+    ) -> Result<(), QueryError> {
+        let (Some(b), Some(schema)) = (self.builders.as_mut(), self.schema.clone()) else {
+            return Err(QueryError::Internal("finish before begin".into()));
+        };
+        if let Some(rb) = b.take(&schema)? {
+            self.emit(rb, out)?;
+        }
+        if self.writer.is_none() {
+            let s = schema_with(columns, truncated);
+            let mut w = StreamWriter::try_new(self.buf.clone(), &s).map_err(encode_err)?;
+            for rb in self.held.drain(..) {
+                let rb = rb.with_schema(Arc::new(s.clone())).map_err(encode_err)?;
+                w.write(&rb).map_err(encode_err)?;
+            }
+            self.writer = Some(w);
+        }
+        if let Some(w) = self.writer.as_mut() {
+            w.finish().map_err(encode_err)?;
+        }
+        self.buf.drain_into(out);
+        Ok(())
+    }
+}
+
+fn schema_with(columns: &[Column], truncated: bool) -> Schema {
+    schema(columns, Some(truncated))
+}
+
+/// Parquet, zstd-compressed, one row group per [`ROW_GROUP_ROWS`] rows written as soon as it is
+/// full; `sluice.truncated` goes into the file's key-value metadata (which readers show as schema
+/// metadata) when the footer is written.
+pub struct Parquet {
+    builders: Option<Builders>,
+    schema: Option<SchemaRef>,
+    writer: Option<ArrowWriter<Shared>>,
+    buf: Shared,
+}
+
+impl Default for Parquet {
+    fn default() -> Self {
+        Parquet::new()
+    }
+}
+
+impl Parquet {
+    pub fn new() -> Parquet {
+        Parquet {
+            builders: None,
+            schema: None,
+            writer: None,
+            buf: Shared::default(),
+        }
+    }
+}
+
+impl Exporter for Parquet {
+    fn begin(&mut self, columns: &[Column], out: &mut Vec<u8>) -> Result<(), QueryError> {
+        let s = Arc::new(schema(columns, None));
+        let level = ZstdLevel::try_new(1).map_err(encode_err)?;
+        let props = WriterProperties::builder()
+            .set_compression(Compression::ZSTD(level))
+            .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
+            .build();
+        self.writer = Some(
+            ArrowWriter::try_new(self.buf.clone(), s.clone(), Some(props)).map_err(encode_err)?,
+        );
+        self.builders = Some(Builders::new(columns));
+        self.schema = Some(s);
+        self.buf.drain_into(out);
+        Ok(())
+    }
+
+    fn batch(
+        &mut self,
+        columns: &[Column],
+        batch: &Batch,
+        out: &mut Vec<u8>,
+    ) -> Result<(), QueryError> {
+        let (Some(b), Some(schema), Some(w)) = (
+            self.builders.as_mut(),
+            self.schema.clone(),
+            self.writer.as_mut(),
+        ) else {
+            return Err(QueryError::Internal("batch before begin".into()));
+        };
+        b.append(columns, batch)?;
+        if b.rows >= RECORD_BATCH_ROWS {
+            if let Some(rb) = b.take(&schema)? {
+                w.write(&rb).map_err(encode_err)?;
+                self.buf.drain_into(out);
+            }
+        }
+        Ok(())
+    }
+
+    fn finish(
+        &mut self,
+        _: &[Column],
+        truncated: bool,
+        out: &mut Vec<u8>,
+    ) -> Result<(), QueryError> {
+        let (Some(b), Some(schema), Some(mut w)) = (
+            self.builders.as_mut(),
+            self.schema.clone(),
+            self.writer.take(),
+        ) else {
+            return Err(QueryError::Internal("finish before begin".into()));
+        };
+        if let Some(rb) = b.take(&schema)? {
+            w.write(&rb).map_err(encode_err)?;
+        }
+        w.append_key_value_metadata(KeyValue::new(
+            TRUNCATED_KEY.to_string(),
+            truncated.to_string(),
+        ));
+        w.close().map_err(encode_err)?;
+        self.buf.drain_into(out);
+        Ok(())
+    }
+}
