@@ -170,9 +170,13 @@ pub struct Column {
 }
 
 impl Column {
-    /// numeric(p, s) as declared, from the type modifier.
+    /// numeric(p, s) as declared (also for numeric(p, s)[]), from the type modifier.
     pub fn numeric_precision_scale(&self) -> Option<(u8, i8)> {
-        if self.codec != Codec::Scalar(Scalar::Numeric) || self.typmod < 4 {
+        let numeric = matches!(
+            self.codec,
+            Codec::Scalar(Scalar::Numeric) | Codec::Array(Scalar::Numeric)
+        );
+        if !numeric || self.typmod < 4 {
             return None;
         }
         let t = self.typmod - 4;
