@@ -12,6 +12,9 @@ pub struct Malformed(pub &'static str);
 
 pub type Result<T> = std::result::Result<T, Malformed>;
 
+/// Writes one array element (`None` = NULL) while an array is walked.
+pub type ElementWriter<'a> = dyn FnMut(&mut Vec<u8>, Option<&[u8]>) -> Result<()> + 'a;
+
 pub const PG_EPOCH_JDATE: i64 = 2_451_545;
 pub const USECS_PER_DAY: i64 = 86_400_000_000;
 /// Days between 1970-01-01 and 2000-01-01.
@@ -471,7 +474,7 @@ impl Array<'_> {
         }
         let mut scratch = Vec::new();
         let mut idx = 0usize;
-        self.nest(0, out, &mut idx, &mut |out, e| match e {
+        self.nest(0, (b'{', b'}'), out, &mut idx, &mut |out, e| match e {
             None => {
                 out.extend_from_slice(b"NULL");
                 Ok(())
@@ -485,17 +488,19 @@ impl Array<'_> {
         })
     }
 
-    fn nest(
+    /// Walks dimension `dim` and below, bracketing each level with `brackets`.
+    pub fn nest(
         &self,
         dim: usize,
+        brackets: (u8, u8),
         out: &mut Vec<u8>,
         idx: &mut usize,
-        f: &mut dyn FnMut(&mut Vec<u8>, Option<&[u8]>) -> Result<()>,
+        f: &mut ElementWriter<'_>,
     ) -> Result<()> {
         let Some((len, _)) = self.dims.get(dim) else {
             return Ok(());
         };
-        out.push(b'{');
+        out.push(brackets.0);
         for i in 0..*len {
             if i > 0 {
                 out.push(b',');
@@ -505,10 +510,10 @@ impl Array<'_> {
                 *idx += 1;
                 f(out, *e)?;
             } else {
-                self.nest(dim + 1, out, idx, f)?;
+                self.nest(dim + 1, brackets, out, idx, f)?;
             }
         }
-        out.push(b'}');
+        out.push(brackets.1);
         Ok(())
     }
 }

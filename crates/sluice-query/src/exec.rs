@@ -34,6 +34,9 @@ use crate::QueryError;
 pub const BATCH_ROWS: usize = 4096;
 /// How long after `timeout` Sluice stops waiting for the server's own statement timeout.
 const CLIENT_GRACE: Duration = Duration::from_secs(2);
+/// How long the closing ROLLBACK may wait behind a cancelled statement before the session is
+/// closed instead of returned.
+const ROLLBACK_WAIT: Duration = Duration::from_secs(5);
 
 /// One query request.
 #[derive(Debug, Clone, Default)]
@@ -630,10 +633,19 @@ async fn release(
         loan.discard();
         return;
     }
-    match loan.session().client().batch_execute("ROLLBACK").await {
-        Ok(()) => drop(loan),
-        Err(e) => {
+    // A statement that ignores the cancel would hold the session (and its pool slot) until it
+    // ends: give up on it after ROLLBACK_WAIT and close the connection instead.
+    let rollback = loan.session().client().batch_execute("ROLLBACK");
+    match tokio::time::timeout(ROLLBACK_WAIT, rollback).await {
+        Ok(Ok(())) => drop(loan),
+        Ok(Err(e)) => {
             tracing::debug!("rollback failed, discarding the session: {e}");
+            loan.discard();
+        }
+        Err(_) => {
+            tracing::debug!(
+                "rollback did not finish within {ROLLBACK_WAIT:?}; discarding the session"
+            );
             loan.discard();
         }
     }

@@ -101,7 +101,7 @@ impl Scalar {
             1082 => Scalar::Date,
             1083 => Scalar::Time,
             1114 => Scalar::Timestamp,
-            1184 if !typed && !(fmt.iso() && fmt.utc()) => return None,
+            1184 if !(typed || fmt.iso() && fmt.utc()) => return None,
             1184 => Scalar::TimestampTz,
             2950 => Scalar::Uuid,
             _ => return None,

@@ -364,11 +364,11 @@ async fn arrow_and_parquet_are_typed_and_exact() {
             continue;
         }
         let a = batch.column(c).as_string::<i32>();
-        for r in 0..4 {
+        for (r, want) in rows.iter().enumerate() {
             if a.is_null(r) {
-                assert_eq!(rows[r][c], "", "{}", f.name());
+                assert_eq!(want[c], "", "{}", f.name());
             } else {
-                assert_eq!(a.value(r), rows[r][c], "{} row {r}", f.name());
+                assert_eq!(a.value(r), want[c], "{} row {r}", f.name());
             }
         }
     }
@@ -409,7 +409,7 @@ async fn arrow_and_parquet_are_typed_and_exact() {
     let pbatch = arrow_select_concat(&pbatches);
     assert_eq!(pbatch.num_rows(), 4);
     assert_eq!(pbatch.columns().len(), batch.columns().len());
-    for c in 0..batch.num_columns() {
+    for (c, name) in header.iter().enumerate() {
         if matches!(
             batch.schema().field(c).data_type(),
             DataType::Timestamp(_, _) | DataType::Date32 | DataType::Time64(_)
@@ -419,8 +419,7 @@ async fn arrow_and_parquet_are_typed_and_exact() {
         assert_eq!(
             pbatch.column(c).to_data(),
             batch.column(c).to_data(),
-            "{}",
-            header[c]
+            "{name}"
         );
     }
 }

@@ -74,10 +74,10 @@ fn scalar_kind(s: Scalar, numeric: Option<(u8, i8)>) -> (Kind, DataType) {
         Scalar::Float4 => (Kind::F32, DataType::Float32),
         Scalar::Float8 => (Kind::F64, DataType::Float64),
         Scalar::Numeric => match numeric {
-            Some((p, s)) if p >= 1 && p <= 38 && (s as i32) <= p as i32 => {
+            Some((p, s)) if (1..=38).contains(&p) && (s as i32) <= p as i32 => {
                 (Kind::Dec128, DataType::Decimal128(p, s))
             }
-            Some((p, s)) if p >= 1 && p <= 76 && (s as i32) <= p as i32 => {
+            Some((p, s)) if (1..=76).contains(&p) && (s as i32) <= p as i32 => {
                 (Kind::Dec256, DataType::Decimal256(p, s))
             }
             _ => (Kind::Text(Codec::Scalar(s)), DataType::Utf8),

@@ -120,7 +120,7 @@ fn value(
             }
             let mut idx = 0;
             let mut elem_scratch = Vec::new();
-            nest(&a, 0, &mut idx, out, &mut |out, e| match e {
+            a.nest(0, (b'[', b']'), out, &mut idx, &mut |out, e| match e {
                 None => {
                     out.extend_from_slice(b"null");
                     Ok(())
@@ -129,33 +129,6 @@ fn value(
             })
         }
     }
-}
-
-fn nest(
-    a: &decode::Array<'_>,
-    dim: usize,
-    idx: &mut usize,
-    out: &mut Vec<u8>,
-    f: &mut dyn FnMut(&mut Vec<u8>, Option<&[u8]>) -> Result<(), Malformed>,
-) -> Result<(), Malformed> {
-    let Some((len, _)) = a.dims.get(dim) else {
-        return Ok(());
-    };
-    out.push(b'[');
-    for i in 0..*len {
-        if i > 0 {
-            out.push(b',');
-        }
-        if dim + 1 == a.dims.len() {
-            let e = a.elems.get(*idx).ok_or(Malformed("array"))?;
-            *idx += 1;
-            f(out, *e)?;
-        } else {
-            nest(a, dim + 1, idx, out, f)?;
-        }
-    }
-    out.push(b']');
-    Ok(())
 }
 
 impl Exporter for Json {
