@@ -22,7 +22,8 @@ const MIN_SERVER_VERSION_NUM: u32 = 100_000;
 
 /// Runs every check that can run and returns the report.
 pub async fn run(input: DoctorInput) -> Report {
-    let (checks, session) = connection_stages(&input).await;
+    let (mut checks, session) = connection_stages(&input).await;
+    checks.extend(crate::privileges::checks(session.as_ref(), &input.schemas).await);
     let server_version = session
         .as_ref()
         .map(|s| short_version(&s.info().server_version));
