@@ -206,9 +206,7 @@ pub fn setup_sql(opts: &SetupOptions) -> Result<String, SetupError> {
         comment("Preflight: the right database, and everything named exists."),
         do_block(&preflight(opts, &schemas, &owners)),
         String::new(),
-        comment(&format!(
-            "The login role: created when absent; its password and attributes set either way."
-        )),
+        comment("The login role: created when absent; its password and attributes set either way."),
         do_block(&format!(
             "BEGIN\n  IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = {}) THEN\n    CREATE ROLE {user};\n  END IF;\nEND",
             literal(&opts.user)

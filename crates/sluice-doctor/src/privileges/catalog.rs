@@ -369,9 +369,9 @@ fn first_batch(v: u32) -> String {
          FROM pg_catalog.pg_roles r, pg_catalog.pg_database d \
          WHERE r.rolname = current_user AND d.datname = current_database();\n\
          WITH RECURSIVE walk(roleid, path, inherited, depth) AS ( \
-             SELECT r.oid, ARRAY[]::text[], true, 0 FROM pg_catalog.pg_roles r WHERE r.rolname = current_user \
+             SELECT r.oid, ARRAY[]::text[] COLLATE \"C\", true, 0 FROM pg_catalog.pg_roles r WHERE r.rolname = current_user \
            UNION ALL \
-             SELECT m.roleid, w.path || g.rolname::text, w.inherited AND {edge_inherits}, w.depth + 1 \
+             SELECT m.roleid, w.path || (g.rolname::text COLLATE \"C\"), w.inherited AND {edge_inherits}, w.depth + 1 \
              FROM walk w \
              JOIN pg_catalog.pg_auth_members m ON m.member = w.roleid \
              JOIN pg_catalog.pg_roles g ON g.oid = m.roleid \

@@ -57,10 +57,6 @@ pub(crate) async fn checks(session: Option<&ReadOnlySession>, schemas: &[String]
                                 Status::Fail,
                                 format!("cannot prove the user is read-only: {why}"),
                             )
-                            .fix(Some(
-                                "-- grant the user SELECT on the pg_catalog tables it was denied"
-                                    .into(),
-                            ))
                             .timed(started)
                         } else {
                             Check::skip(id, why.clone())

@@ -8,7 +8,7 @@ use super::{
     capped, database_owner_fix, fix_text, push_unique, relkind_alter, relkind_grant, relkind_noun,
     revoke, shown,
 };
-use crate::quote::{ident, qualified};
+use crate::quote::{ident, lines, qualified};
 use crate::report::{Check, CheckId, Status};
 
 /// Memberships that write: files, programs, or every table.
@@ -219,13 +219,16 @@ fn owned(facts: &Facts, found: &mut Vec<Finding>, o: &Owned) {
     let Some(reach) = facts.roles.reach(o.owner) else {
         return;
     };
+    let user = ident(&facts.me.name);
+    // Handing an object over takes the owner's implicit rights with it, reading included; the
+    // GRANT keeps what a read-only role should keep.
     let (what, alter) = match o.kind.as_str() {
         "n" => (
             format!("owner of schema {}", ident(&o.schema)),
             format!(
-                "ALTER SCHEMA {} OWNER TO {};",
-                ident(&o.schema),
-                new_owner(facts, None)
+                "ALTER SCHEMA {s} OWNER TO {};\nGRANT USAGE ON SCHEMA {s} TO {user};",
+                new_owner(facts, None),
+                s = ident(&o.schema),
             ),
         ),
         k if k.starts_with("fn:") => {
@@ -246,14 +249,15 @@ fn owned(facts: &Facts, found: &mut Vec<Finding>, o: &Owned) {
         k => (
             format!("owner of {} {}", relkind_noun(k), shown(&o.schema, &o.name)),
             format!(
-                "ALTER {} {} OWNER TO {};",
+                "ALTER {} {name} OWNER TO {};\nGRANT SELECT ON {} {name} TO {user};",
                 relkind_alter(k),
-                shown(&o.schema, &o.name),
-                new_owner(facts, Some(&o.schema))
+                new_owner(facts, Some(&o.schema)),
+                relkind_grant(k),
+                name = shown(&o.schema, &o.name),
             ),
         ),
     };
-    let fix = path_fix(facts, &reach, |_| vec![alter.clone()]);
+    let fix = path_fix(facts, &reach, |_| lines(&alter));
     found.push(Finding::new(true, what, reach, fix).being("owned directly"));
 }
 
@@ -334,7 +338,7 @@ fn verdict(facts: &Facts, found: Vec<Finding>) -> Check {
         push_unique(&mut fix, f.fix.iter().cloned());
     }
     let scope_note = format!(
-        "checked {} relations and {} schemas in scope, the database, and {} roles {user} reaches",
+        "checked {} relations and {} schemas in scope, the database, and the {} other roles {user} is a member of",
         facts.relations_in_scope,
         facts.schemas.iter().filter(|s| s.in_scope).count(),
         facts.roles.others().count(),

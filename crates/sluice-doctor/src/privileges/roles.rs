@@ -46,7 +46,7 @@ pub(crate) const DATABASE_OWNER_ROLE: &str = "pg_database_owner";
 
 impl Reach {
     /// "granted directly", "granted to PUBLIC", "via role etl_writer",
-    /// "via role etl_writer (through analysts)", "via SET ROLE admin (…)".
+    /// "via role etl_writer, through analysts", "via SET ROLE admin, a membership without INHERIT".
     pub(crate) fn describe(&self) -> String {
         match self {
             Reach::Direct => "granted directly".into(),
@@ -76,7 +76,7 @@ fn chain(path: &[String]) -> String {
         None => String::new(),
         Some((last, [])) => ident(last),
         Some((last, through)) => format!(
-            "{} (through {})",
+            "{}, through {}",
             ident(last),
             through
                 .iter()
@@ -245,7 +245,7 @@ mod tests {
         );
         assert_eq!(
             r.reach(300).map(|x| x.describe()).as_deref(),
-            Some("via role etl_writer (through analysts)")
+            Some("via role etl_writer, through analysts")
         );
         assert_eq!(
             r.reach(400).map(|x| x.describe()).as_deref(),
