@@ -102,6 +102,7 @@ pub(crate) struct Owned {
 
 #[derive(Debug, Clone)]
 pub(crate) struct Schema {
+    pub oid: u32,
     pub name: String,
     pub owner_oid: u32,
     pub owner: String,
@@ -202,7 +203,9 @@ pub(crate) async fn read(
     version_num: u32,
     scope: &Scope,
 ) -> Result<Facts, CatalogError> {
-    let mut first = batch(client, &first_batch(version_num)).await?.into_iter();
+    let mut first = batch(client, &first_batch(version_num, scope))
+        .await?
+        .into_iter();
     let me_rows = statement(&mut first, "the user")?;
     let me_row = me_rows
         .first()
@@ -257,26 +260,60 @@ pub(crate) async fn read(
         db_owner_role.map(|o| (o, me.db_owner_oid)),
         version_num,
     );
-
-    let all = oid_array(&roles.reachable_oids());
-    let inherited = oid_array(&roles.inherited_oids());
-    let sql = second_batch(version_num, scope, &all, &inherited);
-    let mut second = batch(client, &sql).await?.into_iter();
-
-    let schemas = statement(&mut second, "schemas")?
+    let schema_rows = statement(&mut first, "schemas")?;
+    let names: BTreeMap<u32, String> = schema_rows
+        .iter()
+        .map(|r| (oid(r, 0), col(r, 1).to_string()))
+        .collect();
+    let schemas: Vec<Schema> = schema_rows
         .iter()
         .map(|r| Schema {
-            name: col(r, 0).into(),
-            owner_oid: oid(r, 1),
-            owner: col(r, 2).into(),
-            in_scope: flag(r, 3),
-            usage: flag(r, 4),
+            oid: oid(r, 0),
+            name: col(r, 1).into(),
+            owner_oid: oid(r, 2),
+            owner: col(r, 3).into(),
+            in_scope: flag(r, 4),
+            usage: flag(r, 5),
         })
         .collect();
-    let grant_rows = |rows: Rows, kind: Option<&str>| -> Vec<Grant> {
-        rows.iter()
+
+    let in_scope: Vec<u32> = schemas
+        .iter()
+        .filter(|s| s.in_scope)
+        .map(|s| s.oid)
+        .collect();
+    let usable: Vec<u32> = schemas
+        .iter()
+        .filter(|s| s.in_scope && s.usage)
+        .map(|s| s.oid)
+        .collect();
+    let sql = second_batch(
+        version_num,
+        &Arrays {
+            reached: oid_array(&roles.reachable_oids()),
+            inherited: oid_array(&roles.inherited_oids()),
+            in_scope: oid_array(&in_scope),
+            usable: oid_array(&usable),
+        },
+    );
+    let mut second = batch(client, &sql).await?.into_iter();
+
+    // Relations come back with their namespace oid; the name is looked up here (no join).
+    let schema_of = |r: &[String]| -> String {
+        names
+            .get(&oid(r, 0))
+            .cloned()
+            .unwrap_or_else(|| col(r, 0).to_string())
+    };
+    let grant_rows = |rows: Rows, kind: Option<&str>, by_oid: bool| -> Vec<Grant> {
+        let mut out: Vec<Grant> = rows
+            .iter()
             .map(|r| Grant {
-                schema: col(r, 0).into(),
+                schema: if by_oid {
+                    schema_of(r)
+                } else {
+                    col(r, 0).into()
+                },
                 name: col(r, 1).into(),
                 kind: kind.map(str::to_string).unwrap_or_else(|| col(r, 2).into()),
                 sub: col(r, 3).into(),
@@ -286,41 +323,68 @@ pub(crate) async fn read(
                 owner: col(r, 7).into(),
                 extension: col(r, 8).into(),
             })
-            .collect()
+            .collect();
+        out.sort_by(|a, b| {
+            (
+                &a.extension,
+                &a.schema,
+                &a.name,
+                &a.sub,
+                &a.privilege,
+                a.grantee,
+            )
+                .cmp(&(
+                    &b.extension,
+                    &b.schema,
+                    &b.name,
+                    &b.sub,
+                    &b.privilege,
+                    b.grantee,
+                ))
+        });
+        out
     };
-    let db_grants = grant_rows(statement(&mut second, "database grants")?, Some("d"));
-    let schema_creates = grant_rows(statement(&mut second, "schema grants")?, Some("n"));
-    let rel_grants = grant_rows(statement(&mut second, "relation grants")?, None);
-    let col_grants = grant_rows(statement(&mut second, "column grants")?, None);
-    let fdw_grants = grant_rows(statement(&mut second, "dblink grants")?, Some("f"));
-    let owned = statement(&mut second, "owned objects")?
+    let db_grants = grant_rows(statement(&mut second, "database grants")?, Some("d"), false);
+    let schema_creates = grant_rows(statement(&mut second, "schema grants")?, Some("n"), false);
+    let rel_grants = grant_rows(statement(&mut second, "relation grants")?, None, true);
+    let col_grants = grant_rows(statement(&mut second, "column grants")?, None, true);
+    let fdw_grants = grant_rows(statement(&mut second, "dblink grants")?, Some("f"), false);
+    let mut owned: Vec<Owned> = statement(&mut second, "owned objects")?
         .iter()
         .map(|r| Owned {
-            kind: col(r, 0).into(),
-            schema: col(r, 1).into(),
+            schema: schema_of(r),
+            kind: col(r, 1).into(),
             name: col(r, 2).into(),
             args: col(r, 3).into(),
             owner: oid(r, 4),
         })
         .collect();
-    let unreadable = statement(&mut second, "unreadable relations")?
-        .iter()
-        .map(|r| (col(r, 0).into(), col(r, 1).into(), col(r, 2).into()))
-        .collect();
-    let unreadable_counts = statement(&mut second, "unreadable counts")?
-        .iter()
-        .map(|r| (col(r, 0).to_string(), col(r, 1).parse().unwrap_or(0)))
-        .collect();
-    let creators = statement(&mut second, "creators")?
+    owned.sort_by(|a, b| {
+        (&a.schema, &a.kind, &a.name, &a.args).cmp(&(&b.schema, &b.kind, &b.name, &b.args))
+    });
+    let mut unreadable = Vec::new();
+    let mut unreadable_counts = BTreeMap::new();
+    for r in statement(&mut second, "unreadable relations")? {
+        unreadable_counts.insert(schema_of(&r), col(&r, 3).parse().unwrap_or(0));
+        if flag(&r, 4) {
+            unreadable.push((
+                schema_of(&r),
+                col(&r, 1).to_string(),
+                col(&r, 2).to_string(),
+            ));
+        }
+    }
+    let mut creators: Vec<Creator> = statement(&mut second, "creators")?
         .iter()
         .map(|r| Creator {
-            schema: col(r, 0).into(),
+            schema: schema_of(r),
             role: col(r, 1).into(),
             role_oid: oid(r, 2),
             covered: flag(r, 3),
             schema_owner: flag(r, 4),
         })
         .collect();
+    creators.sort_by(|a, b| (&a.schema, &a.role).cmp(&(&b.schema, &b.role)));
     let relations_in_scope = statement(&mut second, "relation count")?
         .first()
         .map(|r| col(r, 0).parse().unwrap_or(0))
@@ -343,9 +407,26 @@ pub(crate) async fn read(
     })
 }
 
+/// The oid arrays round trip 2 filters on, as SQL literals.
+struct Arrays {
+    /// Every role the user reaches, itself and PUBLIC (0) included.
+    reached: String,
+    /// Those whose privileges it holds without SET ROLE.
+    inherited: String,
+    /// Schemas in scope.
+    in_scope: String,
+    /// Schemas in scope the user has USAGE on.
+    usable: String,
+}
+
 /// The user, every role it reaches (with the path and whether privileges flow without SET ROLE),
 /// and who granted its direct memberships.
-fn first_batch(v: u32) -> String {
+fn first_batch(v: u32, scope: &Scope) -> String {
+    let in_scope = scope.predicate();
+    let named_or_not_system = match scope {
+        Scope::All => NOT_SYSTEM.to_string(),
+        Scope::Named(_) => format!("({NOT_SYSTEM} OR {in_scope})"),
+    };
     // Before 16 a membership passes privileges on when the *member* has INHERIT, and any member
     // may SET ROLE. From 16 each grant says so itself (inherit_option, set_option).
     let (edge_inherits, edge_usable) = if v >= V16 {
@@ -385,18 +466,22 @@ fn first_batch(v: u32) -> String {
          SELECT g.rolname, pg_catalog.pg_get_userbyid(m.grantor) \
          FROM pg_catalog.pg_auth_members m JOIN pg_catalog.pg_roles g ON g.oid = m.roleid \
          WHERE m.member = (SELECT oid FROM pg_catalog.pg_roles WHERE rolname = current_user) \
-         ORDER BY 1, 2;"
+         ORDER BY 1, 2;\n\
+         SELECT n.oid, n.nspname, n.nspowner, pg_catalog.pg_get_userbyid(n.nspowner), {in_scope}, \
+                pg_catalog.has_schema_privilege(n.oid, 'USAGE') \
+         FROM pg_catalog.pg_namespace n WHERE {named_or_not_system} ORDER BY 2;"
     )
 }
 
-/// The write privileges, ownerships and read gaps; `all` = every role the user reaches (and
-/// PUBLIC, oid 0), `inherited` = those whose privileges the user has without SET ROLE.
-fn second_batch(v: u32, scope: &Scope, all: &str, inherited: &str) -> String {
-    let in_scope = scope.predicate();
-    let named_or_not_system = match scope {
-        Scope::All => NOT_SYSTEM.to_string(),
-        Scope::Named(_) => format!("({NOT_SYSTEM} OR {in_scope})"),
-    };
+/// The write privileges, ownerships and read gaps. Relations are filtered by namespace oid (no
+/// join), and `has_table_privilege` runs only on the relations in usable schemas.
+fn second_batch(v: u32, a: &Arrays) -> String {
+    let Arrays {
+        reached,
+        inherited,
+        in_scope,
+        usable,
+    } = a;
     let routine_kind = if v >= 110_000 {
         "p.prokind::text"
     } else {
@@ -404,90 +489,75 @@ fn second_batch(v: u32, scope: &Scope, all: &str, inherited: &str) -> String {
     };
     // MAINTAIN (PostgreSQL 17) locks, vacuums and refreshes; it is judged as a warning.
     let table_writes = "'INSERT','UPDATE','DELETE','TRUNCATE','REFERENCES','TRIGGER','MAINTAIN'";
-    let grant_cols = "pg_catalog.pg_get_userbyid(a.grantor)";
+    let grantor = "pg_catalog.pg_get_userbyid(a.grantor)";
+    let listed = UNREADABLE_LISTED;
     format!(
-        "SELECT n.nspname, n.nspowner, pg_catalog.pg_get_userbyid(n.nspowner), {in_scope}, \
-                pg_catalog.has_schema_privilege(n.oid, 'USAGE') \
-         FROM pg_catalog.pg_namespace n WHERE {named_or_not_system} ORDER BY 1;\n\
-         SELECT '', '', '', '', a.privilege_type, a.grantee, {grant_cols}, pg_catalog.pg_get_userbyid(d.datdba), '' \
+        "SELECT '', '', '', '', a.privilege_type, a.grantee, {grantor}, pg_catalog.pg_get_userbyid(d.datdba), '' \
          FROM pg_catalog.pg_database d \
          CROSS JOIN LATERAL pg_catalog.aclexplode(coalesce(d.datacl, pg_catalog.acldefault('d', d.datdba))) a \
-         WHERE d.datname = current_database() AND a.grantee = ANY({all}) AND a.grantee <> d.datdba \
-         ORDER BY 5, 6;\n\
-         SELECT n.nspname, '', '', '', a.privilege_type, a.grantee, {grant_cols}, pg_catalog.pg_get_userbyid(n.nspowner), '' \
+         WHERE d.datname = current_database() AND a.grantee = ANY({reached}) AND a.grantee <> d.datdba;\n\
+         SELECT n.nspname, '', '', '', a.privilege_type, a.grantee, {grantor}, pg_catalog.pg_get_userbyid(n.nspowner), '' \
          FROM pg_catalog.pg_namespace n CROSS JOIN LATERAL pg_catalog.aclexplode(n.nspacl) a \
          WHERE n.nspacl IS NOT NULL AND {NOT_SYSTEM} AND a.privilege_type = 'CREATE' \
-           AND a.grantee = ANY({all}) AND a.grantee <> n.nspowner \
-         ORDER BY 1, 6;\n\
-         SELECT n.nspname, c.relname, c.relkind, '', a.privilege_type, a.grantee, {grant_cols}, pg_catalog.pg_get_userbyid(c.relowner), '' \
-         FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
-         CROSS JOIN LATERAL pg_catalog.aclexplode(c.relacl) a \
-         WHERE c.relacl IS NOT NULL AND {in_scope} AND c.relkind IN ('r','p','v','m','f','S') \
-           AND a.grantee = ANY({all}) AND a.grantee <> c.relowner \
+           AND a.grantee = ANY({reached}) AND a.grantee <> n.nspowner;\n\
+         SELECT c.relnamespace, c.relname, c.relkind, '', a.privilege_type, a.grantee, {grantor}, pg_catalog.pg_get_userbyid(c.relowner), '' \
+         FROM pg_catalog.pg_class c CROSS JOIN LATERAL pg_catalog.aclexplode(c.relacl) a \
+         WHERE c.relacl IS NOT NULL AND c.relnamespace = ANY({in_scope}) AND c.relkind IN ('r','p','v','m','f','S') \
+           AND a.grantee = ANY({reached}) AND a.grantee <> c.relowner \
            AND CASE WHEN c.relkind = 'S' THEN a.privilege_type IN ('USAGE','UPDATE') \
-                    ELSE a.privilege_type IN ({table_writes}) END \
-         ORDER BY 1, 2, 5, 6;\n\
-         SELECT n.nspname, c.relname, c.relkind, att.attname, a.privilege_type, a.grantee, {grant_cols}, pg_catalog.pg_get_userbyid(c.relowner), '' \
+                    ELSE a.privilege_type IN ({table_writes}) END;\n\
+         SELECT c.relnamespace, c.relname, c.relkind, att.attname, a.privilege_type, a.grantee, {grantor}, pg_catalog.pg_get_userbyid(c.relowner), '' \
          FROM pg_catalog.pg_attribute att \
          JOIN pg_catalog.pg_class c ON c.oid = att.attrelid \
-         JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
          CROSS JOIN LATERAL pg_catalog.aclexplode(att.attacl) a \
-         WHERE att.attacl IS NOT NULL AND NOT att.attisdropped AND {in_scope} \
-           AND c.relkind IN ('r','p','v','m','f') AND a.grantee = ANY({all}) AND a.grantee <> c.relowner \
-           AND a.privilege_type IN ('INSERT','UPDATE','REFERENCES') \
-         ORDER BY 1, 2, 4, 5, 6;\n\
+         WHERE att.attacl IS NOT NULL AND NOT att.attisdropped AND c.relnamespace = ANY({in_scope}) \
+           AND c.relkind IN ('r','p','v','m','f') AND a.grantee = ANY({reached}) AND a.grantee <> c.relowner \
+           AND a.privilege_type IN ('INSERT','UPDATE','REFERENCES');\n\
          SELECT n.nspname, p.proname, '', pg_catalog.pg_get_function_identity_arguments(p.oid), a.privilege_type, \
-                a.grantee, {grant_cols}, pg_catalog.pg_get_userbyid(p.proowner), e.extname \
+                a.grantee, {grantor}, pg_catalog.pg_get_userbyid(p.proowner), e.extname \
          FROM pg_catalog.pg_extension e \
          JOIN pg_catalog.pg_depend dep ON dep.refclassid = 'pg_catalog.pg_extension'::pg_catalog.regclass \
               AND dep.refobjid = e.oid AND dep.classid = 'pg_catalog.pg_proc'::pg_catalog.regclass AND dep.deptype = 'e' \
          JOIN pg_catalog.pg_proc p ON p.oid = dep.objid \
          JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace \
          CROSS JOIN LATERAL pg_catalog.aclexplode(coalesce(p.proacl, pg_catalog.acldefault('f', p.proowner))) a \
-         WHERE e.extname IN ('dblink', 'postgres_fdw') AND a.privilege_type = 'EXECUTE' AND a.grantee = ANY({all}) \
-         ORDER BY 9, 1, 2, 4, 6;\n\
-         SELECT 'n', n.nspname, '', '', n.nspowner FROM pg_catalog.pg_namespace n \
-         WHERE {in_scope} AND n.nspowner = ANY({all}) \
+         WHERE e.extname IN ('dblink', 'postgres_fdw') AND a.privilege_type = 'EXECUTE' AND a.grantee = ANY({reached});\n\
+         SELECT n.oid, 'n', '', '', n.nspowner FROM pg_catalog.pg_namespace n \
+         WHERE n.oid = ANY({in_scope}) AND n.nspowner = ANY({reached}) \
          UNION ALL \
-         SELECT c.relkind::text, n.nspname, c.relname, '', c.relowner \
-         FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
-         WHERE {in_scope} AND c.relkind IN ('r','p','v','m','f','S') AND c.relowner = ANY({all}) \
+         SELECT c.relnamespace, c.relkind::text, c.relname, '', c.relowner FROM pg_catalog.pg_class c \
+         WHERE c.relnamespace = ANY({in_scope}) AND c.relkind IN ('r','p','v','m','f','S') AND c.relowner = ANY({reached}) \
            AND NOT (c.relkind = 'S' AND EXISTS ( \
                 SELECT 1 FROM pg_catalog.pg_depend dep \
                 WHERE dep.classid = 'pg_catalog.pg_class'::pg_catalog.regclass AND dep.objid = c.oid \
                   AND dep.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass AND dep.deptype IN ('a', 'i'))) \
          UNION ALL \
-         SELECT 'fn:' || {routine_kind}, n.nspname, p.proname, pg_catalog.pg_get_function_identity_arguments(p.oid), p.proowner \
-         FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace \
-         WHERE {in_scope} AND p.proowner = ANY({all}) \
-         ORDER BY 2, 1, 3, 4;\n\
-         SELECT n.nspname, c.relname, c.relkind \
-         FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
-         WHERE {in_scope} AND c.relkind IN ('r','p','v','m','f') AND NOT c.relispartition \
-           AND pg_catalog.has_schema_privilege(n.oid, 'USAGE') AND NOT pg_catalog.has_table_privilege(c.oid, 'SELECT') \
-         ORDER BY 1, 2 LIMIT {UNREADABLE_LISTED};\n\
-         SELECT n.nspname, count(*) \
-         FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
-         WHERE {in_scope} AND c.relkind IN ('r','p','v','m','f') AND NOT c.relispartition \
-           AND pg_catalog.has_schema_privilege(n.oid, 'USAGE') AND NOT pg_catalog.has_table_privilege(c.oid, 'SELECT') \
-         GROUP BY 1 ORDER BY 1;\n\
+         SELECT p.pronamespace, 'fn:' || {routine_kind}, p.proname, pg_catalog.pg_get_function_identity_arguments(p.oid), p.proowner \
+         FROM pg_catalog.pg_proc p WHERE p.pronamespace = ANY({in_scope}) AND p.proowner = ANY({reached});\n\
+         SELECT relnamespace, relname, relkind, count(*) OVER (PARTITION BY relnamespace), \
+                row_number() OVER (ORDER BY nspname, relname) <= {listed} \
+         FROM (SELECT c.oid, c.relnamespace, c.relname, c.relkind, n.nspname \
+               FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+               WHERE c.relnamespace = ANY({usable}) AND c.relkind IN ('r','p','v','m','f') AND NOT c.relispartition \
+               OFFSET 0) rel \
+         WHERE NOT pg_catalog.has_table_privilege(rel.oid, 'SELECT') \
+         ORDER BY nspname, relname;\n\
          WITH makers(nsp, role, is_owner) AS ( \
              SELECT DISTINCT c.relnamespace, c.relowner, false FROM pg_catalog.pg_class c \
-             WHERE c.relkind IN ('r','p','v','m','f') \
+             WHERE c.relnamespace = ANY({in_scope}) AND c.relkind IN ('r','p','v','m','f') \
            UNION ALL \
              SELECT n.oid, CASE WHEN pg_catalog.pg_get_userbyid(n.nspowner) = 'pg_database_owner' \
                                 THEN (SELECT datdba FROM pg_catalog.pg_database WHERE datname = current_database()) \
                                 ELSE n.nspowner END, true \
-             FROM pg_catalog.pg_namespace n \
+             FROM pg_catalog.pg_namespace n WHERE n.oid = ANY({in_scope}) \
          ), creators AS (SELECT nsp, role, bool_or(is_owner) AS is_owner FROM makers GROUP BY 1, 2) \
-         SELECT n.nspname, r.rolname, r.oid, EXISTS ( \
+         SELECT k.nsp, r.rolname, r.oid, EXISTS ( \
                   SELECT 1 FROM pg_catalog.pg_default_acl da CROSS JOIN LATERAL pg_catalog.aclexplode(da.defaclacl) a \
-                  WHERE da.defaclrole = r.oid AND da.defaclobjtype = 'r' AND da.defaclnamespace IN (n.oid, 0) \
+                  WHERE da.defaclrole = r.oid AND da.defaclobjtype = 'r' AND da.defaclnamespace IN (k.nsp, 0) \
                     AND a.privilege_type = 'SELECT' AND a.grantee = ANY({inherited})), k.is_owner \
-         FROM creators k JOIN pg_catalog.pg_namespace n ON n.oid = k.nsp JOIN pg_catalog.pg_roles r ON r.oid = k.role \
-         WHERE {in_scope} ORDER BY 1, 2;\n\
-         SELECT count(*) FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
-         WHERE {in_scope} AND c.relkind IN ('r','p','v','m','f','S');"
+         FROM creators k JOIN pg_catalog.pg_roles r ON r.oid = k.role;\n\
+         SELECT count(*) FROM pg_catalog.pg_class c \
+         WHERE c.relnamespace = ANY({in_scope}) AND c.relkind IN ('r','p','v','m','f','S');"
     )
 }
 
@@ -508,11 +578,18 @@ mod tests {
 
     #[test]
     fn membership_inheritance_follows_the_server_version() {
-        assert!(first_batch(150_000).contains("mr.rolinherit"));
-        assert!(!first_batch(150_000).contains("inherit_option"));
-        assert!(first_batch(160_000).contains("m.inherit_option OR m.set_option"));
-        assert!(!first_batch(130_000).contains("pg_database_owner"));
-        assert!(second_batch(100_000, &Scope::All, "'{}'", "'{}'").contains("proisagg"));
-        assert!(second_batch(110_000, &Scope::All, "'{}'", "'{}'").contains("prokind"));
+        let all = &Scope::All;
+        assert!(first_batch(150_000, all).contains("mr.rolinherit"));
+        assert!(!first_batch(150_000, all).contains("inherit_option"));
+        assert!(first_batch(160_000, all).contains("m.inherit_option OR m.set_option"));
+        assert!(!first_batch(130_000, all).contains("pg_database_owner"));
+        let arrays = Arrays {
+            reached: "'{0}'::oid[]".into(),
+            inherited: "'{0}'::oid[]".into(),
+            in_scope: "'{}'::oid[]".into(),
+            usable: "'{}'::oid[]".into(),
+        };
+        assert!(second_batch(100_000, &arrays).contains("proisagg"));
+        assert!(second_batch(110_000, &arrays).contains("prokind"));
     }
 }
