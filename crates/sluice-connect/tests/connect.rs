@@ -121,6 +121,16 @@ async fn client_certificate_authentication() {
     let who = session.client().simple_query("SELECT current_user").await.expect("query");
     assert!(format!("{who:?}").contains("certuser"));
 
+    // The same key in the traditional (SEC1 `EC PRIVATE KEY`) encoding, as a file.
+    let dir = tempfile::tempdir().expect("dir");
+    let traditional = traditional_key(&client.key_pem);
+    assert!(traditional.contains("BEGIN EC PRIVATE KEY"), "{traditional}");
+    let key_file = dir.path().join("client.key");
+    std::fs::write(&key_file, traditional).expect("key file");
+    let mut from_file = s.clone();
+    from_file.sslkey = Some(KeySource::File(key_file));
+    connect(from_file).await.expect("cert auth with a traditional key file");
+
     // Without the certificate, the cert rule refuses the login.
     let mut bare = s.clone();
     bare.sslcert = None;
@@ -134,6 +144,21 @@ async fn client_certificate_authentication() {
     s.sslkey = Some(KeySource::Pem(Secret::new(other.key_pem)));
     let e = expect_err(connect(s).await);
     assert!(matches!(e, ConnectError::Tls { failure: TlsFailure::ClientCertRejected(_), .. }), "{e:?}");
+}
+
+/// PKCS#8 → the key's traditional encoding, with the openssl CLI.
+fn traditional_key(pkcs8_pem: &str) -> String {
+    use std::io::Write;
+    let mut child = std::process::Command::new("openssl")
+        .args(["pkey", "-traditional"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("openssl");
+    child.stdin.take().expect("stdin").write_all(pkcs8_pem.as_bytes()).expect("write");
+    let out = child.wait_with_output().expect("openssl output");
+    assert!(out.status.success());
+    String::from_utf8(out.stdout).expect("utf-8")
 }
 
 #[tokio::test]
