@@ -49,14 +49,7 @@ pub struct Check {
 
 impl Check {
     pub fn new(id: &'static str, status: Status, summary: impl Into<String>) -> Check {
-        Check {
-            id,
-            status,
-            summary: summary.into(),
-            detail: None,
-            fix: None,
-            elapsed_ms: 0,
-        }
+        Check { id, status, summary: summary.into(), detail: None, fix: None, elapsed_ms: 0 }
     }
 
     pub fn skip(id: &'static str, why: impl Into<String>) -> Check {
@@ -93,22 +86,9 @@ pub struct SourceSummary {
 impl SourceSummary {
     pub fn of(spec: Option<&SourceSpec>) -> SourceSummary {
         match spec {
-            None => SourceSummary {
-                host: None,
-                port: None,
-                database: None,
-                user: None,
-                sslmode: None,
-                network: None,
-            },
+            None => SourceSummary { host: None, port: None, database: None, user: None, sslmode: None, network: None },
             Some(s) => SourceSummary {
-                host: Some(
-                    s.hosts
-                        .iter()
-                        .map(|h| h.host.clone())
-                        .collect::<Vec<_>>()
-                        .join(","),
-                ),
+                host: Some(s.hosts.iter().map(|h| h.host.clone()).collect::<Vec<_>>().join(",")),
                 port: s.primary_host().map(|h| h.port),
                 database: Some(s.database.clone()),
                 user: Some(s.user.clone()),
@@ -129,18 +109,9 @@ pub struct Report {
 }
 
 impl Report {
-    pub fn new(
-        source: SourceSummary,
-        server_version: Option<String>,
-        checks: Vec<Check>,
-    ) -> Report {
+    pub fn new(source: SourceSummary, server_version: Option<String>, checks: Vec<Check>) -> Report {
         let ok = !checks.iter().any(|c| c.status == Status::Fail);
-        Report {
-            ok,
-            source,
-            server_version,
-            checks,
-        }
+        Report { ok, source, server_version, checks }
     }
 
     pub fn check(&self, id: &str) -> Option<&Check> {
@@ -148,7 +119,6 @@ impl Report {
     }
 
     pub fn to_json(&self) -> String {
-        serde_json::to_string_pretty(self)
-            .unwrap_or_else(|e| format!("{{\"ok\": false, \"error\": \"{e}\"}}"))
+        serde_json::to_string_pretty(self).unwrap_or_else(|e| format!("{{\"ok\": false, \"error\": \"{e}\"}}"))
     }
 }
