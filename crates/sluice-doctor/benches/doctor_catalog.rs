@@ -20,10 +20,7 @@ use sluice_doctor::{generate_password, setup_sql, CheckId, DoctorInput, SetupOpt
 use sluice_testkit::{Cluster, ClusterOptions};
 
 fn env_num(name: &str, default: u32) -> u32 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
 }
 
 fn summary(mut times: Vec<Duration>) -> String {
@@ -32,10 +29,7 @@ fn summary(mut times: Vec<Duration>) -> String {
     let median = times.get(times.len() / 2).map(ms).unwrap_or(0.0);
     let min = times.first().map(ms).unwrap_or(0.0);
     let max = times.last().map(ms).unwrap_or(0.0);
-    format!(
-        "median {median:.0} ms (min {min:.0}, max {max:.0}, {} runs)",
-        times.len()
-    )
+    format!("median {median:.0} ms (min {min:.0}, max {max:.0}, {} runs)", times.len())
 }
 
 #[tokio::main]
@@ -60,12 +54,7 @@ async fn main() {
     let started = Instant::now();
     let generator = include_str!("../../../bench/make-catalog.sql");
     cluster
-        .psql(
-            "bench",
-            &format!(
-                "\\set schemas {schemas}\n\\set tables {tables}\n\\set views {views}\n{generator}"
-            ),
-        )
+        .psql("bench", &format!("\\set schemas {schemas}\n\\set tables {tables}\n\\set views {views}\n{generator}"))
         .expect("make-catalog.sql");
     let relations = cluster
         .psql(
@@ -74,9 +63,7 @@ async fn main() {
              WHERE n.nspname ~ '^cat_' AND c.relkind = 'r';",
         )
         .expect("count");
-    let pg_class = cluster
-        .psql("bench", "SELECT count(*) FROM pg_class;")
-        .expect("count");
+    let pg_class = cluster.psql("bench", "SELECT count(*) FROM pg_class;").expect("count");
     println!(
         "catalog: PostgreSQL {version}, {relations} tables, {pg_class} pg_class rows, made in {:.1} s",
         started.elapsed().as_secs_f64()
@@ -106,23 +93,10 @@ async fn main() {
         let mut audit = Vec::new();
         for i in 0..=runs {
             let t = Instant::now();
-            let report = sluice_doctor::run(DoctorInput {
-                spec: Ok(spec.clone()),
-                schemas: scope.clone(),
-            })
-            .await;
+            let report = sluice_doctor::run(DoctorInput { spec: Ok(spec.clone()), schemas: scope.clone() }).await;
             let elapsed = t.elapsed();
-            let failed: Vec<&str> = report
-                .checks
-                .iter()
-                .filter(|c| c.status == Status::Fail)
-                .map(|c| c.id)
-                .collect();
-            assert!(
-                failed.is_empty(),
-                "checks failed: {failed:?}\n{}",
-                report.to_json()
-            );
+            let failed: Vec<&str> = report.checks.iter().filter(|c| c.status == Status::Fail).map(|c| c.id).collect();
+            assert!(failed.is_empty(), "checks failed: {failed:?}\n{}", report.to_json());
             if i == 0 {
                 continue; // warm-up
             }

@@ -55,10 +55,7 @@ impl Report {
             _ => "this source".to_string(),
         };
         if body.is_empty() {
-            return format!(
-                "{}\n",
-                comment(&format!("sluice doctor: nothing to fix for {who}."))
-            );
+            return format!("{}\n", comment(&format!("sluice doctor: nothing to fix for {who}.")));
         }
         let mut out = vec![
             comment(&format!("sluice doctor: fixes for {who}.")),
@@ -92,24 +89,15 @@ mod tests {
     #[test]
     fn joins_fixes_once_and_skips_prose_and_passes() {
         let checks = vec![
-            Check::new(CheckId::TLS, Status::Warn, "not verified")
-                .fix(Some("use sslmode=verify-full".into())),
-            Check::new(CheckId::READ_ONLY, Status::Fail, "can change data").fix(Some(
-                "REVOKE etl_writer FROM sluice_ro;\nREVOKE INSERT ON TABLE a.b FROM sluice_ro;"
-                    .into(),
-            )),
+            Check::new(CheckId::TLS, Status::Warn, "not verified").fix(Some("use sslmode=verify-full".into())),
+            Check::new(CheckId::READ_ONLY, Status::Fail, "can change data")
+                .fix(Some("REVOKE etl_writer FROM sluice_ro;\nREVOKE INSERT ON TABLE a.b FROM sluice_ro;".into())),
             Check::new(CheckId::ROLE_ATTRIBUTES, Status::Warn, "x")
                 .fix(Some("REVOKE etl_writer FROM sluice_ro;\n-- a note".into())),
             Check::new(CheckId::SCHEMA_USAGE, Status::Pass, "fine")
                 .fix(Some("GRANT USAGE ON SCHEMA a TO sluice_ro;".into())),
-            Check::new(
-                CheckId::TABLE_SELECT,
-                Status::Warn,
-                "one table\nDROP TABLE x;",
-            )
-            .fix(Some(
-                "GRANT SELECT ON TABLE \"we\nird\" TO sluice_ro;".into(),
-            )),
+            Check::new(CheckId::TABLE_SELECT, Status::Warn, "one table\nDROP TABLE x;")
+                .fix(Some("GRANT SELECT ON TABLE \"we\nird\" TO sluice_ro;".into())),
         ];
         let sql = Report::new(source(), None, checks).fix_sql();
         assert_eq!(

@@ -258,9 +258,7 @@ pub fn lines(sql: &str) -> Vec<String> {
 fn is_bare(name: &str) -> bool {
     let mut chars = name.chars();
     let first_ok = matches!(chars.next(), Some('a'..='z' | '_'));
-    first_ok
-        && chars.all(|c| matches!(c, 'a'..='z' | '0'..='9' | '_'))
-        && KEYWORDS.binary_search(&name).is_err()
+    first_ok && chars.all(|c| matches!(c, 'a'..='z' | '0'..='9' | '_')) && KEYWORDS.binary_search(&name).is_err()
 }
 
 #[cfg(test)]
@@ -290,10 +288,7 @@ mod tests {
         for (name, want) in cases {
             assert_eq!(ident(name), want, "{name}");
         }
-        assert_eq!(
-            qualified("Sales Data", "select"),
-            "\"Sales Data\".\"select\""
-        );
+        assert_eq!(qualified("Sales Data", "select"), "\"Sales Data\".\"select\"");
     }
 
     #[test]
@@ -314,10 +309,7 @@ mod tests {
     #[test]
     fn comments_cannot_be_escaped() {
         assert_eq!(comment("plain"), "-- plain");
-        assert_eq!(
-            comment("table \"x\nDROP TABLE y;\""),
-            "-- table \"x\\nDROP TABLE y;\""
-        );
+        assert_eq!(comment("table \"x\nDROP TABLE y;\""), "-- table \"x\\nDROP TABLE y;\"");
         assert!(!comment("a\rb\u{7}c").contains(['\r', '\u{7}']));
     }
 
@@ -342,9 +334,6 @@ mod tests {
     #[test]
     fn dollar_tags_avoid_the_body() {
         assert_eq!(dollar("x"), "$sluice$\nx\n$sluice$");
-        assert_eq!(
-            dollar("a $sluice$ b $sluice1$"),
-            "$sluice2$\na $sluice$ b $sluice1$\n$sluice2$"
-        );
+        assert_eq!(dollar("a $sluice$ b $sluice1$"), "$sluice2$\na $sluice$ b $sluice1$\n$sluice2$");
     }
 }

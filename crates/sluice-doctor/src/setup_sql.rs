@@ -79,8 +79,7 @@ impl UserFacing for SetupError {
                 format!("choose a {field} that does not start with pg_ and is not public or none")
             }
             SetupError::NoSchemas => {
-                "name the schemas to read with --schema (repeatable), or use --read-all-data on PostgreSQL 14+"
-                    .into()
+                "name the schemas to read with --schema (repeatable), or use --read-all-data on PostgreSQL 14+".into()
             }
             SetupError::Random(_) => "retry, or give the password with --password-file".into(),
         })
@@ -115,16 +114,10 @@ fn check_name(field: &'static str, value: &str) -> Result<(), SetupError> {
         return Err(SetupError::Empty { field });
     }
     if value.contains('\0') {
-        return Err(SetupError::Nul {
-            field,
-            value: value.replace('\0', "\\0"),
-        });
+        return Err(SetupError::Nul { field, value: value.replace('\0', "\\0") });
     }
     if value.len() > MAX_NAME_BYTES {
-        return Err(SetupError::TooLong {
-            field,
-            value: value.into(),
-        });
+        return Err(SetupError::TooLong { field, value: value.into() });
     }
     Ok(())
 }
@@ -132,10 +125,7 @@ fn check_name(field: &'static str, value: &str) -> Result<(), SetupError> {
 fn check_role(field: &'static str, value: &str) -> Result<(), SetupError> {
     check_name(field, value)?;
     if value.starts_with("pg_") || value == "public" || value == "none" {
-        return Err(SetupError::Reserved {
-            field,
-            value: value.into(),
-        });
+        return Err(SetupError::Reserved { field, value: value.into() });
     }
     Ok(())
 }
@@ -174,10 +164,7 @@ pub fn setup_sql(opts: &SetupOptions) -> Result<String, SetupError> {
         return Err(SetupError::Empty { field: "password" });
     }
     if opts.password.expose().contains('\0') {
-        return Err(SetupError::Nul {
-            field: "password",
-            value: "(hidden)".into(),
-        });
+        return Err(SetupError::Nul { field: "password", value: "(hidden)".into() });
     }
     let user = ident(&opts.user);
     let db = ident(&opts.database);
@@ -219,9 +206,7 @@ pub fn setup_sql(opts: &SetupOptions) -> Result<String, SetupError> {
         String::new(),
     ];
     if opts.read_all_data {
-        out.push(comment(
-            "Read every table, view and sequence, now and later (PostgreSQL 14+).",
-        ));
+        out.push(comment("Read every table, view and sequence, now and later (PostgreSQL 14+)."));
         out.push(format!("GRANT pg_read_all_data TO {user};"));
         out.push(String::new());
     } else {
@@ -229,9 +214,7 @@ pub fn setup_sql(opts: &SetupOptions) -> Result<String, SetupError> {
             out.extend(schema_grants(&opts.user, s, &owners));
         }
     }
-    out.push(comment(&format!(
-        "Sessions of {user} are read-only by default, bounded in time, and logged."
-    )));
+    out.push(comment(&format!("Sessions of {user} are read-only by default, bounded in time, and logged.")));
     for setting in [
         "default_transaction_read_only = on".to_string(),
         format!("statement_timeout = {timeout_ms}"),
@@ -265,10 +248,7 @@ fn preflight(opts: &SetupOptions, schemas: &[String], owners: &[String]) -> Stri
         body.push("  END IF;".into());
     }
     for s in schemas {
-        body.push(format!(
-            "  IF NOT EXISTS (SELECT FROM pg_catalog.pg_namespace WHERE nspname = {}) THEN",
-            literal(s)
-        ));
+        body.push(format!("  IF NOT EXISTS (SELECT FROM pg_catalog.pg_namespace WHERE nspname = {}) THEN", literal(s)));
         body.push(format!(
             "    RAISE EXCEPTION 'schema % does not exist in database %', {}, current_database();",
             literal(s)
@@ -276,10 +256,7 @@ fn preflight(opts: &SetupOptions, schemas: &[String], owners: &[String]) -> Stri
         body.push("  END IF;".into());
     }
     for o in owners {
-        body.push(format!(
-            "  IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = {}) THEN",
-            literal(o)
-        ));
+        body.push(format!("  IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = {}) THEN", literal(o)));
         body.push(format!(
             "    RAISE EXCEPTION 'ELT owner role % does not exist', {}\n      USING HINT = 'name the role your ELT tool connects as (the owner of the tables it creates)';",
             literal(o)
@@ -303,27 +280,15 @@ fn schema_grants(user_name: &str, schema_name: &str, owners: &[String]) -> Vec<S
         out.push(comment(&format!(
             "Schema {s}: what the role running this script creates later. ALTER DEFAULT PRIVILEGES"
         )));
-        out.push(comment(
-            "covers only tables created by the role it names; if an ELT tool (dbt, Fivetran,",
-        ));
-        out.push(comment(
-            "Airbyte…) creates or recreates tables as another role, generate this script again",
-        ));
-        out.push(comment(
-            "with --elt-owner ROLE, or those tables become unreadable on their next rebuild.",
-        ));
-        out.push(format!(
-            "ALTER DEFAULT PRIVILEGES IN SCHEMA {s} GRANT SELECT ON TABLES TO {user};"
-        ));
-        out.push(format!(
-            "ALTER DEFAULT PRIVILEGES IN SCHEMA {s} GRANT SELECT ON SEQUENCES TO {user};"
-        ));
+        out.push(comment("covers only tables created by the role it names; if an ELT tool (dbt, Fivetran,"));
+        out.push(comment("Airbyte…) creates or recreates tables as another role, generate this script again"));
+        out.push(comment("with --elt-owner ROLE, or those tables become unreadable on their next rebuild."));
+        out.push(format!("ALTER DEFAULT PRIVILEGES IN SCHEMA {s} GRANT SELECT ON TABLES TO {user};"));
+        out.push(format!("ALTER DEFAULT PRIVILEGES IN SCHEMA {s} GRANT SELECT ON SEQUENCES TO {user};"));
         out.push(String::new());
         return out;
     }
-    out.push(comment(&format!(
-        "Schema {s}: what the ELT owners and the schema owner create or recreate later."
-    )));
+    out.push(comment(&format!("Schema {s}: what the ELT owners and the schema owner create or recreate later.")));
     for o in owners {
         for what in ["TABLES", "SEQUENCES"] {
             out.push(format!(
@@ -349,12 +314,7 @@ fn schema_grants(user_name: &str, schema_name: &str, owners: &[String]) -> Vec<S
 fn public_create(owners: &[String]) -> Vec<String> {
     let regrant: String = owners
         .iter()
-        .map(|o| {
-            format!(
-                "    EXECUTE format('GRANT CREATE ON SCHEMA %I TO %I', s, {});\n",
-                literal(o)
-            )
-        })
+        .map(|o| format!("    EXECUTE format('GRANT CREATE ON SCHEMA %I TO %I', s, {});\n", literal(o)))
         .collect();
     vec![
         comment("No role may create objects through PUBLIC (the default from PostgreSQL 15 on;"),
@@ -375,11 +335,7 @@ mod tests {
         SetupOptions {
             user: "sluice_ro".into(),
             database: "Sales Data".into(),
-            schemas: vec![
-                "analytics".into(),
-                "Order\"Items".into(),
-                "analytics".into(),
-            ],
+            schemas: vec!["analytics".into(), "Order\"Items".into(), "analytics".into()],
             elt_owners: vec!["etl_user".into()],
             read_all_data: false,
             password: Secret::new("correct horse battery staple"),
@@ -407,11 +363,7 @@ mod tests {
     fn every_identifier_is_quoted_and_schemas_appear_once() {
         let sql = setup_sql(&opts()).expect("script");
         assert!(sql.contains("GRANT CONNECT ON DATABASE \"Sales Data\" TO sluice_ro;"));
-        assert_eq!(
-            sql.matches("GRANT USAGE ON SCHEMA \"Order\"\"Items\" TO sluice_ro;")
-                .count(),
-            1
-        );
+        assert_eq!(sql.matches("GRANT USAGE ON SCHEMA \"Order\"\"Items\" TO sluice_ro;").count(), 1);
         assert_eq!(sql.matches("GRANT USAGE ON SCHEMA analytics TO").count(), 1);
         assert!(sql.contains(
             "ALTER DEFAULT PRIVILEGES FOR ROLE etl_user IN SCHEMA analytics GRANT SELECT ON TABLES TO sluice_ro;"
@@ -425,26 +377,15 @@ mod tests {
 
     #[test]
     fn without_elt_owners_only_the_running_role_is_covered_and_the_script_says_so() {
-        let sql = setup_sql(&SetupOptions {
-            elt_owners: vec![],
-            ..opts()
-        })
-        .expect("script");
+        let sql = setup_sql(&SetupOptions { elt_owners: vec![], ..opts() }).expect("script");
         assert!(!sql.contains("FOR ROLE"));
-        assert!(sql.contains(
-            "ALTER DEFAULT PRIVILEGES IN SCHEMA analytics GRANT SELECT ON TABLES TO sluice_ro;"
-        ));
+        assert!(sql.contains("ALTER DEFAULT PRIVILEGES IN SCHEMA analytics GRANT SELECT ON TABLES TO sluice_ro;"));
         assert!(sql.contains("--elt-owner ROLE"));
     }
 
     #[test]
     fn read_all_data_checks_the_version_in_the_script() {
-        let sql = setup_sql(&SetupOptions {
-            read_all_data: true,
-            schemas: vec![],
-            ..opts()
-        })
-        .expect("script");
+        let sql = setup_sql(&SetupOptions { read_all_data: true, schemas: vec![], ..opts() }).expect("script");
         assert!(sql.contains("GRANT pg_read_all_data TO sluice_ro;"));
         assert!(sql.contains("server_version_num')::int < 140000"));
         assert!(!sql.contains("GRANT USAGE"));
@@ -453,57 +394,21 @@ mod tests {
     #[test]
     fn bad_input_names_the_field() {
         let cases = [
+            (SetupOptions { user: "".into(), ..opts() }, SetupError::Empty { field: "user" }),
             (
-                SetupOptions {
-                    user: "".into(),
-                    ..opts()
-                },
-                SetupError::Empty { field: "user" },
+                SetupOptions { user: "pg_x".into(), ..opts() },
+                SetupError::Reserved { field: "user", value: "pg_x".into() },
+            ),
+            (SetupOptions { schemas: vec![], ..opts() }, SetupError::NoSchemas),
+            (
+                SetupOptions { schemas: vec!["x".repeat(64)], ..opts() },
+                SetupError::TooLong { field: "schema", value: "x".repeat(64) },
             ),
             (
-                SetupOptions {
-                    user: "pg_x".into(),
-                    ..opts()
-                },
-                SetupError::Reserved {
-                    field: "user",
-                    value: "pg_x".into(),
-                },
+                SetupOptions { elt_owners: vec!["a\0b".into()], ..opts() },
+                SetupError::Nul { field: "ELT owner", value: "a\\0b".into() },
             ),
-            (
-                SetupOptions {
-                    schemas: vec![],
-                    ..opts()
-                },
-                SetupError::NoSchemas,
-            ),
-            (
-                SetupOptions {
-                    schemas: vec!["x".repeat(64)],
-                    ..opts()
-                },
-                SetupError::TooLong {
-                    field: "schema",
-                    value: "x".repeat(64),
-                },
-            ),
-            (
-                SetupOptions {
-                    elt_owners: vec!["a\0b".into()],
-                    ..opts()
-                },
-                SetupError::Nul {
-                    field: "ELT owner",
-                    value: "a\\0b".into(),
-                },
-            ),
-            (
-                SetupOptions {
-                    password: Secret::new(""),
-                    ..opts()
-                },
-                SetupError::Empty { field: "password" },
-            ),
+            (SetupOptions { password: Secret::new(""), ..opts() }, SetupError::Empty { field: "password" }),
         ];
         for (o, want) in cases {
             let got = setup_sql(&o).expect_err("must be refused");

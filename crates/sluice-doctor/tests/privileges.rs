@@ -17,37 +17,23 @@ async fn setup_with_elt_owner_passes_every_check_and_survives_a_rebuild() {
 
     let report = db.doctor("sluice_ro", &pw, &["analytics"]).await;
     assert_all_pass(&report);
-    assert!(report
-        .fix_sql()
-        .starts_with("-- sluice doctor: nothing to fix"));
+    assert!(report.fix_sql().starts_with("-- sluice doctor: nothing to fix"));
 
     // Running the script again succeeds (and sets a new password).
     let pw = db.setup("sluice_ro", &["analytics"], &["etl_user"]);
     assert_all_pass(&db.doctor("sluice_ro", &pw, &["analytics"]).await);
 
     // The ELT tool drops and recreates a table: the user can still read it.
-    db.cluster
-        .psql_as("etl_user", ETL_PW, "warehouse", RECREATE_ORDERS)
-        .expect("recreate");
+    db.cluster.psql_as("etl_user", ETL_PW, "warehouse", RECREATE_ORDERS).expect("recreate");
     let n = db
         .cluster
-        .psql_as(
-            "sluice_ro",
-            &pw,
-            "warehouse",
-            "SELECT count(*) FROM analytics.orders;",
-        )
+        .psql_as("sluice_ro", &pw, "warehouse", "SELECT count(*) FROM analytics.orders;")
         .expect("the recreated table is readable");
     assert_eq!(n, "1");
     assert_all_pass(&db.doctor("sluice_ro", &pw, &["analytics"]).await);
 
     // And the role really is read-only by default.
-    let write = db.cluster.psql_as(
-        "sluice_ro",
-        &pw,
-        "warehouse",
-        "INSERT INTO analytics.orders (amount) VALUES (1);",
-    );
+    let write = db.cluster.psql_as("sluice_ro", &pw, "warehouse", "INSERT INTO analytics.orders (amount) VALUES (1);");
     assert!(write.is_err(), "{write:?}");
 }
 
@@ -71,35 +57,20 @@ async fn without_elt_owner_the_trap_is_named_and_the_fix_closes_it() {
     assert_status(&report, CheckId::TABLE_SELECT, Status::Pass);
     assert_status(&report, CheckId::READ_ONLY, Status::Pass);
 
-    db.cluster
-        .psql_as("etl_user", ETL_PW, "warehouse", RECREATE_ORDERS)
-        .expect("recreate");
+    db.cluster.psql_as("etl_user", ETL_PW, "warehouse", RECREATE_ORDERS).expect("recreate");
     let report = db.doctor("sluice_ro", &pw, &["analytics"]).await;
     assert_status(&report, CheckId::TABLE_SELECT, Status::Warn);
     let ts = check(&report, CheckId::TABLE_SELECT);
     assert_eq!(ts.detail.as_deref(), Some("table analytics.orders"));
-    assert_eq!(
-        ts.fix.as_deref(),
-        Some("GRANT SELECT ON TABLE analytics.orders TO sluice_ro;")
-    );
-    assert!(db
-        .cluster
-        .psql_as(
-            "sluice_ro",
-            &pw,
-            "warehouse",
-            "SELECT 1 FROM analytics.orders;"
-        )
-        .is_err());
+    assert_eq!(ts.fix.as_deref(), Some("GRANT SELECT ON TABLE analytics.orders TO sluice_ro;"));
+    assert!(db.cluster.psql_as("sluice_ro", &pw, "warehouse", "SELECT 1 FROM analytics.orders;").is_err());
 
     // The consolidated fix script repairs both, and can run twice.
     let fix = report.fix_sql();
     db.must_run(&fix);
     db.must_run(&fix);
     assert_all_pass(&db.doctor("sluice_ro", &pw, &["analytics"]).await);
-    db.cluster
-        .psql_as("etl_user", ETL_PW, "warehouse", RECREATE_ORDERS)
-        .expect("recreate");
+    db.cluster.psql_as("etl_user", ETL_PW, "warehouse", RECREATE_ORDERS).expect("recreate");
     assert_all_pass(&db.doctor("sluice_ro", &pw, &["analytics"]).await);
 }
 
@@ -241,10 +212,7 @@ async fn dblink_functions_warn_when_installed() {
     let report = db.doctor("sluice_ro", &pw, &["analytics"]).await;
     assert_status(&report, CheckId::READ_ONLY, Status::Warn);
     let detail = detail(&report, CheckId::READ_ONLY);
-    assert!(
-        detail.contains("of extension dblink") && detail.contains("(granted to PUBLIC)"),
-        "{detail}"
-    );
+    assert!(detail.contains("of extension dblink") && detail.contains("(granted to PUBLIC)"), "{detail}");
     db.must_run(&report.fix_sql());
     let after = db.doctor("sluice_ro", &pw, &["analytics"]).await;
     assert_all_pass(&after);
@@ -257,14 +225,9 @@ async fn named_schemas_must_exist_and_be_usable() {
     db.sql("CREATE SCHEMA private;");
     let pw = db.setup("sluice_ro", &["analytics"], &["etl_user"]);
 
-    let report = db
-        .doctor("sluice_ro", &pw, &["analytics", "private", "nowhere"])
-        .await;
+    let report = db.doctor("sluice_ro", &pw, &["analytics", "private", "nowhere"]).await;
     assert_status(&report, CheckId::SCHEMA_USAGE, Status::Fail);
-    assert_eq!(
-        detail(&report, CheckId::SCHEMA_USAGE),
-        "USAGE: analytics\nno USAGE: private\nno such schema: nowhere"
-    );
+    assert_eq!(detail(&report, CheckId::SCHEMA_USAGE), "USAGE: analytics\nno USAGE: private\nno such schema: nowhere");
     assert_eq!(
         check(&report, CheckId::SCHEMA_USAGE).fix.as_deref(),
         Some("GRANT USAGE ON SCHEMA private TO sluice_ro;")
@@ -288,14 +251,8 @@ async fn role_attributes_and_audit_logging_warn_with_their_fixes() {
     let report = db.doctor("sluice_ro", &pw, &["analytics"]).await;
     assert_status(&report, CheckId::ROLE_ATTRIBUTES, Status::Warn);
     let d = detail(&report, CheckId::ROLE_ATTRIBUTES);
-    assert!(
-        d.contains("CREATEDB: sluice_ro can create databases"),
-        "{d}"
-    );
-    assert!(
-        d.contains("BYPASSRLS: sluice_ro ignores row-level security"),
-        "{d}"
-    );
+    assert!(d.contains("CREATEDB: sluice_ro can create databases"), "{d}");
+    assert!(d.contains("BYPASSRLS: sluice_ro ignores row-level security"), "{d}");
     assert!(d.contains("expires at"), "{d}");
     assert_status(&report, CheckId::AUDIT_LOGGING, Status::Warn);
     assert_eq!(
@@ -323,15 +280,8 @@ async fn read_all_data_needs_14_and_then_passes() {
     .expect("script");
     if db.version_num() < 140_000 {
         let err = db.run_script(&script).expect_err("refused below 14");
-        assert!(
-            err.contains("pg_read_all_data needs PostgreSQL 14 or newer"),
-            "{err}"
-        );
-        assert_eq!(
-            db.sql("SELECT count(*) FROM pg_roles WHERE rolname = 'sluice_ro';"),
-            "0",
-            "nothing was changed"
-        );
+        assert!(err.contains("pg_read_all_data needs PostgreSQL 14 or newer"), "{err}");
+        assert_eq!(db.sql("SELECT count(*) FROM pg_roles WHERE rolname = 'sluice_ro';"), "0", "nothing was changed");
         return;
     }
     db.must_run(&script);
@@ -356,19 +306,11 @@ async fn the_script_refuses_the_wrong_database_before_changing_anything() {
     })
     .expect("script");
     let err = db.run_script(&script).expect_err("wrong database");
-    assert!(
-        err.contains(
-            "this script is for database elsewhere, but it is connected to database warehouse"
-        ),
-        "{err}"
-    );
+    assert!(err.contains("this script is for database elsewhere, but it is connected to database warehouse"), "{err}");
     let right = script.replace("'elsewhere'", "'warehouse'");
     let err = db.run_script(&right).expect_err("missing ELT owner");
     assert!(err.contains("ELT owner role ghost does not exist"), "{err}");
-    assert_eq!(
-        db.sql("SELECT count(*) FROM pg_roles WHERE rolname = 'sluice_ro';"),
-        "0"
-    );
+    assert_eq!(db.sql("SELECT count(*) FROM pg_roles WHERE rolname = 'sluice_ro';"), "0");
 }
 
 #[tokio::test]
@@ -411,12 +353,7 @@ async fn odd_identifiers_are_quoted_in_every_generated_statement() {
     assert_all_pass(&db.doctor("select", &pw, &schemas).await);
     let n = db
         .cluster
-        .psql_as(
-            "select",
-            &pw,
-            "Sales Data",
-            r#"SELECT count(*) FROM "Sales Data"."Order""Items";"#,
-        )
+        .psql_as("select", &pw, "Sales Data", r#"SELECT count(*) FROM "Sales Data"."Order""Items";"#)
         .expect("readable");
     assert_eq!(n, "1");
 
@@ -443,10 +380,7 @@ async fn odd_identifiers_are_quoted_in_every_generated_statement() {
     }
     let fix = report.fix_sql();
     // From 16 the membership revoke names its grantor (GRANTED BY).
-    assert!(
-        fix.contains(r#"REVOKE "Sales Data" FROM "select""#),
-        "{fix}"
-    );
+    assert!(fix.contains(r#"REVOKE "Sales Data" FROM "select""#), "{fix}");
     db.must_run(&fix);
     db.must_run(&fix);
     assert_all_pass(&db.doctor("select", &pw, &schemas).await);
@@ -460,10 +394,7 @@ async fn odd_identifiers_are_quoted_in_every_generated_statement() {
     );
     let report = db.doctor("select", &pw, &schemas).await;
     assert_status(&report, CheckId::TABLE_SELECT, Status::Warn);
-    assert_eq!(
-        detail(&report, CheckId::TABLE_SELECT),
-        r#"table "Sales Data"."new ""table""""#
-    );
+    assert_eq!(detail(&report, CheckId::TABLE_SELECT), r#"table "Sales Data"."new ""table""""#);
     assert_status(&report, CheckId::DEFAULT_PRIVILEGES, Status::Warn);
     assert_eq!(
         check(&report, CheckId::DEFAULT_PRIVILEGES).summary,

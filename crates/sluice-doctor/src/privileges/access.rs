@@ -20,9 +20,7 @@ pub(super) fn database_connect(facts: &Facts) -> Check {
             false => r.describe(),
         })
         .collect();
-    if facts.roles.is_inherited(facts.me.db_owner_oid)
-        || facts.me.db_owner_oid == facts.roles.me_oid
-    {
+    if facts.roles.is_inherited(facts.me.db_owner_oid) || facts.me.db_owner_oid == facts.roles.me_oid {
         paths.push("as the database owner".into());
     }
     if paths.is_empty() {
@@ -35,12 +33,8 @@ pub(super) fn database_connect(facts: &Facts) -> Check {
         .detail("it logged in only because it is a superuser")
         .fix(Some(format!("GRANT CONNECT ON DATABASE {db} TO {user};")));
     }
-    Check::new(
-        CheckId::DATABASE_CONNECT,
-        Status::Pass,
-        format!("{user} may connect to database {db}"),
-    )
-    .detail(format!("CONNECT: {}", paths.join("; ")))
+    Check::new(CheckId::DATABASE_CONNECT, Status::Pass, format!("{user} may connect to database {db}"))
+        .detail(format!("CONNECT: {}", paths.join("; ")))
 }
 
 pub(super) fn schema_usage(facts: &Facts, scope: &Scope) -> Check {
@@ -48,21 +42,10 @@ pub(super) fn schema_usage(facts: &Facts, scope: &Scope) -> Check {
     let in_scope: Vec<_> = facts.schemas.iter().filter(|s| s.in_scope).collect();
     let missing: Vec<&String> = match scope {
         Scope::All => Vec::new(),
-        Scope::Named(names) => names
-            .iter()
-            .filter(|n| !facts.schemas.iter().any(|s| &s.name == *n))
-            .collect(),
+        Scope::Named(names) => names.iter().filter(|n| !facts.schemas.iter().any(|s| &s.name == *n)).collect(),
     };
-    let usable: Vec<String> = in_scope
-        .iter()
-        .filter(|s| s.usage)
-        .map(|s| ident(&s.name))
-        .collect();
-    let lacking: Vec<String> = in_scope
-        .iter()
-        .filter(|s| !s.usage)
-        .map(|s| ident(&s.name))
-        .collect();
+    let usable: Vec<String> = in_scope.iter().filter(|s| s.usage).map(|s| ident(&s.name)).collect();
+    let lacking: Vec<String> = in_scope.iter().filter(|s| !s.usage).map(|s| ident(&s.name)).collect();
     let mut detail = Vec::new();
     if !usable.is_empty() {
         detail.push(format!("USAGE: {}", usable.join(", ")));
@@ -74,10 +57,7 @@ pub(super) fn schema_usage(facts: &Facts, scope: &Scope) -> Check {
         let names: Vec<String> = missing.iter().map(|n| ident(n)).collect();
         detail.push(format!("no such schema: {}", names.join(", ")));
     }
-    let fix: Vec<String> = lacking
-        .iter()
-        .map(|s| format!("GRANT USAGE ON SCHEMA {s} TO {user};"))
-        .collect();
+    let fix: Vec<String> = lacking.iter().map(|s| format!("GRANT USAGE ON SCHEMA {s} TO {user};")).collect();
     let named = matches!(scope, Scope::Named(_));
     let (status, summary) = if !missing.is_empty() || (named && !lacking.is_empty()) {
         (
@@ -85,99 +65,51 @@ pub(super) fn schema_usage(facts: &Facts, scope: &Scope) -> Check {
             format!(
                 "{} of the schemas named with --schema {} not usable by {user}",
                 missing.len() + lacking.len(),
-                if missing.len() + lacking.len() == 1 {
-                    "is"
-                } else {
-                    "are"
-                }
+                if missing.len() + lacking.len() == 1 { "is" } else { "are" }
             ),
         )
     } else if in_scope.is_empty() {
-        (
-            Status::Warn,
-            "the database has no schema outside pg_catalog and information_schema".into(),
-        )
+        (Status::Warn, "the database has no schema outside pg_catalog and information_schema".into())
     } else if !lacking.is_empty() {
-        (
-            Status::Warn,
-            format!(
-                "{user} has USAGE on {} of {} schemas",
-                usable.len(),
-                in_scope.len()
-            ),
-        )
+        (Status::Warn, format!("{user} has USAGE on {} of {} schemas", usable.len(), in_scope.len()))
     } else {
-        (
-            Status::Pass,
-            format!(
-                "{user} has USAGE on every schema in scope ({})",
-                usable.len()
-            ),
-        )
+        (Status::Pass, format!("{user} has USAGE on every schema in scope ({})", usable.len()))
     };
-    Check::new(CheckId::SCHEMA_USAGE, status, summary)
-        .detail(detail.join("\n"))
-        .fix(fix_text(&fix))
+    Check::new(CheckId::SCHEMA_USAGE, status, summary).detail(detail.join("\n")).fix(fix_text(&fix))
 }
 
 pub(super) fn table_select(facts: &Facts, _scope: &Scope) -> Check {
     let user = ident(&facts.me.name);
     let total: u64 = facts.unreadable_counts.values().sum();
-    let usable = facts
-        .schemas
-        .iter()
-        .filter(|s| s.in_scope && s.usage)
-        .count();
+    let usable = facts.schemas.iter().filter(|s| s.in_scope && s.usage).count();
     if total == 0 {
         return Check::new(
             CheckId::TABLE_SELECT,
             Status::Pass,
-            format!(
-                "{user} can SELECT every table and view in the {usable} usable schemas in scope"
-            ),
+            format!("{user} can SELECT every table and view in the {usable} usable schemas in scope"),
         );
     }
-    let mut lines: Vec<String> = facts
-        .unreadable
-        .iter()
-        .map(|(s, n, k)| format!("{} {}", relkind_noun(k), shown(s, n)))
-        .collect();
+    let mut lines: Vec<String> =
+        facts.unreadable.iter().map(|(s, n, k)| format!("{} {}", relkind_noun(k), shown(s, n))).collect();
     if total > lines.len() as u64 {
         lines.push(format!(
             "… {total} in all: {}",
-            facts
-                .unreadable_counts
-                .iter()
-                .map(|(s, n)| format!("{} {n}", ident(s)))
-                .collect::<Vec<_>>()
-                .join(", ")
+            facts.unreadable_counts.iter().map(|(s, n)| format!("{} {n}", ident(s))).collect::<Vec<_>>().join(", ")
         ));
     }
     let fix: Vec<String> = if total as usize <= UNREADABLE_LISTED {
-        facts
-            .unreadable
-            .iter()
-            .map(|(s, n, _)| format!("GRANT SELECT ON TABLE {} TO {user};", shown(s, n)))
-            .collect()
+        facts.unreadable.iter().map(|(s, n, _)| format!("GRANT SELECT ON TABLE {} TO {user};", shown(s, n))).collect()
     } else {
         facts
             .unreadable_counts
             .keys()
-            .map(|s| {
-                format!(
-                    "GRANT SELECT ON ALL TABLES IN SCHEMA {} TO {user};",
-                    ident(s)
-                )
-            })
+            .map(|s| format!("GRANT SELECT ON ALL TABLES IN SCHEMA {} TO {user};", ident(s)))
             .collect()
     };
     Check::new(
         CheckId::TABLE_SELECT,
         Status::Warn,
-        format!(
-            "{user} cannot SELECT {total} relation{} in usable schemas",
-            if total == 1 { "" } else { "s" }
-        ),
+        format!("{user} cannot SELECT {total} relation{} in usable schemas", if total == 1 { "" } else { "s" }),
     )
     .detail(lines.join("\n"))
     .fix(fix_text(&fix))
@@ -192,16 +124,8 @@ pub(super) fn default_privileges(facts: &Facts, scope: &Scope) -> Check {
             format!("{user} is a superuser and reads every table created later"),
         );
     }
-    if let Some(role) = facts
-        .roles
-        .by_name("pg_read_all_data")
-        .filter(|r| r.inherited)
-    {
-        let how = facts
-            .roles
-            .reach(role.oid)
-            .map(|r| r.describe())
-            .unwrap_or_default();
+    if let Some(role) = facts.roles.by_name("pg_read_all_data").filter(|r| r.inherited) {
+        let how = facts.roles.reach(role.oid).map(|r| r.describe()).unwrap_or_default();
         return Check::new(
             CheckId::DEFAULT_PRIVILEGES,
             Status::Pass,
@@ -216,11 +140,8 @@ pub(super) fn default_privileges(facts: &Facts, scope: &Scope) -> Check {
         .filter(|c| matches!(scope, Scope::Named(_)) || usable(&c.schema))
         .filter(|c| !facts.roles.is_inherited(c.role_oid) && c.role_oid != facts.roles.me_oid)
         .collect();
-    let covered: Vec<String> = creators
-        .iter()
-        .filter(|c| c.covered)
-        .map(|c| format!("{} in {}", ident(&c.role), ident(&c.schema)))
-        .collect();
+    let covered: Vec<String> =
+        creators.iter().filter(|c| c.covered).map(|c| format!("{} in {}", ident(&c.role), ident(&c.schema))).collect();
     let missing: Vec<_> = creators.iter().filter(|c| !c.covered).collect();
     if missing.is_empty() {
         let summary = if creators.is_empty() {
@@ -238,11 +159,7 @@ pub(super) fn default_privileges(facts: &Facts, scope: &Scope) -> Check {
                 "tables that {} creates or recreates in {} will not be readable by {user}{}",
                 ident(&c.role),
                 ident(&c.schema),
-                if c.schema_owner {
-                    " (it owns the schema)"
-                } else {
-                    ""
-                }
+                if c.schema_owner { " (it owns the schema)" } else { "" }
             )
         })
         .collect();
@@ -276,7 +193,5 @@ pub(super) fn default_privileges(facts: &Facts, scope: &Scope) -> Check {
     if !covered.is_empty() {
         detail.push(format!("covered: {}", covered.join(", ")));
     }
-    Check::new(CheckId::DEFAULT_PRIVILEGES, Status::Warn, summary)
-        .detail(detail.join("\n"))
-        .fix(fix_text(&fix))
+    Check::new(CheckId::DEFAULT_PRIVILEGES, Status::Warn, summary).detail(detail.join("\n")).fix(fix_text(&fix))
 }

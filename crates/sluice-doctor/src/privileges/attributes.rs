@@ -17,10 +17,7 @@ fn risky(a: &Attrs) -> Vec<(&'static str, &'static str)> {
         out.push(("CREATEROLE", "can create roles and grant memberships"));
     }
     if a.replication {
-        out.push((
-            "REPLICATION",
-            "can stream every table through a replication connection",
-        ));
+        out.push(("REPLICATION", "can stream every table through a replication connection"));
     }
     if a.bypassrls {
         out.push(("BYPASSRLS", "ignores row-level security policies"));
@@ -57,24 +54,14 @@ pub(super) fn role_attributes(facts: &Facts) -> Check {
             }
             other => other.describe(),
         };
-        lines.push(format!(
-            "{} of role {} ({how})",
-            names.join(", "),
-            ident(&role.name)
-        ));
+        lines.push(format!("{} of role {} ({how})", names.join(", "), ident(&role.name)));
         if let Some(first) = reach.first_role() {
             push_unique(&mut fix, facts.roles.revoke_membership(first));
         }
     }
     match facts.me.validity.as_str() {
-        "expired" => lines.push(format!(
-            "the password of {user} expired at {}",
-            facts.me.valid_until
-        )),
-        "soon" => lines.push(format!(
-            "the password of {user} expires at {}, within 14 days",
-            facts.me.valid_until
-        )),
+        "expired" => lines.push(format!("the password of {user} expired at {}", facts.me.valid_until)),
+        "soon" => lines.push(format!("the password of {user} expires at {}, within 14 days", facts.me.valid_until)),
         _ => {}
     }
     if !facts.me.validity.is_empty() {
@@ -99,11 +86,7 @@ pub(super) fn role_attributes(facts: &Facts) -> Check {
     Check::new(
         CheckId::ROLE_ATTRIBUTES,
         Status::Warn,
-        format!(
-            "{user} carries {} attribute finding{}",
-            lines.len(),
-            if lines.len() == 1 { "" } else { "s" }
-        ),
+        format!("{user} carries {} attribute finding{}", lines.len(), if lines.len() == 1 { "" } else { "s" }),
     )
     .detail(lines.join("\n"))
     .fix(fix_text(&fix))
@@ -113,9 +96,7 @@ pub(super) fn audit_logging(facts: &Facts) -> Check {
     let user = ident(&facts.me.name);
     let statement = facts.me.log_statement.as_str();
     let duration = facts.me.log_duration.as_str();
-    let detail = format!(
-        "log_statement = {statement}, log_duration = {duration} (as a session of {user} sees them)"
-    );
+    let detail = format!("log_statement = {statement}, log_duration = {duration} (as a session of {user} sees them)");
     let mut fix = Vec::new();
     if statement != "all" {
         fix.push(format!("ALTER ROLE {user} SET log_statement = 'all';"));

@@ -158,11 +158,9 @@ async fn batch(client: &Client, sql: &str) -> Result<Vec<Rows>, CatalogError> {
     let mut current = Vec::new();
     for m in messages {
         match m {
-            SimpleQueryMessage::Row(r) => current.push(
-                (0..r.len())
-                    .map(|i| r.get(i).unwrap_or("").to_string())
-                    .collect(),
-            ),
+            SimpleQueryMessage::Row(r) => {
+                current.push((0..r.len()).map(|i| r.get(i).unwrap_or("").to_string()).collect())
+            }
             SimpleQueryMessage::CommandComplete(_) => out.push(std::mem::take(&mut current)),
             _ => {}
         }
@@ -193,23 +191,14 @@ fn oid_array(oids: &[u32]) -> String {
 }
 
 fn statement(rows: &mut std::vec::IntoIter<Rows>, what: &str) -> Result<Rows, CatalogError> {
-    rows.next()
-        .ok_or_else(|| CatalogError(format!("the server returned no rows for {what}")))
+    rows.next().ok_or_else(|| CatalogError(format!("the server returned no rows for {what}")))
 }
 
 /// Reads the evidence: two round trips.
-pub(crate) async fn read(
-    client: &Client,
-    version_num: u32,
-    scope: &Scope,
-) -> Result<Facts, CatalogError> {
-    let mut first = batch(client, &first_batch(version_num, scope))
-        .await?
-        .into_iter();
+pub(crate) async fn read(client: &Client, version_num: u32, scope: &Scope) -> Result<Facts, CatalogError> {
+    let mut first = batch(client, &first_batch(version_num, scope)).await?.into_iter();
     let me_rows = statement(&mut first, "the user")?;
-    let me_row = me_rows
-        .first()
-        .ok_or_else(|| CatalogError("the current user is not in pg_roles".into()))?;
+    let me_row = me_rows.first().ok_or_else(|| CatalogError("the current user is not in pg_roles".into()))?;
     let me = Me {
         name: col(me_row, 0).into(),
         database: col(me_row, 1).into(),
@@ -247,24 +236,12 @@ pub(crate) async fn read(
         .collect();
     let mut grantors: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for r in statement(&mut first, "direct memberships")? {
-        grantors
-            .entry(col(&r, 0).to_string())
-            .or_default()
-            .push(col(&r, 1).to_string());
+        grantors.entry(col(&r, 0).to_string()).or_default().push(col(&r, 1).to_string());
     }
-    let roles = Roles::new(
-        me_oid,
-        me.name.clone(),
-        nodes,
-        grantors,
-        db_owner_role.map(|o| (o, me.db_owner_oid)),
-        version_num,
-    );
+    let roles =
+        Roles::new(me_oid, me.name.clone(), nodes, grantors, db_owner_role.map(|o| (o, me.db_owner_oid)), version_num);
     let schema_rows = statement(&mut first, "schemas")?;
-    let names: BTreeMap<u32, String> = schema_rows
-        .iter()
-        .map(|r| (oid(r, 0), col(r, 1).to_string()))
-        .collect();
+    let names: BTreeMap<u32, String> = schema_rows.iter().map(|r| (oid(r, 0), col(r, 1).to_string())).collect();
     let schemas: Vec<Schema> = schema_rows
         .iter()
         .map(|r| Schema {
@@ -277,16 +254,8 @@ pub(crate) async fn read(
         })
         .collect();
 
-    let in_scope: Vec<u32> = schemas
-        .iter()
-        .filter(|s| s.in_scope)
-        .map(|s| s.oid)
-        .collect();
-    let usable: Vec<u32> = schemas
-        .iter()
-        .filter(|s| s.in_scope && s.usage)
-        .map(|s| s.oid)
-        .collect();
+    let in_scope: Vec<u32> = schemas.iter().filter(|s| s.in_scope).map(|s| s.oid).collect();
+    let usable: Vec<u32> = schemas.iter().filter(|s| s.in_scope && s.usage).map(|s| s.oid).collect();
     let sql = second_batch(
         version_num,
         &Arrays {
@@ -299,21 +268,13 @@ pub(crate) async fn read(
     let mut second = batch(client, &sql).await?.into_iter();
 
     // Relations come back with their namespace oid; the name is looked up here (no join).
-    let schema_of = |r: &[String]| -> String {
-        names
-            .get(&oid(r, 0))
-            .cloned()
-            .unwrap_or_else(|| col(r, 0).to_string())
-    };
+    let schema_of =
+        |r: &[String]| -> String { names.get(&oid(r, 0)).cloned().unwrap_or_else(|| col(r, 0).to_string()) };
     let grant_rows = |rows: Rows, kind: Option<&str>, by_oid: bool| -> Vec<Grant> {
         let mut out: Vec<Grant> = rows
             .iter()
             .map(|r| Grant {
-                schema: if by_oid {
-                    schema_of(r)
-                } else {
-                    col(r, 0).into()
-                },
+                schema: if by_oid { schema_of(r) } else { col(r, 0).into() },
                 name: col(r, 1).into(),
                 kind: kind.map(str::to_string).unwrap_or_else(|| col(r, 2).into()),
                 sub: col(r, 3).into(),
@@ -325,22 +286,14 @@ pub(crate) async fn read(
             })
             .collect();
         out.sort_by(|a, b| {
-            (
-                &a.extension,
-                &a.schema,
-                &a.name,
-                &a.sub,
-                &a.privilege,
-                a.grantee,
-            )
-                .cmp(&(
-                    &b.extension,
-                    &b.schema,
-                    &b.name,
-                    &b.sub,
-                    &b.privilege,
-                    b.grantee,
-                ))
+            (&a.extension, &a.schema, &a.name, &a.sub, &a.privilege, a.grantee).cmp(&(
+                &b.extension,
+                &b.schema,
+                &b.name,
+                &b.sub,
+                &b.privilege,
+                b.grantee,
+            ))
         });
         out
     };
@@ -359,19 +312,13 @@ pub(crate) async fn read(
             owner: oid(r, 4),
         })
         .collect();
-    owned.sort_by(|a, b| {
-        (&a.schema, &a.kind, &a.name, &a.args).cmp(&(&b.schema, &b.kind, &b.name, &b.args))
-    });
+    owned.sort_by(|a, b| (&a.schema, &a.kind, &a.name, &a.args).cmp(&(&b.schema, &b.kind, &b.name, &b.args)));
     let mut unreadable = Vec::new();
     let mut unreadable_counts = BTreeMap::new();
     for r in statement(&mut second, "unreadable relations")? {
         unreadable_counts.insert(schema_of(&r), col(&r, 3).parse().unwrap_or(0));
         if flag(&r, 4) {
-            unreadable.push((
-                schema_of(&r),
-                col(&r, 1).to_string(),
-                col(&r, 2).to_string(),
-            ));
+            unreadable.push((schema_of(&r), col(&r, 1).to_string(), col(&r, 2).to_string()));
         }
     }
     let mut creators: Vec<Creator> = statement(&mut second, "creators")?
@@ -385,10 +332,8 @@ pub(crate) async fn read(
         })
         .collect();
     creators.sort_by(|a, b| (&a.schema, &a.role).cmp(&(&b.schema, &b.role)));
-    let relations_in_scope = statement(&mut second, "relation count")?
-        .first()
-        .map(|r| col(r, 0).parse().unwrap_or(0))
-        .unwrap_or(0);
+    let relations_in_scope =
+        statement(&mut second, "relation count")?.first().map(|r| col(r, 0).parse().unwrap_or(0)).unwrap_or(0);
 
     Ok(Facts {
         me,
@@ -429,16 +374,10 @@ fn first_batch(v: u32, scope: &Scope) -> String {
     };
     // Before 16 a membership passes privileges on when the *member* has INHERIT, and any member
     // may SET ROLE. From 16 each grant says so itself (inherit_option, set_option).
-    let (edge_inherits, edge_usable) = if v >= V16 {
-        ("m.inherit_option", "(m.inherit_option OR m.set_option)")
-    } else {
-        ("mr.rolinherit", "true")
-    };
-    let db_owner_role = if v >= V14 {
-        "(SELECT oid FROM pg_catalog.pg_roles WHERE rolname = 'pg_database_owner')::text"
-    } else {
-        "''"
-    };
+    let (edge_inherits, edge_usable) =
+        if v >= V16 { ("m.inherit_option", "(m.inherit_option OR m.set_option)") } else { ("mr.rolinherit", "true") };
+    let db_owner_role =
+        if v >= V14 { "(SELECT oid FROM pg_catalog.pg_roles WHERE rolname = 'pg_database_owner')::text" } else { "''" };
     format!(
         "SELECT current_user, current_database(), d.datdba, pg_catalog.pg_get_userbyid(d.datdba), r.oid, \
                 r.rolsuper, r.rolcreatedb, r.rolcreaterole, r.rolreplication, r.rolbypassrls, \
@@ -476,12 +415,7 @@ fn first_batch(v: u32, scope: &Scope) -> String {
 /// The write privileges, ownerships and read gaps. Relations are filtered by namespace oid (no
 /// join), and `has_table_privilege` runs only on the relations in usable schemas.
 fn second_batch(v: u32, a: &Arrays) -> String {
-    let Arrays {
-        reached,
-        inherited,
-        in_scope,
-        usable,
-    } = a;
+    let Arrays { reached, inherited, in_scope, usable } = a;
     let routine_kind = if v >= 110_000 {
         "p.prokind::text"
     } else {
@@ -569,10 +503,7 @@ mod tests {
     fn scope_predicates_quote_names() {
         assert_eq!(Scope::of(&[]), Scope::All);
         let named = Scope::of(&["Sales Data".into(), "it's".into()]);
-        assert_eq!(
-            named.predicate(),
-            "n.nspname::text = ANY(ARRAY['Sales Data', 'it''s']::text[])"
-        );
+        assert_eq!(named.predicate(), "n.nspname::text = ANY(ARRAY['Sales Data', 'it''s']::text[])");
         assert_eq!(oid_array(&[0, 10, 16384]), "'{0,10,16384}'::oid[]");
     }
 

@@ -36,35 +36,27 @@ pub(crate) const IDS: [&str; 7] = [
 /// Runs the privilege checks on an open session; without one they are skipped.
 pub(crate) async fn checks(session: Option<&ReadOnlySession>, schemas: &[String]) -> Vec<Check> {
     let Some(session) = session else {
-        return IDS
-            .iter()
-            .map(|id| Check::skip(id, "not logged in"))
-            .collect();
+        return IDS.iter().map(|id| Check::skip(id, "not logged in")).collect();
     };
     let started = Instant::now();
     let scope = Scope::of(schemas);
-    let facts =
-        match catalog::read(session.client(), session.info().server_version_num, &scope).await {
-            Ok(f) => f,
-            Err(e) => {
-                let why = format!("could not read the catalog: {}", e.0);
-                return IDS
-                    .iter()
-                    .map(|id| {
-                        if *id == CheckId::READ_ONLY {
-                            Check::new(
-                                id,
-                                Status::Fail,
-                                format!("cannot prove the user is read-only: {why}"),
-                            )
+    let facts = match catalog::read(session.client(), session.info().server_version_num, &scope).await {
+        Ok(f) => f,
+        Err(e) => {
+            let why = format!("could not read the catalog: {}", e.0);
+            return IDS
+                .iter()
+                .map(|id| {
+                    if *id == CheckId::READ_ONLY {
+                        Check::new(id, Status::Fail, format!("cannot prove the user is read-only: {why}"))
                             .timed(started)
-                        } else {
-                            Check::skip(id, why.clone())
-                        }
-                    })
-                    .collect();
-            }
-        };
+                    } else {
+                        Check::skip(id, why.clone())
+                    }
+                })
+                .collect();
+        }
+    };
     [
         access::database_connect(&facts),
         read_only::check(&facts),
@@ -153,8 +145,5 @@ fn capped(lines: &[String], max: usize) -> String {
 
 /// The statements that make the database owned by someone the user does not reach.
 fn database_owner_fix(facts: &Facts) -> String {
-    format!(
-        "ALTER DATABASE {} OWNER TO CURRENT_USER;",
-        ident(&facts.me.database)
-    )
+    format!("ALTER DATABASE {} OWNER TO CURRENT_USER;", ident(&facts.me.database))
 }

@@ -5,29 +5,18 @@
 use super::catalog::{Facts, Grant, Owned};
 use super::roles::{Reach, DATABASE_OWNER_ROLE};
 use super::{
-    capped, database_owner_fix, fix_text, push_unique, relkind_alter, relkind_grant, relkind_noun,
-    revoke, shown,
+    capped, database_owner_fix, fix_text, push_unique, relkind_alter, relkind_grant, relkind_noun, revoke, shown,
 };
 use crate::quote::{ident, lines, qualified};
 use crate::report::{Check, CheckId, Status};
 
 /// Memberships that write: files, programs, or every table.
-const WRITING_ROLES: [&str; 4] = [
-    "pg_write_all_data",
-    "pg_write_server_files",
-    "pg_execute_server_program",
-    "pg_read_server_files",
-];
+const WRITING_ROLES: [&str; 4] =
+    ["pg_write_all_data", "pg_write_server_files", "pg_execute_server_program", "pg_read_server_files"];
 /// Memberships that reach past reading without writing data.
 const REACHING_ROLES: [(&str, &str); 2] = [
-    (
-        "pg_signal_backend",
-        "can cancel and terminate other sessions",
-    ),
-    (
-        "pg_maintain",
-        "can lock, vacuum, reindex and refresh every relation",
-    ),
+    ("pg_signal_backend", "can cancel and terminate other sessions"),
+    ("pg_maintain", "can lock, vacuum, reindex and refresh every relation"),
 ];
 /// How many findings the detail lists; the fix always covers all of them.
 const LISTED: usize = 100;
@@ -44,13 +33,7 @@ struct Finding {
 
 impl Finding {
     fn new(fail: bool, what: String, reach: Reach, fix: Vec<String>) -> Finding {
-        Finding {
-            fail,
-            what,
-            reach,
-            fix,
-            how: None,
-        }
+        Finding { fail, what, reach, fix, how: None }
     }
 
     /// The path, worded for something the user *is* (owner, superuser) rather than was granted.
@@ -84,18 +67,10 @@ pub(super) fn check(facts: &Facts) -> Check {
     }
     for g in &facts.col_grants {
         let on = format!("TABLE {}", shown(&g.schema, &g.name));
-        let what = format!(
-            "{} ({}) on {} {}",
-            g.privilege,
-            ident(&g.sub),
-            relkind_noun(&g.kind),
-            shown(&g.schema, &g.name)
-        );
+        let what =
+            format!("{} ({}) on {} {}", g.privilege, ident(&g.sub), relkind_noun(&g.kind), shown(&g.schema, &g.name));
         let privilege = format!("{} ({})", g.privilege, ident(&g.sub));
-        let grant = Grant {
-            privilege,
-            ..g.clone()
-        };
+        let grant = Grant { privilege, ..g.clone() };
         grant_finding(facts, &mut found, &grant, true, what, on);
     }
     for o in &facts.owned {
@@ -130,12 +105,7 @@ fn attributes_and_memberships(facts: &Facts, found: &mut Vec<Finding>) {
         }
         if WRITING_ROLES.contains(&role.name.as_str()) {
             let fix = path_fix(facts, &reach, |_| Vec::new());
-            found.push(Finding::new(
-                true,
-                format!("member of {}", role.name),
-                reach,
-                fix,
-            ));
+            found.push(Finding::new(true, format!("member of {}", role.name), reach, fix));
         } else if let Some((_, why)) = REACHING_ROLES.iter().find(|(n, _)| *n == role.name) {
             let fix = path_fix(facts, &reach, |_| Vec::new());
             let what = format!("member of {} ({why})", role.name);
@@ -158,14 +128,9 @@ fn database(facts: &Facts, found: &mut Vec<Finding>) {
     }
     for g in &facts.db_grants {
         match g.privilege.as_str() {
-            "CREATE" => grant_finding(
-                facts,
-                found,
-                g,
-                true,
-                format!("CREATE on database {db}"),
-                format!("DATABASE {db}"),
-            ),
+            "CREATE" => {
+                grant_finding(facts, found, g, true, format!("CREATE on database {db}"), format!("DATABASE {db}"))
+            }
             // PUBLIC holds TEMPORARY in every database by default, and revoking it breaks every
             // application that uses temporary tables; temporary tables die with the session.
             // Only a grant that singles the user (or its roles) out is reported.
@@ -183,20 +148,11 @@ fn database(facts: &Facts, found: &mut Vec<Finding>) {
 }
 
 /// A finding for one ACL entry; `on` is the `REVOKE … ON` object clause.
-fn grant_finding(
-    facts: &Facts,
-    found: &mut Vec<Finding>,
-    g: &Grant,
-    fail: bool,
-    what: String,
-    on: String,
-) {
+fn grant_finding(facts: &Facts, found: &mut Vec<Finding>, g: &Grant, fail: bool, what: String, on: String) {
     let Some(reach) = facts.roles.reach(g.grantee) else {
         return;
     };
-    let fix = path_fix(facts, &reach, |grantee| {
-        vec![revoke(&g.privilege, &on, grantee, &g.grantor, &g.owner)]
-    });
+    let fix = path_fix(facts, &reach, |grantee| vec![revoke(&g.privilege, &on, grantee, &g.grantor, &g.owner)]);
     found.push(Finding::new(fail, what, reach, fix));
 }
 
@@ -240,10 +196,7 @@ fn owned(facts: &Facts, found: &mut Vec<Finding>, o: &Owned) {
             let sig = format!("{}({})", qualified(&o.schema, &o.name), o.args);
             (
                 format!("owner of {noun} {sig}"),
-                format!(
-                    "ALTER {word} {sig} OWNER TO {};",
-                    new_owner(facts, Some(&o.schema))
-                ),
+                format!("ALTER {word} {sig} OWNER TO {};", new_owner(facts, Some(&o.schema))),
             )
         }
         k => (
@@ -280,10 +233,7 @@ fn new_owner(facts: &Facts, schema: Option<&str>) -> String {
 fn dblink(facts: &Facts, found: &mut Vec<Finding>) {
     let mut groups: Vec<(String, u32, Vec<&Grant>)> = Vec::new();
     for g in &facts.fdw_grants {
-        match groups
-            .iter_mut()
-            .find(|(e, who, _)| *e == g.extension && *who == g.grantee)
-        {
+        match groups.iter_mut().find(|(e, who, _)| *e == g.extension && *who == g.grantee) {
             Some((_, _, list)) => list.push(g),
             None => groups.push((g.extension.clone(), g.grantee, vec![g])),
         }
@@ -292,11 +242,7 @@ fn dblink(facts: &Facts, found: &mut Vec<Finding>) {
         let Some(reach) = facts.roles.reach(grantee) else {
             continue;
         };
-        let names: Vec<String> = grants
-            .iter()
-            .take(3)
-            .map(|g| format!("{}({})", ident(&g.name), g.sub))
-            .collect();
+        let names: Vec<String> = grants.iter().take(3).map(|g| format!("{}({})", ident(&g.name), g.sub)).collect();
         let what = format!(
             "EXECUTE on {} function{} of extension {ext} ({}{}): a second, read-write connection",
             grants.len(),
@@ -324,11 +270,7 @@ fn verdict(facts: &Facts, found: Vec<Finding>) -> Check {
     let mut lines = Vec::new();
     let mut fix = Vec::new();
     // Failures first, then warnings; each in discovery order.
-    for f in found
-        .iter()
-        .filter(|f| f.fail)
-        .chain(found.iter().filter(|f| !f.fail))
-    {
+    for f in found.iter().filter(|f| f.fail).chain(found.iter().filter(|f| !f.fail)) {
         lines.push(format!(
             "{}{} ({})",
             if f.fail { "" } else { "warning: " },
@@ -343,10 +285,7 @@ fn verdict(facts: &Facts, found: Vec<Finding>) -> Check {
         facts.schemas.iter().filter(|s| s.in_scope).count(),
         facts.roles.others().count(),
     );
-    let public_temp = facts
-        .db_grants
-        .iter()
-        .any(|g| g.grantee == 0 && g.privilege == "TEMPORARY");
+    let public_temp = facts.db_grants.iter().any(|g| g.grantee == 0 && g.privilege == "TEMPORARY");
     let mut notes = vec![scope_note];
     if public_temp {
         notes.push(
@@ -381,11 +320,7 @@ fn verdict(facts: &Facts, found: Vec<Finding>) -> Check {
         .detail(format!("{}\n{}", capped(&lines, LISTED), notes.join("\n")))
         .fix(fix_text(&fix))
     } else {
-        Check::new(
-            CheckId::READ_ONLY,
-            Status::Pass,
-            format!("{user} cannot change anything in scope"),
-        )
-        .detail(notes.join("\n"))
+        Check::new(CheckId::READ_ONLY, Status::Pass, format!("{user} cannot change anything in scope"))
+            .detail(notes.join("\n"))
     }
 }

@@ -75,15 +75,9 @@ fn chain(path: &[String]) -> String {
     match path.split_last() {
         None => String::new(),
         Some((last, [])) => ident(last),
-        Some((last, through)) => format!(
-            "{}, through {}",
-            ident(last),
-            through
-                .iter()
-                .map(|r| ident(r))
-                .collect::<Vec<_>>()
-                .join(" → ")
-        ),
+        Some((last, through)) => {
+            format!("{}, through {}", ident(last), through.iter().map(|r| ident(r)).collect::<Vec<_>>().join(" → "))
+        }
     }
 }
 
@@ -122,27 +116,17 @@ impl Roles {
                 });
             }
         }
-        Roles {
-            me_oid,
-            me,
-            nodes,
-            grantors,
-            version_num,
-        }
+        Roles { me_oid, me, nodes, grantors, version_num }
     }
 
     /// Every role the user reaches (itself included) and PUBLIC (oid 0).
     pub(crate) fn reachable_oids(&self) -> Vec<u32> {
-        std::iter::once(0)
-            .chain(self.nodes.keys().copied())
-            .collect()
+        std::iter::once(0).chain(self.nodes.keys().copied()).collect()
     }
 
     /// The roles whose privileges the user holds without SET ROLE, and PUBLIC.
     pub(crate) fn inherited_oids(&self) -> Vec<u32> {
-        std::iter::once(0)
-            .chain(self.nodes.values().filter(|n| n.inherited).map(|n| n.oid))
-            .collect()
+        std::iter::once(0).chain(self.nodes.values().filter(|n| n.inherited).map(|n| n.oid)).collect()
     }
 
     pub(crate) fn reach(&self, oid: u32) -> Option<Reach> {
@@ -185,14 +169,7 @@ impl Roles {
         match self.grantors.get(role) {
             Some(list) if !list.is_empty() => list
                 .iter()
-                .map(|g| {
-                    format!(
-                        "REVOKE {} FROM {} GRANTED BY {};",
-                        ident(role),
-                        ident(&self.me),
-                        ident(g)
-                    )
-                })
+                .map(|g| format!("REVOKE {} FROM {} GRANTED BY {};", ident(role), ident(&self.me), ident(g)))
                 .collect(),
             _ => vec![plain],
         }
@@ -235,18 +212,9 @@ mod tests {
     fn paths_read_as_the_issue_words_them() {
         let r = graph(150_000);
         assert_eq!(r.reach(0), Some(Reach::Public));
-        assert_eq!(
-            r.reach(100).map(|x| x.describe()).as_deref(),
-            Some("granted directly")
-        );
-        assert_eq!(
-            r.reach(200).map(|x| x.describe()).as_deref(),
-            Some("via role analysts")
-        );
-        assert_eq!(
-            r.reach(300).map(|x| x.describe()).as_deref(),
-            Some("via role etl_writer, through analysts")
-        );
+        assert_eq!(r.reach(100).map(|x| x.describe()).as_deref(), Some("granted directly"));
+        assert_eq!(r.reach(200).map(|x| x.describe()).as_deref(), Some("via role analysts"));
+        assert_eq!(r.reach(300).map(|x| x.describe()).as_deref(), Some("via role etl_writer, through analysts"));
         assert_eq!(
             r.reach(400).map(|x| x.describe()).as_deref(),
             Some("via SET ROLE \"Admin Role\", a membership without INHERIT")
@@ -257,27 +225,18 @@ mod tests {
     #[test]
     fn the_database_owner_reaches_pg_database_owner() {
         let r = graph(150_000);
-        assert_eq!(
-            r.reach(6171),
-            Some(Reach::Inherited(vec!["pg_database_owner".into()]))
-        );
+        assert_eq!(r.reach(6171), Some(Reach::Inherited(vec!["pg_database_owner".into()])));
         assert_eq!(r.reachable_oids(), vec![0, 100, 200, 300, 400, 6171]);
         assert_eq!(r.inherited_oids(), vec![0, 100, 200, 300, 6171]);
     }
 
     #[test]
     fn membership_revokes_name_the_grantor_from_16() {
-        assert_eq!(
-            graph(150_000).revoke_membership("analysts"),
-            vec!["REVOKE analysts FROM sluice_ro;"]
-        );
+        assert_eq!(graph(150_000).revoke_membership("analysts"), vec!["REVOKE analysts FROM sluice_ro;"]);
         assert_eq!(
             graph(160_000).revoke_membership("analysts"),
             vec!["REVOKE analysts FROM sluice_ro GRANTED BY postgres;"]
         );
-        assert_eq!(
-            graph(160_000).revoke_membership("Admin Role"),
-            vec!["REVOKE \"Admin Role\" FROM sluice_ro;"]
-        );
+        assert_eq!(graph(160_000).revoke_membership("Admin Role"), vec!["REVOKE \"Admin Role\" FROM sluice_ro;"]);
     }
 }

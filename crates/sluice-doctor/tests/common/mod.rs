@@ -8,8 +8,7 @@ use std::process::Command;
 
 use sluice_core::{Secret, SourceSpec, SslMode};
 use sluice_doctor::{
-    generate_password, setup_sql, CheckId, DoctorInput, Report, SetupOptions, Status,
-    DEFAULT_STATEMENT_TIMEOUT,
+    generate_password, setup_sql, CheckId, DoctorInput, Report, SetupOptions, Status, DEFAULT_STATEMENT_TIMEOUT,
 };
 use sluice_testkit::{Cluster, SUPERUSER, SUPERUSER_PASSWORD};
 
@@ -26,11 +25,7 @@ impl Db {
     pub fn start(name: &str) -> Db {
         let cluster = Cluster::start_default().expect("cluster");
         cluster.create_database(name).expect("database");
-        Db {
-            cluster,
-            name: name.into(),
-            scripts: std::cell::Cell::new(0),
-        }
+        Db { cluster, name: name.into(), scripts: std::cell::Cell::new(0) }
     }
 
     pub fn version_num(&self) -> u32 {
@@ -39,9 +34,7 @@ impl Db {
 
     /// Superuser SQL in the database under test.
     pub fn sql(&self, sql: &str) -> String {
-        self.cluster
-            .psql(&self.name, sql)
-            .unwrap_or_else(|e| panic!("{sql}\n{e}"))
+        self.cluster.psql(&self.name, sql).unwrap_or_else(|e| panic!("{sql}\n{e}"))
     }
 
     /// Runs a generated script the way the DBA does: a file, `psql -v ON_ERROR_STOP=1 -f`, as
@@ -61,11 +54,7 @@ impl Db {
             .env("PGSSLMODE", "disable")
             .output()
             .expect("spawn psql");
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
         if out.status.success() {
             Ok(text)
         } else {
@@ -74,8 +63,7 @@ impl Db {
     }
 
     pub fn must_run(&self, script: &str) -> String {
-        self.run_script(script)
-            .unwrap_or_else(|e| panic!("the script failed:\n{e}\n--- script ---\n{script}"))
+        self.run_script(script).unwrap_or_else(|e| panic!("the script failed:\n{e}\n--- script ---\n{script}"))
     }
 
     pub async fn doctor(&self, user: &str, password: &str, schemas: &[&str]) -> Report {
@@ -84,11 +72,8 @@ impl Db {
         spec.password = Some(Secret::new(password));
         spec.sslmode = SslMode::Disable;
         spec.connect_timeout_secs = 10;
-        sluice_doctor::run(DoctorInput {
-            spec: Ok(spec),
-            schemas: schemas.iter().map(|s| s.to_string()).collect(),
-        })
-        .await
+        sluice_doctor::run(DoctorInput { spec: Ok(spec), schemas: schemas.iter().map(|s| s.to_string()).collect() })
+            .await
     }
 
     /// Generates and runs the setup script; returns the password.
@@ -129,9 +114,7 @@ INSERT INTO analytics.orders (amount) VALUES (5);
 ";
 
 pub fn check<'a>(report: &'a Report, id: &str) -> &'a sluice_doctor::Check {
-    report
-        .check(id)
-        .unwrap_or_else(|| panic!("no {id} check in\n{}", report.to_json()))
+    report.check(id).unwrap_or_else(|| panic!("no {id} check in\n{}", report.to_json()))
 }
 
 /// Every check passed (ssh is skipped: there is no tunnel).
@@ -141,14 +124,7 @@ pub fn assert_all_pass(report: &Report) {
         assert!(ok, "{} is {:?}\n{}", c.id, c.status, report.to_json());
     }
     assert!(report.ok);
-    assert_eq!(
-        report
-            .checks
-            .iter()
-            .filter(|c| c.id == CheckId::READ_ONLY)
-            .count(),
-        1
-    );
+    assert_eq!(report.checks.iter().filter(|c| c.id == CheckId::READ_ONLY).count(), 1);
 }
 
 pub fn assert_status(report: &Report, id: &str, status: Status) {
