@@ -49,7 +49,8 @@ impl ConnArgs {
     }
 }
 
-fn read_password_file(path: &Path) -> Result<Secret, Usage> {
+/// The first line of a password file; an unreadable or empty file is a bad invocation.
+pub(crate) fn read_password_file(path: &Path) -> Result<Secret, Usage> {
     let text = std::fs::read_to_string(path).map_err(|e| {
         Usage::new(
             format!("--password-file: cannot read {}: {e}", path.display()),

@@ -7,6 +7,7 @@
 mod conn;
 mod doctor;
 mod exit;
+mod setup;
 
 use std::process::ExitCode;
 
@@ -22,9 +23,12 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Check a source stage by stage (config, dns, tcp, ssh, tls, auth, server_version) and say
-    /// what to fix.
+    /// Check a source stage by stage (config, dns, tcp, ssh, tls, auth, server_version), then
+    /// audit the user's privileges (read_only, schema_usage, table_select, default_privileges…),
+    /// and say what to fix.
     Doctor(doctor::Args),
+    /// Print the SQL a DBA runs (as a superuser, with psql) to create Sluice's read-only role.
+    SetupSql(setup::Args),
 }
 
 fn main() -> ExitCode {
@@ -49,6 +53,7 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Doctor(args) => doctor::run(args).await,
+            Command::SetupSql(args) => setup::run(args),
         }
     });
     match result {
