@@ -78,7 +78,7 @@ pub(super) fn schema_usage(facts: &Facts, scope: &Scope) -> Check {
     Check::new(CheckId::SCHEMA_USAGE, status, summary).detail(detail.join("\n")).fix(fix_text(&fix))
 }
 
-pub(super) fn table_select(facts: &Facts, _scope: &Scope) -> Check {
+pub(super) fn table_select(facts: &Facts) -> Check {
     let user = ident(&facts.me.name);
     let total: u64 = facts.unreadable_counts.values().sum();
     let usable = facts.schemas.iter().filter(|s| s.in_scope && s.usage).count();

@@ -1,11 +1,13 @@
 //! The catalog evidence behind the privilege checks, read in two simple-protocol round trips.
 //!
-//! Round trip 1 reads the user, the database and the roles the user reaches through
-//! `pg_auth_members`. Round trip 2 takes those role oids as a literal array and reads, set-based,
-//! everything the checks judge: ACL entries (`aclexplode`) that hold a write privilege, objects
-//! those roles own, schemas with their USAGE, relations the user cannot SELECT and the creators
-//! whose default ACL leaves the user out. Neither round trip loops over tables, so the cost stays
-//! a handful of catalog scans whatever the catalog size.
+//! Round trip 1 reads the user, the database, the roles the user reaches through
+//! `pg_auth_members`, and the schemas with their USAGE. Round trip 2 takes those role and schema
+//! oids as literal arrays and reads, set-based, everything the checks judge: ACL entries
+//! (`aclexplode`) that hold a write privilege, objects those roles own, relations the user cannot
+//! SELECT and the creators whose default ACL leaves the user out. Relations are filtered by
+//! namespace oid, never joined per schema, and `has_table_privilege` runs only on candidate
+//! relations. Neither round trip loops over tables: about 0.3 s at 10,000 tables (see
+//! `benches/doctor_catalog.rs`).
 //!
 //! Only the simple query protocol is used (PgBouncer-safe: no named statements) and every value
 //! comes back as text, so no type lookup ever runs on the session.

@@ -62,7 +62,7 @@ pub(crate) async fn checks(session: Option<&ReadOnlySession>, schemas: &[String]
         read_only::check(&facts),
         attributes::role_attributes(&facts),
         access::schema_usage(&facts, &scope),
-        access::table_select(&facts, &scope),
+        access::table_select(&facts),
         access::default_privileges(&facts, &scope),
         attributes::audit_logging(&facts),
     ]
