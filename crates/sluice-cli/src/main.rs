@@ -7,6 +7,7 @@
 mod conn;
 mod doctor;
 mod exit;
+mod query;
 mod setup;
 
 use std::process::ExitCode;
@@ -27,6 +28,10 @@ enum Command {
     /// audit the user's privileges (read_only, schema_usage, table_select, default_privileges…),
     /// and say what to fix.
     Doctor(doctor::Args),
+    /// Run one read-only statement and stream its rows as CSV (identical to `psql --csv`), JSON,
+    /// NDJSON, Arrow IPC or Parquet. Exit 0 on success, 1 when the query failed, 2 for a bad
+    /// invocation.
+    Query(query::Args),
     /// Print the SQL a DBA runs (as a superuser, with psql) to create Sluice's read-only role.
     SetupSql(setup::Args),
 }
@@ -53,6 +58,7 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Doctor(args) => doctor::run(args).await,
+            Command::Query(args) => query::run(args).await,
             Command::SetupSql(args) => setup::run(args),
         }
     });

@@ -22,39 +22,27 @@ pub const UNIX_TO_PG_DAYS: i32 = 10_957;
 pub const UNIX_TO_PG_USECS: i64 = UNIX_TO_PG_DAYS as i64 * USECS_PER_DAY;
 
 pub fn be_i16(b: &[u8]) -> Result<i16> {
-    b.try_into()
-        .map(i16::from_be_bytes)
-        .map_err(|_| Malformed("int2"))
+    b.try_into().map(i16::from_be_bytes).map_err(|_| Malformed("int2"))
 }
 
 pub fn be_i32(b: &[u8]) -> Result<i32> {
-    b.try_into()
-        .map(i32::from_be_bytes)
-        .map_err(|_| Malformed("int4"))
+    b.try_into().map(i32::from_be_bytes).map_err(|_| Malformed("int4"))
 }
 
 pub fn be_u32(b: &[u8]) -> Result<u32> {
-    b.try_into()
-        .map(u32::from_be_bytes)
-        .map_err(|_| Malformed("oid"))
+    b.try_into().map(u32::from_be_bytes).map_err(|_| Malformed("oid"))
 }
 
 pub fn be_i64(b: &[u8]) -> Result<i64> {
-    b.try_into()
-        .map(i64::from_be_bytes)
-        .map_err(|_| Malformed("int8"))
+    b.try_into().map(i64::from_be_bytes).map_err(|_| Malformed("int8"))
 }
 
 pub fn be_f32(b: &[u8]) -> Result<f32> {
-    b.try_into()
-        .map(f32::from_be_bytes)
-        .map_err(|_| Malformed("float4"))
+    b.try_into().map(f32::from_be_bytes).map_err(|_| Malformed("float4"))
 }
 
 pub fn be_f64(b: &[u8]) -> Result<f64> {
-    b.try_into()
-        .map(f64::from_be_bytes)
-        .map_err(|_| Malformed("float8"))
+    b.try_into().map(f64::from_be_bytes).map_err(|_| Malformed("float8"))
 }
 
 pub fn bool_(b: &[u8]) -> Result<bool> {
@@ -105,11 +93,7 @@ pub fn write_float(out: &mut Vec<u8>, v: f64, is_f32: bool) {
         return;
     }
     // Rust's `{:e}` is the shortest round-trip representation, for f32 when formatting an f32.
-    let sci = if is_f32 {
-        format!("{:e}", v as f32)
-    } else {
-        format!("{v:e}")
-    };
+    let sci = if is_f32 { format!("{:e}", v as f32) } else { format!("{v:e}") };
     let (mant, exp) = sci.split_once('e').unwrap_or((sci.as_str(), "0"));
     let exp: i32 = exp.parse().unwrap_or(0);
     let (neg, mant) = match mant.strip_prefix('-') {
@@ -145,12 +129,7 @@ pub fn write_float(out: &mut Vec<u8>, v: f64, is_f32: bool) {
                 out.extend_from_slice(rest);
             }
         }
-        let _ = write!(
-            out,
-            "e{}{:02}",
-            if exp < 0 { '-' } else { '+' },
-            exp.unsigned_abs()
-        );
+        let _ = write!(out, "e{}{:02}", if exp < 0 { '-' } else { '+' }, exp.unsigned_abs());
     }
 }
 
@@ -160,12 +139,7 @@ pub enum Numeric<'a> {
     NaN,
     PosInf,
     NegInf,
-    Finite {
-        neg: bool,
-        weight: i16,
-        dscale: u16,
-        digits: &'a [u8],
-    },
+    Finite { neg: bool, weight: i16, dscale: u16, digits: &'a [u8] },
 }
 
 pub fn numeric(b: &[u8]) -> Result<Numeric<'_>> {
@@ -184,12 +158,7 @@ pub fn numeric(b: &[u8]) -> Result<Numeric<'_>> {
         0xC000 => Numeric::NaN,
         0xD000 => Numeric::PosInf,
         0xF000 => Numeric::NegInf,
-        0x0000 | 0x4000 => Numeric::Finite {
-            neg: sign == 0x4000,
-            weight,
-            dscale,
-            digits,
-        },
+        0x0000 | 0x4000 => Numeric::Finite { neg: sign == 0x4000, weight, dscale, digits },
         _ => return Err(Malformed("numeric")),
     })
 }
@@ -199,10 +168,7 @@ impl Numeric<'_> {
         match self {
             Numeric::Finite { digits, .. } if k >= 0 => {
                 let i = k as usize * 2;
-                digits
-                    .get(i..i + 2)
-                    .map(|d| i16::from_be_bytes([d[0], d[1]]) as i32)
-                    .unwrap_or(0)
+                digits.get(i..i + 2).map(|d| i16::from_be_bytes([d[0], d[1]]) as i32).unwrap_or(0)
             }
             _ => 0,
         }
@@ -214,12 +180,7 @@ impl Numeric<'_> {
             Numeric::NaN => return out.extend_from_slice(b"NaN"),
             Numeric::PosInf => return out.extend_from_slice(b"Infinity"),
             Numeric::NegInf => return out.extend_from_slice(b"-Infinity"),
-            Numeric::Finite {
-                neg,
-                weight,
-                dscale,
-                ..
-            } => (*neg, *weight as i32, *dscale as i32),
+            Numeric::Finite { neg, weight, dscale, .. } => (*neg, *weight as i32, *dscale as i32),
         };
         if neg {
             out.push(b'-');
@@ -264,9 +225,7 @@ impl Numeric<'_> {
         let lowest = -frac_groups;
         for w in (lowest..=(*weight as i32)).rev() {
             let d = self.digit(*weight as i32 - w);
-            acc = acc
-                .checked_mul(ten_k)?
-                .checked_add(arrow_buffer::i256::from_i128(d as i128))?;
+            acc = acc.checked_mul(ten_k)?.checked_add(arrow_buffer::i256::from_i128(d as i128))?;
         }
         // acc now has frac_groups*4 fractional digits; bring it to `scale`.
         let have = frac_groups * 4;
@@ -290,11 +249,7 @@ pub fn j2date(jd: i64) -> (i64, u32, u32) {
     quad = julian.div_euclid(1461);
     julian -= quad * 1461;
     let mut y = julian * 4 / 1461;
-    let within = if y != 0 {
-        (julian + 305) % 365
-    } else {
-        (julian + 306) % 366
-    };
+    let within = if y != 0 { (julian + 305) % 365 } else { (julian + 306) % 366 };
     julian = within + 123;
     y += quad * 4;
     let year = y - 4800;
@@ -328,13 +283,7 @@ pub fn write_date(out: &mut Vec<u8>, days: i32) {
 fn write_hms(out: &mut Vec<u8>, usecs_of_day: i64) {
     let secs = usecs_of_day / 1_000_000;
     let frac = usecs_of_day % 1_000_000;
-    let _ = write!(
-        out,
-        "{:02}:{:02}:{:02}",
-        secs / 3600,
-        (secs / 60) % 60,
-        secs % 60
-    );
+    let _ = write!(out, "{:02}:{:02}:{:02}", secs / 3600, (secs / 60) % 60, secs % 60);
     if frac != 0 {
         let s = format!("{frac:06}");
         out.push(b'.');
@@ -422,10 +371,7 @@ pub fn array(b: &[u8]) -> Result<Array<'_>> {
     let mut count: usize = 1;
     for _ in 0..ndim {
         let len = b.get(pos..pos + 4).ok_or(bad.clone()).and_then(be_i32)?;
-        let lb = b
-            .get(pos + 4..pos + 8)
-            .ok_or(bad.clone())
-            .and_then(be_i32)?;
+        let lb = b.get(pos + 4..pos + 8).ok_or(bad.clone()).and_then(be_i32)?;
         if len < 0 {
             return Err(bad);
         }
@@ -457,11 +403,7 @@ impl Array<'_> {
     }
 
     /// array_out: `[lb:ub]=` prefix for non-default bounds, nested braces, quoting per element.
-    pub fn write_text(
-        &self,
-        out: &mut Vec<u8>,
-        mut elem: impl FnMut(&mut Vec<u8>, &[u8]) -> Result<()>,
-    ) -> Result<()> {
+    pub fn write_text(&self, out: &mut Vec<u8>, mut elem: impl FnMut(&mut Vec<u8>, &[u8]) -> Result<()>) -> Result<()> {
         if self.dims.is_empty() {
             out.extend_from_slice(b"{}");
             return Ok(());
@@ -521,12 +463,9 @@ impl Array<'_> {
 fn write_array_elem(out: &mut Vec<u8>, text: &[u8]) {
     let needs_quote = text.is_empty()
         || text.eq_ignore_ascii_case(b"NULL")
-        || text.iter().any(|c| {
-            matches!(
-                c,
-                b'"' | b'\\' | b'{' | b'}' | b',' | b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c
-            )
-        });
+        || text
+            .iter()
+            .any(|c| matches!(c, b'"' | b'\\' | b'{' | b'}' | b',' | b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c));
     if !needs_quote {
         out.extend_from_slice(text);
         return;
@@ -677,10 +616,7 @@ mod tests {
             Ok(())
         })
         .expect("text");
-        assert_eq!(
-            String::from_utf8(o).expect("utf8"),
-            "[0:1][1:2]={{1,NULL},{3,4}}"
-        );
+        assert_eq!(String::from_utf8(o).expect("utf8"), "[0:1][1:2]={{1,NULL},{3,4}}");
         let mut o = Vec::new();
         write_array_elem(&mut o, b"a \"b\"");
         write_array_elem(&mut o, b"null");

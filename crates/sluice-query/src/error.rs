@@ -34,10 +34,7 @@ pub enum QueryError {
     #[error("could not encode the output: {0}")]
     Encode(String),
     #[error("{field}: {message}")]
-    Invalid {
-        field: &'static str,
-        message: String,
-    },
+    Invalid { field: &'static str, message: String },
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -70,28 +67,20 @@ impl QueryError {
     ) -> QueryError {
         let Some(db) = e.as_db_error() else {
             return QueryError::Lost {
-                reason: if e.is_closed() {
-                    "the server closed the connection".into()
-                } else {
-                    e.to_string()
-                },
+                reason: if e.is_closed() { "the server closed the connection".into() } else { e.to_string() },
             };
         };
         let code = db.code().code().to_string();
         if code == "57014" {
             if db.message().contains("statement timeout") {
-                return QueryError::Timeout {
-                    millis: timeout_ms.unwrap_or(0),
-                };
+                return QueryError::Timeout { millis: timeout_ms.unwrap_or(0) };
             }
             return QueryError::Cancelled;
         }
         // 57P01 admin shutdown / terminated, 57P02 crash shutdown, 57P03 cannot connect now,
         // 57P05 idle session timeout; 08xxx connection exceptions.
         if code.starts_with("57P") || code.starts_with("08") {
-            return QueryError::Lost {
-                reason: format!("{} (SQLSTATE {code})", db.message()),
-            };
+            return QueryError::Lost { reason: format!("{} (SQLSTATE {code})", db.message()) };
         }
         let position = match db.position() {
             Some(tokio_postgres::error::ErrorPosition::Original(p)) => {
@@ -113,30 +102,21 @@ impl QueryError {
 impl UserFacing for QueryError {
     fn kind(&self) -> ErrorKind {
         match self {
-            QueryError::Empty
-            | QueryError::Syntax { .. }
-            | QueryError::Refused { .. }
-            | QueryError::Invalid { .. } => ErrorKind::Config,
+            QueryError::Empty | QueryError::Syntax { .. } | QueryError::Refused { .. } | QueryError::Invalid { .. } => {
+                ErrorKind::Config
+            }
             QueryError::Connect(e) => e.kind(),
             QueryError::Database { .. } => ErrorKind::Database,
             QueryError::Timeout { .. } => ErrorKind::Timeout,
             QueryError::Cancelled => ErrorKind::Cancelled,
             QueryError::Lost { .. } => ErrorKind::Network,
-            QueryError::Output(_) | QueryError::Encode(_) | QueryError::Internal(_) => {
-                ErrorKind::Internal
-            }
+            QueryError::Output(_) | QueryError::Encode(_) | QueryError::Internal(_) => ErrorKind::Internal,
         }
     }
 
     fn message(&self) -> String {
         match self {
-            QueryError::Database {
-                message,
-                code,
-                detail,
-                position,
-                ..
-            } => {
+            QueryError::Database { message, code, detail, position, .. } => {
                 let mut m = format!("{message} (SQLSTATE {code})");
                 if let Some(p) = position {
                     m.push_str(&format!(" at character {p}"));
@@ -161,7 +141,9 @@ impl UserFacing for QueryError {
                 _ => None,
             }),
             QueryError::Timeout { .. } => Some("raise --timeout, or narrow the query".into()),
-            QueryError::Lost { .. } => Some("the server closed the session (restart, terminated backend, dropped tunnel); retry".into()),
+            QueryError::Lost { .. } => {
+                Some("the server closed the session (restart, terminated backend, dropped tunnel); retry".into())
+            }
             _ => None,
         }
     }

@@ -105,10 +105,7 @@ impl Batch {
 
     /// The wire bytes of one value; `None` is SQL NULL.
     pub fn value(&self, row: usize, col: usize) -> Option<&[u8]> {
-        self.rows
-            .get(row)
-            .and_then(|r| r.try_get::<usize, Raw<'_>>(col).ok())
-            .and_then(|r| r.0)
+        self.rows.get(row).and_then(|r| r.try_get::<usize, Raw<'_>>(col).ok()).and_then(|r| r.0)
     }
 }
 
@@ -221,27 +218,20 @@ async fn start(
          current_setting('DateStyle'), current_setting('extra_float_digits'), \
          current_setting('bytea_output');",
     );
-    let own = ErrorContext {
-        timeout_ms,
-        ..Default::default()
-    };
+    let own = ErrorContext { timeout_ms, ..Default::default() };
     let messages = client.simple_query(&begin).await.map_err(|e| own.map(e))?;
     let facts: Vec<String> = messages
         .iter()
         .find_map(|m| match m {
-            SimpleQueryMessage::Row(r) => Some(
-                (0..r.len())
-                    .map(|i| r.get(i).unwrap_or_default().to_string())
-                    .collect(),
-            ),
+            SimpleQueryMessage::Row(r) => {
+                Some((0..r.len()).map(|i| r.get(i).unwrap_or_default().to_string()).collect())
+            }
             _ => None,
         })
         .unwrap_or_default();
     let fact = |i: usize| facts.get(i).cloned().unwrap_or_default();
     if fact(0) != "on" {
-        return Err(QueryError::Internal(
-            "the transaction did not start read-only; nothing was run".into(),
-        ));
+        return Err(QueryError::Internal("the transaction did not start read-only; nothing was run".into()));
     }
     let fmt = SessionFormat {
         timezone: fact(1),
@@ -255,27 +245,15 @@ async fn start(
     if admitted.kind != StatementKind::Select {
         // EXPLAIN and SHOW return text, json or xml (built-in types) and always at least one
         // row, whose description gives the columns.
-        let ctx = ErrorContext {
-            shift: 0,
-            offset,
-            timeout_ms,
-        };
+        let ctx = ErrorContext { shift: 0, offset, timeout_ms };
         let mut rows = Box::pin(query(client, sql, ctx).await?);
         let first = match rows.next().await {
             Some(Ok(r)) => Some(r),
             Some(Err(e)) => return Err(ctx.map(e)),
             None => None,
         };
-        let columns = first
-            .as_ref()
-            .map(|r| r.columns().iter().map(wire_column).collect())
-            .unwrap_or_default();
-        return Ok(Started {
-            columns,
-            rows,
-            first,
-            ctx,
-        });
+        let columns = first.as_ref().map(|r| r.columns().iter().map(wire_column).collect()).unwrap_or_default();
+        return Ok(Started { columns, rows, first, ctx });
     }
 
     let names = describe_names(client, sql, offset, timeout_ms).await?;
@@ -315,18 +293,9 @@ async fn start(
     } else {
         (sql.to_string(), 0)
     };
-    let ctx = ErrorContext {
-        shift,
-        offset,
-        timeout_ms,
-    };
+    let ctx = ErrorContext { shift, offset, timeout_ms };
     let rows = Box::pin(query(client, &main, ctx).await?);
-    Ok(Started {
-        columns,
-        rows,
-        first: None,
-        ctx,
-    })
+    Ok(Started { columns, rows, first: None, ctx })
 }
 
 async fn query(
@@ -335,19 +304,13 @@ async fn query(
     ctx: ErrorContext,
 ) -> Result<tokio_postgres::RowStream, QueryError> {
     let params: Vec<(&(dyn tokio_postgres::types::ToSql + Sync), Type)> = Vec::new();
-    client
-        .query_typed_raw(sql, params)
-        .await
-        .map_err(|e| ctx.map(e))
+    client.query_typed_raw(sql, params).await.map_err(|e| ctx.map(e))
 }
 
 /// The statement as a never-executed subquery: `ON false` keeps one all-NULL row whose columns
 /// have the statement's names and types.
 fn probe(sql: &str, alias: &str) -> (String, String) {
-    (
-        "SELECT q.* FROM (VALUES (1)) AS d(x) LEFT JOIN LATERAL (\n".to_string(),
-        format!("{sql}\n) AS {alias} ON false"),
-    )
+    ("SELECT q.* FROM (VALUES (1)) AS d(x) LEFT JOIN LATERAL (\n".to_string(), format!("{sql}\n) AS {alias} ON false"))
 }
 
 async fn describe_names(
@@ -358,13 +321,10 @@ async fn describe_names(
 ) -> Result<Vec<String>, QueryError> {
     let (inner_prefix, inner_suffix) = probe(sql, "q");
     // json (not jsonb) keeps duplicate keys and their order.
-    let prefix = format!("SELECT k FROM pg_catalog.json_object_keys((SELECT pg_catalog.row_to_json(s) FROM ({inner_prefix}");
+    let prefix =
+        format!("SELECT k FROM pg_catalog.json_object_keys((SELECT pg_catalog.row_to_json(s) FROM ({inner_prefix}");
     let text = format!("{prefix}{inner_suffix}) AS s)) AS k");
-    let ctx = ErrorContext {
-        shift: prefix.chars().count(),
-        offset,
-        timeout_ms,
-    };
+    let ctx = ErrorContext { shift: prefix.chars().count(), offset, timeout_ms };
     collect_text(client, &text, ctx).await
 }
 
@@ -386,9 +346,7 @@ async fn describe_types(
         return Ok(Vec::new());
     }
     let list: Vec<String> = (1..=n).map(|i| format!("c{i}")).collect();
-    let typeofs: Vec<String> = (1..=n)
-        .map(|i| format!("pg_catalog.pg_typeof(s.c{i})"))
-        .collect();
+    let typeofs: Vec<String> = (1..=n).map(|i| format!("pg_catalog.pg_typeof(s.c{i})")).collect();
     let (inner_prefix, inner_suffix) = probe(sql, &format!("q({})", list.join(", ")));
     let prefix = format!(
         "SELECT (t.oid::int8)::text, (CASE WHEN t.typtype = 'd' THEN t.typbasetype ELSE t.oid END)::int8::text, \
@@ -399,11 +357,7 @@ async fn describe_types(
          JOIN pg_catalog.pg_type t ON t.oid = u.oid ORDER BY u.i",
         typeofs.join(", ")
     );
-    let ctx = ErrorContext {
-        shift: prefix.chars().count(),
-        offset,
-        timeout_ms,
-    };
+    let ctx = ErrorContext { shift: prefix.chars().count(), offset, timeout_ms };
     let flat = collect_text(client, &text, ctx).await?;
     let out: Vec<Described> = flat
         .chunks(3)
@@ -414,10 +368,7 @@ async fn describe_types(
         })
         .collect();
     if out.len() != n {
-        return Err(QueryError::Internal(format!(
-            "described {} column types for {n} columns",
-            out.len()
-        )));
+        return Err(QueryError::Internal(format!("described {} column types for {n} columns", out.len())));
     }
     Ok(out)
 }
@@ -434,12 +385,7 @@ async fn describe_typmods(
     let wanted: Vec<usize> = columns
         .iter()
         .enumerate()
-        .filter(|(_, c)| {
-            matches!(
-                c.codec,
-                Codec::Scalar(Scalar::Numeric) | Codec::Array(Scalar::Numeric)
-            )
-        })
+        .filter(|(_, c)| matches!(c.codec, Codec::Scalar(Scalar::Numeric) | Codec::Array(Scalar::Numeric)))
         .map(|(i, _)| i)
         .collect();
     if wanted.is_empty() {
@@ -450,11 +396,7 @@ async fn describe_typmods(
     let (inner_prefix, inner_suffix) = probe(sql, &format!("q({})", list.join(", ")));
     let prefix = format!("SELECT {} FROM ({inner_prefix}", select.join(", "));
     let text = format!("{prefix}{inner_suffix}) AS s");
-    let ctx = ErrorContext {
-        shift: prefix.chars().count(),
-        offset,
-        timeout_ms,
-    };
+    let ctx = ErrorContext { shift: prefix.chars().count(), offset, timeout_ms };
     let rows = query(client, &text, ctx).await?;
     let mut rows = std::pin::pin!(rows);
     while let Some(row) = rows.next().await {
@@ -574,9 +516,7 @@ impl RowStream {
                 Ok(n) => n,
                 Err(_) => {
                     let _ = self.cancel.cancel().await;
-                    return Err(QueryError::Timeout {
-                        millis: self.ctx.timeout_ms.unwrap_or(0),
-                    });
+                    return Err(QueryError::Timeout { millis: self.ctx.timeout_ms.unwrap_or(0) });
                 }
             },
             None => stream.next().await,
@@ -618,12 +558,7 @@ impl RowStream {
 
 /// Cancels (when asked), rolls back and gives the session back — or discards it when its state
 /// is unknown.
-async fn release(
-    loan: Box<dyn SessionLoan>,
-    healthy: bool,
-    cancel_first: bool,
-    cancel: CancelHandle,
-) {
+async fn release(loan: Box<dyn SessionLoan>, healthy: bool, cancel_first: bool, cancel: CancelHandle) {
     if cancel_first {
         if let Err(e) = cancel.cancel().await {
             tracing::debug!("cancel request failed: {e}");
@@ -643,9 +578,7 @@ async fn release(
             loan.discard();
         }
         Err(_) => {
-            tracing::debug!(
-                "rollback did not finish within {ROLLBACK_WAIT:?}; discarding the session"
-            );
+            tracing::debug!("rollback did not finish within {ROLLBACK_WAIT:?}; discarding the session");
             loan.discard();
         }
     }

@@ -94,29 +94,17 @@ pub fn admit(sql: &str) -> Result<Admitted, QueryError> {
         .map_err(|_| refused("the statement could not be classified"))?
         .map_err(|e| match e {
             pg_query::Error::Parse(m) => QueryError::Syntax { message: m },
-            other => QueryError::Syntax {
-                message: other.to_string(),
-            },
+            other => QueryError::Syntax { message: other.to_string() },
         })?;
     let stmts = &parsed.protobuf.stmts;
     let raw = match stmts.as_slice() {
         [] => return Err(QueryError::Empty),
         [one] => one,
-        more => {
-            return Err(refused(&format!(
-                "the request holds {} statements; send exactly one",
-                more.len()
-            )))
-        }
+        more => return Err(refused(&format!("the request holds {} statements; send exactly one", more.len()))),
     };
-    let node = raw
-        .stmt
-        .as_ref()
-        .ok_or_else(|| refused("the statement could not be classified"))?;
-    let tree = serde_json::to_value(node.as_ref())
-        .map_err(|_| refused("the statement could not be classified"))?;
-    let (name, body) =
-        node_of(&tree).ok_or_else(|| refused("the statement could not be classified"))?;
+    let node = raw.stmt.as_ref().ok_or_else(|| refused("the statement could not be classified"))?;
+    let tree = serde_json::to_value(node.as_ref()).map_err(|_| refused("the statement could not be classified"))?;
+    let (name, body) = node_of(&tree).ok_or_else(|| refused("the statement could not be classified"))?;
     let kind = match name {
         "SelectStmt" => {
             check_select(body)?;
@@ -131,15 +119,9 @@ pub fn admit(sql: &str) -> Result<Admitted, QueryError> {
     };
     check_functions(&tree)?;
 
-    let start = usize::try_from(raw.stmt_location)
-        .unwrap_or(0)
-        .min(sql.len());
+    let start = usize::try_from(raw.stmt_location).unwrap_or(0).min(sql.len());
     let len = usize::try_from(raw.stmt_len).unwrap_or(0);
-    let end = if len == 0 {
-        sql.len()
-    } else {
-        (start + len).min(sql.len())
-    };
+    let end = if len == 0 { sql.len() } else { (start + len).min(sql.len()) };
     let text = sql.get(start..end).unwrap_or(sql);
     let trimmed_start = text.len() - text.trim_start().len();
     let body_text = text.trim().trim_end_matches(';').trim_end();
@@ -147,10 +129,7 @@ pub fn admit(sql: &str) -> Result<Admitted, QueryError> {
     Ok(Admitted {
         kind,
         sql: body_text.to_string(),
-        char_offset: sql
-            .get(..byte_offset)
-            .map(|p| p.chars().count())
-            .unwrap_or(0),
+        char_offset: sql.get(..byte_offset).map(|p| p.chars().count()).unwrap_or(0),
     })
 }
 
@@ -170,9 +149,7 @@ fn check_select(body: &Value) -> Result<(), QueryError> {
     let mut into = Vec::new();
     collect(body, "into_clause", &mut into);
     if into.iter().any(|v| !v.is_null()) {
-        return Err(refused(
-            "SELECT … INTO creates a table; use a plain SELECT to read the rows",
-        ));
+        return Err(refused("SELECT … INTO creates a table; use a plain SELECT to read the rows"));
     }
     if let Some(lock) = find_nonempty_array(body, "locking_clause") {
         let what = lock
@@ -188,31 +165,21 @@ fn check_select(body: &Value) -> Result<(), QueryError> {
                 _ => "FOR UPDATE",
             })
             .unwrap_or("FOR UPDATE/SHARE");
-        return Err(refused(&format!(
-            "SELECT … {what} locks rows; remove the locking clause"
-        )));
+        return Err(refused(&format!("SELECT … {what} locks rows; remove the locking clause")));
     }
     for writer in ["InsertStmt", "UpdateStmt", "DeleteStmt", "MergeStmt"] {
         if find_key(body, &[writer]).is_some() {
-            return Err(refused(&format!(
-                "a data-modifying WITH clause ({}) is not allowed",
-                human_kind(writer)
-            )));
+            return Err(refused(&format!("a data-modifying WITH clause ({}) is not allowed", human_kind(writer))));
         }
     }
     Ok(())
 }
 
 fn check_explain(body: &Value) -> Result<(), QueryError> {
-    let analyze = body
-        .get("options")
-        .and_then(Value::as_array)
-        .map(|opts| opts.iter().any(is_analyze_on))
-        .unwrap_or(false);
+    let analyze =
+        body.get("options").and_then(Value::as_array).map(|opts| opts.iter().any(is_analyze_on)).unwrap_or(false);
     let inner = body.get("query");
-    let (name, inner_body) = inner
-        .and_then(node_of)
-        .ok_or_else(|| refused("the EXPLAIN could not be classified"))?;
+    let (name, inner_body) = inner.and_then(node_of).ok_or_else(|| refused("the EXPLAIN could not be classified"))?;
     if name == "SelectStmt" {
         return check_select(inner_body).or_else(|e| if analyze { Err(e) } else { Ok(()) });
     }
@@ -236,10 +203,7 @@ fn is_analyze_on(opt: &Value) -> bool {
         None => true,
         Some(("Boolean", b)) => b.get("boolval").and_then(Value::as_bool).unwrap_or(false),
         Some(("String", s)) => !matches!(
-            s.get("sval")
-                .and_then(Value::as_str)
-                .map(str::to_ascii_lowercase)
-                .as_deref(),
+            s.get("sval").and_then(Value::as_str).map(str::to_ascii_lowercase).as_deref(),
             Some("false" | "off" | "0" | "no")
         ),
         Some(("Integer", i)) => i.get("ival").and_then(Value::as_i64).unwrap_or(0) != 0,
@@ -313,9 +277,7 @@ fn find_key<'a>(v: &'a Value, keys: &[&str]) -> Option<&'a Value> {
 fn find_nonempty_array<'a>(v: &'a Value, key: &str) -> Option<&'a Vec<Value>> {
     let mut all = Vec::new();
     collect(v, key, &mut all);
-    all.into_iter()
-        .filter_map(Value::as_array)
-        .find(|a| !a.is_empty())
+    all.into_iter().filter_map(Value::as_array).find(|a| !a.is_empty())
 }
 
 fn refused(message: &str) -> QueryError {
@@ -442,10 +404,7 @@ mod tests {
             ("INSERT INTO t VALUES (1)", "INSERT"),
             ("UPDATE t SET a = 1", "UPDATE"),
             ("DELETE FROM t", "DELETE"),
-            (
-                "MERGE INTO t USING s ON true WHEN MATCHED THEN DELETE",
-                "MERGE",
-            ),
+            ("MERGE INTO t USING s ON true WHEN MATCHED THEN DELETE", "MERGE"),
             ("CREATE TABLE x (a int)", "CREATE TABLE"),
             ("CREATE TEMP TABLE x (a int)", "CREATE TABLE"),
             ("CREATE TABLE x AS SELECT 1", "CREATE TABLE AS"),
@@ -466,53 +425,26 @@ mod tests {
             ("DECLARE c CURSOR FOR SELECT 1", "DECLARE CURSOR"),
             ("SELECT * FROM t FOR UPDATE", "FOR UPDATE"),
             ("SELECT * FROM t FOR SHARE", "FOR SHARE"),
-            (
-                "SELECT * FROM (SELECT * FROM t FOR NO KEY UPDATE) s",
-                "FOR NO KEY UPDATE",
-            ),
-            (
-                "WITH d AS (DELETE FROM t RETURNING *) SELECT * FROM d",
-                "DELETE",
-            ),
-            (
-                "WITH i AS (INSERT INTO t VALUES (1) RETURNING *) SELECT 1",
-                "INSERT",
-            ),
+            ("SELECT * FROM (SELECT * FROM t FOR NO KEY UPDATE) s", "FOR NO KEY UPDATE"),
+            ("WITH d AS (DELETE FROM t RETURNING *) SELECT * FROM d", "DELETE"),
+            ("WITH i AS (INSERT INTO t VALUES (1) RETURNING *) SELECT 1", "INSERT"),
             ("SELECT nextval('s')", "nextval()"),
             ("SELECT setval('s', 1)", "setval()"),
             ("SELECT pg_advisory_lock(1)", "pg_advisory_lock()"),
-            (
-                "SELECT * FROM pg_try_advisory_lock(1)",
-                "pg_try_advisory_lock()",
-            ),
-            (
-                "SELECT pg_catalog.pg_terminate_backend(1)",
-                "pg_terminate_backend()",
-            ),
+            ("SELECT * FROM pg_try_advisory_lock(1)", "pg_try_advisory_lock()"),
+            ("SELECT pg_catalog.pg_terminate_backend(1)", "pg_terminate_backend()"),
             ("SELECT pg_cancel_backend(1)", "pg_cancel_backend()"),
             ("SELECT dblink_exec('x', 'y')", "dblink_exec()"),
             ("SELECT lo_import('/etc/passwd')", "lo_import()"),
             ("SELECT pg_notify('c', 'x')", "pg_notify()"),
-            (
-                "SELECT set_config('search_path', 'x', false)",
-                "set_config()",
-            ),
+            ("SELECT set_config('search_path', 'x', false)", "set_config()"),
             ("SELECT pg_read_file('/etc/passwd')", "pg_read_file()"),
-            (
-                "SELECT pg_read_binary_file('/etc/passwd')",
-                "pg_read_binary_file()",
-            ),
+            ("SELECT pg_read_binary_file('/etc/passwd')", "pg_read_binary_file()"),
             ("SELECT * FROM pg_ls_dir('.')", "pg_ls_dir()"),
             ("SELECT pg_stat_file('x')", "pg_stat_file()"),
             ("SELECT pg_reload_conf()", "pg_reload_conf()"),
-            (
-                "SELECT query_to_xml('select 1', true, true, '')",
-                "query_to_xml()",
-            ),
-            (
-                "SELECT a FROM t WHERE a IN (SELECT PG_ADVISORY_LOCK(2))",
-                "pg_advisory_lock()",
-            ),
+            ("SELECT query_to_xml('select 1', true, true, '')", "query_to_xml()"),
+            ("SELECT a FROM t WHERE a IN (SELECT PG_ADVISORY_LOCK(2))", "pg_advisory_lock()"),
             ("EXPLAIN ANALYZE INSERT INTO t VALUES (1)", "INSERT"),
             ("EXPLAIN ANALYZE SELECT * FROM t FOR UPDATE", "FOR UPDATE"),
             ("EXPLAIN SELECT pg_advisory_lock(1)", "pg_advisory_lock()"),
@@ -521,10 +453,7 @@ mod tests {
         ];
         for (sql, named) in cases {
             let msg = no(sql);
-            assert!(
-                msg.contains(named),
-                "{sql}: `{msg}` does not name `{named}`"
-            );
+            assert!(msg.contains(named), "{sql}: `{msg}` does not name `{named}`");
         }
     }
 
@@ -533,31 +462,15 @@ mod tests {
         assert!(matches!(admit("  -- nothing\n"), Err(QueryError::Empty)));
         assert!(matches!(admit(""), Err(QueryError::Empty)));
         assert!(matches!(admit("SELEC 1"), Err(QueryError::Syntax { .. })));
-        assert!(matches!(
-            admit("SELECT 'a\0'"),
-            Err(QueryError::Syntax { .. })
-        ));
+        assert!(matches!(admit("SELECT 'a\0'"), Err(QueryError::Syntax { .. })));
     }
 
     #[test]
     fn deny_list_families() {
-        for f in [
-            "pg_advisory_xact_lock",
-            "dblink_connect",
-            "lo_unlink",
-            "pg_ls_waldir",
-            "Pg_Read_File",
-        ] {
+        for f in ["pg_advisory_xact_lock", "dblink_connect", "lo_unlink", "pg_ls_waldir", "Pg_Read_File"] {
             assert!(is_denied(f), "{f}");
         }
-        for f in [
-            "pg_sleep",
-            "now",
-            "lower",
-            "currval",
-            "pg_backend_pid",
-            "pg_size_pretty",
-        ] {
+        for f in ["pg_sleep", "now", "lower", "currval", "pg_backend_pid", "pg_size_pretty"] {
             assert!(!is_denied(f), "{f}");
         }
     }

@@ -29,20 +29,14 @@ pub struct SessionFormat {
 
 impl SessionFormat {
     fn iso(&self) -> bool {
-        self.datestyle
-            .trim_start()
-            .to_ascii_uppercase()
-            .starts_with("ISO")
+        self.datestyle.trim_start().to_ascii_uppercase().starts_with("ISO")
     }
 
     /// Whether the session's TimeZone is UTC by another name (offset zero, no DST).
     fn utc(&self) -> bool {
         let tz = self.timezone.to_ascii_lowercase();
         let tz = tz.strip_prefix("etc/").unwrap_or(&tz);
-        matches!(
-            tz,
-            "utc" | "uct" | "gmt" | "gmt0" | "gmt+0" | "gmt-0" | "greenwich" | "universal" | "zulu"
-        )
+        matches!(tz, "utc" | "uct" | "gmt" | "gmt0" | "gmt+0" | "gmt-0" | "greenwich" | "universal" | "zulu")
     }
 }
 
@@ -172,10 +166,7 @@ pub struct Column {
 impl Column {
     /// numeric(p, s) as declared (also for numeric(p, s)[]), from the type modifier.
     pub fn numeric_precision_scale(&self) -> Option<(u8, i8)> {
-        let numeric = matches!(
-            self.codec,
-            Codec::Scalar(Scalar::Numeric) | Codec::Array(Scalar::Numeric)
-        );
+        let numeric = matches!(self.codec, Codec::Scalar(Scalar::Numeric) | Codec::Array(Scalar::Numeric));
         if !numeric || self.typmod < 4 {
             return None;
         }
@@ -191,19 +182,12 @@ impl Column {
 /// and Parquet fields): an empty name becomes `column_N` (1-based position); a repeated name gets
 /// `_2`, `_3`, … in order of appearance, skipping suffixes that are taken by another column.
 pub fn unique_names(columns: &[Column]) -> Vec<String> {
-    let mut taken: std::collections::HashSet<String> = columns
-        .iter()
-        .map(|c| c.name.clone())
-        .filter(|n| !n.is_empty())
-        .collect();
+    let mut taken: std::collections::HashSet<String> =
+        columns.iter().map(|c| c.name.clone()).filter(|n| !n.is_empty()).collect();
     let mut seen = std::collections::HashSet::new();
     let mut out = Vec::with_capacity(columns.len());
     for (i, c) in columns.iter().enumerate() {
-        let base = if c.name.is_empty() {
-            format!("column_{}", i + 1)
-        } else {
-            c.name.clone()
-        };
+        let base = if c.name.is_empty() { format!("column_{}", i + 1) } else { c.name.clone() };
         if seen.insert(base.clone()) {
             taken.insert(base.clone());
             out.push(base);
@@ -274,14 +258,8 @@ mod tests {
 
     #[test]
     fn unique_names_rules() {
-        let cols: Vec<Column> = ["a", "a", "", "a_2", "b", "a"]
-            .iter()
-            .map(|n| col(n))
-            .collect();
-        assert_eq!(
-            unique_names(&cols),
-            vec!["a", "a_3", "column_3", "a_2", "b", "a_4"]
-        );
+        let cols: Vec<Column> = ["a", "a", "", "a_2", "b", "a"].iter().map(|n| col(n)).collect();
+        assert_eq!(unique_names(&cols), vec!["a", "a_3", "column_3", "a_2", "b", "a_4"]);
     }
 
     #[test]
@@ -292,42 +270,15 @@ mod tests {
             extra_float_digits: 1,
             bytea_output: "hex".into(),
         };
-        assert_eq!(
-            Codec::for_oid(1184, &utc, Flavor::Text),
-            Codec::Scalar(Scalar::TimestampTz)
-        );
-        assert_eq!(
-            Codec::for_oid(1185, &utc, Flavor::Text),
-            Codec::Array(Scalar::TimestampTz)
-        );
-        let paris = SessionFormat {
-            timezone: "Europe/Paris".into(),
-            ..utc.clone()
-        };
-        assert_eq!(
-            Codec::for_oid(1184, &paris, Flavor::Text),
-            Codec::ServerText
-        );
-        assert_eq!(
-            Codec::for_oid(1185, &paris, Flavor::Text),
-            Codec::ServerText
-        );
-        assert_eq!(
-            Codec::for_oid(1184, &paris, Flavor::Typed),
-            Codec::Scalar(Scalar::TimestampTz)
-        );
-        let german = SessionFormat {
-            datestyle: "German, DMY".into(),
-            ..utc.clone()
-        };
-        assert_eq!(
-            Codec::for_oid(1082, &german, Flavor::Text),
-            Codec::ServerText
-        );
-        let low = SessionFormat {
-            extra_float_digits: 0,
-            ..utc
-        };
+        assert_eq!(Codec::for_oid(1184, &utc, Flavor::Text), Codec::Scalar(Scalar::TimestampTz));
+        assert_eq!(Codec::for_oid(1185, &utc, Flavor::Text), Codec::Array(Scalar::TimestampTz));
+        let paris = SessionFormat { timezone: "Europe/Paris".into(), ..utc.clone() };
+        assert_eq!(Codec::for_oid(1184, &paris, Flavor::Text), Codec::ServerText);
+        assert_eq!(Codec::for_oid(1185, &paris, Flavor::Text), Codec::ServerText);
+        assert_eq!(Codec::for_oid(1184, &paris, Flavor::Typed), Codec::Scalar(Scalar::TimestampTz));
+        let german = SessionFormat { datestyle: "German, DMY".into(), ..utc.clone() };
+        assert_eq!(Codec::for_oid(1082, &german, Flavor::Text), Codec::ServerText);
+        let low = SessionFormat { extra_float_digits: 0, ..utc };
         assert_eq!(Codec::for_oid(701, &low, Flavor::Text), Codec::ServerText);
         assert_eq!(Codec::for_oid(1186, &low, Flavor::Typed), Codec::ServerText);
     }

@@ -90,11 +90,7 @@ async fn csv_is_byte_identical_to_psql_for_every_type() {
     let columns = parse_csv(&theirs)[0].clone();
     for c in columns {
         let q = format!("SELECT {c}, {c} AS again FROM fidelity ORDER BY id DESC");
-        assert_eq!(
-            csv(&env.pool, &q).await.expect("query"),
-            psql_csv(&env.cluster, &q),
-            "{c}"
-        );
+        assert_eq!(csv(&env.pool, &q).await.expect("query"), psql_csv(&env.cluster, &q), "{c}");
     }
     // Expressions, duplicate names and a zero-row result.
     for q in [
@@ -143,9 +139,7 @@ async fn json_and_ndjson_are_exact() {
     let header = reference[0].clone();
     let rows = &reference[1..];
 
-    let (bytes, summary) = export_bytes(&env.pool, req(QUERY, Format::Json), Format::Json)
-        .await
-        .expect("json");
+    let (bytes, summary) = export_bytes(&env.pool, req(QUERY, Format::Json), Format::Json).await.expect("json");
     assert_eq!(summary.rows, 4);
     let doc: serde_json::Value = serde_json::from_slice(&bytes).expect("valid JSON");
     assert_eq!(doc["truncated"], serde_json::Value::Bool(false));
@@ -180,16 +174,11 @@ async fn json_and_ndjson_are_exact() {
         }
     }
     // Arrays: nested JSON arrays with default bounds, text with other bounds.
-    let at = |r: usize, name: &str| {
-        out_rows[r][header.iter().position(|h| h == name).expect("col")].clone()
-    };
+    let at = |r: usize, name: &str| out_rows[r][header.iter().position(|h| h == name).expect("col")].clone();
     assert_eq!(at(0, "a_int").to_string(), "[1,null,3]");
     assert_eq!(at(0, "a_2d").to_string(), "[[1,2],[3,4]]");
     assert_eq!(at(0, "a_lb"), serde_json::json!("[0:1]={7,8}"));
-    assert_eq!(
-        at(0, "a_text"),
-        serde_json::json!(["a b", "c,d", null, "NULL", "", "q\"uote"])
-    );
+    assert_eq!(at(0, "a_text"), serde_json::json!(["a b", "c,d", null, "NULL", "", "q\"uote"]));
     assert_eq!(at(0, "a_num").to_string(), "[1.50,null,-2.00]");
     assert_eq!(at(0, "a_mood"), serde_json::json!("{sad,happy}"));
     assert_eq!(at(1, "a_empty").to_string(), "[]");
@@ -198,14 +187,10 @@ async fn json_and_ndjson_are_exact() {
     assert_eq!(at(2, "f8_special"), serde_json::json!("-Infinity"));
     assert_eq!(at(0, "by"), serde_json::json!("\\x00ff10"));
 
-    let (lines, _) = export_bytes(&env.pool, req(QUERY, Format::Ndjson), Format::Ndjson)
-        .await
-        .expect("ndjson");
+    let (lines, _) = export_bytes(&env.pool, req(QUERY, Format::Ndjson), Format::Ndjson).await.expect("ndjson");
     let text = String::from_utf8(lines).expect("utf8");
-    let objects: Vec<serde_json::Value> = text
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("one object per line"))
-        .collect();
+    let objects: Vec<serde_json::Value> =
+        text.lines().map(|l| serde_json::from_str(l).expect("one object per line")).collect();
     assert_eq!(objects.len(), 4);
     for (r, o) in objects.iter().enumerate() {
         let o = o.as_object().expect("object");
@@ -217,16 +202,9 @@ async fn json_and_ndjson_are_exact() {
 
     // Duplicate names: kept in JSON's column list, made unique as NDJSON keys.
     let q = "SELECT 1 AS a, 2 AS a, 3 AS a_2";
-    let (b, _) = export_bytes(&env.pool, req(q, Format::Ndjson), Format::Ndjson)
-        .await
-        .expect("dups");
-    assert_eq!(
-        String::from_utf8(b).expect("utf8"),
-        "{\"a\":1,\"a_3\":2,\"a_2\":3}\n"
-    );
-    let (b, _) = export_bytes(&env.pool, req(q, Format::Json), Format::Json)
-        .await
-        .expect("dups");
+    let (b, _) = export_bytes(&env.pool, req(q, Format::Ndjson), Format::Ndjson).await.expect("dups");
+    assert_eq!(String::from_utf8(b).expect("utf8"), "{\"a\":1,\"a_3\":2,\"a_2\":3}\n");
+    let (b, _) = export_bytes(&env.pool, req(q, Format::Json), Format::Json).await.expect("dups");
     let doc: serde_json::Value = serde_json::from_slice(&b).expect("json");
     assert_eq!(doc["columns"][1]["name"], "a");
 }
@@ -248,28 +226,15 @@ async fn arrow_and_parquet_are_typed_and_exact() {
     let header = reference[0].clone();
     let rows = &reference[1..];
 
-    let (bytes, summary) = export_bytes(&env.pool, req(QUERY, Format::Arrow), Format::Arrow)
-        .await
-        .expect("arrow");
+    let (bytes, summary) = export_bytes(&env.pool, req(QUERY, Format::Arrow), Format::Arrow).await.expect("arrow");
     assert!(!summary.truncated);
-    let reader =
-        arrow_ipc::reader::StreamReader::try_new(std::io::Cursor::new(bytes), None).expect("ipc");
+    let reader = arrow_ipc::reader::StreamReader::try_new(std::io::Cursor::new(bytes), None).expect("ipc");
     let schema = reader.schema();
-    assert_eq!(
-        schema
-            .metadata()
-            .get("sluice.truncated")
-            .map(String::as_str),
-        Some("false")
-    );
+    assert_eq!(schema.metadata().get("sluice.truncated").map(String::as_str), Some("false"));
     let batches: Vec<_> = reader.collect::<Result<_, _>>().expect("batches");
     let batch = arrow_select_concat(&batches);
     assert_eq!(batch.num_rows(), 4);
-    let col = |name: &str| {
-        batch
-            .column(header.iter().position(|h| h == name).expect("col"))
-            .clone()
-    };
+    let col = |name: &str| batch.column(header.iter().position(|h| h == name).expect("col")).clone();
     let field = |name: &str| schema.field_with_name(name).expect("field").clone();
 
     let expect_types = [
@@ -288,10 +253,7 @@ async fn arrow_and_parquet_are_typed_and_exact() {
         ("d", DataType::Date32),
         ("tm", DataType::Time64(TimeUnit::Microsecond)),
         ("ts", DataType::Timestamp(TimeUnit::Microsecond, None)),
-        (
-            "tstz",
-            DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
-        ),
+        ("tstz", DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))),
         ("u", DataType::Utf8),
         ("jb", DataType::Utf8),
         ("mo", DataType::Utf8),
@@ -301,9 +263,7 @@ async fn arrow_and_parquet_are_typed_and_exact() {
     for (name, dt) in expect_types {
         assert_eq!(field(name).data_type(), &dt, "{name}");
     }
-    assert!(
-        matches!(field("a_int").data_type(), DataType::List(f) if f.data_type() == &DataType::Int32)
-    );
+    assert!(matches!(field("a_int").data_type(), DataType::List(f) if f.data_type() == &DataType::Int32));
     assert!(
         matches!(field("a_num").data_type(), DataType::List(f) if f.data_type() == &DataType::Decimal128(6, 2)),
         "{:?}",
@@ -319,40 +279,18 @@ async fn arrow_and_parquet_are_typed_and_exact() {
     assert_eq!(col("i4").as_primitive::<Int32Type>().value(1), 2147483647);
     assert_eq!(col("i8").as_primitive::<Int64Type>().value(0), i64::MIN);
     assert_eq!(col("o").as_primitive::<UInt32Type>().value(0), u32::MAX);
-    assert_eq!(
-        col("n_dec").as_primitive::<Decimal128Type>().value(0),
-        123456789012
-    );
+    assert_eq!(col("n_dec").as_primitive::<Decimal128Type>().value(0), 123456789012);
     assert_eq!(col("n_dec").as_primitive::<Decimal128Type>().value(1), -1);
     assert!(col("n_dec").is_null(2));
     assert_eq!(
-        col("n_wide")
-            .as_primitive::<Decimal256Type>()
-            .value(0)
-            .to_string(),
+        col("n_wide").as_primitive::<Decimal256Type>().value(0).to_string(),
         "-123456789012345678901234567890123456789012345678900123456789"
     );
-    assert!(col("f8")
-        .as_primitive::<Float64Type>()
-        .value(1)
-        .is_sign_negative());
-    assert_eq!(
-        col("f8_special").as_primitive::<Float64Type>().value(0),
-        1e100
-    );
+    assert!(col("f8").as_primitive::<Float64Type>().value(1).is_sign_negative());
+    assert_eq!(col("f8_special").as_primitive::<Float64Type>().value(0), 1e100);
     assert_eq!(col("d").as_primitive::<Date32Type>().value(0), 18321);
-    assert_eq!(
-        col("tstz")
-            .as_primitive::<TimestampMicrosecondType>()
-            .value(0),
-        1_591_005_600_000_000
-    );
-    assert_eq!(
-        col("ts")
-            .as_primitive::<TimestampMicrosecondType>()
-            .value(2),
-        i64::MAX
-    );
+    assert_eq!(col("tstz").as_primitive::<TimestampMicrosecondType>().value(0), 1_591_005_600_000_000);
+    assert_eq!(col("ts").as_primitive::<TimestampMicrosecondType>().value(2), i64::MAX);
     assert_eq!(col("by").as_binary::<i32>().value(0), &[0, 255, 16]);
     let list = col("a_int");
     let list = list.as_list::<i32>();
@@ -373,39 +311,16 @@ async fn arrow_and_parquet_are_typed_and_exact() {
         }
     }
 
-    let (pq, _) = export_bytes(&env.pool, req(QUERY, Format::Parquet), Format::Parquet)
-        .await
-        .expect("parquet");
-    let builder = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
-        bytes::Bytes::from(pq),
-    )
-    .expect("parquet file");
-    let kv = builder
-        .metadata()
-        .file_metadata()
-        .key_value_metadata()
-        .cloned()
-        .unwrap_or_default();
-    assert!(kv
-        .iter()
-        .any(|k| k.key == "sluice.truncated" && k.value.as_deref() == Some("false")));
+    let (pq, _) = export_bytes(&env.pool, req(QUERY, Format::Parquet), Format::Parquet).await.expect("parquet");
+    let builder = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(bytes::Bytes::from(pq))
+        .expect("parquet file");
+    let kv = builder.metadata().file_metadata().key_value_metadata().cloned().unwrap_or_default();
+    assert!(kv.iter().any(|k| k.key == "sluice.truncated" && k.value.as_deref() == Some("false")));
     let pschema = builder.schema().clone();
-    for (name, dt) in [
-        ("n_dec", DataType::Decimal128(12, 2)),
-        ("i8", DataType::Int64),
-        ("mo", DataType::Utf8),
-    ] {
-        assert_eq!(
-            pschema.field_with_name(name).expect("field").data_type(),
-            &dt,
-            "{name}"
-        );
+    for (name, dt) in [("n_dec", DataType::Decimal128(12, 2)), ("i8", DataType::Int64), ("mo", DataType::Utf8)] {
+        assert_eq!(pschema.field_with_name(name).expect("field").data_type(), &dt, "{name}");
     }
-    let pbatches: Vec<_> = builder
-        .build()
-        .expect("reader")
-        .collect::<Result<_, _>>()
-        .expect("batches");
+    let pbatches: Vec<_> = builder.build().expect("reader").collect::<Result<_, _>>().expect("batches");
     let pbatch = arrow_select_concat(&pbatches);
     assert_eq!(pbatch.num_rows(), 4);
     assert_eq!(pbatch.columns().len(), batch.columns().len());
@@ -416,11 +331,7 @@ async fn arrow_and_parquet_are_typed_and_exact() {
         ) {
             continue; // Parquet stores these in its own units; the values are checked above.
         }
-        assert_eq!(
-            pbatch.column(c).to_data(),
-            batch.column(c).to_data(),
-            "{name}"
-        );
+        assert_eq!(pbatch.column(c).to_data(), batch.column(c).to_data(), "{name}");
     }
 }
 

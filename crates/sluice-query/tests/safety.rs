@@ -61,35 +61,20 @@ async fn write_attempts_leave_the_database_and_the_session_unchanged() {
     su(&env.cluster, FUNCTIONS);
     let before = fingerprint(&env);
     let pristine = clean_state(&env).await;
-    assert!(
-        pristine.ends_with("\n\"\"\"$user\"\", public\",on,0,0,0,0,5min\n"),
-        "{pristine}"
-    );
+    assert!(pristine.ends_with("\n\"\"\"$user\"\", public\",on,0,0,0,0,5min\n"), "{pristine}");
 
     // Refused by the gate, naming what was refused.
     let refused = [
-        (
-            "SET default_transaction_read_only=off; INSERT INTO accounts (owner) VALUES ('x')",
-            "2 statements",
-        ),
+        ("SET default_transaction_read_only=off; INSERT INTO accounts (owner) VALUES ('x')", "2 statements"),
         ("SET default_transaction_read_only=off", "SET"),
-        (
-            "COMMIT; INSERT INTO accounts (owner) VALUES ('x')",
-            "2 statements",
-        ),
+        ("COMMIT; INSERT INTO accounts (owner) VALUES ('x')", "2 statements"),
         ("COMMIT", "transaction control"),
         ("SET TRANSACTION READ WRITE", "SET"),
         ("INSERT INTO accounts (owner) VALUES ('x')", "INSERT"),
         ("UPDATE accounts SET balance = 0", "UPDATE"),
         ("DELETE FROM accounts", "DELETE"),
-        (
-            "WITH d AS (DELETE FROM accounts RETURNING *) SELECT count(*) FROM d",
-            "DELETE",
-        ),
-        (
-            "WITH u AS (UPDATE accounts SET balance = 0 RETURNING 1) SELECT * FROM u",
-            "UPDATE",
-        ),
+        ("WITH d AS (DELETE FROM accounts RETURNING *) SELECT count(*) FROM d", "DELETE"),
+        ("WITH u AS (UPDATE accounts SET balance = 0 RETURNING 1) SELECT * FROM u", "UPDATE"),
         ("SELECT * FROM accounts FOR UPDATE", "FOR UPDATE"),
         ("SELECT * FROM accounts FOR SHARE", "FOR SHARE"),
         ("SELECT nextval('counter')", "nextval()"),
@@ -103,63 +88,35 @@ async fn write_attempts_leave_the_database_and_the_session_unchanged() {
         ("LOCK accounts", "LOCK"),
         ("NOTIFY channel", "NOTIFY"),
         ("SELECT pg_advisory_lock(1)", "pg_advisory_lock()"),
-        (
-            "SELECT pg_terminate_backend(pg_backend_pid())",
-            "pg_terminate_backend()",
-        ),
-        (
-            "SELECT set_config('search_path', 'x', false)",
-            "set_config()",
-        ),
+        ("SELECT pg_terminate_backend(pg_backend_pid())", "pg_terminate_backend()"),
+        ("SELECT set_config('search_path', 'x', false)", "set_config()"),
         ("PREPARE p AS SELECT 1", "PREPARE"),
         ("EXPLAIN ANALYZE DELETE FROM accounts", "DELETE"),
     ];
     for (sql, named) in refused {
         let e = csv(&env.pool, sql).await.expect_err(sql);
         assert!(matches!(e, QueryError::Refused { .. }), "{sql}: {e:?}");
-        assert!(
-            e.to_string().contains(named),
-            "{sql}: `{e}` should name {named}"
-        );
+        assert!(e.to_string().contains(named), "{sql}: `{e}` should name {named}");
         assert!(e.hint().is_some());
     }
 
     // Let through by the gate (a plain function call), stopped by the read-only transaction.
     // 25006: read-only transaction; 25001: the snapshot-taking first statement means
     // SET TRANSACTION READ WRITE comes too late.
-    for (f, code) in [
-        ("fx_write", "25006"),
-        ("fx_temp", "25006"),
-        ("fx_seq", "25006"),
-        ("fx_rw", "25001"),
-    ] {
+    for (f, code) in [("fx_write", "25006"), ("fx_temp", "25006"), ("fx_seq", "25006"), ("fx_rw", "25001")] {
         let e = csv(&env.pool, &format!("SELECT {f}()")).await.expect_err(f);
         assert_eq!(e.sqlstate(), Some(code), "{f}: {e:?}");
     }
     // Allowed inside a read-only transaction, but undone by ROLLBACK or the session reset.
     // (A table lock is transaction-scoped: ROLLBACK releases it.)
-    for f in [
-        "fx_default_rw",
-        "fx_path",
-        "fx_lock",
-        "fx_prepare",
-        "fx_listen",
-        "fx_notify",
-        "fx_lock_table",
-    ] {
+    for f in ["fx_default_rw", "fx_path", "fx_lock", "fx_prepare", "fx_listen", "fx_notify", "fx_lock_table"] {
         csv(&env.pool, &format!("SELECT {f}()")).await.expect(f);
         assert_eq!(clean_state(&env).await, pristine, "state after {f}()");
         // A write right after: still read-only.
-        let e = csv(&env.pool, "SELECT fx_write()")
-            .await
-            .expect_err("write after");
+        let e = csv(&env.pool, "SELECT fx_write()").await.expect_err("write after");
         assert_eq!(e.sqlstate(), Some("25006"), "after {f}: {e:?}");
     }
-    assert_eq!(
-        fingerprint(&env),
-        before,
-        "contents and catalog are unchanged"
-    );
+    assert_eq!(fingerprint(&env), before, "contents and catalog are unchanged");
     assert_eq!(
         su(
             &env.cluster,
@@ -191,32 +148,20 @@ async fn errors_carry_sqlstate_position_and_hint() {
         QueryError::Database { position, .. } => assert_eq!(position, Some(20)),
         other => panic!("{other:?}"),
     }
-    match csv(&env.pool, "SELECT * FROM accounts WHERE id = 'x'")
-        .await
-        .expect_err("cast")
-    {
+    match csv(&env.pool, "SELECT * FROM accounts WHERE id = 'x'").await.expect_err("cast") {
         QueryError::Database { code, position, .. } => {
             assert_eq!(code, "22P02");
             assert_eq!(position, Some(35));
         }
         other => panic!("{other:?}"),
     }
-    let e = csv(&env.pool, "SELECT lower(1, 2)")
-        .await
-        .expect_err("hint");
+    let e = csv(&env.pool, "SELECT lower(1, 2)").await.expect_err("hint");
     assert_eq!(e.sqlstate(), Some("42883"));
-    assert!(
-        e.hint().unwrap_or_default().contains("No function matches"),
-        "{:?}",
-        e.hint()
-    );
+    assert!(e.hint().unwrap_or_default().contains("No function matches"), "{:?}", e.hint());
     let e = csv(&env.pool, "SELEC 1").await.expect_err("syntax");
     assert_eq!(e.sqlstate(), Some("42601"));
     assert!(matches!(csv(&env.pool, "  ").await, Err(QueryError::Empty)));
     // The session is healthy after all of that.
-    assert_eq!(
-        csv(&env.pool, "SELECT 1 AS one").await.expect("ok"),
-        "one\n1\n"
-    );
+    assert_eq!(csv(&env.pool, "SELECT 1 AS one").await.expect("ok"), "one\n1\n");
     let _ = Format::Csv;
 }

@@ -14,13 +14,10 @@ const ENDLESS: &str = "SELECT generate_series(1, 1000000000) AS g, repeat('x', 5
 
 /// Active statements of the analyst, seen by the superuser.
 fn active(env: &Env) -> u32 {
-    su(
-        &env.cluster,
-        "SELECT count(*) FROM pg_stat_activity WHERE usename = 'analyst' AND state = 'active';",
-    )
-    .trim()
-    .parse()
-    .expect("count")
+    su(&env.cluster, "SELECT count(*) FROM pg_stat_activity WHERE usename = 'analyst' AND state = 'active';")
+        .trim()
+        .parse()
+        .expect("count")
 }
 
 /// Waits up to `limit` for the analyst's statement to stop; returns how long it took.
@@ -49,11 +46,7 @@ async fn max_rows_truncates_cancels_and_marks_every_format() {
         let (bytes, summary) = export_bytes(&env.pool, r, format).await.expect("truncated");
         assert_eq!(summary.rows, 10, "{format:?}");
         assert!(summary.truncated, "{format:?}");
-        assert_eq!(
-            active(&env),
-            0,
-            "{format:?}: the rest was cancelled on the server"
-        );
+        assert_eq!(active(&env), 0, "{format:?}: the rest was cancelled on the server");
         match format {
             Format::Csv => assert_eq!(String::from_utf8_lossy(&bytes).lines().count(), 11),
             Format::Ndjson => assert_eq!(String::from_utf8_lossy(&bytes).lines().count(), 10),
@@ -63,27 +56,17 @@ async fn max_rows_truncates_cancels_and_marks_every_format() {
                 assert_eq!(doc["rows"].as_array().map(Vec::len), Some(10));
             }
             Format::Arrow => {
-                let reader =
-                    arrow_ipc::reader::StreamReader::try_new(std::io::Cursor::new(bytes), None)
-                        .expect("ipc");
+                let reader = arrow_ipc::reader::StreamReader::try_new(std::io::Cursor::new(bytes), None).expect("ipc");
                 assert_eq!(reader.schema().metadata()["sluice.truncated"], "true");
                 let rows: usize = reader.map(|b| b.expect("batch").num_rows()).sum();
                 assert_eq!(rows, 10);
             }
             Format::Parquet => {
-                let b = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
-                    bytes::Bytes::from(bytes),
-                )
-                .expect("parquet");
-                let kv = b
-                    .metadata()
-                    .file_metadata()
-                    .key_value_metadata()
-                    .cloned()
-                    .unwrap_or_default();
-                assert!(kv
-                    .iter()
-                    .any(|k| k.key == "sluice.truncated" && k.value.as_deref() == Some("true")));
+                let b =
+                    parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(bytes::Bytes::from(bytes))
+                        .expect("parquet");
+                let kv = b.metadata().file_metadata().key_value_metadata().cloned().unwrap_or_default();
+                assert!(kv.iter().any(|k| k.key == "sluice.truncated" && k.value.as_deref() == Some("true")));
                 assert_eq!(b.metadata().file_metadata().num_rows(), 10);
             }
         }
@@ -91,17 +74,12 @@ async fn max_rows_truncates_cancels_and_marks_every_format() {
     // Exactly max_rows rows is not truncation.
     let mut r = req("SELECT g FROM generate_series(1, 10) g", Format::Json);
     r.max_rows = Some(10);
-    let (bytes, summary) = export_bytes(&env.pool, r, Format::Json)
-        .await
-        .expect("exact");
+    let (bytes, summary) = export_bytes(&env.pool, r, Format::Json).await.expect("exact");
     assert!(!summary.truncated);
     let doc: serde_json::Value = serde_json::from_slice(&bytes).expect("json");
     assert_eq!(doc["truncated"], false);
     // The pooled session is fine afterwards.
-    assert_eq!(
-        csv(&env.pool, "SELECT 2 AS two").await.expect("next"),
-        "two\n2\n"
-    );
+    assert_eq!(csv(&env.pool, "SELECT 2 AS two").await.expect("next"), "two\n2\n");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -109,29 +87,17 @@ async fn timeout_ends_the_statement_on_the_server() {
     let env = env();
     let mut r = req("SELECT pg_sleep(30)", Format::Csv);
     r.timeout = Some(Duration::from_millis(300));
-    let e = export_bytes(&env.pool, r, Format::Csv)
-        .await
-        .expect_err("timeout");
+    let e = export_bytes(&env.pool, r, Format::Csv).await.expect_err("timeout");
     assert!(matches!(e, QueryError::Timeout { millis: 300 }), "{e:?}");
     assert!(e.to_string().contains("300 ms"), "{e}");
     assert_eq!(active(&env), 0);
     // A streaming statement that outlives its timeout mid-stream.
-    let mut r = req(
-        "SELECT g, pg_sleep(0.01) FROM generate_series(1, 100000) g",
-        Format::Ndjson,
-    );
+    let mut r = req("SELECT g, pg_sleep(0.01) FROM generate_series(1, 100000) g", Format::Ndjson);
     r.timeout = Some(Duration::from_millis(500));
-    let e = export_bytes(&env.pool, r, Format::Ndjson)
-        .await
-        .expect_err("timeout");
+    let e = export_bytes(&env.pool, r, Format::Ndjson).await.expect_err("timeout");
     assert!(matches!(e, QueryError::Timeout { .. }), "{e:?}");
     // The timeout was SET LOCAL: the next request has the session default again.
-    assert_eq!(
-        csv(&env.pool, "SHOW statement_timeout")
-            .await
-            .expect("show"),
-        "statement_timeout\n5min\n"
-    );
+    assert_eq!(csv(&env.pool, "SHOW statement_timeout").await.expect("show"), "statement_timeout\n5min\n");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -148,10 +114,7 @@ async fn output_starts_before_the_statement_ends_and_dropping_cancels_within_a_s
     let took = stopped_within(&env, Duration::from_secs(1)).await;
     eprintln!("cancelled {took:?} after the drop");
     // The session went back to the pool in a usable state.
-    assert_eq!(
-        csv(&env.pool, "SELECT 3 AS three").await.expect("next"),
-        "three\n3\n"
-    );
+    assert_eq!(csv(&env.pool, "SELECT 3 AS three").await.expect("next"), "three\n3\n");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -169,9 +132,7 @@ async fn a_closed_output_cancels_the_statement() {
     let session = env.pool.get().await.expect("session");
     let stream = run(session, req(ENDLESS, Format::Csv)).await.expect("run");
     let mut exporter = Format::Csv.exporter(ExportContext::default());
-    let e = export::export(stream, exporter.as_mut(), Sink::Blocking(&mut Closed))
-        .await
-        .expect_err("broken pipe");
+    let e = export::export(stream, exporter.as_mut(), Sink::Blocking(&mut Closed)).await.expect_err("broken pipe");
     assert!(e.is_broken_pipe(), "{e:?}");
     stopped_within(&env, Duration::from_secs(1)).await;
 }
@@ -183,15 +144,8 @@ async fn a_lost_connection_is_an_error_never_a_complete_result() {
         let session = env.pool.get().await.expect("session");
         let pid = session.info().backend_pid;
         let mut stream = run(session, req(ENDLESS, format)).await.expect("run");
-        stream
-            .next_batch()
-            .await
-            .expect("first batch")
-            .expect("rows");
-        su(
-            &env.cluster,
-            &format!("SELECT pg_terminate_backend({pid});"),
-        );
+        stream.next_batch().await.expect("first batch").expect("rows");
+        su(&env.cluster, &format!("SELECT pg_terminate_backend({pid});"));
         let e = loop {
             match stream.next_batch().await {
                 Ok(Some(_)) => continue,
@@ -213,18 +167,7 @@ async fn a_lost_connection_is_an_error_never_a_complete_result() {
         std::thread::spawn(move || {
             std::thread::sleep(Duration::from_millis(300));
             let _ = std::process::Command::new("psql")
-                .args([
-                    "-X",
-                    "-h",
-                    "127.0.0.1",
-                    "-p",
-                    &port.to_string(),
-                    "-U",
-                    "postgres",
-                    "-d",
-                    DB,
-                    "-c",
-                ])
+                .args(["-X", "-h", "127.0.0.1", "-p", &port.to_string(), "-U", "postgres", "-d", DB, "-c"])
                 .arg(format!("SELECT pg_terminate_backend({pid})"))
                 .env("PGPASSWORD", sluice_testkit::SUPERUSER_PASSWORD)
                 .output();
@@ -232,20 +175,12 @@ async fn a_lost_connection_is_an_error_never_a_complete_result() {
     };
     let mut exporter = Format::Json.exporter(ExportContext::default());
     let mut out = Vec::new();
-    let e = export::export(stream, exporter.as_mut(), Sink::Blocking(&mut out))
-        .await
-        .expect_err("lost");
+    let e = export::export(stream, exporter.as_mut(), Sink::Blocking(&mut out)).await.expect_err("lost");
     killer.join().expect("killer");
     assert!(matches!(e, QueryError::Lost { .. }), "{e:?}");
-    assert!(
-        serde_json::from_slice::<serde_json::Value>(&out).is_err(),
-        "partial JSON must not parse"
-    );
+    assert!(serde_json::from_slice::<serde_json::Value>(&out).is_err(), "partial JSON must not parse");
     // The pool replaces the dead session.
-    assert_eq!(
-        csv(&env.pool, "SELECT 4 AS four").await.expect("next"),
-        "four\n4\n"
-    );
+    assert_eq!(csv(&env.pool, "SELECT 4 AS four").await.expect("next"), "four\n4\n");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -265,12 +200,7 @@ async fn a_server_restart_mid_stream_is_an_error() {
     assert!(matches!(e, QueryError::Lost { .. }), "{e:?}");
     drop(stream);
     env.cluster.restart().expect("restart");
-    assert_eq!(
-        csv(&env.pool, "SELECT 5 AS five")
-            .await
-            .expect("after restart"),
-        "five\n5\n"
-    );
+    assert_eq!(csv(&env.pool, "SELECT 5 AS five").await.expect("after restart"), "five\n5\n");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -280,16 +210,11 @@ async fn non_builtin_types_on_a_cold_session_do_not_deadlock() {
     let sql = "SELECT (ARRAY['sad','ok','happy']::mood[])[1 + g % 3] AS m, g FROM generate_series(1, 1000) g";
     for format in Format::ALL {
         let pool = pool_of(&env.cluster, 1);
-        let r = QueryRequest {
-            sql: sql.into(),
-            flavor: format.flavor(),
-            ..Default::default()
-        };
-        let (_, summary) =
-            tokio::time::timeout(Duration::from_secs(30), export_bytes(&pool, r, format))
-                .await
-                .expect("no deadlock")
-                .expect("query");
+        let r = QueryRequest { sql: sql.into(), flavor: format.flavor(), ..Default::default() };
+        let (_, summary) = tokio::time::timeout(Duration::from_secs(30), export_bytes(&pool, r, format))
+            .await
+            .expect("no deadlock")
+            .expect("query");
         assert_eq!(summary.rows, 1000, "{format:?}");
     }
 }

@@ -17,10 +17,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use arrow_array::builder::{
-    make_builder, ArrayBuilder, BinaryBuilder, BooleanBuilder, Date32Builder, Decimal128Builder,
-    Decimal256Builder, Float32Builder, Float64Builder, Int16Builder, Int32Builder, Int64Builder,
-    ListBuilder, StringBuilder, Time64MicrosecondBuilder, TimestampMicrosecondBuilder,
-    UInt32Builder,
+    make_builder, ArrayBuilder, BinaryBuilder, BooleanBuilder, Date32Builder, Decimal128Builder, Decimal256Builder,
+    Float32Builder, Float64Builder, Int16Builder, Int32Builder, Int64Builder, ListBuilder, StringBuilder,
+    Time64MicrosecondBuilder, TimestampMicrosecondBuilder, UInt32Builder,
 };
 use arrow_array::{ArrayRef, RecordBatch};
 use arrow_ipc::writer::StreamWriter;
@@ -86,13 +85,8 @@ fn scalar_kind(s: Scalar, numeric: Option<(u8, i8)>) -> (Kind, DataType) {
         Scalar::Date => (Kind::Date, DataType::Date32),
         Scalar::Time => (Kind::Time, DataType::Time64(TimeUnit::Microsecond)),
         Scalar::Timestamp => (Kind::Ts, DataType::Timestamp(TimeUnit::Microsecond, None)),
-        Scalar::TimestampTz => (
-            Kind::Ts,
-            DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
-        ),
-        Scalar::Text | Scalar::Json | Scalar::Jsonb | Scalar::Uuid => {
-            (Kind::Text(Codec::Scalar(s)), DataType::Utf8)
-        }
+        Scalar::TimestampTz => (Kind::Ts, DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))),
+        Scalar::Text | Scalar::Json | Scalar::Jsonb | Scalar::Uuid => (Kind::Text(Codec::Scalar(s)), DataType::Utf8),
     }
 }
 
@@ -110,28 +104,15 @@ fn plan(c: &Column) -> Plan {
     match c.codec {
         Codec::Scalar(s) => {
             let (kind, data_type) = scalar_kind(s, numeric);
-            Plan {
-                kind,
-                list: false,
-                data_type,
-                scale,
-            }
+            Plan { kind, list: false, data_type, scale }
         }
         Codec::Array(s) => {
             let (kind, elem) = scalar_kind(s, numeric);
-            Plan {
-                kind,
-                list: true,
-                data_type: DataType::List(Arc::new(Field::new("item", elem, true))),
-                scale,
-            }
+            Plan { kind, list: true, data_type: DataType::List(Arc::new(Field::new("item", elem, true))), scale }
         }
-        Codec::ServerText => Plan {
-            kind: Kind::Text(Codec::ServerText),
-            list: false,
-            data_type: DataType::Utf8,
-            scale: 0,
-        },
+        Codec::ServerText => {
+            Plan { kind: Kind::Text(Codec::ServerText), list: false, data_type: DataType::Utf8, scale: 0 }
+        }
     }
 }
 
@@ -177,17 +158,8 @@ struct Builders {
 impl Builders {
     fn new(columns: &[Column]) -> Builders {
         let plans: Vec<Plan> = columns.iter().map(plan).collect();
-        let builders = plans
-            .iter()
-            .map(|p| make_builder(&p.data_type, 1024))
-            .collect();
-        Builders {
-            plans,
-            builders,
-            rows: 0,
-            scratch: Vec::new(),
-            since: Instant::now(),
-        }
+        let builders = plans.iter().map(|p| make_builder(&p.data_type, 1024)).collect();
+        Builders { plans, builders, rows: 0, scratch: Vec::new(), since: Instant::now() }
     }
 
     fn append(&mut self, columns: &[Column], batch: &Batch) -> Result<(), QueryError> {
@@ -195,16 +167,14 @@ impl Builders {
             let (Some(plan), Some(b)) = (self.plans.get(i), self.builders.get_mut(i)) else {
                 continue;
             };
-            let malformed = |m: Malformed| {
-                QueryError::Internal(format!("column {} held a malformed {} value", c.name, m.0))
-            };
+            let malformed =
+                |m: Malformed| QueryError::Internal(format!("column {} held a malformed {} value", c.name, m.0));
             for r in 0..batch.len() {
                 let raw = batch.value(r, i);
                 if plan.list {
                     append_list(b.as_mut(), plan, raw, &mut self.scratch).map_err(malformed)?;
                 } else {
-                    append(b.as_mut(), plan.kind, plan.scale, raw, &mut self.scratch)
-                        .map_err(malformed)?;
+                    append(b.as_mut(), plan.kind, plan.scale, raw, &mut self.scratch).map_err(malformed)?;
                 }
             }
         }
@@ -223,16 +193,12 @@ impl Builders {
         }
         self.rows = 0;
         let arrays: Vec<ArrayRef> = self.builders.iter_mut().map(|b| b.finish()).collect();
-        RecordBatch::try_new(schema.clone(), arrays)
-            .map(Some)
-            .map_err(|e| QueryError::Encode(e.to_string()))
+        RecordBatch::try_new(schema.clone(), arrays).map(Some).map_err(|e| QueryError::Encode(e.to_string()))
     }
 }
 
 fn downcast<T: 'static>(b: &mut dyn ArrayBuilder) -> Result<&mut T, Malformed> {
-    b.as_any_mut()
-        .downcast_mut::<T>()
-        .ok_or(Malformed("arrow builder"))
+    b.as_any_mut().downcast_mut::<T>().ok_or(Malformed("arrow builder"))
 }
 
 fn append(
@@ -243,32 +209,16 @@ fn append(
     scratch: &mut Vec<u8>,
 ) -> Result<(), Malformed> {
     match kind {
-        Kind::Bool => {
-            downcast::<BooleanBuilder>(b)?.append_option(raw.map(decode::bool_).transpose()?)
-        }
-        Kind::I16 => {
-            downcast::<Int16Builder>(b)?.append_option(raw.map(decode::be_i16).transpose()?)
-        }
-        Kind::I32 => {
-            downcast::<Int32Builder>(b)?.append_option(raw.map(decode::be_i32).transpose()?)
-        }
-        Kind::I64 => {
-            downcast::<Int64Builder>(b)?.append_option(raw.map(decode::be_i64).transpose()?)
-        }
-        Kind::U32 => {
-            downcast::<UInt32Builder>(b)?.append_option(raw.map(decode::be_u32).transpose()?)
-        }
-        Kind::F32 => {
-            downcast::<Float32Builder>(b)?.append_option(raw.map(decode::be_f32).transpose()?)
-        }
-        Kind::F64 => {
-            downcast::<Float64Builder>(b)?.append_option(raw.map(decode::be_f64).transpose()?)
-        }
+        Kind::Bool => downcast::<BooleanBuilder>(b)?.append_option(raw.map(decode::bool_).transpose()?),
+        Kind::I16 => downcast::<Int16Builder>(b)?.append_option(raw.map(decode::be_i16).transpose()?),
+        Kind::I32 => downcast::<Int32Builder>(b)?.append_option(raw.map(decode::be_i32).transpose()?),
+        Kind::I64 => downcast::<Int64Builder>(b)?.append_option(raw.map(decode::be_i64).transpose()?),
+        Kind::U32 => downcast::<UInt32Builder>(b)?.append_option(raw.map(decode::be_u32).transpose()?),
+        Kind::F32 => downcast::<Float32Builder>(b)?.append_option(raw.map(decode::be_f32).transpose()?),
+        Kind::F64 => downcast::<Float64Builder>(b)?.append_option(raw.map(decode::be_f64).transpose()?),
         Kind::Dec128 => {
             let v = match raw {
-                Some(r) => decode::numeric(r)?
-                    .unscaled(scale as i32)
-                    .and_then(|v| v.to_i128()),
+                Some(r) => decode::numeric(r)?.unscaled(scale as i32).and_then(|v| v.to_i128()),
                 None => None,
             };
             downcast::<Decimal128Builder>(b)?.append_option(v)
@@ -288,8 +238,7 @@ fn append(
             });
             downcast::<Date32Builder>(b)?.append_option(v)
         }
-        Kind::Time => downcast::<Time64MicrosecondBuilder>(b)?
-            .append_option(raw.map(decode::be_i64).transpose()?),
+        Kind::Time => downcast::<Time64MicrosecondBuilder>(b)?.append_option(raw.map(decode::be_i64).transpose()?),
         Kind::Ts => {
             let v = raw.map(decode::be_i64).transpose()?.map(|t| match t {
                 i64::MAX | i64::MIN => t,
@@ -341,10 +290,7 @@ struct Shared(Arc<Mutex<Vec<u8>>>);
 
 impl Write for Shared {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0
-            .lock()
-            .map_err(|_| std::io::Error::other("output buffer poisoned"))?
-            .extend_from_slice(buf);
+        self.0.lock().map_err(|_| std::io::Error::other("output buffer poisoned"))?.extend_from_slice(buf);
         Ok(buf.len())
     }
     fn flush(&mut self) -> std::io::Result<()> {
@@ -378,14 +324,7 @@ pub struct ArrowIpc {
 
 impl ArrowIpc {
     pub fn new(ctx: ExportContext) -> ArrowIpc {
-        ArrowIpc {
-            ctx,
-            builders: None,
-            schema: None,
-            writer: None,
-            held: Vec::new(),
-            buf: Shared::default(),
-        }
+        ArrowIpc { ctx, builders: None, schema: None, writer: None, held: Vec::new(), buf: Shared::default() }
     }
 
     fn emit(&mut self, batch: RecordBatch, out: &mut Vec<u8>) -> Result<(), QueryError> {
@@ -413,12 +352,7 @@ impl Exporter for ArrowIpc {
         Ok(())
     }
 
-    fn batch(
-        &mut self,
-        columns: &[Column],
-        batch: &Batch,
-        out: &mut Vec<u8>,
-    ) -> Result<(), QueryError> {
+    fn batch(&mut self, columns: &[Column], batch: &Batch, out: &mut Vec<u8>) -> Result<(), QueryError> {
         let (Some(b), Some(schema)) = (self.builders.as_mut(), self.schema.clone()) else {
             return Err(QueryError::Internal("batch before begin".into()));
         };
@@ -431,12 +365,7 @@ impl Exporter for ArrowIpc {
         Ok(())
     }
 
-    fn finish(
-        &mut self,
-        columns: &[Column],
-        truncated: bool,
-        out: &mut Vec<u8>,
-    ) -> Result<(), QueryError> {
+    fn finish(&mut self, columns: &[Column], truncated: bool, out: &mut Vec<u8>) -> Result<(), QueryError> {
         let (Some(b), Some(schema)) = (self.builders.as_mut(), self.schema.clone()) else {
             return Err(QueryError::Internal("finish before begin".into()));
         };
@@ -482,12 +411,7 @@ impl Default for Parquet {
 
 impl Parquet {
     pub fn new() -> Parquet {
-        Parquet {
-            builders: None,
-            schema: None,
-            writer: None,
-            buf: Shared::default(),
-        }
+        Parquet { builders: None, schema: None, writer: None, buf: Shared::default() }
     }
 }
 
@@ -499,26 +423,16 @@ impl Exporter for Parquet {
             .set_compression(Compression::ZSTD(level))
             .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
             .build();
-        self.writer = Some(
-            ArrowWriter::try_new(self.buf.clone(), s.clone(), Some(props)).map_err(encode_err)?,
-        );
+        self.writer = Some(ArrowWriter::try_new(self.buf.clone(), s.clone(), Some(props)).map_err(encode_err)?);
         self.builders = Some(Builders::new(columns));
         self.schema = Some(s);
         self.buf.drain_into(out);
         Ok(())
     }
 
-    fn batch(
-        &mut self,
-        columns: &[Column],
-        batch: &Batch,
-        out: &mut Vec<u8>,
-    ) -> Result<(), QueryError> {
-        let (Some(b), Some(schema), Some(w)) = (
-            self.builders.as_mut(),
-            self.schema.clone(),
-            self.writer.as_mut(),
-        ) else {
+    fn batch(&mut self, columns: &[Column], batch: &Batch, out: &mut Vec<u8>) -> Result<(), QueryError> {
+        let (Some(b), Some(schema), Some(w)) = (self.builders.as_mut(), self.schema.clone(), self.writer.as_mut())
+        else {
             return Err(QueryError::Internal("batch before begin".into()));
         };
         b.append(columns, batch)?;
@@ -531,26 +445,15 @@ impl Exporter for Parquet {
         Ok(())
     }
 
-    fn finish(
-        &mut self,
-        _: &[Column],
-        truncated: bool,
-        out: &mut Vec<u8>,
-    ) -> Result<(), QueryError> {
-        let (Some(b), Some(schema), Some(mut w)) = (
-            self.builders.as_mut(),
-            self.schema.clone(),
-            self.writer.take(),
-        ) else {
+    fn finish(&mut self, _: &[Column], truncated: bool, out: &mut Vec<u8>) -> Result<(), QueryError> {
+        let (Some(b), Some(schema), Some(mut w)) = (self.builders.as_mut(), self.schema.clone(), self.writer.take())
+        else {
             return Err(QueryError::Internal("finish before begin".into()));
         };
         if let Some(rb) = b.take(&schema)? {
             w.write(&rb).map_err(encode_err)?;
         }
-        w.append_key_value_metadata(KeyValue::new(
-            TRUNCATED_KEY.to_string(),
-            truncated.to_string(),
-        ));
+        w.append_key_value_metadata(KeyValue::new(TRUNCATED_KEY.to_string(), truncated.to_string()));
         w.close().map_err(encode_err)?;
         self.buf.drain_into(out);
         Ok(())

@@ -13,10 +13,7 @@ pub struct Csv {
 }
 
 pub(crate) fn field(out: &mut Vec<u8>, text: &[u8]) {
-    let needs = text
-        .iter()
-        .any(|c| matches!(c, b',' | b'"' | b'\r' | b'\n'))
-        || text == b"\\.";
+    let needs = text.iter().any(|c| matches!(c, b',' | b'"' | b'\r' | b'\n')) || text == b"\\.";
     if !needs {
         out.extend_from_slice(text);
         return;
@@ -43,12 +40,7 @@ impl Exporter for Csv {
         Ok(())
     }
 
-    fn batch(
-        &mut self,
-        columns: &[Column],
-        batch: &Batch,
-        out: &mut Vec<u8>,
-    ) -> Result<(), QueryError> {
+    fn batch(&mut self, columns: &[Column], batch: &Batch, out: &mut Vec<u8>) -> Result<(), QueryError> {
         for r in 0..batch.len() {
             for (i, c) in columns.iter().enumerate() {
                 if i > 0 {
@@ -58,15 +50,10 @@ impl Exporter for Csv {
                     continue;
                 };
                 let malformed = |m: crate::decode::Malformed| {
-                    QueryError::Internal(format!(
-                        "column {} held a malformed {} value",
-                        c.name, m.0
-                    ))
+                    QueryError::Internal(format!("column {} held a malformed {} value", c.name, m.0))
                 };
                 match c.codec {
-                    Codec::Scalar(s) if s.is_plain() => {
-                        write_scalar(s, raw, out).map_err(malformed)?
-                    }
+                    Codec::Scalar(s) if s.is_plain() => write_scalar(s, raw, out).map_err(malformed)?,
                     codec => {
                         self.scratch.clear();
                         write_text(codec, raw, &mut self.scratch).map_err(malformed)?;

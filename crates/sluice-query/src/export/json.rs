@@ -17,20 +17,12 @@ pub struct Json {
 impl Json {
     /// `{"columns":[…],"rows":[[…],…],"truncated":bool}`.
     pub fn document() -> Json {
-        Json {
-            lines: false,
-            keys: Vec::new(),
-            first_row: true,
-            scratch: Vec::new(),
-        }
+        Json { lines: false, keys: Vec::new(), first_row: true, scratch: Vec::new() }
     }
 
     /// One JSON object per line, keyed by the unique column names.
     pub fn lines() -> Json {
-        Json {
-            lines: true,
-            ..Json::document()
-        }
+        Json { lines: true, ..Json::document() }
     }
 }
 
@@ -60,18 +52,9 @@ pub(crate) fn string(out: &mut Vec<u8>, text: &[u8]) {
     out.push(b'"');
 }
 
-fn scalar(
-    s: Scalar,
-    raw: &[u8],
-    out: &mut Vec<u8>,
-    scratch: &mut Vec<u8>,
-) -> Result<(), Malformed> {
+fn scalar(s: Scalar, raw: &[u8], out: &mut Vec<u8>, scratch: &mut Vec<u8>) -> Result<(), Malformed> {
     match s {
-        Scalar::Bool => out.extend_from_slice(if decode::bool_(raw)? {
-            b"true"
-        } else {
-            b"false"
-        }),
+        Scalar::Bool => out.extend_from_slice(if decode::bool_(raw)? { b"true" } else { b"false" }),
         Scalar::Int2 | Scalar::Int4 | Scalar::Int8 | Scalar::Oid => write_scalar(s, raw, out)?,
         Scalar::Float4 | Scalar::Float8 | Scalar::Numeric => {
             let at = out.len();
@@ -94,12 +77,7 @@ fn scalar(
     Ok(())
 }
 
-fn value(
-    codec: Codec,
-    raw: &[u8],
-    out: &mut Vec<u8>,
-    scratch: &mut Vec<u8>,
-) -> Result<(), Malformed> {
+fn value(codec: Codec, raw: &[u8], out: &mut Vec<u8>, scratch: &mut Vec<u8>) -> Result<(), Malformed> {
     match codec {
         Codec::Scalar(s) => scalar(s, raw, out, scratch),
         Codec::ServerText => {
@@ -160,12 +138,7 @@ impl Exporter for Json {
         Ok(())
     }
 
-    fn batch(
-        &mut self,
-        columns: &[Column],
-        batch: &Batch,
-        out: &mut Vec<u8>,
-    ) -> Result<(), QueryError> {
+    fn batch(&mut self, columns: &[Column], batch: &Batch, out: &mut Vec<u8>) -> Result<(), QueryError> {
         for r in 0..batch.len() {
             if self.lines {
                 out.push(b'{');
@@ -186,10 +159,7 @@ impl Exporter for Json {
                 match batch.value(r, i) {
                     None => out.extend_from_slice(b"null"),
                     Some(raw) => value(c.codec, raw, out, &mut self.scratch).map_err(|m| {
-                        QueryError::Internal(format!(
-                            "column {} held a malformed {} value",
-                            c.name, m.0
-                        ))
+                        QueryError::Internal(format!("column {} held a malformed {} value", c.name, m.0))
                     })?,
                 }
             }
@@ -198,19 +168,10 @@ impl Exporter for Json {
         Ok(())
     }
 
-    fn finish(
-        &mut self,
-        _: &[Column],
-        truncated: bool,
-        out: &mut Vec<u8>,
-    ) -> Result<(), QueryError> {
+    fn finish(&mut self, _: &[Column], truncated: bool, out: &mut Vec<u8>) -> Result<(), QueryError> {
         if !self.lines {
             out.extend_from_slice(if self.first_row { b"]" } else { b"\n]" });
-            out.extend_from_slice(if truncated {
-                b",\"truncated\":true}\n"
-            } else {
-                b",\"truncated\":false}\n"
-            });
+            out.extend_from_slice(if truncated { b",\"truncated\":true}\n" } else { b",\"truncated\":false}\n" });
         }
         Ok(())
     }
@@ -224,10 +185,7 @@ mod tests {
     fn strings_escape_controls() {
         let mut o = Vec::new();
         string(&mut o, "a\"b\\c\nd\te\u{1}f é".as_bytes());
-        assert_eq!(
-            String::from_utf8(o).expect("utf8"),
-            r#""a\"b\\c\nd\te\u0001f é""#
-        );
+        assert_eq!(String::from_utf8(o).expect("utf8"), r#""a\"b\\c\nd\te\u0001f é""#);
     }
 
     #[test]
@@ -238,9 +196,6 @@ mod tests {
             scalar(Scalar::Float8, &v.to_be_bytes(), &mut o, &mut s).expect("float");
             o.push(b' ');
         }
-        assert_eq!(
-            String::from_utf8(o).expect("utf8"),
-            r#""NaN" "Infinity" "-Infinity" -1.5 "#
-        );
+        assert_eq!(String::from_utf8(o).expect("utf8"), r#""NaN" "Infinity" "-Infinity" -1.5 "#);
     }
 }

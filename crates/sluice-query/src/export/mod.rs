@@ -50,19 +50,9 @@ pub struct ExportContext {
 /// Turns a stream of batches into bytes, appending them to `out`.
 pub trait Exporter: Send {
     fn begin(&mut self, columns: &[Column], out: &mut Vec<u8>) -> Result<(), QueryError>;
-    fn batch(
-        &mut self,
-        columns: &[Column],
-        batch: &Batch,
-        out: &mut Vec<u8>,
-    ) -> Result<(), QueryError>;
+    fn batch(&mut self, columns: &[Column], batch: &Batch, out: &mut Vec<u8>) -> Result<(), QueryError>;
     /// After the last batch; `truncated` when `max_rows` cut the result short.
-    fn finish(
-        &mut self,
-        columns: &[Column],
-        truncated: bool,
-        out: &mut Vec<u8>,
-    ) -> Result<(), QueryError>;
+    fn finish(&mut self, columns: &[Column], truncated: bool, out: &mut Vec<u8>) -> Result<(), QueryError>;
 }
 
 /// The output formats.
@@ -77,13 +67,7 @@ pub enum Format {
 }
 
 impl Format {
-    pub const ALL: [Format; 5] = [
-        Format::Csv,
-        Format::Json,
-        Format::Ndjson,
-        Format::Arrow,
-        Format::Parquet,
-    ];
+    pub const ALL: [Format; 5] = [Format::Csv, Format::Json, Format::Ndjson, Format::Arrow, Format::Parquet];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -117,13 +101,10 @@ impl Format {
 impl FromStr for Format {
     type Err = QueryError;
     fn from_str(s: &str) -> Result<Format, QueryError> {
-        Format::ALL
-            .into_iter()
-            .find(|f| f.name().eq_ignore_ascii_case(s))
-            .ok_or_else(|| QueryError::Invalid {
-                field: "format",
-                message: format!("`{s}` is not a format; use csv, json, ndjson, arrow or parquet"),
-            })
+        Format::ALL.into_iter().find(|f| f.name().eq_ignore_ascii_case(s)).ok_or_else(|| QueryError::Invalid {
+            field: "format",
+            message: format!("`{s}` is not a format; use csv, json, ndjson, arrow or parquet"),
+        })
     }
 }
 
@@ -177,11 +158,7 @@ pub async fn export(
     Ok(Summary { rows, truncated })
 }
 
-async fn pump(
-    stream: &mut RowStream,
-    exporter: &mut dyn Exporter,
-    sink: &mut Sink<'_>,
-) -> Result<(), QueryError> {
+async fn pump(stream: &mut RowStream, exporter: &mut dyn Exporter, sink: &mut Sink<'_>) -> Result<(), QueryError> {
     let columns: Vec<Column> = stream.columns().to_vec();
     let mut out = Vec::with_capacity(1 << 20);
     exporter.begin(&columns, &mut out)?;

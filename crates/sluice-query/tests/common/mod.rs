@@ -60,19 +60,12 @@ pub fn spec(cluster: &Cluster) -> SourceSpec {
 pub fn pool_of(cluster: &Cluster, max: usize) -> Pool {
     Pool::new(
         Connector::new(spec(cluster)).expect("connector"),
-        PoolOptions {
-            max_size: max,
-            acquire_timeout: Duration::from_secs(30),
-        },
+        PoolOptions { max_size: max, acquire_timeout: Duration::from_secs(30) },
     )
 }
 
 pub fn req(sql: &str, format: Format) -> QueryRequest {
-    QueryRequest {
-        sql: sql.to_string(),
-        flavor: format.flavor(),
-        ..Default::default()
-    }
+    QueryRequest { sql: sql.to_string(), flavor: format.flavor(), ..Default::default() }
 }
 
 /// Runs one request on a pooled session and exports it to memory.
@@ -82,9 +75,7 @@ pub async fn export_bytes(
     format: Format,
 ) -> Result<(Vec<u8>, Summary), QueryError> {
     let session = pool.get().await?;
-    let ctx = ExportContext {
-        max_rows: request.max_rows,
-    };
+    let ctx = ExportContext { max_rows: request.max_rows };
     let stream = run(session, request).await?;
     let mut exporter = format.exporter(ctx);
     let mut out: Vec<u8> = Vec::new();
@@ -100,15 +91,7 @@ pub async fn csv(pool: &Pool, sql: &str) -> Result<String, QueryError> {
 /// `psql --csv` as the analyst: the reference output.
 pub fn psql_csv(cluster: &Cluster, sql: &str) -> String {
     let out = Command::new("psql")
-        .args([
-            "-X",
-            "--csv",
-            "-v",
-            "ON_ERROR_STOP=1",
-            "-h",
-            "127.0.0.1",
-            "-p",
-        ])
+        .args(["-X", "--csv", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1", "-p"])
         .arg(cluster.port().to_string())
         .args(["-U", USER, "-d", DB, "-c", sql])
         .env("PGPASSWORD", PW)
@@ -116,11 +99,7 @@ pub fn psql_csv(cluster: &Cluster, sql: &str) -> String {
         .env("PGSSLMODE", "disable")
         .output()
         .expect("run psql");
-    assert!(
-        out.status.success(),
-        "psql failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "psql failed: {}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8(out.stdout).expect("utf8 from psql")
 }
 

@@ -1,0 +1,234 @@
+//! `sluice query`: one read-only statement, streamed to stdout or a file.
+
+use std::io::{IsTerminal, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use sluice_connect::Connector;
+use sluice_core::UserFacing;
+use sluice_query::export::{self, ExportContext, Format, Sink, Summary};
+use sluice_query::{QueryError, QueryRequest};
+
+use crate::conn::ConnArgs;
+use crate::exit::{self, Usage};
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    #[command(flatten)]
+    conn: ConnArgs,
+    /// The statement to run: one SELECT, VALUES, TABLE, WITH … SELECT, EXPLAIN or SHOW.
+    #[arg(long, value_name = "SQL", conflicts_with = "file")]
+    sql: Option<String>,
+    /// Read the statement from this file (`-` for stdin). Without --sql or --file, stdin is read.
+    #[arg(long, value_name = "FILE")]
+    file: Option<PathBuf>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = OutFormat::Csv)]
+    format: OutFormat,
+    /// Write here instead of stdout. The file appears only when the query succeeded (it is
+    /// written as FILE.partial and renamed).
+    #[arg(long, short = 'o', value_name = "FILE")]
+    output: Option<PathBuf>,
+    /// Stop after N rows, cancel the rest on the server and mark the output as truncated.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    max_rows: Option<u64>,
+    /// Cancel the statement on the server after this long: 500ms, 30s, 5m, 1h (a bare number is
+    /// seconds). Default: the session's 5 min.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    timeout: Option<Duration>,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OutFormat {
+    Csv,
+    Json,
+    Ndjson,
+    Arrow,
+    Parquet,
+}
+
+impl From<OutFormat> for Format {
+    fn from(f: OutFormat) -> Format {
+        match f {
+            OutFormat::Csv => Format::Csv,
+            OutFormat::Json => Format::Json,
+            OutFormat::Ndjson => Format::Ndjson,
+            OutFormat::Arrow => Format::Arrow,
+            OutFormat::Parquet => Format::Parquet,
+        }
+    }
+}
+
+/// `500ms`, `30s`, `5m`, `1h`, or a bare number of seconds.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let split = s.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let value: f64 = num.parse().map_err(|_| format!("`{s}` is not a duration; write e.g. 500ms, 30s, 5m"))?;
+    let secs = match unit.trim() {
+        "ms" => value / 1000.0,
+        "" | "s" => value,
+        "m" | "min" => value * 60.0,
+        "h" => value * 3600.0,
+        other => return Err(format!("unknown unit `{other}`; use ms, s, m or h")),
+    };
+    if !(secs > 0.0 && secs.is_finite()) || secs > 86_400.0 * 7.0 {
+        return Err(format!("`{s}` must be more than zero and at most a week"));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+fn read_sql(args: &Args) -> Result<String, Usage> {
+    let from_stdin = || -> Result<String, Usage> {
+        let mut sql = String::new();
+        std::io::stdin()
+            .read_to_string(&mut sql)
+            .map_err(|e| Usage::new(format!("cannot read the statement from stdin: {e}"), None))?;
+        Ok(sql)
+    };
+    let sql = match (&args.sql, &args.file) {
+        (Some(sql), _) => sql.clone(),
+        (None, Some(path)) if path == Path::new("-") => from_stdin()?,
+        (None, Some(path)) => std::fs::read_to_string(path).map_err(|e| {
+            Usage::new(format!("--file: cannot read {}: {e}", path.display()), Some("give a readable SQL file".into()))
+        })?,
+        (None, None) if std::io::stdin().is_terminal() => {
+            return Err(Usage::new(
+                "no statement given".to_string(),
+                Some("pass --sql 'SELECT …', --file query.sql, or pipe the SQL on stdin".into()),
+            ))
+        }
+        (None, None) => from_stdin()?,
+    };
+    if sql.trim().is_empty() {
+        return Err(Usage::new("the statement is empty".to_string(), Some("give one SELECT statement".into())));
+    }
+    Ok(sql)
+}
+
+pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let sql = read_sql(&args)?;
+    let spec = args.conn.resolve()?.map_err(|e| Usage::new(e.message(), e.hint()))?;
+    let format = Format::from(args.format);
+    let request = QueryRequest { sql, max_rows: args.max_rows, timeout: args.timeout, flavor: format.flavor() };
+    // Refuse what the gate refuses before opening a connection.
+    if let Err(e) = sluice_query::gate::admit(&request.sql) {
+        return Ok(fail(&e));
+    }
+    let session = match Connector::new(spec) {
+        Ok(c) => match c.connect().await {
+            Ok(s) => s,
+            Err(e) => return Ok(fail(&QueryError::from(e))),
+        },
+        Err(e) => return Ok(fail(&QueryError::from(e))),
+    };
+    let cancel = session.cancel_handle();
+    let stream = match sluice_query::run(session, request).await {
+        Ok(s) => s,
+        Err(e) => return Ok(fail(&e)),
+    };
+    let mut exporter = format.exporter(ExportContext { max_rows: args.max_rows });
+
+    let outcome = match &args.output {
+        Some(path) => {
+            let partial = partial_path(path);
+            let file = std::fs::File::create(&partial)
+                .map_err(|e| Usage::new(format!("--output: cannot create {}: {e}", partial.display()), None))?;
+            let mut file = std::io::BufWriter::with_capacity(1 << 20, file);
+            let result =
+                with_interrupt(&cancel, export::export(stream, exporter.as_mut(), Sink::Blocking(&mut file))).await;
+            let result = result.and_then(|s| file.flush().map(|()| s).map_err(QueryError::Output));
+            drop(file);
+            match result {
+                Ok(s) => match std::fs::rename(&partial, path) {
+                    Ok(()) => Ok(s),
+                    Err(e) => Err(QueryError::Output(e)),
+                },
+                Err(e) => {
+                    let _ = std::fs::remove_file(&partial);
+                    Err(e)
+                }
+            }
+        }
+        None => {
+            let mut stdout = std::io::stdout();
+            with_interrupt(&cancel, export::export(stream, exporter.as_mut(), Sink::Blocking(&mut stdout))).await
+        }
+    };
+    match outcome {
+        Ok(summary) => {
+            note_truncation(&summary, args.max_rows);
+            Ok(ExitCode::SUCCESS)
+        }
+        // `sluice query … | head`: the reader is gone; the statement was cancelled. Not an error.
+        Err(e) if e.is_broken_pipe() => Ok(ExitCode::SUCCESS),
+        Err(e) => Ok(fail(&e)),
+    }
+}
+
+/// Runs the export until it ends or Ctrl-C; on Ctrl-C the statement is cancelled on the server
+/// before this returns.
+async fn with_interrupt(
+    cancel: &sluice_connect::CancelHandle,
+    work: impl std::future::Future<Output = Result<Summary, QueryError>>,
+) -> Result<Summary, QueryError> {
+    tokio::select! {
+        r = work => r,
+        _ = tokio::signal::ctrl_c() => {
+            let _ = tokio::time::timeout(Duration::from_secs(1), cancel.cancel()).await;
+            Err(QueryError::Cancelled)
+        }
+    }
+}
+
+fn partial_path(path: &Path) -> PathBuf {
+    let mut name = path.file_name().map(|n| n.to_os_string()).unwrap_or_default();
+    name.push(".partial");
+    path.with_file_name(name)
+}
+
+fn note_truncation(summary: &Summary, max_rows: Option<u64>) {
+    if summary.truncated {
+        eprintln!(
+            "sluice: the result was truncated after {} rows (--max-rows {}); the rest was cancelled on the server",
+            summary.rows,
+            max_rows.unwrap_or(summary.rows)
+        );
+    }
+}
+
+/// Prints the error (message, then PostgreSQL's hint or Sluice's) and returns the exit code:
+/// 2 for what the user must change in the invocation, 1 for a query that failed.
+fn fail(e: &QueryError) -> ExitCode {
+    eprintln!("error: {}", e.message());
+    if let Some(h) = e.hint() {
+        eprintln!("hint: {h}");
+    }
+    match e {
+        QueryError::Invalid { .. } => exit::bad_invocation(),
+        _ => exit::FAILURE,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("30s"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_duration("2"), Ok(Duration::from_secs(2)));
+        assert_eq!(parse_duration("1.5m"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
+        for bad in ["", "0", "-1s", "5x", "abc", "9999h"] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn partial_file_name() {
+        assert_eq!(partial_path(Path::new("/tmp/out.csv")), PathBuf::from("/tmp/out.csv.partial"));
+    }
+}

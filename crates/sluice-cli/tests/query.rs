@@ -1,0 +1,220 @@
+//! `sluice query` end to end: the real binary against a real cluster.
+
+use std::io::{Read, Write};
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use sluice_testkit::Cluster;
+
+const PW: &str = "query-pw-3301";
+const ENDLESS: &str = "SELECT generate_series(1, 1000000000) AS g, repeat('x', 40) AS pad";
+
+struct Env {
+    cluster: Cluster,
+    dir: tempfile::TempDir,
+}
+
+impl Env {
+    fn new() -> Env {
+        let cluster = Cluster::start_default().expect("cluster");
+        cluster.create_database("shop").expect("db");
+        cluster.create_login("analyst", PW).expect("role");
+        cluster
+            .psql(
+                "shop",
+                "CREATE TABLE items (id int PRIMARY KEY, name text, price numeric(8,2));\n\
+                 INSERT INTO items VALUES (1, 'a, \"b\"', 1.50), (2, NULL, NULL), (3, E'line\\nbreak', -2);\n\
+                 GRANT SELECT, INSERT ON items TO analyst;",
+            )
+            .expect("setup");
+        let dir = tempfile::tempdir().expect("dir");
+        std::fs::write(dir.path().join("pw"), format!("{PW}\n")).expect("pw");
+        Env { cluster, dir }
+    }
+
+    fn url(&self) -> String {
+        format!("postgresql://analyst@127.0.0.1:{}/shop?sslmode=disable", self.cluster.port())
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_sluice"));
+        c.arg("query")
+            .args(["--url", &self.url(), "--password-file", "pw"])
+            .args(args)
+            .current_dir(self.dir.path())
+            .env_clear()
+            .env("HOME", self.dir.path())
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default());
+        c
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        self.command(args).stdin(Stdio::null()).output().expect("run sluice")
+    }
+
+    fn psql_csv(&self, sql: &str) -> String {
+        let out = Command::new("psql")
+            .args(["-X", "--csv", "-h", "127.0.0.1", "-p", &self.cluster.port().to_string()])
+            .args(["-U", "analyst", "-d", "shop", "-c", sql])
+            .env("PGPASSWORD", PW)
+            .env("PGCLIENTENCODING", "UTF8")
+            .output()
+            .expect("psql");
+        assert!(out.status.success());
+        String::from_utf8(out.stdout).expect("utf8")
+    }
+
+    fn active(&self) -> u32 {
+        self.cluster
+            .psql("shop", "SELECT count(*) FROM pg_stat_activity WHERE usename = 'analyst' AND state = 'active';")
+            .expect("activity")
+            .trim()
+            .parse()
+            .expect("count")
+    }
+
+    /// Waits until a statement runs, then returns; panics after 10 s.
+    fn wait_active(&self) {
+        let t = Instant::now();
+        while self.active() == 0 {
+            assert!(t.elapsed() < Duration::from_secs(10), "the statement never started");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn stopped_within(&self, limit: Duration) {
+        let t = Instant::now();
+        while self.active() > 0 {
+            assert!(t.elapsed() < limit, "the statement still runs after {limit:?}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[test]
+fn csv_json_stdin_file_and_exit_codes() {
+    let env = Env::new();
+    let sql = "SELECT * FROM items ORDER BY id";
+    let out = env.run(&["--sql", sql]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), env.psql_csv(sql));
+
+    // SQL on stdin.
+    let mut child =
+        env.command(&["--format", "ndjson"]).stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().expect("spawn");
+    child.stdin.take().expect("stdin").write_all(b"SELECT id FROM items ORDER BY id").expect("write");
+    let out = child.wait_with_output().expect("wait");
+    assert!(out.status.success());
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "{\"id\":1}\n{\"id\":2}\n{\"id\":3}\n");
+
+    // --file and --output; --max-rows marks JSON as truncated.
+    std::fs::write(env.dir.path().join("q.sql"), sql).expect("q.sql");
+    let out = env.run(&["--file", "q.sql", "--format", "json", "--max-rows", "2", "--output", "out.json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let doc: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(env.dir.path().join("out.json")).expect("out.json")).expect("json");
+    assert_eq!(doc["truncated"], true);
+    assert_eq!(doc["rows"].as_array().map(Vec::len), Some(2));
+    assert!(!env.dir.path().join("out.json.partial").exists());
+
+    // CSV truncation: exit 0 and one line on stderr.
+    let out = env.run(&["--sql", sql, "--max-rows", "1"]);
+    assert!(out.status.success());
+    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 2);
+    assert!(stderr(&out).contains("truncated after 1 rows"), "{}", stderr(&out));
+
+    // A query that fails: exit 1, SQLSTATE and position; a failed --output leaves no file.
+    let out = env.run(&["--sql", "SELECT nosuch FROM items", "--output", "bad.csv"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("42703") && stderr(&out).contains("at character 8"), "{}", stderr(&out));
+    assert!(!env.dir.path().join("bad.csv").exists() && !env.dir.path().join("bad.csv.partial").exists());
+
+    // A write, though the role may INSERT: refused, exit 1, nothing written.
+    let out = env.run(&["--sql", "INSERT INTO items VALUES (9, 'x', 1)"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("INSERT is not allowed"), "{}", stderr(&out));
+    assert_eq!(env.cluster.psql("shop", "SELECT count(*) FROM items;").expect("count"), "3");
+
+    // Bad invocations: exit 2.
+    for args in [
+        &["--sql", sql, "--max-rows", "0"][..],
+        &["--sql", sql, "--format", "xml"],
+        &["--sql", sql, "--timeout", "soon"],
+        &["--file", "missing.sql"],
+        &["--sql", "   "],
+    ] {
+        let out = env.run(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+    }
+
+    // Timeout: exit 1 and says so.
+    let out = env.run(&["--sql", "SELECT pg_sleep(10)", "--timeout", "300ms"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("did not finish within 300 ms"), "{}", stderr(&out));
+
+    // Arrow and Parquet to files.
+    for format in ["arrow", "parquet"] {
+        let file = format!("out.{format}");
+        let out = env.run(&["--sql", sql, "--format", format, "-o", &file]);
+        assert!(out.status.success(), "{format}: {}", stderr(&out));
+        assert!(std::fs::metadata(env.dir.path().join(&file)).expect("file").len() > 100);
+    }
+}
+
+fn spawn_endless(env: &Env) -> Child {
+    env.command(&["--sql", ENDLESS])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn")
+}
+
+#[test]
+fn a_closed_stdout_is_a_clean_exit_and_cancels_the_statement() {
+    let env = Env::new();
+    let mut child = spawn_endless(&env);
+    let mut stdout = child.stdout.take().expect("stdout");
+    let mut buf = vec![0u8; 64 * 1024];
+    stdout.read_exact(&mut buf).expect("some output");
+    assert!(buf.starts_with(b"g,pad\n1,"));
+    env.wait_active();
+    drop(stdout);
+    let t = Instant::now();
+    let out = child.wait_with_output().expect("wait");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(stderr(&out).is_empty(), "{}", stderr(&out));
+    env.stopped_within(Duration::from_secs(1).saturating_sub(t.elapsed()).max(Duration::from_millis(100)));
+}
+
+#[test]
+fn ctrl_c_cancels_the_statement_within_a_second() {
+    let env = Env::new();
+    let mut child = spawn_endless(&env);
+    let mut stdout = child.stdout.take().expect("stdout");
+    let mut buf = vec![0u8; 4096];
+    if let Err(e) = stdout.read_exact(&mut buf) {
+        let out = child.wait_with_output().expect("wait");
+        panic!("no output ({e}): {}", stderr(&out));
+    }
+    env.wait_active();
+    let reader = std::thread::spawn(move || {
+        let mut sink = Vec::new();
+        let _ = stdout.read_to_end(&mut sink);
+    });
+    let t = Instant::now();
+    let status = Command::new("kill").args(["-INT", &child.id().to_string()]).status().expect("kill");
+    assert!(status.success());
+    env.stopped_within(Duration::from_secs(1));
+    eprintln!("stopped {:?} after SIGINT", t.elapsed());
+    let out = child.wait_with_output().expect("wait");
+    reader.join().expect("reader");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("cancelled"), "{}", stderr(&out));
+    let _ = Path::new("");
+}
