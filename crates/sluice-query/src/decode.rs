@@ -81,9 +81,26 @@ fn format_i64(buf: &mut [u8; 20], v: i64) -> &[u8] {
     &buf[i..]
 }
 
+/// A small stack buffer for `fmt` output (float formatting), so the hot path does not allocate.
+struct Stack {
+    buf: [u8; 48],
+    len: usize,
+}
+
+impl std::fmt::Write for Stack {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        let end = self.len + s.len();
+        let dst = self.buf.get_mut(self.len..end).ok_or(std::fmt::Error)?;
+        dst.copy_from_slice(s.as_bytes());
+        self.len = end;
+        Ok(())
+    }
+}
+
 /// float8out/float4out with extra_float_digits > 0: the shortest text that reads back exactly,
 /// fixed notation for decimal exponents in [-4, threshold), else `d.ddde±XX`.
 pub fn write_float(out: &mut Vec<u8>, v: f64, is_f32: bool) {
+    use std::fmt::Write as _;
     if v.is_nan() {
         out.extend_from_slice(b"NaN");
         return;
@@ -93,14 +110,25 @@ pub fn write_float(out: &mut Vec<u8>, v: f64, is_f32: bool) {
         return;
     }
     // Rust's `{:e}` is the shortest round-trip representation, for f32 when formatting an f32.
-    let sci = if is_f32 { format!("{:e}", v as f32) } else { format!("{v:e}") };
-    let (mant, exp) = sci.split_once('e').unwrap_or((sci.as_str(), "0"));
-    let exp: i32 = exp.parse().unwrap_or(0);
-    let (neg, mant) = match mant.strip_prefix('-') {
-        Some(m) => (true, m),
-        None => (false, mant),
+    let mut sci = Stack { buf: [0; 48], len: 0 };
+    let _ = if is_f32 { write!(sci, "{:e}", v as f32) } else { write!(sci, "{v:e}") };
+    let sci = &sci.buf[..sci.len];
+    let e_at = sci.iter().position(|&c| c == b'e').unwrap_or(sci.len());
+    let (mant, exp) = (&sci[..e_at], sci.get(e_at + 1..).unwrap_or(b"0"));
+    let exp: i32 = std::str::from_utf8(exp).ok().and_then(|e| e.parse().ok()).unwrap_or(0);
+    let (neg, mant) = match mant.split_first() {
+        Some((b'-', m)) => (true, m),
+        _ => (false, mant),
     };
-    let digits: Vec<u8> = mant.bytes().filter(u8::is_ascii_digit).collect();
+    let mut digits = [0u8; 24];
+    let mut n = 0;
+    for &c in mant {
+        if c.is_ascii_digit() && n < digits.len() {
+            digits[n] = c;
+            n += 1;
+        }
+    }
+    let digits = &digits[..n];
     if neg {
         out.push(b'-');
     }
@@ -109,11 +137,11 @@ pub fn write_float(out: &mut Vec<u8>, v: f64, is_f32: bool) {
         if exp < 0 {
             out.extend_from_slice(b"0.");
             out.extend(std::iter::repeat_n(b'0', (-exp - 1) as usize));
-            out.extend_from_slice(&digits);
+            out.extend_from_slice(digits);
         } else {
             let int_len = exp as usize + 1;
             if digits.len() <= int_len {
-                out.extend_from_slice(&digits);
+                out.extend_from_slice(digits);
                 out.extend(std::iter::repeat_n(b'0', int_len - digits.len()));
             } else {
                 out.extend_from_slice(&digits[..int_len]);
@@ -129,8 +157,25 @@ pub fn write_float(out: &mut Vec<u8>, v: f64, is_f32: bool) {
                 out.extend_from_slice(rest);
             }
         }
-        let _ = write!(out, "e{}{:02}", if exp < 0 { '-' } else { '+' }, exp.unsigned_abs());
+        out.push(b'e');
+        out.push(if exp < 0 { b'-' } else { b'+' });
+        let e = exp.unsigned_abs();
+        if e < 10 {
+            out.push(b'0');
+        }
+        write_int(out, e as i64);
     }
+}
+
+/// `v` as exactly `width` digits, zero-padded (`v` < 10^width).
+fn push_padded(out: &mut Vec<u8>, v: u32, width: usize) {
+    let mut buf = [b'0'; 10];
+    let mut n = v;
+    for i in (0..width.min(10)).rev() {
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+    }
+    out.extend_from_slice(&buf[..width.min(10)]);
 }
 
 /// A decoded numeric in PostgreSQL's base-10000 form.
@@ -193,7 +238,7 @@ impl Numeric<'_> {
                 if w == weight {
                     write_int(out, d as i64);
                 } else {
-                    let _ = write!(out, "{d:04}");
+                    push_padded(out, d.unsigned_abs(), 4);
                 }
             }
         }
@@ -202,14 +247,40 @@ impl Numeric<'_> {
             let mut left = dscale;
             let mut w = -1;
             while left > 0 {
-                let d = self.digit(weight - w);
-                let group = format!("{d:04}");
+                let d = self.digit(weight - w).unsigned_abs();
                 let take = left.min(4) as usize;
-                out.extend_from_slice(&group.as_bytes()[..take]);
+                let mut group = Vec::with_capacity(0);
+                if take == 4 {
+                    push_padded(out, d, 4);
+                } else {
+                    push_padded(&mut group, d, 4);
+                    out.extend_from_slice(group.get(..take).unwrap_or(&[]));
+                }
                 left -= take as i32;
                 w -= 1;
             }
         }
+    }
+
+    /// Like [`Numeric::unscaled`] in 128 bits (the common, fast case); `None` when it does not fit.
+    pub fn unscaled_i128(&self, scale: i32) -> Option<i128> {
+        let Numeric::Finite { neg, weight, .. } = self else {
+            return None;
+        };
+        let frac_groups = (scale.max(0) + 3) / 4;
+        let mut acc: i128 = 0;
+        for w in ((-frac_groups)..=(*weight as i32)).rev() {
+            let d = self.digit(*weight as i32 - w) as i128;
+            acc = acc.checked_mul(10_000)?.checked_add(d)?;
+        }
+        let have = frac_groups * 4;
+        for _ in scale..have {
+            acc /= 10;
+        }
+        for _ in have..scale {
+            acc = acc.checked_mul(10)?;
+        }
+        Some(if *neg { -acc } else { acc })
     }
 
     /// The value as an unscaled integer at `scale` decimal places, for Arrow decimals. `None`
@@ -263,7 +334,15 @@ fn write_ymd(out: &mut Vec<u8>, days_since_pg_epoch: i64) -> bool {
     let (y, m, d) = j2date(days_since_pg_epoch + PG_EPOCH_JDATE);
     let bc = y <= 0;
     let shown = if bc { 1 - y } else { y };
-    let _ = write!(out, "{shown:04}-{m:02}-{d:02}");
+    if shown < 10_000 {
+        push_padded(out, shown as u32, 4);
+    } else {
+        write_int(out, shown);
+    }
+    out.push(b'-');
+    push_padded(out, m, 2);
+    out.push(b'-');
+    push_padded(out, d, 2);
     bc
 }
 
@@ -282,12 +361,20 @@ pub fn write_date(out: &mut Vec<u8>, days: i32) {
 
 fn write_hms(out: &mut Vec<u8>, usecs_of_day: i64) {
     let secs = usecs_of_day / 1_000_000;
-    let frac = usecs_of_day % 1_000_000;
-    let _ = write!(out, "{:02}:{:02}:{:02}", secs / 3600, (secs / 60) % 60, secs % 60);
+    let mut frac = (usecs_of_day % 1_000_000) as u32;
+    push_padded(out, (secs / 3600) as u32, 2);
+    out.push(b':');
+    push_padded(out, ((secs / 60) % 60) as u32, 2);
+    out.push(b':');
+    push_padded(out, (secs % 60) as u32, 2);
     if frac != 0 {
-        let s = format!("{frac:06}");
+        let mut width = 6;
+        while frac.is_multiple_of(10) {
+            frac /= 10;
+            width -= 1;
+        }
         out.push(b'.');
-        out.extend_from_slice(s.trim_end_matches('0').as_bytes());
+        push_padded(out, frac, width);
     }
 }
 
@@ -563,6 +650,9 @@ mod tests {
         let n = numeric(&b).expect("numeric");
         assert_eq!(n.unscaled(2), Some(arrow_buffer::i256::from_i128(-1234)));
         assert_eq!(n.unscaled(4), Some(arrow_buffer::i256::from_i128(-123400)));
+        assert_eq!(n.unscaled_i128(2), Some(-1234));
+        assert_eq!(n.unscaled_i128(0), Some(-12));
+        assert_eq!(n.unscaled(-1), Some(arrow_buffer::i256::from_i128(-1)));
     }
 
     #[test]

@@ -39,7 +39,7 @@ pub const TRUNCATED_KEY: &str = "sluice.truncated";
 /// Rows per Arrow record batch (and the unit Parquet receives).
 pub const RECORD_BATCH_ROWS: usize = 65_536;
 /// Rows per Parquet row group: bounds the writer's memory.
-pub const ROW_GROUP_ROWS: usize = 131_072;
+pub const ROW_GROUP_ROWS: usize = 65_536;
 /// A partly filled record batch is written after this long, so slow results still stream.
 const FLUSH_AFTER: Duration = Duration::from_secs(1);
 
@@ -150,16 +150,18 @@ pub fn schema(columns: &[Column], truncated: Option<bool>) -> Schema {
 struct Builders {
     plans: Vec<Plan>,
     builders: Vec<Box<dyn ArrayBuilder>>,
+    /// Rows per record batch: builders are created at this capacity, so they never regrow.
+    capacity: usize,
     rows: usize,
     scratch: Vec<u8>,
     since: Instant,
 }
 
 impl Builders {
-    fn new(columns: &[Column]) -> Builders {
+    fn new(columns: &[Column], capacity: usize) -> Builders {
         let plans: Vec<Plan> = columns.iter().map(plan).collect();
-        let builders = plans.iter().map(|p| make_builder(&p.data_type, 1024)).collect();
-        Builders { plans, builders, rows: 0, scratch: Vec::new(), since: Instant::now() }
+        let builders = plans.iter().map(|p| make_builder(&p.data_type, capacity)).collect();
+        Builders { plans, builders, capacity, rows: 0, scratch: Vec::new(), since: Instant::now() }
     }
 
     fn append(&mut self, columns: &[Column], batch: &Batch) -> Result<(), QueryError> {
@@ -183,7 +185,7 @@ impl Builders {
     }
 
     fn due(&self) -> bool {
-        self.rows >= RECORD_BATCH_ROWS || (self.rows > 0 && self.since.elapsed() >= FLUSH_AFTER)
+        self.rows >= self.capacity || (self.rows > 0 && self.since.elapsed() >= FLUSH_AFTER)
     }
 
     fn take(&mut self, schema: &SchemaRef) -> Result<Option<RecordBatch>, QueryError> {
@@ -193,6 +195,8 @@ impl Builders {
         }
         self.rows = 0;
         let arrays: Vec<ArrayRef> = self.builders.iter_mut().map(|b| b.finish()).collect();
+        // `finish` leaves empty builders; start the next batch at full capacity.
+        self.builders = self.plans.iter().map(|p| make_builder(&p.data_type, self.capacity)).collect();
         RecordBatch::try_new(schema.clone(), arrays).map(Some).map_err(|e| QueryError::Encode(e.to_string()))
     }
 }
@@ -218,7 +222,10 @@ fn append(
         Kind::F64 => downcast::<Float64Builder>(b)?.append_option(raw.map(decode::be_f64).transpose()?),
         Kind::Dec128 => {
             let v = match raw {
-                Some(r) => decode::numeric(r)?.unscaled(scale as i32).and_then(|v| v.to_i128()),
+                Some(r) => {
+                    let n = decode::numeric(r)?;
+                    n.unscaled_i128(scale as i32).or_else(|| n.unscaled(scale as i32).and_then(|v| v.to_i128()))
+                }
                 None => None,
             };
             downcast::<Decimal128Builder>(b)?.append_option(v)
@@ -341,7 +348,7 @@ impl ArrowIpc {
 
 impl Exporter for ArrowIpc {
     fn begin(&mut self, columns: &[Column], out: &mut Vec<u8>) -> Result<(), QueryError> {
-        self.builders = Some(Builders::new(columns));
+        self.builders = Some(Builders::new(columns, RECORD_BATCH_ROWS));
         // Record batches carry the plain schema; the stream's schema message adds the metadata.
         self.schema = Some(Arc::new(schema(columns, None)));
         if self.ctx.max_rows.is_none() {
@@ -393,14 +400,101 @@ fn schema_with(columns: &[Column], truncated: bool) -> Schema {
     schema(columns, Some(truncated))
 }
 
-/// Parquet, zstd-compressed, one row group per [`ROW_GROUP_ROWS`] rows written as soon as it is
+/// Parquet, zstd-compressed (level 1, plain encoding: dictionary pages cost more CPU than they
+/// save on typical exports), one row group per [`ROW_GROUP_ROWS`] rows written as soon as it is
 /// full; `sluice.truncated` goes into the file's key-value metadata (which readers show as schema
 /// metadata) when the footer is written.
+///
+/// Encoding runs on its own thread, fed record batches of [`PARQUET_BATCH_ROWS`] through a
+/// channel of two, so decoding the next rows overlaps compressing the previous ones; the encoded
+/// bytes come back to the exporter and go out with the next batch.
 pub struct Parquet {
     builders: Option<Builders>,
     schema: Option<SchemaRef>,
-    writer: Option<ArrowWriter<Shared>>,
-    buf: Shared,
+    worker: Option<Encoder>,
+}
+
+/// Rows per record batch handed to the Parquet encoder thread.
+pub const PARQUET_BATCH_ROWS: usize = 16_384;
+
+enum ToEncoder {
+    Batch(RecordBatch),
+    Finish { truncated: bool },
+}
+
+struct Encoder {
+    to: std::sync::mpsc::SyncSender<ToEncoder>,
+    from: std::sync::mpsc::Receiver<Vec<u8>>,
+    thread: std::thread::JoinHandle<Result<(), String>>,
+}
+
+impl Encoder {
+    fn start(schema: SchemaRef) -> Result<Encoder, QueryError> {
+        let level = ZstdLevel::try_new(1).map_err(encode_err)?;
+        let props = WriterProperties::builder()
+            .set_compression(Compression::ZSTD(level))
+            .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
+            .set_dictionary_enabled(false)
+            .build();
+        let buf = Shared::default();
+        let mut writer = ArrowWriter::try_new(buf.clone(), schema, Some(props)).map_err(encode_err)?;
+        let (to, inbox) = std::sync::mpsc::sync_channel::<ToEncoder>(2);
+        let (outbox, from) = std::sync::mpsc::channel::<Vec<u8>>();
+        let thread = std::thread::Builder::new()
+            .name("sluice-parquet".into())
+            .spawn(move || -> Result<(), String> {
+                let send = |out: &std::sync::mpsc::Sender<Vec<u8>>| {
+                    let mut bytes = Vec::new();
+                    buf.drain_into(&mut bytes);
+                    if !bytes.is_empty() {
+                        let _ = out.send(bytes);
+                    }
+                };
+                send(&outbox);
+                while let Ok(msg) = inbox.recv() {
+                    match msg {
+                        ToEncoder::Batch(rb) => {
+                            writer.write(&rb).map_err(|e| e.to_string())?;
+                            send(&outbox);
+                        }
+                        ToEncoder::Finish { truncated } => {
+                            writer.append_key_value_metadata(KeyValue::new(
+                                TRUNCATED_KEY.to_string(),
+                                truncated.to_string(),
+                            ));
+                            writer.close().map_err(|e| e.to_string())?;
+                            send(&outbox);
+                            return Ok(());
+                        }
+                    }
+                }
+                // The exporter went away without finishing: no footer, an unreadable file.
+                Ok(())
+            })
+            .map_err(|e| QueryError::Encode(format!("cannot start the Parquet encoder: {e}")))?;
+        Ok(Encoder { to, from, thread })
+    }
+
+    /// Hands a message to the encoder (waiting while it is two batches behind).
+    fn send(&mut self, msg: ToEncoder) -> Result<(), QueryError> {
+        self.to.send(msg).map_err(|_| QueryError::Encode("the Parquet encoder stopped".into()))
+    }
+
+    /// Encoded bytes so far.
+    fn collect(&self, out: &mut Vec<u8>) {
+        while let Ok(bytes) = self.from.try_recv() {
+            out.extend_from_slice(&bytes);
+        }
+    }
+
+    fn join(self, out: &mut Vec<u8>) -> Result<(), QueryError> {
+        drop(self.to);
+        let result = self.thread.join().map_err(|_| QueryError::Encode("the Parquet encoder panicked".into()))?;
+        while let Ok(bytes) = self.from.try_recv() {
+            out.extend_from_slice(&bytes);
+        }
+        result.map_err(QueryError::Encode)
+    }
 }
 
 impl Default for Parquet {
@@ -411,51 +505,45 @@ impl Default for Parquet {
 
 impl Parquet {
     pub fn new() -> Parquet {
-        Parquet { builders: None, schema: None, writer: None, buf: Shared::default() }
+        Parquet { builders: None, schema: None, worker: None }
     }
 }
 
 impl Exporter for Parquet {
     fn begin(&mut self, columns: &[Column], out: &mut Vec<u8>) -> Result<(), QueryError> {
         let s = Arc::new(schema(columns, None));
-        let level = ZstdLevel::try_new(1).map_err(encode_err)?;
-        let props = WriterProperties::builder()
-            .set_compression(Compression::ZSTD(level))
-            .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
-            .build();
-        self.writer = Some(ArrowWriter::try_new(self.buf.clone(), s.clone(), Some(props)).map_err(encode_err)?);
-        self.builders = Some(Builders::new(columns));
+        let worker = Encoder::start(s.clone())?;
+        worker.collect(out);
+        self.worker = Some(worker);
+        self.builders = Some(Builders::new(columns, PARQUET_BATCH_ROWS));
         self.schema = Some(s);
-        self.buf.drain_into(out);
         Ok(())
     }
 
     fn batch(&mut self, columns: &[Column], batch: &Batch, out: &mut Vec<u8>) -> Result<(), QueryError> {
-        let (Some(b), Some(schema), Some(w)) = (self.builders.as_mut(), self.schema.clone(), self.writer.as_mut())
+        let (Some(b), Some(schema), Some(w)) = (self.builders.as_mut(), self.schema.clone(), self.worker.as_mut())
         else {
             return Err(QueryError::Internal("batch before begin".into()));
         };
         b.append(columns, batch)?;
-        if b.rows >= RECORD_BATCH_ROWS {
+        if b.rows >= PARQUET_BATCH_ROWS {
             if let Some(rb) = b.take(&schema)? {
-                w.write(&rb).map_err(encode_err)?;
-                self.buf.drain_into(out);
+                w.send(ToEncoder::Batch(rb))?;
             }
         }
+        w.collect(out);
         Ok(())
     }
 
     fn finish(&mut self, _: &[Column], truncated: bool, out: &mut Vec<u8>) -> Result<(), QueryError> {
-        let (Some(b), Some(schema), Some(mut w)) = (self.builders.as_mut(), self.schema.clone(), self.writer.take())
+        let (Some(b), Some(schema), Some(mut w)) = (self.builders.as_mut(), self.schema.clone(), self.worker.take())
         else {
             return Err(QueryError::Internal("finish before begin".into()));
         };
         if let Some(rb) = b.take(&schema)? {
-            w.write(&rb).map_err(encode_err)?;
+            w.send(ToEncoder::Batch(rb))?;
         }
-        w.append_key_value_metadata(KeyValue::new(TRUNCATED_KEY.to_string(), truncated.to_string()));
-        w.close().map_err(encode_err)?;
-        self.buf.drain_into(out);
-        Ok(())
+        w.send(ToEncoder::Finish { truncated })?;
+        w.join(out)
     }
 }
