@@ -6,6 +6,9 @@
 //! `FOR UPDATE/SHARE`, `INSERT/UPDATE/DELETE/MERGE`, and calls to [`DENIED_FUNCTIONS`] or
 //! [`DENIED_PREFIXES`]. The server-side read-only transaction and the session reset are the
 //! other two layers; this one exists so that a refused request never opens a transaction at all.
+//! The gate sees only what the statement spells out: a function reached another way (inside a
+//! view, an operator or a user-defined function) is left to those two layers, which the
+//! acceptance tests exercise with such functions.
 
 use serde_json::Value;
 
