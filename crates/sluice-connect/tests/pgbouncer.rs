@@ -262,7 +262,14 @@ async fn two_hundred_queries_from_four_concurrent_sessions() {
             for i in 0..50i32 {
                 let tx = session.read_only_transaction().await.expect("begin");
                 let c = tx.client();
-                pids.insert(pid(c).await);
+                // A short sleep keeps the 4 sessions' transactions overlapping, so the 2 server
+                // connections are both busy and handed out in turn.
+                let backend: i32 = c
+                    .query_typed_one("SELECT pg_backend_pid() FROM pg_sleep(0.01)", &[])
+                    .await
+                    .expect("pid")
+                    .get(0);
+                pids.insert(backend);
                 match (worker + i) % 4 {
                     0 => {
                         let rows = c.query_typed("SELECT m FROM feelings ORDER BY id", &[]).await.expect("enum");
