@@ -1,8 +1,7 @@
 #!/usr/bin/env bash
-# Runs the connection suite (sluice-connect, and the testkit's own tests) against several
-# PostgreSQL majors.
+# Runs the whole test suite against several PostgreSQL majors.
 #
-#   scripts/pg-matrix.sh            # 10 15 18, as CI does
+#   scripts/pg-matrix.sh            # 10 15 18 (CI runs 15 through scripts/test.sh, then 10 and 18)
 #   scripts/pg-matrix.sh all        # every major from 10 to 18
 #   scripts/pg-matrix.sh 12 16      # chosen majors
 #
@@ -80,7 +79,7 @@ failed=()
 for major in "${majors[@]}"; do
     bin=$(bin_dir "$major") || { failed+=("$major (install)"); continue; }
     echo "=== PostgreSQL $major: $("$bin/postgres" --version) ($bin)"
-    if ! (cd "$root" && PG_BIN="$bin" cargo nextest run -p sluice-connect -p sluice-testkit --no-fail-fast "${nextest_args[@]}"); then
+    if ! (cd "$root" && PG_BIN="$bin" cargo nextest run --workspace --no-fail-fast "${nextest_args[@]}"); then
         failed+=("$major")
     fi
 done
