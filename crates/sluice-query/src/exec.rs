@@ -13,6 +13,10 @@
 //! 3. The statement itself, through `query_typed_raw` (unnamed statement and portal). Columns
 //!    Sluice cannot render exactly are wrapped as `format('%s', col)` — the type's own output
 //!    function — in an outer SELECT; when there are none the statement is sent unchanged.
+//!    Only unnamed statements are used and every result column Sluice reads is of a built-in
+//!    type, so nothing of the request outlives its transaction on a server connection: the same
+//!    protocol is correct behind PgBouncer in transaction mode, where the session-level limits
+//!    are absent and step 1 sets them with `SET LOCAL`.
 //! 4. `ROLLBACK`, always: after the last row, after an error, after truncation (preceded by a
 //!    cancel request), and from a spawned task when the stream is dropped early.
 
@@ -23,7 +27,7 @@ use std::time::Duration;
 use futures_util::{FutureExt, StreamExt};
 use sluice_connect::tokio_postgres::types::{FromSql, Type};
 use sluice_connect::tokio_postgres::{self, Row, SimpleQueryMessage};
-use sluice_connect::{CancelHandle, PooledSession, ReadOnlySession};
+use sluice_connect::{CancelHandle, PooledSession, ReadOnlySession, SessionSettings};
 use tokio::time::Instant;
 
 use crate::gate::{self, StatementKind};
@@ -210,6 +214,20 @@ async fn start(
 ) -> Result<Started, QueryError> {
     let client = session.client();
     let mut begin = String::from("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;");
+    let pgbouncer = session.info().pgbouncer;
+    if pgbouncer {
+        // Behind PgBouncer nothing is set at session level: the limits travel with every
+        // transaction.
+        let limits = SessionSettings::default();
+        begin.push_str(&format!(
+            " SET LOCAL lock_timeout = {}; SET LOCAL idle_in_transaction_session_timeout = {};",
+            limits.lock_timeout.as_millis(),
+            limits.idle_in_transaction_timeout.as_millis()
+        ));
+        if timeout_ms.is_none() {
+            begin.push_str(&format!(" SET LOCAL statement_timeout = {};", limits.statement_timeout.as_millis()));
+        }
+    }
     if let Some(ms) = timeout_ms {
         begin.push_str(&format!(" SET LOCAL statement_timeout = {ms};"));
     }
