@@ -308,7 +308,12 @@ impl Write for Shared {
 impl Shared {
     fn drain_into(&self, out: &mut Vec<u8>) {
         if let Ok(mut b) = self.0.lock() {
-            out.append(&mut b);
+            // Usually `out` is empty: hand the buffer over instead of copying it.
+            if out.is_empty() {
+                std::mem::swap(out, &mut b);
+            } else {
+                out.append(&mut b);
+            }
         }
     }
 }
