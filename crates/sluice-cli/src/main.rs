@@ -1,1 +1,58 @@
-fn main() {}
+//! The `sluice` binary: parses flags once into typed arguments, runs one command, maps the
+//! outcome to an exit code (0 success, 1 a check or query failed, 2 a bad invocation).
+//!
+//! Must not do: any work a library crate owns — it turns flags into library calls and library
+//! results into text. `anyhow` lives here and only here.
+
+mod conn;
+mod doctor;
+mod exit;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Sluice: a controlled, read-only channel to PostgreSQL.
+#[derive(Parser, Debug)]
+#[command(name = "sluice", version, about, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Check a source stage by stage (config, dns, tcp, ssh, tls, auth, server_version) and say
+    /// what to fix.
+    Doctor(doctor::Args),
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() { exit::bad_invocation() } else { ExitCode::SUCCESS };
+        }
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_env("SLUICE_LOG"))
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return exit::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Doctor(args) => doctor::run(args).await,
+        }
+    });
+    match result {
+        Ok(code) => code,
+        Err(e) => exit::report(&e),
+    }
+}

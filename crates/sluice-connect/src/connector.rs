@@ -31,12 +31,7 @@ impl Connector {
     pub fn with_dialer(spec: SourceSpec, dialer: Dialer) -> Result<Connector, ConnectError> {
         spec.validate()?;
         let tls = TlsSetup::from_spec(&spec)?;
-        Ok(Connector {
-            spec: Arc::new(spec),
-            tls,
-            dialer,
-            settings: SessionSettings::default(),
-        })
+        Ok(Connector { spec: Arc::new(spec), tls, dialer, settings: SessionSettings::default() })
     }
 
     pub fn with_settings(mut self, settings: SessionSettings) -> Connector {
@@ -74,23 +69,11 @@ impl Connector {
             for i in 0..self.spec.hosts.len() {
                 let host = self.spec.hosts[i].clone();
                 match self.connect_host(&host).await {
-                    Ok(s)
-                        if matches_attrs(
-                            wanted,
-                            s.info().in_recovery,
-                            s.info().server_default_read_only,
-                        ) =>
-                    {
+                    Ok(s) if matches_attrs(wanted, s.info().in_recovery, s.info().server_default_read_only) => {
                         return Ok(s)
                     }
-                    Ok(s) => tried.push(format!(
-                        "{host} is {}",
-                        if s.info().in_recovery {
-                            "a standby"
-                        } else {
-                            "a primary"
-                        }
-                    )),
+                    Ok(s) => tried
+                        .push(format!("{host} is {}", if s.info().in_recovery { "a standby" } else { "a primary" })),
                     Err(e) => {
                         tried.push(format!("{host}: {e}"));
                         last_err = Some(e);
@@ -101,10 +84,7 @@ impl Connector {
         // With a single host or a single failure, the precise error is the useful one.
         match last_err {
             Some(e) if tried.len() == 1 => Err(e),
-            _ => Err(ConnectError::NoMatchingHost {
-                attrs: attrs.as_str().to_string(),
-                tried: tried.join("; "),
-            }),
+            _ => Err(ConnectError::NoMatchingHost { attrs: attrs.as_str().to_string(), tried: tried.join("; ") }),
         }
     }
 
@@ -137,11 +117,7 @@ impl Connector {
         Box::pin(async move { this.attempt_owned(host, mode).await })
     }
 
-    async fn attempt_owned(
-        self,
-        host: HostPort,
-        mode: DriverSslMode,
-    ) -> Result<ReadOnlySession, ConnectError> {
+    async fn attempt_owned(self, host: HostPort, mode: DriverSslMode) -> Result<ReadOnlySession, ConnectError> {
         // A reset or garbled reply during the handshake often means another service answers on
         // this port: ask it PostgreSQL's SSL question to say so precisely.
         match self.handshake(host.clone(), mode).await {
@@ -161,11 +137,7 @@ impl Connector {
         }
     }
 
-    async fn handshake(
-        &self,
-        host: HostPort,
-        mode: DriverSslMode,
-    ) -> Result<ReadOnlySession, ConnectError> {
+    async fn handshake(&self, host: HostPort, mode: DriverSslMode) -> Result<ReadOnlySession, ConnectError> {
         let stream = self.dialer.dial(&host).await?;
         let server_name = self.spec.tls_name_for(&host).to_string();
         let info = Arc::new(Mutex::new(None::<TlsInfo>));
@@ -187,15 +159,8 @@ impl Connector {
             Err(_) => {
                 abort.abort();
                 let tls_done = info.lock().map(|i| i.is_some()).unwrap_or(false);
-                let stage = if mode != DriverSslMode::Disable && !tls_done {
-                    Stage::Tls
-                } else {
-                    Stage::Auth
-                };
-                return Err(ConnectError::Timeout {
-                    stage,
-                    secs: timeout.as_secs(),
-                });
+                let stage = if mode != DriverSslMode::Disable && !tls_done { Stage::Tls } else { Stage::Auth };
+                return Err(ConnectError::Timeout { stage, secs: timeout.as_secs() });
             }
             Ok(Err(join)) => {
                 return Err(ConnectError::Lost {
@@ -219,8 +184,7 @@ impl Connector {
             host: host.clone(),
             server_name,
         };
-        ReadOnlySession::establish(client, task, host, tls_info, cancel, self.settings.clone())
-            .await
+        ReadOnlySession::establish(client, task, host, tls_info, cancel, self.settings.clone()).await
     }
 
     fn classify(&self, host: &HostPort, e: &tokio_postgres::Error) -> ConnectError {
@@ -229,11 +193,7 @@ impl Connector {
             let code = db.code().code().to_string();
             let message = db.message().to_string();
             return if code.starts_with("28") || code == "3D000" || code == "42501" {
-                ConnectError::Auth {
-                    code,
-                    message,
-                    server_hint: db.hint().map(str::to_string),
-                }
+                ConnectError::Auth { code, message, server_hint: db.hint().map(str::to_string) }
             } else {
                 ConnectError::Server { code, message }
             };
@@ -245,29 +205,17 @@ impl Connector {
             if inner == "server does not support TLS" {
                 return ConnectError::TlsUnsupported { addr };
             }
-            let failure = source
-                .map(|s| self.tls.classify(s))
-                .unwrap_or(crate::TlsFailure::Other(inner));
+            let failure = source.map(|s| self.tls.classify(s)).unwrap_or(crate::TlsFailure::Other(inner));
             if failure == crate::TlsFailure::NotTls {
-                return ConnectError::NotPostgres {
-                    addr,
-                    detail: failure.to_string(),
-                };
+                return ConnectError::NotPostgres { addr, detail: failure.to_string() };
             }
             return ConnectError::Tls { addr, failure };
         }
         if TlsSetup::is_tls_error(e) {
-            return ConnectError::Tls {
-                addr,
-                failure: self.tls.classify(e),
-            };
+            return ConnectError::Tls { addr, failure: self.tls.classify(e) };
         }
-        if text == "unexpected message from server" || text == "error parsing response from server"
-        {
-            return ConnectError::NotPostgres {
-                addr,
-                detail: "it does not speak the PostgreSQL protocol".into(),
-            };
+        if text == "unexpected message from server" || text == "error parsing response from server" {
+            return ConnectError::NotPostgres { addr, detail: "it does not speak the PostgreSQL protocol".into() };
         }
         if text == "authentication error" {
             let detail = source.map(|s| s.to_string()).unwrap_or_default();

@@ -50,29 +50,18 @@ pub enum TlsFailure {
 impl fmt::Display for TlsFailure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            TlsFailure::UnknownCa => {
-                f.write_str("the server certificate is signed by an unknown CA")
-            }
-            TlsFailure::NameMismatch {
-                expected,
-                presented,
-            } => write!(
+            TlsFailure::UnknownCa => f.write_str("the server certificate is signed by an unknown CA"),
+            TlsFailure::NameMismatch { expected, presented } => write!(
                 f,
                 "the server certificate is not valid for `{expected}`; it names: {}",
-                if presented.is_empty() {
-                    "(no names)".to_string()
-                } else {
-                    presented.join(", ")
-                }
+                if presented.is_empty() { "(no names)".to_string() } else { presented.join(", ") }
             ),
             TlsFailure::Expired => f.write_str("the server certificate has expired"),
             TlsFailure::NotYetValid => f.write_str("the server certificate is not yet valid"),
             TlsFailure::ClientCertRejected(why) => {
                 write!(f, "the server rejected the client certificate ({why})")
             }
-            TlsFailure::NotTls => {
-                f.write_str("the server answered the TLS request with something that is not TLS")
-            }
+            TlsFailure::NotTls => f.write_str("the server answered the TLS request with something that is not TLS"),
             TlsFailure::Other(s) => f.write_str(s),
         }
     }
@@ -84,11 +73,7 @@ pub enum ConnectError {
     #[error("{0}")]
     Spec(#[from] SpecError),
     #[error("{field}: {message}")]
-    Config {
-        field: &'static str,
-        message: String,
-        hint: String,
-    },
+    Config { field: &'static str, message: String, hint: String },
     #[error("could not resolve `{host}`: {reason}")]
     Dns { host: String, reason: String },
     #[error("could not connect to {addr}: {reason}")]
@@ -102,11 +87,7 @@ pub enum ConnectError {
     #[error("TLS handshake with {addr} failed: {failure}")]
     Tls { addr: String, failure: TlsFailure },
     #[error("the server refused the login: {message}")]
-    Auth {
-        code: String,
-        message: String,
-        server_hint: Option<String>,
-    },
+    Auth { code: String, message: String, server_hint: Option<String> },
     #[error("the server refused the connection: {message}")]
     Server { code: String, message: String },
     #[error("{stage:?} did not finish within {secs} s")]

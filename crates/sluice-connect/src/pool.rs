@@ -19,10 +19,7 @@ pub struct PoolOptions {
 
 impl Default for PoolOptions {
     fn default() -> Self {
-        PoolOptions {
-            max_size: 5,
-            acquire_timeout: Duration::from_secs(30),
-        }
+        PoolOptions { max_size: 5, acquire_timeout: Duration::from_secs(30) }
     }
 }
 
@@ -46,10 +43,7 @@ impl Pool {
         Pool {
             inner: Arc::new(Inner {
                 connector,
-                options: PoolOptions {
-                    max_size: max,
-                    ..options
-                },
+                options: PoolOptions { max_size: max, ..options },
                 permits: Arc::new(Semaphore::new(max)),
                 idle: Mutex::new(Vec::new()),
             }),
@@ -72,16 +66,10 @@ impl Pool {
     /// A read-only session, waiting while `max_size` are in use.
     pub async fn get(&self) -> Result<PooledSession, ConnectError> {
         let timeout = self.inner.options.acquire_timeout;
-        let permit =
-            match tokio::time::timeout(timeout, self.inner.permits.clone().acquire_owned()).await {
-                Ok(Ok(p)) => p,
-                _ => {
-                    return Err(ConnectError::PoolTimeout {
-                        secs: timeout.as_secs(),
-                        max: self.inner.options.max_size,
-                    })
-                }
-            };
+        let permit = match tokio::time::timeout(timeout, self.inner.permits.clone().acquire_owned()).await {
+            Ok(Ok(p)) => p,
+            _ => return Err(ConnectError::PoolTimeout { secs: timeout.as_secs(), max: self.inner.options.max_size }),
+        };
         while let Some(session) = self.pop_idle() {
             if session.is_closed() {
                 continue;
@@ -100,12 +88,7 @@ impl Pool {
     }
 
     fn wrap(&self, session: ReadOnlySession, permit: OwnedSemaphorePermit) -> PooledSession {
-        PooledSession {
-            session: Some(session),
-            pool: self.inner.clone(),
-            _permit: permit,
-            discard: false,
-        }
+        PooledSession { session: Some(session), pool: self.inner.clone(), _permit: permit, discard: false }
     }
 }
 
@@ -131,9 +114,7 @@ impl Deref for PooledSession {
     type Target = ReadOnlySession;
     fn deref(&self) -> &ReadOnlySession {
         // Present from construction until drop.
-        self.session
-            .as_ref()
-            .expect("a pooled session is present until dropped")
+        self.session.as_ref().expect("a pooled session is present until dropped")
     }
 }
 

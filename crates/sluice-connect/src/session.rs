@@ -68,9 +68,7 @@ pub struct ReadOnlySession {
 
 impl std::fmt::Debug for ReadOnlySession {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ReadOnlySession")
-            .field("info", &self.info)
-            .finish_non_exhaustive()
+        f.debug_struct("ReadOnlySession").field("info", &self.info).finish_non_exhaustive()
     }
 }
 
@@ -93,14 +91,10 @@ impl ReadOnlySession {
             settings.set_sql()
         );
         let rows = text_rows(&client, &sql).await?;
-        let facts = rows
-            .first()
-            .ok_or_else(|| session_err("the server returned no session facts"))?;
+        let facts = rows.first().ok_or_else(|| session_err("the server returned no session facts"))?;
         let confirm = rows.last().and_then(|r| r.first()).map(String::as_str);
         if confirm != Some("on") {
-            return Err(session_err(
-                "the server did not confirm default_transaction_read_only = on",
-            ));
+            return Err(session_err("the server did not confirm default_transaction_read_only = on"));
         }
         let field = |i: usize| facts.get(i).cloned().unwrap_or_default();
         let info = SessionInfo {
@@ -113,13 +107,7 @@ impl ReadOnlySession {
             backend_pid: field(4).parse().unwrap_or(0),
             tls,
         };
-        Ok(ReadOnlySession {
-            client,
-            info,
-            cancel,
-            settings,
-            connection,
-        })
+        Ok(ReadOnlySession { client, info, cancel, settings, connection })
     }
 
     /// The driver client, for the crates that run SQL. Every transaction it starts is read-only
@@ -154,21 +142,13 @@ impl ReadOnlySession {
         );
         let rows = text_rows(&self.client, &sql).await?;
         let n = rows.len();
-        let prepared = n
-            .checked_sub(2)
-            .and_then(|i| rows.get(i))
-            .and_then(|r| r.first())
-            .map(String::as_str);
+        let prepared = n.checked_sub(2).and_then(|i| rows.get(i)).and_then(|r| r.first()).map(String::as_str);
         let confirm = rows.last().and_then(|r| r.first()).map(String::as_str);
         if prepared != Some("0") {
-            return Err(session_err(
-                "the session holds SQL-level prepared statements",
-            ));
+            return Err(session_err("the session holds SQL-level prepared statements"));
         }
         if confirm != Some("on") {
-            return Err(session_err(
-                "the server did not confirm default_transaction_read_only = on after reset",
-            ));
+            return Err(session_err("the server did not confirm default_transaction_read_only = on after reset"));
         }
         Ok(())
     }
@@ -181,9 +161,7 @@ impl Drop for ReadOnlySession {
 }
 
 fn session_err(message: &str) -> ConnectError {
-    ConnectError::Session {
-        message: message.to_string(),
-    }
+    ConnectError::Session { message: message.to_string() }
 }
 
 /// Runs a simple-protocol batch and returns every row as text, statement by statement.
@@ -228,24 +206,17 @@ pub struct CancelHandle {
 
 impl std::fmt::Debug for CancelHandle {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("CancelHandle")
-            .field("host", &self.host)
-            .finish_non_exhaustive()
+        f.debug_struct("CancelHandle").field("host", &self.host).finish_non_exhaustive()
     }
 }
 
 impl CancelHandle {
     pub async fn cancel(&self) -> Result<(), ConnectError> {
         let stream = self.dialer.dial(&self.host).await?;
-        let tls = self
-            .tls
-            .connector(&self.server_name, Arc::new(Mutex::new(None)))?;
-        self.token
-            .cancel_query_raw(stream, tls)
-            .await
-            .map_err(|e| ConnectError::Lost {
-                addr: self.host.to_string(),
-                reason: format!("cancel request failed: {e}"),
-            })
+        let tls = self.tls.connector(&self.server_name, Arc::new(Mutex::new(None)))?;
+        self.token.cancel_query_raw(stream, tls).await.map_err(|e| ConnectError::Lost {
+            addr: self.host.to_string(),
+            reason: format!("cancel request failed: {e}"),
+        })
     }
 }

@@ -23,9 +23,7 @@ use rustls::client::WebPkiServerVerifier;
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
-use rustls::{
-    CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme,
-};
+use rustls::{CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
 use sluice_core::{CertSource, KeySource, SourceSpec, SslMode};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio_postgres::tls::{ChannelBinding, TlsConnect};
@@ -83,9 +81,7 @@ pub struct TlsSetup {
 
 impl std::fmt::Debug for TlsSetup {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TlsSetup")
-            .field("verification", &self.verification)
-            .finish_non_exhaustive()
+        f.debug_struct("TlsSetup").field("verification", &self.verification).finish_non_exhaustive()
     }
 }
 
@@ -98,16 +94,15 @@ impl TlsSetup {
             Verification::None => Arc::new(NoVerifier(provider.clone())),
             level => {
                 let roots = load_roots(spec.sslrootcert.as_ref().unwrap_or(&CertSource::System))?;
-                let webpki =
-                    WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
-                        .build()
-                        .map_err(|e| {
-                            config_err(
-                                "sslrootcert",
-                                format!("cannot use these roots: {e}"),
-                                "give a PEM file with the CA certificate(s)",
-                            )
-                        })?;
+                let webpki = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+                    .build()
+                    .map_err(|e| {
+                        config_err(
+                            "sslrootcert",
+                            format!("cannot use these roots: {e}"),
+                            "give a PEM file with the CA certificate(s)",
+                        )
+                    })?;
                 if level == Verification::Chain {
                     Arc::new(ChainOnlyVerifier(webpki))
                 } else {
@@ -135,11 +130,7 @@ impl TlsSetup {
             }
             _ => (builder.with_no_client_auth(), false),
         };
-        Ok(TlsSetup {
-            config: Arc::new(config),
-            verification,
-            has_client_cert,
-        })
+        Ok(TlsSetup { config: Arc::new(config), verification, has_client_cert })
     }
 
     pub fn verification(&self) -> Verification {
@@ -159,11 +150,7 @@ impl TlsSetup {
                 "give a DNS name or an IP address",
             )
         })?;
-        Ok(RustlsConnect {
-            setup: self.clone(),
-            name,
-            info,
-        })
+        Ok(RustlsConnect { setup: self.clone(), name, info })
     }
 
     /// Turns a handshake error (however deep in an error chain) into what a person needs.
@@ -205,31 +192,19 @@ fn classify_rustls(e: &rustls::Error, has_client_cert: bool) -> TlsFailure {
     use rustls::Error as E;
     match e {
         E::InvalidCertificate(c) => match c {
-            CertificateError::UnknownIssuer | CertificateError::BadSignature => {
-                TlsFailure::UnknownCa
+            CertificateError::UnknownIssuer | CertificateError::BadSignature => TlsFailure::UnknownCa,
+            CertificateError::NotValidForName => {
+                TlsFailure::NameMismatch { expected: String::new(), presented: vec![] }
             }
-            CertificateError::NotValidForName => TlsFailure::NameMismatch {
-                expected: String::new(),
-                presented: vec![],
-            },
-            CertificateError::NotValidForNameContext {
-                expected,
-                presented,
-            } => TlsFailure::NameMismatch {
+            CertificateError::NotValidForNameContext { expected, presented } => TlsFailure::NameMismatch {
                 expected: server_name_text(expected),
                 presented: presented.iter().map(|p| clean_presented(p)).collect(),
             },
-            CertificateError::Expired | CertificateError::ExpiredContext { .. } => {
-                TlsFailure::Expired
-            }
-            CertificateError::NotValidYet | CertificateError::NotValidYetContext { .. } => {
-                TlsFailure::NotYetValid
-            }
+            CertificateError::Expired | CertificateError::ExpiredContext { .. } => TlsFailure::Expired,
+            CertificateError::NotValidYet | CertificateError::NotValidYetContext { .. } => TlsFailure::NotYetValid,
             other => TlsFailure::Other(format!("invalid server certificate: {other:?}")),
         },
-        E::AlertReceived(alert) if has_client_cert => {
-            TlsFailure::ClientCertRejected(format!("{alert:?}"))
-        }
+        E::AlertReceived(alert) if has_client_cert => TlsFailure::ClientCertRejected(format!("{alert:?}")),
         E::AlertReceived(rustls::AlertDescription::CertificateRequired) => {
             TlsFailure::ClientCertRejected("the server requires a client certificate".into())
         }
@@ -248,19 +223,12 @@ fn server_name_text(n: &ServerName<'_>) -> String {
 
 /// rustls reports names as `DnsName("localhost")`; people read `localhost`.
 fn clean_presented(p: &str) -> String {
-    let inner = p
-        .split_once('(')
-        .map(|(_, r)| r.trim_end_matches(')'))
-        .unwrap_or(p);
+    let inner = p.split_once('(').map(|(_, r)| r.trim_end_matches(')')).unwrap_or(p);
     inner.trim_matches('"').to_string()
 }
 
 fn config_err(field: &'static str, message: impl Into<String>, hint: &str) -> ConnectError {
-    ConnectError::Config {
-        field,
-        message: message.into(),
-        hint: hint.to_string(),
-    }
+    ConnectError::Config { field, message: message.into(), hint: hint.to_string() }
 }
 
 fn read_source(field: &'static str, src: &CertSource) -> Result<Vec<u8>, ConnectError> {
@@ -277,20 +245,11 @@ fn read_source(field: &'static str, src: &CertSource) -> Result<Vec<u8>, Connect
     }
 }
 
-fn load_certs(
-    src: &CertSource,
-    field: &'static str,
-) -> Result<Vec<CertificateDer<'static>>, ConnectError> {
+fn load_certs(src: &CertSource, field: &'static str) -> Result<Vec<CertificateDer<'static>>, ConnectError> {
     let pem = read_source(field, src)?;
-    let certs: Vec<_> = CertificateDer::pem_slice_iter(&pem)
-        .collect::<Result<_, _>>()
-        .map_err(|e| {
-            config_err(
-                field,
-                format!("not valid PEM: {e}"),
-                "give PEM text starting with -----BEGIN CERTIFICATE-----",
-            )
-        })?;
+    let certs: Vec<_> = CertificateDer::pem_slice_iter(&pem).collect::<Result<_, _>>().map_err(|e| {
+        config_err(field, format!("not valid PEM: {e}"), "give PEM text starting with -----BEGIN CERTIFICATE-----")
+    })?;
     if certs.is_empty() {
         return Err(config_err(
             field,
@@ -332,11 +291,7 @@ fn load_key(src: &KeySource) -> Result<PrivateKeyDer<'static>, ConnectError> {
     let pem = match src {
         KeySource::Pem(s) => s.expose().as_bytes().to_vec(),
         KeySource::File(path) => std::fs::read(path).map_err(|e| {
-            config_err(
-                "sslkey",
-                format!("cannot read {}: {e}", path.display()),
-                "give a readable PEM key file",
-            )
+            config_err("sslkey", format!("cannot read {}: {e}", path.display()), "give a readable PEM key file")
         })?,
     };
     PrivateKeyDer::from_pem_slice(&pem).map_err(|_| {
@@ -401,10 +356,7 @@ impl ServerCertVerifier for ChainOnlyVerifier {
         ocsp: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        match self
-            .0
-            .verify_server_cert(end_entity, intermediates, server_name, ocsp, now)
-        {
+        match self.0.verify_server_cert(end_entity, intermediates, server_name, ocsp, now) {
             Err(rustls::Error::InvalidCertificate(
                 CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
             )) => Ok(ServerCertVerified::assertion()),
@@ -480,14 +432,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Future for HandshakeFuture<S> {
         };
         let (_, conn) = tls.get_ref();
         let info = TlsInfo {
-            protocol: conn
-                .protocol_version()
-                .map(|v| format!("{v:?}").replace('_', "."))
-                .unwrap_or_default(),
-            cipher_suite: conn
-                .negotiated_cipher_suite()
-                .map(|c| format!("{:?}", c.suite()))
-                .unwrap_or_default(),
+            protocol: conn.protocol_version().map(|v| format!("{v:?}").replace('_', ".")).unwrap_or_default(),
+            cipher_suite: conn.negotiated_cipher_suite().map(|c| format!("{:?}", c.suite())).unwrap_or_default(),
             verified: self.verification.label(),
         };
         if let Ok(mut slot) = self.info.lock() {
@@ -507,9 +453,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> tokio_postgres::tls::TlsStream for Rustl
             // RFC 5929: SHA-256 for certificates signed with SHA-1/SHA-256 or ECDSA/EdDSA; the
             // server computes the same hash for the certificates Sluice's tests and clouds use.
             Some(cert) => ChannelBinding::tls_server_end_point(
-                ring::digest::digest(&ring::digest::SHA256, cert.as_ref())
-                    .as_ref()
-                    .to_vec(),
+                ring::digest::digest(&ring::digest::SHA256, cert.as_ref()).as_ref().to_vec(),
             ),
             None => ChannelBinding::none(),
         }
@@ -517,21 +461,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> tokio_postgres::tls::TlsStream for Rustl
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for RustlsStream<S> {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.0).poll_read(cx, buf)
     }
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for RustlsStream<S> {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
         Pin::new(&mut self.0).poll_write(cx, buf)
     }
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -568,9 +504,8 @@ mod tests {
     fn bad_pem_names_the_field() {
         let mut s = SourceSpec::new("h", "d", "u");
         s.sslmode = SslMode::VerifyFull;
-        s.sslrootcert = Some(CertSource::Pem(
-            "-----BEGIN CERTIFICATE-----\nnot base64!\n-----END CERTIFICATE-----\n".into(),
-        ));
+        s.sslrootcert =
+            Some(CertSource::Pem("-----BEGIN CERTIFICATE-----\nnot base64!\n-----END CERTIFICATE-----\n".into()));
         match TlsSetup::from_spec(&s) {
             Err(ConnectError::Config { field, .. }) => assert_eq!(field, "sslrootcert"),
             other => panic!("expected a config error, got {other:?}"),

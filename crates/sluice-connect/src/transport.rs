@@ -23,10 +23,7 @@ pub type BoxedStream = Box<dyn Stream>;
 /// A long-lived path that opens streams to database hosts, such as an SSH bastion's
 /// `direct-tcpip` channels. The host is the database as the tunnel's far end sees it.
 pub trait Tunnel: Send + Sync + 'static {
-    fn open(
-        &self,
-        target: HostPort,
-    ) -> Pin<Box<dyn Future<Output = Result<BoxedStream, ConnectError>> + Send + '_>>;
+    fn open(&self, target: HostPort) -> Pin<Box<dyn Future<Output = Result<BoxedStream, ConnectError>> + Send + '_>>;
 }
 
 /// How one source's streams are opened. Cheap to clone; shared by sessions and cancel requests.
@@ -41,9 +38,7 @@ pub enum Dialer {
 impl std::fmt::Debug for Dialer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Dialer::Direct { timeout } => {
-                f.debug_struct("Direct").field("timeout", timeout).finish()
-            }
+            Dialer::Direct { timeout } => f.debug_struct("Direct").field("timeout", timeout).finish(),
             Dialer::Tunnel(_) => f.write_str("Tunnel"),
         }
     }
@@ -71,32 +66,16 @@ impl Dialer {
 }
 
 /// DNS: every address of the host, or why there is none.
-pub async fn resolve(
-    target: &HostPort,
-    timeout: Duration,
-) -> Result<Vec<SocketAddr>, ConnectError> {
+pub async fn resolve(target: &HostPort, timeout: Duration) -> Result<Vec<SocketAddr>, ConnectError> {
     // An owned `host:port` string keeps this future `Send` for any caller's lifetime.
     let lookup = tokio::net::lookup_host(target.to_string());
     let addrs: Vec<SocketAddr> = match tokio::time::timeout(timeout, lookup).await {
-        Err(_) => {
-            return Err(ConnectError::Timeout {
-                stage: Stage::Dns,
-                secs: timeout.as_secs(),
-            })
-        }
-        Ok(Err(e)) => {
-            return Err(ConnectError::Dns {
-                host: target.host.clone(),
-                reason: dns_reason(&e),
-            })
-        }
+        Err(_) => return Err(ConnectError::Timeout { stage: Stage::Dns, secs: timeout.as_secs() }),
+        Ok(Err(e)) => return Err(ConnectError::Dns { host: target.host.clone(), reason: dns_reason(&e) }),
         Ok(Ok(a)) => a.collect(),
     };
     if addrs.is_empty() {
-        return Err(ConnectError::Dns {
-            host: target.host.clone(),
-            reason: "the name has no addresses".into(),
-        });
+        return Err(ConnectError::Dns { host: target.host.clone(), reason: "the name has no addresses".into() });
     }
     Ok(addrs)
 }
@@ -111,10 +90,7 @@ fn dns_reason(e: &std::io::Error) -> String {
 }
 
 /// TCP: the first address that accepts, each tried within `timeout`.
-pub async fn tcp_connect(
-    addrs: &[SocketAddr],
-    timeout: Duration,
-) -> Result<TcpStream, ConnectError> {
+pub async fn tcp_connect(addrs: &[SocketAddr], timeout: Duration) -> Result<TcpStream, ConnectError> {
     let mut last = None;
     for addr in addrs {
         match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
@@ -122,24 +98,11 @@ pub async fn tcp_connect(
                 let _ = s.set_nodelay(true);
                 return Ok(s);
             }
-            Ok(Err(e)) => {
-                last = Some(ConnectError::Tcp {
-                    addr: addr.to_string(),
-                    reason: tcp_reason(&e),
-                })
-            }
-            Err(_) => {
-                last = Some(ConnectError::Timeout {
-                    stage: Stage::Tcp,
-                    secs: timeout.as_secs(),
-                })
-            }
+            Ok(Err(e)) => last = Some(ConnectError::Tcp { addr: addr.to_string(), reason: tcp_reason(&e) }),
+            Err(_) => last = Some(ConnectError::Timeout { stage: Stage::Tcp, secs: timeout.as_secs() }),
         }
     }
-    Err(last.unwrap_or(ConnectError::Tcp {
-        addr: "(none)".into(),
-        reason: "no address to try".into(),
-    }))
+    Err(last.unwrap_or(ConnectError::Tcp { addr: "(none)".into(), reason: "no address to try".into() }))
 }
 
 fn tcp_reason(e: &std::io::Error) -> String {
@@ -158,10 +121,7 @@ pub async fn probe_postgres<S: AsyncRead + AsyncWrite + Unpin>(
     timeout: Duration,
 ) -> Result<bool, ConnectError> {
     const SSL_REQUEST: [u8; 8] = [0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f];
-    let not_pg = |detail: String| ConnectError::NotPostgres {
-        addr: addr.to_string(),
-        detail,
-    };
+    let not_pg = |detail: String| ConnectError::NotPostgres { addr: addr.to_string(), detail };
     let exchange = async {
         stream.write_all(&SSL_REQUEST).await?;
         let mut first = [0u8; 1];
@@ -172,33 +132,22 @@ pub async fn probe_postgres<S: AsyncRead + AsyncWrite + Unpin>(
         // A PostgreSQL server sends exactly one byte and then waits for us. Anything more (an SSH
         // banner, an HTTP response) gives the other service away.
         let mut more = [0u8; 64];
-        let extra =
-            match tokio::time::timeout(Duration::from_millis(150), stream.read(&mut more)).await {
-                Ok(Ok(n)) => n,
-                _ => 0,
-            };
+        let extra = match tokio::time::timeout(Duration::from_millis(150), stream.read(&mut more)).await {
+            Ok(Ok(n)) => n,
+            _ => 0,
+        };
         Ok(Some((first[0], more[..extra].to_vec())))
     };
     match tokio::time::timeout(timeout, exchange).await {
-        Err(_) => Err(not_pg(format!(
-            "it did not answer PostgreSQL's SSL request within {} s",
-            timeout.as_secs()
-        ))),
-        Ok(Err(e)) => Err(ConnectError::Lost {
-            addr: addr.to_string(),
-            reason: e.to_string(),
-        }),
+        Err(_) => Err(not_pg(format!("it did not answer PostgreSQL's SSL request within {} s", timeout.as_secs()))),
+        Ok(Err(e)) => Err(ConnectError::Lost { addr: addr.to_string(), reason: e.to_string() }),
         Ok(Ok(None)) => Err(not_pg("it closed the connection without answering".into())),
         Ok(Ok(Some((b'S', extra)))) if extra.is_empty() => Ok(true),
         Ok(Ok(Some((b'N', extra)))) if extra.is_empty() => Ok(false),
         Ok(Ok(Some((first, extra)))) => {
             let mut seen = vec![first];
             seen.extend(extra);
-            let text: String = String::from_utf8_lossy(&seen)
-                .chars()
-                .take(40)
-                .filter(|c| !c.is_control())
-                .collect();
+            let text: String = String::from_utf8_lossy(&seen).chars().take(40).filter(|c| !c.is_control()).collect();
             Err(not_pg(format!("it answered `{text}`")))
         }
     }

@@ -38,23 +38,13 @@ fn tls_server() -> TlsServer {
     let ca = TestCa::new("Sluice Test CA").expect("ca");
     let server = ca.server_cert(&["localhost"]).expect("server cert");
     let cluster = Cluster::start(ClusterOptions {
-        tls: Some(TlsFiles {
-            server,
-            client_ca_pem: Some(ca.cert_pem.clone()),
-        }),
-        hba: vec![
-            HbaRule::HostSslCert {
-                role: "certuser".into(),
-            },
-            HbaRule::HostSslScram,
-        ],
+        tls: Some(TlsFiles { server, client_ca_pem: Some(ca.cert_pem.clone()) }),
+        hba: vec![HbaRule::HostSslCert { role: "certuser".into() }, HbaRule::HostSslScram],
         ..Default::default()
     })
     .expect("cluster");
     cluster.create_login("ro", PW).expect("role");
-    cluster
-        .psql("postgres", "CREATE ROLE certuser LOGIN;")
-        .expect("cert role");
+    cluster.psql("postgres", "CREATE ROLE certuser LOGIN;").expect("cert role");
     TlsServer { cluster, ca }
 }
 
@@ -76,14 +66,7 @@ async fn tls_modes_against_a_localhost_certificate() {
     let e = expect_err(connect(s.clone()).await);
     assert_eq!(e.stage(), Stage::Tls, "{e}");
     match &e {
-        ConnectError::Tls {
-            failure:
-                TlsFailure::NameMismatch {
-                    expected,
-                    presented,
-                },
-            ..
-        } => {
+        ConnectError::Tls { failure: TlsFailure::NameMismatch { expected, presented }, .. } => {
             assert_eq!(expected, "127.0.0.1");
             assert_eq!(presented, &vec!["localhost".to_string()]);
         }
@@ -93,94 +76,60 @@ async fn tls_modes_against_a_localhost_certificate() {
 
     // …and passes with tls_server_name = localhost.
     s.tls_server_name = Some("localhost".into());
-    connect(s.clone())
-        .await
-        .expect("verify-full with tls_server_name");
+    connect(s.clone()).await.expect("verify-full with tls_server_name");
 
     // verify-ca to 127.0.0.1 passes: the chain is checked, the name is not.
     let mut s = spec("127.0.0.1", port, "ro", SslMode::VerifyCa);
     s.sslrootcert = Some(ca.clone());
-    assert_eq!(
-        connect(s.clone())
-            .await
-            .expect("verify-ca")
-            .info()
-            .tls
-            .as_ref()
-            .map(|t| t.verified),
-        Some("chain")
-    );
+    assert_eq!(connect(s.clone()).await.expect("verify-ca").info().tls.as_ref().map(|t| t.verified), Some("chain"));
 
     // verify-ca against an unrelated CA fails at tls.
     let other = TestCa::new("Unrelated CA").expect("other ca");
     s.sslrootcert = Some(CertSource::Pem(other.cert_pem.clone()));
     let e = expect_err(connect(s.clone()).await);
-    assert!(
-        matches!(
-            e,
-            ConnectError::Tls {
-                failure: TlsFailure::UnknownCa,
-                ..
-            }
-        ),
-        "{e:?}"
-    );
+    assert!(matches!(e, ConnectError::Tls { failure: TlsFailure::UnknownCa, .. }), "{e:?}");
     assert!(e.hint().unwrap_or_default().contains("sslrootcert"));
 
     // require with an unrelated root certificate behaves as verify-ca (libpq's rule) …
     s.sslmode = SslMode::Require;
-    assert!(matches!(
-        expect_err(connect(s.clone()).await),
-        ConnectError::Tls {
-            failure: TlsFailure::UnknownCa,
-            ..
-        }
-    ));
+    assert!(matches!(expect_err(connect(s.clone()).await), ConnectError::Tls { failure: TlsFailure::UnknownCa, .. }));
     // … and without one it encrypts without verifying.
     s.sslrootcert = None;
     let session = connect(s).await.expect("require");
-    assert_eq!(
-        session.info().tls.as_ref().map(|t| t.verified),
-        Some("none")
-    );
+    assert_eq!(session.info().tls.as_ref().map(|t| t.verified), Some("none"));
 
     // disable against hostssl-only pg_hba fails at auth with the pg_hba hint.
     let e = expect_err(connect(spec("127.0.0.1", port, "ro", SslMode::Disable)).await);
     assert_eq!(e.stage(), Stage::Auth, "{e}");
     assert_eq!(e.sqlstate(), Some("28000"));
-    assert!(
-        e.hint().unwrap_or_default().contains("pg_hba.conf"),
-        "{:?}",
-        e.hint()
-    );
+    assert!(e.hint().unwrap_or_default().contains("pg_hba.conf"), "{:?}", e.hint());
 
     // allow retries with TLS when plaintext is refused.
-    connect(spec("127.0.0.1", port, "ro", SslMode::Allow))
-        .await
-        .expect("allow falls forward to TLS");
+    connect(spec("127.0.0.1", port, "ro", SslMode::Allow)).await.expect("allow falls forward to TLS");
 }
 
 #[tokio::test]
 async fn client_certificate_authentication() {
     let srv = tls_server();
     let client = srv.ca.client_cert("certuser").expect("client cert");
-    let mut s = spec(
-        "localhost",
-        srv.cluster.port(),
-        "certuser",
-        SslMode::VerifyFull,
-    );
+    let mut s = spec("localhost", srv.cluster.port(), "certuser", SslMode::VerifyFull);
     s.password = None;
     s.sslrootcert = Some(CertSource::Pem(srv.ca.cert_pem.clone()));
     s.sslcert = Some(CertSource::Pem(client.cert_pem.clone()));
     s.sslkey = Some(KeySource::Pem(Secret::new(client.key_pem.clone())));
     let session = connect(s.clone()).await.expect("cert auth");
-    let who = session
-        .client()
-        .simple_query("SELECT current_user")
-        .await
-        .expect("query");
+    let who = session.client().simple_query("SELECT current_user").await.expect("query");
     assert!(format!("{who:?}").contains("certuser"));
+
+    // The same key in the traditional (SEC1 `EC PRIVATE KEY`) encoding, as a file.
+    let dir = tempfile::tempdir().expect("dir");
+    let traditional = traditional_key(&client.key_pem);
+    assert!(traditional.contains("BEGIN EC PRIVATE KEY"), "{traditional}");
+    let key_file = dir.path().join("client.key");
+    std::fs::write(&key_file, traditional).expect("key file");
+    let mut from_file = s.clone();
+    from_file.sslkey = Some(KeySource::File(key_file));
+    connect(from_file).await.expect("cert auth with a traditional key file");
 
     // Without the certificate, the cert rule refuses the login.
     let mut bare = s.clone();
@@ -190,33 +139,33 @@ async fn client_certificate_authentication() {
     assert!(matches!(e.stage(), Stage::Auth | Stage::Tls), "{e:?}");
 
     // A certificate from another CA is rejected by the server.
-    let other = TestCa::new("Rogue CA")
-        .expect("ca")
-        .client_cert("certuser")
-        .expect("cert");
+    let other = TestCa::new("Rogue CA").expect("ca").client_cert("certuser").expect("cert");
     s.sslcert = Some(CertSource::Pem(other.cert_pem));
     s.sslkey = Some(KeySource::Pem(Secret::new(other.key_pem)));
     let e = expect_err(connect(s).await);
-    assert!(
-        matches!(
-            e,
-            ConnectError::Tls {
-                failure: TlsFailure::ClientCertRejected(_),
-                ..
-            }
-        ),
-        "{e:?}"
-    );
+    assert!(matches!(e, ConnectError::Tls { failure: TlsFailure::ClientCertRejected(_), .. }), "{e:?}");
+}
+
+/// PKCS#8 → the key's traditional encoding, with the openssl CLI.
+fn traditional_key(pkcs8_pem: &str) -> String {
+    use std::io::Write;
+    let mut child = std::process::Command::new("openssl")
+        .args(["pkey", "-traditional"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("openssl");
+    child.stdin.take().expect("stdin").write_all(pkcs8_pem.as_bytes()).expect("write");
+    let out = child.wait_with_output().expect("openssl output");
+    assert!(out.status.success());
+    String::from_utf8(out.stdout).expect("utf-8")
 }
 
 #[tokio::test]
 async fn expired_server_certificate_is_named() {
     let ca = TestCa::new("CA").expect("ca");
     let cluster = Cluster::start(ClusterOptions {
-        tls: Some(TlsFiles {
-            server: ca.expired_server_cert(&["localhost"]).expect("cert"),
-            client_ca_pem: None,
-        }),
+        tls: Some(TlsFiles { server: ca.expired_server_cert(&["localhost"]).expect("cert"), client_ca_pem: None }),
         ..Default::default()
     })
     .expect("cluster");
@@ -224,16 +173,7 @@ async fn expired_server_certificate_is_named() {
     let mut s = spec("localhost", cluster.port(), "ro", SslMode::VerifyFull);
     s.sslrootcert = Some(CertSource::Pem(ca.cert_pem.clone()));
     let e = expect_err(connect(s).await);
-    assert!(
-        matches!(
-            e,
-            ConnectError::Tls {
-                failure: TlsFailure::Expired,
-                ..
-            }
-        ),
-        "{e:?}"
-    );
+    assert!(matches!(e, ConnectError::Tls { failure: TlsFailure::Expired, .. }), "{e:?}");
 }
 
 #[tokio::test]
@@ -246,14 +186,9 @@ async fn plaintext_server_and_auth_failures() {
     assert!(matches!(e, ConnectError::TlsUnsupported { .. }), "{e:?}");
     assert!(e.to_string().contains("does not support TLS"));
     let e = expect_err(connect(spec("127.0.0.1", port, "ro", SslMode::VerifyFull)).await);
-    assert!(
-        matches!(e, ConnectError::TlsUnsupported { .. }),
-        "verify-full never falls back: {e:?}"
-    );
+    assert!(matches!(e, ConnectError::TlsUnsupported { .. }), "verify-full never falls back: {e:?}");
 
-    let session = connect(spec("127.0.0.1", port, "ro", SslMode::Prefer))
-        .await
-        .expect("prefer falls back");
+    let session = connect(spec("127.0.0.1", port, "ro", SslMode::Prefer)).await.expect("prefer falls back");
     assert!(session.info().tls.is_none());
     assert!(session.info().server_version_num >= 100000);
 
@@ -263,10 +198,7 @@ async fn plaintext_server_and_auth_failures() {
     assert_eq!(e.stage(), Stage::Auth);
     assert_eq!(e.sqlstate(), Some("28P01"));
     let shown = format!("{e} {e:?} {}", e.hint().unwrap_or_default());
-    assert!(
-        !shown.contains("not-the-password-xyz"),
-        "the password is never echoed: {shown}"
-    );
+    assert!(!shown.contains("not-the-password-xyz"), "the password is never echoed: {shown}");
 
     let mut nodb = spec("127.0.0.1", port, "ro", SslMode::Disable);
     nodb.database = "nope".into();
@@ -288,9 +220,7 @@ async fn network_failures_name_their_stage() {
     assert_eq!(e.stage(), Stage::Dns, "{e:?}");
 
     // Another TCP service (it greets like sshd): "not a PostgreSQL server", in every mode.
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let port = listener.local_addr().expect("addr").port();
     tokio::spawn(async move {
         use tokio::io::AsyncWriteExt;
@@ -301,10 +231,7 @@ async fn network_failures_name_their_stage() {
     });
     for mode in [SslMode::Disable, SslMode::Require] {
         let e = expect_err(connect(spec("127.0.0.1", port, "ro", mode)).await);
-        assert!(
-            matches!(e, ConnectError::NotPostgres { .. }),
-            "{mode}: {e:?}"
-        );
+        assert!(matches!(e, ConnectError::NotPostgres { .. }), "{mode}: {e:?}");
         assert!(e.to_string().contains("not a PostgreSQL server"), "{e}");
     }
 }
@@ -313,15 +240,14 @@ async fn network_failures_name_their_stage() {
 async fn sessions_are_read_only_and_the_pool_is_capped() {
     let cluster = Cluster::start_default().expect("cluster");
     cluster.create_login("rw", PW).expect("role");
-    cluster.psql("postgres", "CREATE TABLE t(x int); GRANT ALL ON t TO rw; GRANT CREATE, USAGE ON SCHEMA public TO rw;").expect("setup");
+    cluster
+        .psql("postgres", "CREATE TABLE t(x int); GRANT ALL ON t TO rw; GRANT CREATE, USAGE ON SCHEMA public TO rw;")
+        .expect("setup");
     let mut s = spec("127.0.0.1", cluster.port(), "rw", SslMode::Disable);
     s.application_name = "pool-cap-test".into();
     let pool = Pool::new(
         Connector::new(s).expect("connector"),
-        PoolOptions {
-            max_size: 5,
-            acquire_timeout: Duration::from_secs(20),
-        },
+        PoolOptions { max_size: 5, acquire_timeout: Duration::from_secs(20) },
     );
 
     let mut held = Vec::new();
@@ -329,17 +255,9 @@ async fn sessions_are_read_only_and_the_pool_is_capped() {
         held.push(pool.get().await.expect("session"));
     }
     for session in &held {
-        let rows = session
-            .client()
-            .query_one("SHOW transaction_read_only", &[])
-            .await
-            .expect("show");
+        let rows = session.client().query_one("SHOW transaction_read_only", &[]).await.expect("show");
         assert_eq!(rows.get::<_, String>(0), "on");
-        let e = session
-            .client()
-            .simple_query("INSERT INTO t VALUES (1)")
-            .await
-            .expect_err("write refused");
+        let e = session.client().simple_query("INSERT INTO t VALUES (1)").await.expect_err("write refused");
         assert_eq!(e.code().map(|c| c.code()), Some("25006"));
     }
     // The sixth waits rather than opening a sixth server connection.
@@ -348,10 +266,7 @@ async fn sessions_are_read_only_and_the_pool_is_capped() {
     tokio::time::sleep(Duration::from_millis(500)).await;
     let count = || {
         cluster
-            .psql(
-                "postgres",
-                "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'pool-cap-test';",
-            )
+            .psql("postgres", "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'pool-cap-test';")
             .expect("count")
     };
     assert_eq!(count(), "5");
@@ -365,12 +280,7 @@ async fn sessions_are_read_only_and_the_pool_is_capped() {
         .expect("session");
     assert_eq!(pid, freed_pid, "the sixth reuses the freed session");
     assert_eq!(count(), "5");
-    assert_eq!(
-        cluster
-            .psql("postgres", "SELECT count(*) FROM t;")
-            .expect("count"),
-        "0"
-    );
+    assert_eq!(cluster.psql("postgres", "SELECT count(*) FROM t;").expect("count"), "0");
 }
 
 #[tokio::test]
@@ -378,31 +288,26 @@ async fn session_state_does_not_survive_reuse() {
     let cluster = Cluster::start_default().expect("cluster");
     cluster.create_login("rw", PW).expect("role");
     cluster
-        .psql(
-            "postgres",
-            "GRANT CREATE, USAGE ON SCHEMA public TO rw; GRANT TEMP ON DATABASE postgres TO rw;",
-        )
+        .psql("postgres", "GRANT CREATE, USAGE ON SCHEMA public TO rw; GRANT TEMP ON DATABASE postgres TO rw;")
         .expect("grants");
     let s = spec("127.0.0.1", cluster.port(), "rw", SslMode::Disable);
-    let pool = Pool::new(
-        Connector::new(s).expect("connector"),
-        PoolOptions {
-            max_size: 1,
-            ..Default::default()
-        },
-    );
+    let pool = Pool::new(Connector::new(s).expect("connector"), PoolOptions { max_size: 1, ..Default::default() });
     let pid;
     {
         let session = pool.get().await.expect("session");
         pid = session.info().backend_pid;
         session
             .client()
-            .batch_execute("SET default_transaction_read_only = off; SET search_path = nowhere; SET statement_timeout = 0;")
+            .batch_execute(
+                "SET default_transaction_read_only = off; SET search_path = nowhere; SET statement_timeout = 0;",
+            )
             .await
             .expect("dirty the settings");
         session
             .client()
-            .batch_execute("CREATE TEMP TABLE leftover(x int); SELECT pg_advisory_lock(42); BEGIN; DECLARE c CURSOR FOR SELECT 1;")
+            .batch_execute(
+                "CREATE TEMP TABLE leftover(x int); SELECT pg_advisory_lock(42); BEGIN; DECLARE c CURSOR FOR SELECT 1;",
+            )
             .await
             .expect("leave objects, a lock and an open transaction behind");
     }
@@ -422,9 +327,7 @@ async fn session_state_does_not_survive_reuse() {
         tokio_postgres::SimpleQueryMessage::Row(r) => Some(r),
         _ => None,
     }) {
-        Some(r) => (0..6)
-            .map(|i| r.get(i).unwrap_or("").to_string())
-            .collect::<Vec<_>>(),
+        Some(r) => (0..6).map(|i| r.get(i).unwrap_or("").to_string()).collect::<Vec<_>>(),
         None => panic!("no row"),
     };
     assert_eq!(row, vec!["on", "\"$user\", public", "5min", "t", "0", "0"]);
@@ -434,9 +337,7 @@ async fn session_state_does_not_survive_reuse() {
 async fn a_running_query_is_cancelled_within_a_second() {
     let cluster = Cluster::start_default().expect("cluster");
     cluster.create_login("ro", PW).expect("role");
-    let session = connect(spec("127.0.0.1", cluster.port(), "ro", SslMode::Prefer))
-        .await
-        .expect("session");
+    let session = connect(spec("127.0.0.1", cluster.port(), "ro", SslMode::Prefer)).await.expect("session");
     let pid = session.info().backend_pid;
     let cancel = session.cancel_handle();
     let started = Instant::now();
@@ -446,24 +347,12 @@ async fn a_running_query_is_cancelled_within_a_second() {
     });
     tokio::time::sleep(Duration::from_millis(300)).await;
     cancel.cancel().await.expect("cancel sent");
-    let (result, _session) = tokio::time::timeout(Duration::from_secs(2), running)
-        .await
-        .expect("ends")
-        .expect("join");
+    let (result, _session) = tokio::time::timeout(Duration::from_secs(2), running).await.expect("ends").expect("join");
     let e = result.expect_err("cancelled");
     assert_eq!(e.code().map(|c| c.code()), Some("57014"));
-    assert!(
-        started.elapsed() < Duration::from_millis(1300),
-        "{:?}",
-        started.elapsed()
-    );
+    assert!(started.elapsed() < Duration::from_millis(1300), "{:?}", started.elapsed());
     let active = cluster
-        .psql(
-            "postgres",
-            &format!(
-                "SELECT count(*) FROM pg_stat_activity WHERE pid = {pid} AND state = 'active';"
-            ),
-        )
+        .psql("postgres", &format!("SELECT count(*) FROM pg_stat_activity WHERE pid = {pid} AND state = 'active';"))
         .expect("activity");
     assert_eq!(active, "0");
 }
@@ -474,10 +363,7 @@ async fn target_session_attrs_skips_hosts() {
     cluster.create_login("ro", PW).expect("role");
     let closed = sluice_testkit::free_port().expect("port");
     let mut s = spec("127.0.0.1", closed, "ro", SslMode::Disable);
-    s.hosts.push(sluice_core::HostPort {
-        host: "127.0.0.1".into(),
-        port: cluster.port(),
-    });
+    s.hosts.push(sluice_core::HostPort { host: "127.0.0.1".into(), port: cluster.port() });
     s.target_session_attrs = sluice_core::SessionAttrs::Primary;
     let session = connect(s.clone()).await.expect("second host");
     assert_eq!(session.info().port, cluster.port());

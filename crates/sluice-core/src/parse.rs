@@ -23,11 +23,7 @@ pub struct SpecError {
 
 impl SpecError {
     pub fn new(field: &'static str, message: impl Into<String>, hint: impl Into<String>) -> Self {
-        SpecError {
-            field,
-            message: message.into(),
-            hint: hint.into(),
-        }
+        SpecError { field, message: message.into(), hint: hint.into() }
     }
 }
 
@@ -77,13 +73,7 @@ const ACCEPTED: &[(&str, &str)] = &[
 ];
 
 /// `PG*` variables that libpq would honour but Sluice refuses, with the reason.
-const REFUSED_ENV: &[&str] = &[
-    "PGOPTIONS",
-    "PGSERVICE",
-    "PGSERVICEFILE",
-    "PGPASSFILE",
-    "PGHOSTADDR",
-];
+const REFUSED_ENV: &[&str] = &["PGOPTIONS", "PGSERVICE", "PGSERVICEFILE", "PGPASSFILE", "PGHOSTADDR"];
 
 fn refusal(key: &str) -> SpecError {
     let why = match key {
@@ -103,10 +93,7 @@ fn refusal(key: &str) -> SpecError {
 
 /// Parses a libpq URI (`postgresql://…`) or `key=value` string. `env` supplies the `PG*`
 /// variables (pass `|_| None` to ignore the environment). The result is validated.
-pub fn parse_dsn(
-    dsn: Option<&str>,
-    env: &dyn Fn(&str) -> Option<String>,
-) -> Result<SourceSpec, SpecError> {
+pub fn parse_dsn(dsn: Option<&str>, env: &dyn Fn(&str) -> Option<String>) -> Result<SourceSpec, SpecError> {
     let mut params: BTreeMap<String, String> = BTreeMap::new();
     if let Some(dsn) = dsn.map(str::trim).filter(|d| !d.is_empty()) {
         if dsn.starts_with("postgresql://") || dsn.starts_with("postgres://") {
@@ -150,11 +137,7 @@ pub fn parse_dsn(
 fn build(p: &BTreeMap<String, String>) -> Result<SourceSpec, SpecError> {
     let hosts_raw = p.get("host").map(String::as_str).unwrap_or("");
     if hosts_raw.is_empty() {
-        return Err(SpecError::new(
-            "host",
-            "no host given",
-            "give a host in the URI, host=…, or PGHOST",
-        ));
+        return Err(SpecError::new("host", "no host given", "give a host in the URI, host=…, or PGHOST"));
     }
     let hosts: Vec<&str> = hosts_raw.split(',').collect();
     let ports: Vec<u16> = match p.get("port") {
@@ -187,11 +170,7 @@ fn build(p: &BTreeMap<String, String>) -> Result<SourceSpec, SpecError> {
         .iter()
         .enumerate()
         .map(|(i, h)| HostPort {
-            host: h
-                .trim()
-                .trim_start_matches('[')
-                .trim_end_matches(']')
-                .to_string(),
+            host: h.trim().trim_start_matches('[').trim_end_matches(']').to_string(),
             port: if ports.len() == 1 { ports[0] } else { ports[i] },
         })
         .collect();
@@ -199,15 +178,10 @@ fn build(p: &BTreeMap<String, String>) -> Result<SourceSpec, SpecError> {
     let mut spec = SourceSpec::new("", "", "");
     spec.hosts = hosts;
     spec.user = p.get("user").cloned().unwrap_or_default();
-    spec.database = p
-        .get("dbname")
-        .cloned()
-        .unwrap_or_else(|| spec.user.clone());
+    spec.database = p.get("dbname").cloned().unwrap_or_else(|| spec.user.clone());
     spec.password = p.get("password").map(Secret::new);
     if let Some(m) = p.get("sslmode") {
-        spec.sslmode = m
-            .parse::<SslMode>()
-            .map_err(|e| SpecError::new("sslmode", e, "e.g. sslmode=verify-full"))?;
+        spec.sslmode = m.parse::<SslMode>().map_err(|e| SpecError::new("sslmode", e, "e.g. sslmode=verify-full"))?;
     }
     spec.sslrootcert = p.get("sslrootcert").map(|v| CertSource::parse(v));
     if let Some(v) = p.get("sslcert") {
@@ -223,46 +197,27 @@ fn build(p: &BTreeMap<String, String>) -> Result<SourceSpec, SpecError> {
     spec.sslkey = p.get("sslkey").map(|v| KeySource::parse(v));
     if let Some(v) = p.get("connect_timeout") {
         let secs = v.trim().parse::<i64>().map_err(|_| {
-            SpecError::new(
-                "connect_timeout",
-                format!("`{v}` is not a number of seconds"),
-                "e.g. connect_timeout=10",
-            )
+            SpecError::new("connect_timeout", format!("`{v}` is not a number of seconds"), "e.g. connect_timeout=10")
         })?;
         // libpq: zero or negative means "wait forever"; Sluice always bounds the wait.
-        spec.connect_timeout_secs = if secs <= 0 {
-            crate::DEFAULT_CONNECT_TIMEOUT_SECS
-        } else {
-            secs.min(3600) as u64
-        };
+        spec.connect_timeout_secs = if secs <= 0 { crate::DEFAULT_CONNECT_TIMEOUT_SECS } else { secs.min(3600) as u64 };
     }
     if let Some(v) = p.get("application_name") {
         spec.application_name = v.clone();
     }
     if let Some(v) = p.get("target_session_attrs") {
-        spec.target_session_attrs = v.parse::<SessionAttrs>().map_err(|e| {
-            SpecError::new(
-                "target_session_attrs",
-                e,
-                "e.g. target_session_attrs=read-write",
-            )
-        })?;
+        spec.target_session_attrs = v
+            .parse::<SessionAttrs>()
+            .map_err(|e| SpecError::new("target_session_attrs", e, "e.g. target_session_attrs=read-write"))?;
     }
     spec.tls_server_name = p.get("tls_server_name").cloned();
     Ok(spec)
 }
 
 fn decode(s: &str, field: &'static str) -> Result<String, SpecError> {
-    percent_decode_str(s)
-        .decode_utf8()
-        .map(|c| c.into_owned())
-        .map_err(|_| {
-            SpecError::new(
-                field,
-                "percent-encoding does not decode to UTF-8",
-                "percent-encode the value's UTF-8 bytes",
-            )
-        })
+    percent_decode_str(s).decode_utf8().map(|c| c.into_owned()).map_err(|_| {
+        SpecError::new(field, "percent-encoding does not decode to UTF-8", "percent-encode the value's UTF-8 bytes")
+    })
 }
 
 fn parse_uri(uri: &str, out: &mut BTreeMap<String, String>) -> Result<(), SpecError> {
@@ -327,11 +282,7 @@ fn parse_uri(uri: &str, out: &mut BTreeMap<String, String>) -> Result<(), SpecEr
 fn split_host_port(part: &str) -> Result<(String, Option<String>), SpecError> {
     if let Some(rest) = part.strip_prefix('[') {
         let (h, after) = rest.split_once(']').ok_or_else(|| {
-            SpecError::new(
-                "host",
-                format!("`{part}` has an unclosed `[`"),
-                "write IPv6 hosts as [::1]:5432",
-            )
+            SpecError::new("host", format!("`{part}` has an unclosed `[`"), "write IPv6 hosts as [::1]:5432")
         })?;
         let port = after.strip_prefix(':').map(str::to_string);
         return Ok((h.to_string(), port));
@@ -435,13 +386,7 @@ mod tests {
             .expect("valid");
         assert_eq!(s.user, "ro@corp");
         assert_eq!(s.password.as_ref().map(Secret::expose), Some("p:ss"));
-        assert_eq!(
-            s.hosts,
-            vec![HostPort {
-                host: "db.example.com".into(),
-                port: 6543
-            }]
-        );
+        assert_eq!(s.hosts, vec![HostPort { host: "db.example.com".into(), port: 6543 }]);
         assert_eq!(s.database, "sales db");
         assert_eq!(s.sslmode, SslMode::VerifyFull);
         assert_eq!(s.application_name, "bi");
@@ -459,8 +404,7 @@ mod tests {
 
     #[test]
     fn key_values_with_quotes() {
-        let s = parse(r"host=h port=5433 dbname='my db' user=u password='it\'s' sslmode = disable")
-            .expect("valid");
+        let s = parse(r"host=h port=5433 dbname='my db' user=u password='it\'s' sslmode = disable").expect("valid");
         assert_eq!(s.database, "my db");
         assert_eq!(s.password.as_ref().map(Secret::expose), Some("it's"));
         assert_eq!(s.sslmode, SslMode::Disable);
@@ -479,10 +423,7 @@ mod tests {
     #[test]
     fn refuses_dangerous_parameters_by_name() {
         for (dsn, name) in [
-            (
-                "host=h user=u options='-c default_transaction_read_only=off'",
-                "options",
-            ),
+            ("host=h user=u options='-c default_transaction_read_only=off'", "options"),
             ("postgresql://u@h/db?service=prod", "service"),
             ("host=h user=u passfile=/etc/shadow", "passfile"),
             ("postgresql://u@h/db?socketFactory=x", "socketFactory"),
@@ -497,30 +438,12 @@ mod tests {
 
     #[test]
     fn bad_values_name_their_field() {
-        assert_eq!(
-            parse("host=h user=u port=abc").map_err(|e| e.field),
-            Err("port")
-        );
-        assert_eq!(
-            parse("host=h user=u sslmode=on").map_err(|e| e.field),
-            Err("sslmode")
-        );
-        assert_eq!(
-            parse("host=h user=u connect_timeout=soon").map_err(|e| e.field),
-            Err("connect_timeout")
-        );
-        assert_eq!(
-            parse("host=a,b,c port=1,2 user=u").map_err(|e| e.field),
-            Err("port")
-        );
-        assert_eq!(
-            parse("host=h user=u dbname='x").map_err(|e| e.field),
-            Err("connection string")
-        );
-        assert_eq!(
-            parse("mysql://u@h/db").map_err(|e| e.field),
-            Err("connection string")
-        );
+        assert_eq!(parse("host=h user=u port=abc").map_err(|e| e.field), Err("port"));
+        assert_eq!(parse("host=h user=u sslmode=on").map_err(|e| e.field), Err("sslmode"));
+        assert_eq!(parse("host=h user=u connect_timeout=soon").map_err(|e| e.field), Err("connect_timeout"));
+        assert_eq!(parse("host=a,b,c port=1,2 user=u").map_err(|e| e.field), Err("port"));
+        assert_eq!(parse("host=h user=u dbname='x").map_err(|e| e.field), Err("connection string"));
+        assert_eq!(parse("mysql://u@h/db").map_err(|e| e.field), Err("connection string"));
         assert_eq!(parse("user=u").map_err(|e| e.field), Err("host"));
     }
 
@@ -557,13 +480,7 @@ mod tests {
     #[test]
     fn cert_sources() {
         assert_eq!(CertSource::parse("system"), CertSource::System);
-        assert!(matches!(
-            CertSource::parse("-----BEGIN CERTIFICATE-----\n"),
-            CertSource::Pem(_)
-        ));
-        assert!(matches!(
-            CertSource::parse("/etc/ca.pem"),
-            CertSource::File(_)
-        ));
+        assert!(matches!(CertSource::parse("-----BEGIN CERTIFICATE-----\n"), CertSource::Pem(_)));
+        assert!(matches!(CertSource::parse("/etc/ca.pem"), CertSource::File(_)));
     }
 }

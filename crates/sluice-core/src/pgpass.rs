@@ -12,12 +12,7 @@ pub fn lookup(contents: &str, host: &str, port: u16, database: &str, user: &str)
         .lines()
         .filter(|l| !l.trim_start().starts_with('#') && !l.trim().is_empty())
         .filter_map(split_fields)
-        .find(|fields| {
-            fields[..4]
-                .iter()
-                .zip(wanted)
-                .all(|(f, w)| f == "*" || f == w)
-        })
+        .find(|fields| fields[..4].iter().zip(wanted).all(|(f, w)| f == "*" || f == w))
         .map(|fields| Secret::new(fields[4].clone()))
 }
 
@@ -49,10 +44,6 @@ mod tests {
         assert_eq!(pw("db:1", 5432, "app", "ro").as_deref(), Some("colon:pw"));
         assert_eq!(pw("db", 5432, "app", "ro").as_deref(), Some("first"));
         assert_eq!(pw("db", 6000, "app", "ro").as_deref(), Some("fallback"));
-        assert_eq!(
-            lookup("h:1:d:u\n", "h", 1, "d", "u"),
-            None,
-            "a line with four fields is ignored"
-        );
+        assert_eq!(lookup("h:1:d:u\n", "h", 1, "d", "u"), None, "a line with four fields is ignored");
     }
 }

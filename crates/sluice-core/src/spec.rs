@@ -59,16 +59,9 @@ fn default_application_name() -> String {
 
 impl SourceSpec {
     /// A spec with Sluice's defaults for everything but the essentials.
-    pub fn new(
-        host: impl Into<String>,
-        database: impl Into<String>,
-        user: impl Into<String>,
-    ) -> Self {
+    pub fn new(host: impl Into<String>, database: impl Into<String>, user: impl Into<String>) -> Self {
         SourceSpec {
-            hosts: vec![HostPort {
-                host: host.into(),
-                port: DEFAULT_PORT,
-            }],
+            hosts: vec![HostPort { host: host.into(), port: DEFAULT_PORT }],
             database: database.into(),
             user: user.into(),
             password: None,
@@ -98,19 +91,11 @@ impl SourceSpec {
     pub fn validate(&self) -> Result<(), crate::SpecError> {
         use crate::SpecError as E;
         if self.hosts.is_empty() {
-            return Err(E::new(
-                "host",
-                "no host given",
-                "set host (or PGHOST), e.g. db.example.com",
-            ));
+            return Err(E::new("host", "no host given", "set host (or PGHOST), e.g. db.example.com"));
         }
         for h in &self.hosts {
             if h.host.is_empty() {
-                return Err(E::new(
-                    "host",
-                    "a host is empty",
-                    "remove the empty entry from the host list",
-                ));
+                return Err(E::new("host", "a host is empty", "remove the empty entry from the host list"));
             }
             if h.host.starts_with('/') {
                 return Err(E::new(
@@ -120,26 +105,14 @@ impl SourceSpec {
                 ));
             }
             if h.port == 0 {
-                return Err(E::new(
-                    "port",
-                    "port 0 is not a valid port",
-                    "use the server's port, usually 5432",
-                ));
+                return Err(E::new("port", "port 0 is not a valid port", "use the server's port, usually 5432"));
             }
         }
         if self.database.is_empty() {
-            return Err(E::new(
-                "dbname",
-                "no database given",
-                "set dbname (or PGDATABASE)",
-            ));
+            return Err(E::new("dbname", "no database given", "set dbname (or PGDATABASE)"));
         }
         if self.user.is_empty() {
-            return Err(E::new(
-                "user",
-                "no user given",
-                "set user (or PGUSER) to the read-only role",
-            ));
+            return Err(E::new("user", "no user given", "set user (or PGUSER) to the read-only role"));
         }
         if self.connect_timeout_secs == 0 {
             return Err(E::new(
@@ -197,10 +170,7 @@ impl HostPort {
     /// True for `localhost`, 127.0.0.0/8 and ::1 — hosts where an unverified certificate is no risk.
     pub fn is_loopback(&self) -> bool {
         let h = self.host.trim_start_matches('[').trim_end_matches(']');
-        h.eq_ignore_ascii_case("localhost")
-            || h.parse::<std::net::IpAddr>()
-                .map(|ip| ip.is_loopback())
-                .unwrap_or(false)
+        h.eq_ignore_ascii_case("localhost") || h.parse::<std::net::IpAddr>().map(|ip| ip.is_loopback()).unwrap_or(false)
     }
 }
 
@@ -234,14 +204,8 @@ pub enum SslMode {
 }
 
 impl SslMode {
-    pub const ALL: [SslMode; 6] = [
-        SslMode::Disable,
-        SslMode::Allow,
-        SslMode::Prefer,
-        SslMode::Require,
-        SslMode::VerifyCa,
-        SslMode::VerifyFull,
-    ];
+    pub const ALL: [SslMode; 6] =
+        [SslMode::Disable, SslMode::Allow, SslMode::Prefer, SslMode::Require, SslMode::VerifyCa, SslMode::VerifyFull];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -269,10 +233,9 @@ impl fmt::Display for SslMode {
 impl FromStr for SslMode {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        SslMode::ALL
-            .into_iter()
-            .find(|m| m.as_str() == s)
-            .ok_or_else(|| format!("`{s}` is not an sslmode; use one of disable, allow, prefer, require, verify-ca, verify-full"))
+        SslMode::ALL.into_iter().find(|m| m.as_str() == s).ok_or_else(|| {
+            format!("`{s}` is not an sslmode; use one of disable, allow, prefer, require, verify-ca, verify-full")
+        })
     }
 }
 
@@ -364,18 +327,10 @@ impl SshSpec {
     fn validate(&self) -> Result<(), crate::SpecError> {
         use crate::SpecError as E;
         if self.host.is_empty() {
-            return Err(E::new(
-                "ssh.host",
-                "no bastion host given",
-                "set the SSH bastion's host name",
-            ));
+            return Err(E::new("ssh.host", "no bastion host given", "set the SSH bastion's host name"));
         }
         if self.user.is_empty() {
-            return Err(E::new(
-                "ssh.user",
-                "no bastion user given",
-                "set the SSH user on the bastion",
-            ));
+            return Err(E::new("ssh.user", "no bastion user given", "set the SSH user on the bastion"));
         }
         if self.private_key.is_none() {
             return Err(E::new(
@@ -482,24 +437,10 @@ mod tests {
     #[test]
     fn loopback_hosts() {
         for h in ["localhost", "127.0.0.1", "127.3.2.1", "::1", "[::1]"] {
-            assert!(
-                HostPort {
-                    host: h.into(),
-                    port: 1
-                }
-                .is_loopback(),
-                "{h}"
-            );
+            assert!(HostPort { host: h.into(), port: 1 }.is_loopback(), "{h}");
         }
         for h in ["db.example.com", "10.0.0.1"] {
-            assert!(
-                !HostPort {
-                    host: h.into(),
-                    port: 1
-                }
-                .is_loopback(),
-                "{h}"
-            );
+            assert!(!HostPort { host: h.into(), port: 1 }.is_loopback(), "{h}");
         }
     }
 

@@ -66,10 +66,7 @@ pub struct Cluster {
 
 impl std::fmt::Debug for Cluster {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Cluster")
-            .field("port", &self.port)
-            .field("dir", &self.dir.path())
-            .finish()
+        f.debug_struct("Cluster").field("port", &self.port).field("dir", &self.dir.path()).finish()
     }
 }
 
@@ -84,13 +81,9 @@ impl Cluster {
             Some(b) => b.clone(),
             None => pg_bin_dir()?,
         };
-        let run_as =
-            is_root().then(|| std::env::var("PG_RUN_AS").unwrap_or_else(|_| "postgres".into()));
+        let run_as = is_root().then(|| std::env::var("PG_RUN_AS").unwrap_or_else(|_| "postgres".into()));
         let dir = tempfile::Builder::new().prefix("sluice-pg-").tempdir()?;
-        std::fs::set_permissions(
-            dir.path(),
-            std::os::unix::fs::PermissionsExt::from_mode(0o755),
-        )?;
+        std::fs::set_permissions(dir.path(), std::os::unix::fs::PermissionsExt::from_mode(0o755))?;
         let pwfile = dir.path().join("pw");
         std::fs::write(&pwfile, SUPERUSER_PASSWORD)?;
         if let Some(user) = &run_as {
@@ -100,16 +93,7 @@ impl Cluster {
         run(command_as(run_as.as_deref(), &bin.join("initdb"))
             .arg("-D")
             .arg(&data)
-            .args([
-                "-U",
-                SUPERUSER,
-                "-A",
-                "scram-sha-256",
-                "-E",
-                "UTF8",
-                "--locale=C",
-                "--no-sync",
-            ])
+            .args(["-U", SUPERUSER, "-A", "scram-sha-256", "-E", "UTF8", "--locale=C", "--no-sync"])
             .arg(format!("--pwfile={}", pwfile.display())))?;
 
         let mut conf = String::from(
@@ -131,11 +115,7 @@ impl Cluster {
             conf.push_str(&format!("{k} = '{}'\n", v.replace('\'', "''")));
         }
         append(&data.join("postgresql.conf"), &conf)?;
-        let rules = if opts.hba.is_empty() {
-            vec![HbaRule::HostScram]
-        } else {
-            opts.hba.clone()
-        };
+        let rules = if opts.hba.is_empty() { vec![HbaRule::HostScram] } else { opts.hba.clone() };
         let mut hba: String = rules.iter().map(|r| r.line() + "\n").collect();
         hba.push_str("host replication all 127.0.0.1/32 scram-sha-256\n");
         std::fs::write(data.join("pg_hba.conf"), hba)?;
@@ -143,12 +123,7 @@ impl Cluster {
             chown_tree(dir.path(), service_user_ids(user)?)?;
         }
 
-        let mut cluster = Cluster {
-            dir,
-            bin,
-            port: 0,
-            run_as,
-        };
+        let mut cluster = Cluster { dir, bin, port: 0, run_as };
         cluster.start_on_free_port()?;
         cluster.spawn_watchdog();
         Ok(cluster)
@@ -237,10 +212,7 @@ impl Cluster {
 
     /// A libpq URI for the superuser.
     pub fn superuser_url(&self, database: &str) -> String {
-        format!(
-            "postgresql://{SUPERUSER}:{SUPERUSER_PASSWORD}@127.0.0.1:{}/{database}?sslmode=disable",
-            self.port
-        )
+        format!("postgresql://{SUPERUSER}:{SUPERUSER_PASSWORD}@127.0.0.1:{}/{database}?sslmode=disable", self.port)
     }
 
     /// Runs `sql` (any number of statements) through Debian's `psql` as the superuser; stops at
@@ -250,28 +222,10 @@ impl Cluster {
     }
 
     /// Like [`Cluster::psql`], as another role.
-    pub fn psql_as(
-        &self,
-        user: &str,
-        password: &str,
-        database: &str,
-        sql: &str,
-    ) -> crate::Result<String> {
-        let psql = std::env::var_os("PSQL")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from("psql"));
+    pub fn psql_as(&self, user: &str, password: &str, database: &str, sql: &str) -> crate::Result<String> {
+        let psql = std::env::var_os("PSQL").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("psql"));
         let mut child = Command::new(&psql)
-            .args([
-                "-X",
-                "-q",
-                "-A",
-                "-t",
-                "-v",
-                "ON_ERROR_STOP=1",
-                "-h",
-                "127.0.0.1",
-                "-p",
-            ])
+            .args(["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1", "-p"])
             .arg(self.port.to_string())
             .args(["-U", user, "-d", database, "-f", "-"])
             .env("PGPASSWORD", password)
@@ -281,10 +235,7 @@ impl Cluster {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
-            .map_err(|source| TestkitError::Spawn {
-                program: "psql".into(),
-                source,
-            })?;
+            .map_err(|source| TestkitError::Spawn { program: "psql".into(), source })?;
         if let Some(mut stdin) = child.stdin.take() {
             stdin.write_all(sql.as_bytes())?;
         }
@@ -313,19 +264,13 @@ impl Cluster {
     }
 
     pub fn create_database(&self, name: &str) -> crate::Result<()> {
-        self.psql(
-            "postgres",
-            &format!("CREATE DATABASE \"{}\";", name.replace('"', "\"\"")),
-        )
-        .map(drop)
+        self.psql("postgres", &format!("CREATE DATABASE \"{}\";", name.replace('"', "\"\""))).map(drop)
     }
 
     /// `server_version_num`, e.g. 150018.
     pub fn version_num(&self) -> crate::Result<u32> {
         let v = self.psql("postgres", "SHOW server_version_num;")?;
-        v.trim()
-            .parse()
-            .map_err(|_| TestkitError::Other(format!("unexpected server_version_num `{v}`")))
+        v.trim().parse().map_err(|_| TestkitError::Other(format!("unexpected server_version_num `{v}`")))
     }
 
     /// Stops the server (fast shutdown); [`Cluster::restart`] brings it back on the same port.
@@ -340,12 +285,8 @@ impl Cluster {
 
 impl Drop for Cluster {
     fn drop(&mut self) {
-        let _ = self
-            .pg_ctl()
-            .args(["-m", "immediate", "-w", "stop"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
+        let _ =
+            self.pg_ctl().args(["-m", "immediate", "-w", "stop"]).stdout(Stdio::null()).stderr(Stdio::null()).status();
     }
 }
 
@@ -373,10 +314,7 @@ mod tests {
             dir = c.scratch_dir().to_path_buf();
             assert!(c.version_num()? >= 100000);
             c.create_login("ro", "pw")?;
-            assert_eq!(
-                c.psql_as("ro", "pw", "postgres", "SELECT current_user;")?,
-                "ro"
-            );
+            assert_eq!(c.psql_as("ro", "pw", "postgres", "SELECT current_user;")?, "ro");
             assert!(c.psql_as("ro", "wrong", "postgres", "SELECT 1;").is_err());
         }
         assert!(!dir.exists(), "the cluster's directory is removed on drop");

@@ -8,16 +8,9 @@ pub enum TestkitError {
     #[error("no PostgreSQL server binaries found: set PG_BIN to a directory with initdb, pg_ctl and postgres, or `apt-get install postgresql`")]
     NoPgBin,
     #[error("`{program}` could not be started: {source}")]
-    Spawn {
-        program: String,
-        source: std::io::Error,
-    },
+    Spawn { program: String, source: std::io::Error },
     #[error("`{program}` failed ({status}): {stderr}")]
-    Failed {
-        program: String,
-        status: String,
-        stderr: String,
-    },
+    Failed { program: String, status: String, stderr: String },
     #[error("{0}")]
     Io(#[from] std::io::Error),
     #[error("certificate generation failed: {0}")]
@@ -54,10 +47,7 @@ pub fn pg_bin_dir() -> crate::Result<PathBuf> {
         })
         .collect();
     versions.sort();
-    versions
-        .pop()
-        .map(|(_, p)| p)
-        .ok_or(crate::TestkitError::NoPgBin)
+    versions.pop().map(|(_, p)| p).ok_or(crate::TestkitError::NoPgBin)
 }
 
 /// A loopback port that was free a moment ago. Callers retry on a bind race.
@@ -68,11 +58,7 @@ pub fn free_port() -> crate::Result<u16> {
 
 pub(crate) fn is_root() -> bool {
     // SAFETY-free check: `id -u` avoids a libc dependency for one syscall.
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
-        .unwrap_or(false)
+    Command::new("id").arg("-u").output().map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0").unwrap_or(false)
 }
 
 /// The uid and gid of the unprivileged user that runs servers when the tests run as root.
@@ -106,16 +92,12 @@ pub(crate) fn command_as(as_user: Option<&str>, program: &Path) -> Command {
 /// Runs to completion; a non-zero exit is an error carrying stderr.
 pub(crate) fn run(cmd: &mut Command) -> crate::Result<Output> {
     let program = format!("{:?}", cmd.get_program());
-    let out = cmd.output().map_err(|source| crate::TestkitError::Spawn {
-        program: program.clone(),
-        source,
-    })?;
+    let out = cmd.output().map_err(|source| crate::TestkitError::Spawn { program: program.clone(), source })?;
     if !out.status.success() {
         return Err(crate::TestkitError::Failed {
             program: format!("{program} {:?}", cmd.get_args().collect::<Vec<_>>()),
             status: out.status.to_string(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned()
-                + &String::from_utf8_lossy(&out.stdout),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout),
         });
     }
     Ok(out)

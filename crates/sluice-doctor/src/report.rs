@@ -1,0 +1,117 @@
+use std::time::Instant;
+
+use serde::Serialize;
+use sluice_core::SourceSpec;
+
+/// A check's verdict.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Pass,
+    Warn,
+    Fail,
+    Skip,
+}
+
+/// Stable check ids; later checks add to this list, none is ever renamed.
+pub struct CheckId;
+
+impl CheckId {
+    pub const CONFIG: &'static str = "config";
+    pub const DNS: &'static str = "dns";
+    pub const TCP: &'static str = "tcp";
+    pub const SSH: &'static str = "ssh";
+    pub const TLS: &'static str = "tls";
+    pub const AUTH: &'static str = "auth";
+    pub const SERVER_VERSION: &'static str = "server_version";
+}
+
+/// One line of the report.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Check {
+    pub id: &'static str,
+    pub status: Status,
+    /// One sentence.
+    pub summary: String,
+    /// Evidence: what was seen.
+    pub detail: Option<String>,
+    /// What to do (prose or SQL).
+    pub fix: Option<String>,
+    pub elapsed_ms: u64,
+}
+
+impl Check {
+    pub fn new(id: &'static str, status: Status, summary: impl Into<String>) -> Check {
+        Check { id, status, summary: summary.into(), detail: None, fix: None, elapsed_ms: 0 }
+    }
+
+    pub fn skip(id: &'static str, why: impl Into<String>) -> Check {
+        Check::new(id, Status::Skip, why)
+    }
+
+    pub fn detail(mut self, d: impl Into<String>) -> Check {
+        self.detail = Some(d.into());
+        self
+    }
+
+    pub fn fix(mut self, f: Option<String>) -> Check {
+        self.fix = f;
+        self
+    }
+
+    pub fn timed(mut self, since: Instant) -> Check {
+        self.elapsed_ms = since.elapsed().as_millis().try_into().unwrap_or(u64::MAX);
+        self
+    }
+}
+
+/// The source as the report shows it: never a password or key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SourceSummary {
+    pub host: Option<String>,
+    pub port: Option<u16>,
+    pub database: Option<String>,
+    pub user: Option<String>,
+    pub sslmode: Option<String>,
+    pub network: Option<String>,
+}
+
+impl SourceSummary {
+    pub fn of(spec: Option<&SourceSpec>) -> SourceSummary {
+        match spec {
+            None => SourceSummary { host: None, port: None, database: None, user: None, sslmode: None, network: None },
+            Some(s) => SourceSummary {
+                host: Some(s.hosts.iter().map(|h| h.host.clone()).collect::<Vec<_>>().join(",")),
+                port: s.primary_host().map(|h| h.port),
+                database: Some(s.database.clone()),
+                user: Some(s.user.clone()),
+                sslmode: Some(s.sslmode.to_string()),
+                network: Some(s.network.label().to_string()),
+            },
+        }
+    }
+}
+
+/// The whole verdict. `ok` is false when any check failed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Report {
+    pub ok: bool,
+    pub source: SourceSummary,
+    pub server_version: Option<String>,
+    pub checks: Vec<Check>,
+}
+
+impl Report {
+    pub fn new(source: SourceSummary, server_version: Option<String>, checks: Vec<Check>) -> Report {
+        let ok = !checks.iter().any(|c| c.status == Status::Fail);
+        Report { ok, source, server_version, checks }
+    }
+
+    pub fn check(&self, id: &str) -> Option<&Check> {
+        self.checks.iter().find(|c| c.id == id)
+    }
+
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).unwrap_or_else(|e| format!("{{\"ok\": false, \"error\": \"{e}\"}}"))
+    }
+}

@@ -1,0 +1,310 @@
+//! The connection stages: config → dns → tcp → ssh → tls → auth → server_version.
+
+use std::time::{Duration, Instant};
+
+use sluice_connect::{probe_postgres, resolve, tcp_connect, ConnectError, Connector, ReadOnlySession, Stage};
+use sluice_core::{HostPort, Network, SourceSpec, SpecError, SslMode, UserFacing};
+
+use crate::report::{Check, CheckId, Report, SourceSummary, Status};
+
+/// What the doctor examines: a source spec, or the reason the input did not make one.
+#[derive(Debug, Clone)]
+pub struct DoctorInput {
+    pub spec: Result<SourceSpec, SpecError>,
+    /// Schemas in scope for the privilege checks; empty means every non-system schema.
+    pub schemas: Vec<String>,
+}
+
+/// The oldest major Sluice supports.
+const MIN_SERVER_VERSION_NUM: u32 = 100_000;
+
+/// Runs every check that can run and returns the report.
+pub async fn run(input: DoctorInput) -> Report {
+    let (checks, session) = connection_stages(&input).await;
+    let server_version = session.as_ref().map(|s| short_version(&s.info().server_version));
+    Report::new(SourceSummary::of(input.spec.as_ref().ok()), server_version, checks)
+}
+
+fn short_version(v: &str) -> String {
+    v.split_whitespace().next().unwrap_or(v).to_string()
+}
+
+/// The connection stages; also returns the session when `auth` passed, for later checks.
+pub(crate) async fn connection_stages(input: &DoctorInput) -> (Vec<Check>, Option<ReadOnlySession>) {
+    let mut checks = Vec::new();
+    let started = Instant::now();
+    let spec = match &input.spec {
+        Ok(s) => s,
+        Err(e) => {
+            checks.push(Check::new(CheckId::CONFIG, Status::Fail, e.message()).fix(e.hint()).timed(started));
+            skip_rest(
+                &mut checks,
+                &[CheckId::DNS, CheckId::TCP, CheckId::SSH, CheckId::TLS, CheckId::AUTH, CheckId::SERVER_VERSION],
+                "the source is not valid",
+            );
+            return (checks, None);
+        }
+    };
+    let connector = match Connector::new(spec.clone()) {
+        Ok(c) => c,
+        Err(e) => {
+            checks.push(Check::new(CheckId::CONFIG, Status::Fail, e.message()).fix(e.hint()).timed(started));
+            skip_rest(
+                &mut checks,
+                &[CheckId::DNS, CheckId::TCP, CheckId::SSH, CheckId::TLS, CheckId::AUTH, CheckId::SERVER_VERSION],
+                "the source is not valid",
+            );
+            return (checks, None);
+        }
+    };
+    checks.push(config_check(spec).timed(started));
+
+    let timeout = Duration::from_secs(spec.connect_timeout_secs);
+    let reachable = match &spec.network {
+        Network::Ssh(_) => {
+            // The bastion resolves and dials the database; the ssh stage reports on that path.
+            checks.push(Check::skip(CheckId::DNS, "resolved by the SSH bastion"));
+            checks.push(Check::skip(CheckId::TCP, "dialled by the SSH bastion"));
+            true
+        }
+        Network::Direct | Network::PrivateEndpoint => network_checks(spec, timeout, &mut checks).await,
+    };
+    match &spec.network {
+        Network::Ssh(_) => checks.push(
+            Check::new(CheckId::SSH, Status::Fail, "SSH tunnels are not available in this build")
+                .fix(Some("connect directly or through a private endpoint".into())),
+        ),
+        _ => checks.push(Check::skip(CheckId::SSH, "no SSH tunnel configured")),
+    }
+    if !reachable || checks.iter().any(|c| c.id == CheckId::SSH && c.status == Status::Fail) {
+        skip_rest(&mut checks, &[CheckId::TLS, CheckId::AUTH, CheckId::SERVER_VERSION], "the server is not reachable");
+        return (checks, None);
+    }
+
+    let started = Instant::now();
+    let result = connector.connect().await;
+    let elapsed = started;
+    let session = match result {
+        Ok(s) => s,
+        Err(e) => {
+            let failed = Check::new(stage_check_id(e.stage()), Status::Fail, e.message()).fix(e.hint()).timed(elapsed);
+            match e.stage() {
+                Stage::Auth | Stage::Session => {
+                    checks.push(tls_passed_before_auth(spec, &e).timed(elapsed));
+                    checks.push(if failed.id == CheckId::AUTH {
+                        failed
+                    } else {
+                        Check { id: CheckId::AUTH, ..failed }
+                    });
+                }
+                _ => {
+                    checks.push(Check { id: CheckId::TLS, ..failed });
+                    checks.push(Check::skip(CheckId::AUTH, "the TLS stage failed"));
+                }
+            }
+            checks.push(Check::skip(CheckId::SERVER_VERSION, "not logged in"));
+            return (checks, None);
+        }
+    };
+    checks.push(tls_check(spec, session.info().tls.as_ref()).timed(elapsed));
+    checks.push(
+        Check::new(CheckId::AUTH, Status::Pass, format!("logged in as {} to database {}", spec.user, spec.database))
+            .detail(format!("backend pid {}; sessions are read-only by default", session.info().backend_pid))
+            .timed(elapsed),
+    );
+    checks.push(version_check(&session));
+    let ok = checks.iter().all(|c| c.status != Status::Fail);
+    (checks, ok.then_some(session))
+}
+
+fn skip_rest(checks: &mut Vec<Check>, ids: &[&'static str], why: &str) {
+    for id in ids {
+        checks.push(Check::skip(id, why));
+    }
+}
+
+fn stage_check_id(stage: Stage) -> &'static str {
+    match stage {
+        Stage::Config => CheckId::CONFIG,
+        Stage::Dns => CheckId::DNS,
+        Stage::Tcp => CheckId::TCP,
+        Stage::Ssh => CheckId::SSH,
+        Stage::Tls => CheckId::TLS,
+        Stage::Auth | Stage::Session => CheckId::AUTH,
+    }
+}
+
+fn config_check(spec: &SourceSpec) -> Check {
+    let hosts: Vec<String> = spec.hosts.iter().map(|h| h.to_string()).collect();
+    Check::new(CheckId::CONFIG, Status::Pass, "the source is valid").detail(format!(
+        "{} as {} on database {}, sslmode={}, network={}, connect_timeout={} s",
+        hosts.join(", "),
+        spec.user,
+        spec.database,
+        spec.sslmode,
+        spec.network.label(),
+        spec.connect_timeout_secs
+    ))
+}
+
+/// dns and tcp for every host; returns whether any host is reachable as PostgreSQL.
+async fn network_checks(spec: &SourceSpec, timeout: Duration, checks: &mut Vec<Check>) -> bool {
+    let started = Instant::now();
+    let mut resolved: Vec<(HostPort, Vec<std::net::SocketAddr>)> = Vec::new();
+    let mut dns_failures = Vec::new();
+    for host in &spec.hosts {
+        match resolve(host, timeout).await {
+            Ok(addrs) => resolved.push((host.clone(), addrs)),
+            Err(e) => dns_failures.push(e),
+        }
+    }
+    let dns_detail = resolved
+        .iter()
+        .map(|(h, a)| format!("{} → {}", h.host, a.iter().map(|x| x.ip().to_string()).collect::<Vec<_>>().join(", ")))
+        .collect::<Vec<_>>()
+        .join("; ");
+    match (resolved.is_empty(), dns_failures.first()) {
+        (true, Some(e)) => {
+            checks.push(Check::new(CheckId::DNS, Status::Fail, e.message()).fix(e.hint()).timed(started));
+            checks.push(Check::skip(CheckId::TCP, "no host resolved"));
+            return false;
+        }
+        (false, Some(e)) => checks.push(
+            Check::new(CheckId::DNS, Status::Warn, format!("some hosts did not resolve: {}", e.message()))
+                .detail(dns_detail)
+                .timed(started),
+        ),
+        _ => {
+            checks.push(Check::new(CheckId::DNS, Status::Pass, "every host resolved").detail(dns_detail).timed(started))
+        }
+    }
+
+    let started = Instant::now();
+    let mut reached = Vec::new();
+    let mut failures: Vec<ConnectError> = Vec::new();
+    for (host, addrs) in &resolved {
+        match tcp_connect(addrs, timeout).await {
+            Err(e) => failures.push(e),
+            Ok(mut stream) => match probe_postgres(&mut stream, &host.to_string(), timeout).await {
+                Ok(offers_tls) => reached.push(format!(
+                    "{host} answers as PostgreSQL (TLS {})",
+                    if offers_tls { "offered" } else { "not offered" }
+                )),
+                Err(e) => failures.push(e),
+            },
+        }
+    }
+    match (reached.is_empty(), failures.first()) {
+        (true, Some(e)) => {
+            checks.push(Check::new(CheckId::TCP, Status::Fail, e.message()).fix(e.hint()).timed(started));
+            false
+        }
+        (false, Some(e)) => {
+            checks.push(
+                Check::new(CheckId::TCP, Status::Warn, format!("some hosts are unreachable: {}", e.message()))
+                    .detail(reached.join("; "))
+                    .timed(started),
+            );
+            true
+        }
+        _ => {
+            checks.push(
+                Check::new(CheckId::TCP, Status::Pass, "the server answers as PostgreSQL")
+                    .detail(reached.join("; "))
+                    .timed(started),
+            );
+            true
+        }
+    }
+}
+
+/// When login failed after the handshake, the TLS stage itself succeeded (or was not used).
+fn tls_passed_before_auth(spec: &SourceSpec, _e: &ConnectError) -> Check {
+    match spec.sslmode {
+        SslMode::Disable => Check::skip(CheckId::TLS, "sslmode=disable: the connection is not encrypted"),
+        SslMode::Allow | SslMode::Prefer => {
+            Check::new(CheckId::TLS, Status::Pass, format!("sslmode={}: the handshake did not fail", spec.sslmode))
+        }
+        _ => Check::new(CheckId::TLS, Status::Pass, format!("TLS handshake succeeded (sslmode={})", spec.sslmode)),
+    }
+}
+
+fn tls_check(spec: &SourceSpec, tls: Option<&sluice_connect::TlsInfo>) -> Check {
+    let loopback = spec.hosts.iter().all(|h| h.is_loopback());
+    match tls {
+        None if loopback => Check::new(
+            CheckId::TLS,
+            Status::Pass,
+            format!("not encrypted (sslmode={}); acceptable on loopback", spec.sslmode),
+        ),
+        None => Check::new(
+            CheckId::TLS,
+            Status::Warn,
+            format!("the connection is not encrypted (sslmode={})", spec.sslmode),
+        )
+        .fix(Some("enable TLS on the server and use sslmode=verify-full with the server's CA as sslrootcert".into())),
+        Some(tls) => {
+            let detail = format!("{} {}, certificate verified: {}", tls.protocol, tls.cipher_suite, tls.verified);
+            if tls.verified == "chain+name" || loopback {
+                Check::new(
+                    CheckId::TLS,
+                    Status::Pass,
+                    format!("encrypted and {}", if tls.verified == "chain+name" { "verified" } else { "on loopback" }),
+                )
+                .detail(detail)
+            } else {
+                Check::new(CheckId::TLS, Status::Warn, "encrypted but not verified")
+                    .detail(detail)
+                    .fix(Some("use sslmode=verify-full with the server's CA as sslrootcert (and tls_server_name for a private endpoint)".into()))
+            }
+        }
+    }
+}
+
+fn version_check(session: &ReadOnlySession) -> Check {
+    let info = session.info();
+    let v = short_version(&info.server_version);
+    if info.server_version_num < MIN_SERVER_VERSION_NUM {
+        Check::new(
+            CheckId::SERVER_VERSION,
+            Status::Fail,
+            format!("PostgreSQL {v} is older than 10, which Sluice requires"),
+        )
+        .fix(Some("upgrade the server to PostgreSQL 10 or newer".into()))
+    } else {
+        Check::new(CheckId::SERVER_VERSION, Status::Pass, format!("PostgreSQL {v}")).detail(format!(
+            "server_version_num {}{}",
+            info.server_version_num,
+            if info.in_recovery { ", a standby" } else { "" }
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sluice_connect::TlsInfo;
+
+    fn tls(verified: &'static str) -> TlsInfo {
+        TlsInfo { protocol: "TLSv1.3".into(), cipher_suite: "TLS13_AES_256_GCM_SHA384".into(), verified }
+    }
+
+    #[test]
+    fn tls_verdicts() {
+        let remote = SourceSpec::new("db.example.com", "app", "ro");
+        let local = SourceSpec::new("localhost", "app", "ro");
+        let cases = [
+            (&remote, Some(tls("chain+name")), Status::Pass),
+            (&remote, Some(tls("chain")), Status::Warn),
+            (&remote, Some(tls("none")), Status::Warn),
+            (&remote, None, Status::Warn),
+            (&local, Some(tls("none")), Status::Pass),
+            (&local, None, Status::Pass),
+        ];
+        for (spec, info, want) in cases {
+            let check = tls_check(spec, info.as_ref());
+            assert_eq!(check.status, want, "{} {:?}: {}", spec.hosts[0].host, info.map(|i| i.verified), check.summary);
+        }
+        assert_eq!(tls_check(&remote, Some(&tls("none"))).summary, "encrypted but not verified");
+    }
+}
