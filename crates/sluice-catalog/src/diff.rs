@@ -107,9 +107,7 @@ pub struct NullabilityChange {
 type Key<'a> = (&'a str, &'a str);
 
 fn relations(c: &Catalog) -> BTreeMap<Key<'_>, &Relation> {
-    c.relations()
-        .map(|(s, r)| ((s, r.name.as_str()), r))
-        .collect()
+    c.relations().map(|(s, r)| ((s, r.name.as_str()), r)).collect()
 }
 
 fn schemas(c: &Catalog) -> BTreeMap<&str, &Schema> {
@@ -117,11 +115,7 @@ fn schemas(c: &Catalog) -> BTreeMap<&str, &Schema> {
 }
 
 fn rel_ref((schema, name): Key<'_>, r: &Relation) -> RelationRef {
-    RelationRef {
-        schema: schema.to_string(),
-        name: name.to_string(),
-        kind: r.kind,
-    }
+    RelationRef { schema: schema.to_string(), name: name.to_string(), kind: r.kind }
 }
 
 /// The changes from `old` to `new`.
@@ -138,14 +132,9 @@ pub fn diff(old: &Catalog, new: &Catalog) -> CatalogDiff {
             Some(_) => {}
         }
     }
-    d.removed_schemas = old_schemas
-        .keys()
-        .filter(|n| !new_schemas.contains_key(*n))
-        .map(|n| n.to_string())
-        .collect();
+    d.removed_schemas = old_schemas.keys().filter(|n| !new_schemas.contains_key(*n)).map(|n| n.to_string()).collect();
     // Relations of a schema the user cannot use on one side are hidden there, not absent.
-    let hidden_in =
-        |side: &BTreeMap<&str, &Schema>, schema: &str| side.get(schema).is_some_and(|s| !s.usable);
+    let hidden_in = |side: &BTreeMap<&str, &Schema>, schema: &str| side.get(schema).is_some_and(|s| !s.usable);
 
     let keys: BTreeSet<Key<'_>> = old_rels.keys().chain(new_rels.keys()).copied().collect();
     for key in keys {
@@ -189,10 +178,7 @@ fn compare(key: Key<'_>, o: &Relation, n: &Relation) -> RelationChange {
     let mut change = RelationChange {
         schema: key.0.to_string(),
         name: key.1.to_string(),
-        kind: (o.kind != n.kind).then_some(KindChange {
-            from: o.kind,
-            to: n.kind,
-        }),
+        kind: (o.kind != n.kind).then_some(KindChange { from: o.kind, to: n.kind }),
         added_columns: Vec::new(),
         removed_columns: Vec::new(),
         type_changes: Vec::new(),
@@ -204,10 +190,7 @@ fn compare(key: Key<'_>, o: &Relation, n: &Relation) -> RelationChange {
     }
     for c in &n.columns {
         match o.column(&c.name) {
-            None => change.added_columns.push(AddedColumn {
-                name: c.name.clone(),
-                type_name: c.type_name.clone(),
-            }),
+            None => change.added_columns.push(AddedColumn { name: c.name.clone(), type_name: c.type_name.clone() }),
             Some(prev) => {
                 if prev.type_name != c.type_name {
                     change.type_changes.push(TypeChange {
@@ -226,12 +209,7 @@ fn compare(key: Key<'_>, o: &Relation, n: &Relation) -> RelationChange {
             }
         }
     }
-    change.removed_columns = o
-        .columns
-        .iter()
-        .filter(|c| n.column(&c.name).is_none())
-        .map(|c| c.name.clone())
-        .collect();
+    change.removed_columns = o.columns.iter().filter(|c| n.column(&c.name).is_none()).map(|c| c.name.clone()).collect();
     change
 }
 
@@ -298,12 +276,7 @@ mod tests {
     }
 
     fn orders(selectable: bool) -> Relation {
-        rel(
-            "orders",
-            RelationKind::Table,
-            selectable,
-            vec![col("id", "bigint", false), col("note", "text", true)],
-        )
+        rel("orders", RelationKind::Table, selectable, vec![col("id", "bigint", false), col("note", "text", true)])
     }
 
     #[test]
@@ -321,20 +294,11 @@ mod tests {
             vec![
                 orders(true),
                 rel("gone", RelationKind::Table, true, vec![]),
-                rel(
-                    "v",
-                    RelationKind::View,
-                    true,
-                    vec![col("a", "integer", true)],
-                ),
+                rel("v", RelationKind::View, true, vec![col("a", "integer", true)]),
             ],
         )]);
         let mut new_orders = orders(true);
-        new_orders.columns = vec![
-            col("id", "integer", false),
-            col("note", "text", false),
-            col("added", "jsonb", true),
-        ];
+        new_orders.columns = vec![col("id", "integer", false), col("note", "text", false), col("added", "jsonb", true)];
         let new = catalog(vec![
             (
                 "public",
@@ -342,12 +306,7 @@ mod tests {
                 vec![
                     new_orders,
                     rel("fresh", RelationKind::Table, true, vec![]),
-                    rel(
-                        "v",
-                        RelationKind::MaterializedView,
-                        true,
-                        vec![col("a", "integer", true)],
-                    ),
+                    rel("v", RelationKind::MaterializedView, true, vec![col("a", "integer", true)]),
                 ],
             ),
             ("extra", true, vec![]),
@@ -357,46 +316,15 @@ mod tests {
         assert_eq!(d.removed_relations.len(), 1);
         assert_eq!(d.removed_relations[0].name, "gone");
         assert_eq!(d.added_relations[0].name, "fresh");
-        let o = d
-            .changed_relations
-            .iter()
-            .find(|c| c.name == "orders")
-            .expect("orders changed");
-        assert_eq!(
-            o.added_columns,
-            vec![AddedColumn {
-                name: "added".into(),
-                type_name: "jsonb".into()
-            }]
-        );
+        let o = d.changed_relations.iter().find(|c| c.name == "orders").expect("orders changed");
+        assert_eq!(o.added_columns, vec![AddedColumn { name: "added".into(), type_name: "jsonb".into() }]);
         assert_eq!(
             o.type_changes,
-            vec![TypeChange {
-                column: "id".into(),
-                from: "bigint".into(),
-                to: "integer".into()
-            }]
+            vec![TypeChange { column: "id".into(), from: "bigint".into(), to: "integer".into() }]
         );
-        assert_eq!(
-            o.nullability_changes,
-            vec![NullabilityChange {
-                column: "note".into(),
-                from: true,
-                to: false
-            }]
-        );
-        let v = d
-            .changed_relations
-            .iter()
-            .find(|c| c.name == "v")
-            .expect("v changed");
-        assert_eq!(
-            v.kind,
-            Some(KindChange {
-                from: RelationKind::View,
-                to: RelationKind::MaterializedView
-            })
-        );
+        assert_eq!(o.nullability_changes, vec![NullabilityChange { column: "note".into(), from: true, to: false }]);
+        let v = d.changed_relations.iter().find(|c| c.name == "v").expect("v changed");
+        assert_eq!(v.kind, Some(KindChange { from: RelationKind::View, to: RelationKind::MaterializedView }));
         assert!(d.lost_access.is_empty() && d.gained_access.is_empty());
     }
 
@@ -416,14 +344,7 @@ mod tests {
 
     #[test]
     fn losing_schema_usage_loses_access_to_its_relations() {
-        let old = catalog(vec![(
-            "sales",
-            true,
-            vec![
-                orders(true),
-                rel("secret", RelationKind::Table, false, vec![]),
-            ],
-        )]);
+        let old = catalog(vec![("sales", true, vec![orders(true), rel("secret", RelationKind::Table, false, vec![])])]);
         let new = catalog(vec![("sales", false, vec![])]);
         let d = diff(&old, &new);
         assert_eq!(d.lost_usage, vec!["sales"]);

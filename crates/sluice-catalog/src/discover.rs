@@ -11,8 +11,8 @@ use sluice_connect::tokio_postgres::{Client, SimpleQueryMessage, SimpleQueryRow}
 use sluice_connect::{ReadOnlySession, SessionInfo};
 
 use crate::model::{
-    Catalog, Column, FkAction, ForeignKey, Generated, GeneratedKind, Identity, Index,
-    QualifiedName, Relation, RelationKind, Schema,
+    Catalog, Column, FkAction, ForeignKey, Generated, GeneratedKind, Identity, Index, QualifiedName, Relation,
+    RelationKind, Schema,
 };
 use crate::sql::{self, Features, Statement};
 use crate::CatalogError;
@@ -30,20 +30,12 @@ pub struct DiscoverOptions {
 /// On error the transaction is rolled back and the session stays usable. If the future is
 /// dropped midway, the session is left inside the transaction: hand it back to its pool, whose
 /// reset ends it, or drop it.
-pub async fn discover(
-    session: &ReadOnlySession,
-    opts: &DiscoverOptions,
-) -> Result<Catalog, CatalogError> {
+pub async fn discover(session: &ReadOnlySession, opts: &DiscoverOptions) -> Result<Catalog, CatalogError> {
     let info = session.info();
     if info.server_version_num < 100_000 {
-        return Err(CatalogError::UnsupportedVersion {
-            version: info.server_version.clone(),
-        });
+        return Err(CatalogError::UnsupportedVersion { version: info.server_version.clone() });
     }
-    let (sql, order) = sql::batch(
-        Features::for_version(info.server_version_num),
-        &opts.schemas,
-    )?;
+    let (sql, order) = sql::batch(Features::for_version(info.server_version_num), &opts.schemas)?;
     let client = session.client();
     let mut builder = Builder::default();
     if let Err(e) = run(client, &sql, &order, &mut builder).await {
@@ -55,23 +47,12 @@ pub async fn discover(
     }
     let started = std::time::Instant::now();
     let catalog = builder.finish(info, opts);
-    tracing::debug!(
-        elapsed_ms = started.elapsed().as_millis() as u64,
-        "catalog assembled"
-    );
+    tracing::debug!(elapsed_ms = started.elapsed().as_millis() as u64, "catalog assembled");
     catalog
 }
 
-async fn run(
-    client: &Client,
-    sql: &str,
-    order: &[Statement],
-    builder: &mut Builder,
-) -> Result<(), CatalogError> {
-    let stream = client
-        .simple_query_raw(sql)
-        .await
-        .map_err(CatalogError::from_driver)?;
+async fn run(client: &Client, sql: &str, order: &[Statement], builder: &mut Builder) -> Result<(), CatalogError> {
+    let stream = client.simple_query_raw(sql).await.map_err(CatalogError::from_driver)?;
     let mut stream = std::pin::pin!(stream);
     let mut done = 0usize;
     let started = std::time::Instant::now();
@@ -82,10 +63,7 @@ async fn run(
                     statement: "batch",
                     detail: "more result sets than statements".into(),
                 })?;
-                builder.row(Cells {
-                    row: &row,
-                    statement,
-                })?;
+                builder.row(Cells { row: &row, statement })?;
             }
             SimpleQueryMessage::CommandComplete(rows) => {
                 tracing::debug!(
@@ -116,21 +94,15 @@ struct Cells<'a> {
 
 impl<'a> Cells<'a> {
     fn err(&self, detail: String) -> CatalogError {
-        CatalogError::Protocol {
-            statement: self.statement.name(),
-            detail,
-        }
+        CatalogError::Protocol { statement: self.statement.name(), detail }
     }
 
     fn get(&self, i: usize) -> Result<Option<&'a str>, CatalogError> {
-        self.row
-            .try_get(i)
-            .map_err(|e| self.err(format!("column {i}: {e}")))
+        self.row.try_get(i).map_err(|e| self.err(format!("column {i}: {e}")))
     }
 
     fn text(&self, i: usize) -> Result<&'a str, CatalogError> {
-        self.get(i)?
-            .ok_or_else(|| self.err(format!("column {i} is null")))
+        self.get(i)?.ok_or_else(|| self.err(format!("column {i} is null")))
     }
 
     fn string(&self, i: usize) -> Result<String, CatalogError> {
@@ -143,8 +115,7 @@ impl<'a> Cells<'a> {
 
     fn num<T: FromStr>(&self, i: usize) -> Result<T, CatalogError> {
         let s = self.text(i)?;
-        s.parse()
-            .map_err(|_| self.err(format!("column {i}: `{s}` is not a number")))
+        s.parse().map_err(|_| self.err(format!("column {i}: `{s}` is not a number")))
     }
 
     fn opt_num<T: FromStr>(&self, i: usize) -> Result<Option<T>, CatalogError> {
@@ -164,8 +135,7 @@ impl<'a> Cells<'a> {
     }
 
     fn bool(&self, i: usize) -> Result<bool, CatalogError> {
-        self.opt_bool(i)?
-            .ok_or_else(|| self.err(format!("column {i} is null")))
+        self.opt_bool(i)?.ok_or_else(|| self.err(format!("column {i} is null")))
     }
 
     fn parsed<T>(&self, i: usize, parse: fn(&str) -> Result<T, String>) -> Result<T, CatalogError> {
@@ -344,10 +314,7 @@ impl Builder {
                         "v" => Some(GeneratedKind::Virtual),
                         _ => None,
                     }
-                    .map(|kind| Generated {
-                        kind,
-                        expression: String::new(),
-                    }),
+                    .map(|kind| Generated { kind, expression: String::new() }),
                 };
                 let grant = c.opt_bool(7)?;
                 if let Some(rel) = self.rel_mut(oid) {
@@ -423,10 +390,7 @@ impl Builder {
                         child,
                         parent: c.num(1)?,
                         position: c.num(2)?,
-                        parent_name: QualifiedName {
-                            schema: c.string(3)?,
-                            name: c.string(4)?,
-                        },
+                        parent_name: QualifiedName { schema: c.string(3)?, name: c.string(4)? },
                     });
                 }
             }
@@ -438,8 +402,8 @@ impl Builder {
     fn relation_row(&mut self, c: &Cells<'_>) -> Result<(), CatalogError> {
         let oid = c.num(0)?;
         let relkind = c.text(3)?;
-        let kind = RelationKind::from_relkind(relkind)
-            .ok_or_else(|| c.err(format!("unexpected relkind `{relkind}`")))?;
+        let kind =
+            RelationKind::from_relkind(relkind).ok_or_else(|| c.err(format!("unexpected relkind `{relkind}`")))?;
         let access = match c.text(5)? {
             "t" => Access::Table,
             "c" => Access::Columns,
@@ -482,18 +446,10 @@ impl Builder {
         Ok(())
     }
 
-    fn finish(
-        mut self,
-        info: &SessionInfo,
-        opts: &DiscoverOptions,
-    ) -> Result<Catalog, CatalogError> {
+    fn finish(mut self, info: &SessionInfo, opts: &DiscoverOptions) -> Result<Catalog, CatalogError> {
         if !opts.schemas.is_empty() {
-            let mut missing: Vec<String> = opts
-                .schemas
-                .iter()
-                .filter(|want| !self.schemas.iter().any(|s| s.name == **want))
-                .cloned()
-                .collect();
+            let mut missing: Vec<String> =
+                opts.schemas.iter().filter(|want| !self.schemas.iter().any(|s| s.name == **want)).cloned().collect();
             if !missing.is_empty() {
                 missing.sort();
                 missing.dedup();
@@ -504,10 +460,7 @@ impl Builder {
         for rel in &mut self.rels {
             rel.sort_columns();
             for (attnum, expr) in std::mem::take(&mut rel.defaults) {
-                let Some(col) = rel
-                    .position(attnum)
-                    .and_then(|i| rel.relation.columns.get_mut(i))
-                else {
+                let Some(col) = rel.position(attnum).and_then(|i| rel.relation.columns.get_mut(i)) else {
                     continue;
                 };
                 match &mut col.generated {
@@ -516,10 +469,7 @@ impl Builder {
                 }
             }
             for (attnum, text) in std::mem::take(&mut rel.column_comments) {
-                if let Some(col) = rel
-                    .position(attnum)
-                    .and_then(|i| rel.relation.columns.get_mut(i))
-                {
+                if let Some(col) = rel.position(attnum).and_then(|i| rel.relation.columns.get_mut(i)) {
                     col.comment = Some(text);
                 }
             }
@@ -531,8 +481,7 @@ impl Builder {
         }
 
         // Inheritance: partitions hang under their parent; other children name their parents.
-        self.inherits
-            .sort_unstable_by_key(|i| (i.child, i.position));
+        self.inherits.sort_unstable_by_key(|i| (i.child, i.position));
         let mut parent_of: HashMap<u32, u32> = HashMap::new();
         for row in std::mem::take(&mut self.inherits) {
             let Some(&i) = self.by_oid.get(&row.child) else {
@@ -549,11 +498,7 @@ impl Builder {
             }
         }
 
-        let schema_names: HashMap<u32, &str> = self
-            .schemas
-            .iter()
-            .map(|s| (s.oid, s.name.as_str()))
-            .collect();
+        let schema_names: HashMap<u32, &str> = self.schemas.iter().map(|s| (s.oid, s.name.as_str())).collect();
         let mut children: HashMap<usize, Vec<usize>> = HashMap::new();
         let mut top: Vec<usize> = Vec::new();
         for (i, rel) in self.rels.iter().enumerate() {
@@ -562,16 +507,11 @@ impl Builder {
                 None => top.push(i),
             }
         }
-        let mut slots: Vec<Option<(u32, Relation)>> = self
-            .rels
-            .into_iter()
-            .map(|r| Some((r.namespace, r.relation)))
-            .collect();
+        let mut slots: Vec<Option<(u32, Relation)>> =
+            self.rels.into_iter().map(|r| Some((r.namespace, r.relation))).collect();
         let mut by_schema: HashMap<u32, Vec<Relation>> = HashMap::new();
         for i in top {
-            if let Some((namespace, relation)) =
-                assemble(i, &mut slots, &children, &schema_names, false)
-            {
+            if let Some((namespace, relation)) = assemble(i, &mut slots, &children, &schema_names, false) {
                 by_schema.entry(namespace).or_default().push(relation);
             }
         }
@@ -582,13 +522,7 @@ impl Builder {
             .map(|s| {
                 let mut relations = by_schema.remove(&s.oid).unwrap_or_default();
                 relations.sort_unstable_by(|a, b| a.name.cmp(&b.name));
-                Schema {
-                    name: s.name,
-                    owner: s.owner,
-                    comment: s.comment,
-                    usable: s.usable,
-                    relations,
-                }
+                Schema { name: s.name, owner: s.owner, comment: s.comment, usable: s.usable, relations }
             })
             .collect();
         schemas.sort_unstable_by(|a, b| a.name.cmp(&b.name));
@@ -613,11 +547,7 @@ impl Builder {
         let mut constraints = std::mem::take(&mut self.constraints);
         let owner_of: HashMap<u32, u32> = constraints.iter().map(|c| (c.oid, c.rel)).collect();
         constraints.sort_unstable_by(|a, b| (a.rel, &a.name).cmp(&(b.rel, &b.name)));
-        let schema_names: HashMap<u32, &str> = self
-            .schemas
-            .iter()
-            .map(|s| (s.oid, s.name.as_str()))
-            .collect();
+        let schema_names: HashMap<u32, &str> = self.schemas.iter().map(|s| (s.oid, s.name.as_str())).collect();
         let mut resolved: Vec<(usize, Resolved)> = Vec::with_capacity(constraints.len());
         for con in constraints {
             let Some(&i) = self.by_oid.get(&con.rel) else {
@@ -640,18 +570,11 @@ impl Builder {
                         Some(mut names) if names.len() >= 2 => {
                             let rest = names.split_off(2);
                             let mut two = names.into_iter();
-                            (
-                                two.next().unwrap_or_default(),
-                                two.next().unwrap_or_default(),
-                                rest,
-                            )
+                            (two.next().unwrap_or_default(), two.next().unwrap_or_default(), rest)
                         }
                         _ => match self.rel(con.ref_rel) {
                             Some(r) => (
-                                schema_names
-                                    .get(&r.namespace)
-                                    .map(|s| s.to_string())
-                                    .unwrap_or_default(),
+                                schema_names.get(&r.namespace).map(|s| s.to_string()).unwrap_or_default(),
                                 r.relation.name.clone(),
                                 r.names(&con.ref_key),
                             ),
@@ -731,9 +654,7 @@ fn finish_relation(rel: &mut Rel) {
     if rel.access == Access::Columns {
         let grants = std::mem::take(&mut rel.grants);
         let mut keep = grants.into_iter();
-        rel.relation
-            .columns
-            .retain(|_| keep.next().flatten() == Some(true));
+        rel.relation.columns.retain(|_| keep.next().flatten() == Some(true));
     }
 }
 
@@ -754,15 +675,10 @@ fn assemble(
             relation.partitions.push(partition);
         }
     }
-    relation
-        .partitions
-        .sort_unstable_by(|a, b| (&a.name, &a.schema).cmp(&(&b.name, &b.schema)));
+    relation.partitions.sort_unstable_by(|a, b| (&a.name, &a.schema).cmp(&(&b.name, &b.schema)));
     if relation.kind == RelationKind::PartitionedTable && relation.size_bytes.is_none() {
-        relation.size_bytes = relation
-            .partitions
-            .iter()
-            .filter_map(|p| p.size_bytes)
-            .reduce(|a, b| a.saturating_add(b));
+        relation.size_bytes =
+            relation.partitions.iter().filter_map(|p| p.size_bytes).reduce(|a, b| a.saturating_add(b));
     }
     Some((namespace, relation))
 }

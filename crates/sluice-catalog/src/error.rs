@@ -14,18 +14,12 @@ pub enum CatalogError {
     SchemaNotFound { names: Vec<String> },
 
     /// Discovery needs PostgreSQL 10 or newer (declarative partitioning, identity columns).
-    #[error(
-        "PostgreSQL {version} is not supported: catalog discovery needs PostgreSQL 10 or newer"
-    )]
+    #[error("PostgreSQL {version} is not supported: catalog discovery needs PostgreSQL 10 or newer")]
     UnsupportedVersion { version: String },
 
     /// The server answered a catalog query with an error.
     #[error("a catalog query failed: {message} (SQLSTATE {code})")]
-    Query {
-        code: String,
-        message: String,
-        server_hint: Option<String>,
-    },
+    Query { code: String, message: String, server_hint: Option<String> },
 
     /// The connection broke or the driver failed while reading the catalog.
     #[error("the connection failed while reading the catalog: {reason}")]
@@ -34,10 +28,7 @@ pub enum CatalogError {
     /// A catalog row did not have the shape the queries ask for (a bug, or a server that is not
     /// PostgreSQL).
     #[error("unexpected catalog data in {statement}: {detail}")]
-    Protocol {
-        statement: &'static str,
-        detail: String,
-    },
+    Protocol { statement: &'static str, detail: String },
 
     /// A file handed to `diff` is not a catalog snapshot.
     #[error("{source_name} is not a catalog snapshot: {reason}")]
@@ -52,9 +43,7 @@ impl CatalogError {
                 message: db.message().to_string(),
                 server_hint: db.hint().map(str::to_string),
             },
-            None => CatalogError::Connection {
-                reason: e.to_string(),
-            },
+            None => CatalogError::Connection { reason: e.to_string() },
         }
     }
 

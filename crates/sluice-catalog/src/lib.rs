@@ -31,14 +31,13 @@ mod sql;
 mod text;
 
 pub use diff::{
-    diff, AddedColumn, CatalogDiff, KindChange, NullabilityChange, RelationChange, RelationRef,
-    TypeChange,
+    diff, AddedColumn, CatalogDiff, KindChange, NullabilityChange, RelationChange, RelationRef, TypeChange,
 };
 pub use discover::{discover, DiscoverOptions};
 pub use error::CatalogError;
 pub use model::{
-    Catalog, Column, FkAction, ForeignKey, Generated, GeneratedKind, Identity, Index,
-    QualifiedName, Relation, RelationKind, Schema,
+    Catalog, Column, FkAction, ForeignKey, Generated, GeneratedKind, Identity, Index, QualifiedName, Relation,
+    RelationKind, Schema,
 };
 pub use render::{render_diff_human, render_human};
 

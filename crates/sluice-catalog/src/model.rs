@@ -36,10 +36,8 @@ impl Catalog {
     /// Reads a snapshot written by [`Catalog::to_json`] (or `sluice catalog --format json`).
     /// `source_name` names the input in the error (a file name, say).
     pub fn from_json(bytes: &[u8], source_name: &str) -> Result<Catalog, CatalogError> {
-        serde_json::from_slice(bytes).map_err(|e| CatalogError::Snapshot {
-            source_name: source_name.to_string(),
-            reason: e.to_string(),
-        })
+        serde_json::from_slice(bytes)
+            .map_err(|e| CatalogError::Snapshot { source_name: source_name.to_string(), reason: e.to_string() })
     }
 
     /// The snapshot as compact JSON.
@@ -62,9 +60,7 @@ impl Catalog {
 
     /// Looks a relation up by schema and name; partitions are found too.
     pub fn relation(&self, schema: &str, name: &str) -> Option<&Relation> {
-        self.relations()
-            .find(|(s, r)| *s == schema && r.name == name)
-            .map(|(_, r)| r)
+        self.relations().find(|(s, r)| *s == schema && r.name == name).map(|(_, r)| r)
     }
 }
 

@@ -77,26 +77,10 @@ fn relation(out: &mut String, r: &Relation, depth: usize) {
         let parents: Vec<String> = r.inherits.iter().map(|p| p.to_string()).collect();
         let _ = writeln!(out, "{inner}inherits {}", parents.join(", "));
     }
-    let width = r
-        .columns
-        .iter()
-        .map(|c| c.name.chars().count())
-        .max()
-        .unwrap_or(0);
-    let type_width = r
-        .columns
-        .iter()
-        .map(|c| c.type_name.chars().count())
-        .max()
-        .unwrap_or(0);
+    let width = r.columns.iter().map(|c| c.name.chars().count()).max().unwrap_or(0);
+    let type_width = r.columns.iter().map(|c| c.type_name.chars().count()).max().unwrap_or(0);
     for c in &r.columns {
-        let _ = writeln!(
-            out,
-            "{inner}{:width$}  {:type_width$}{}",
-            c.name,
-            c.type_name,
-            column_notes(c)
-        );
+        let _ = writeln!(out, "{inner}{:width$}  {:type_width$}{}", c.name, c.type_name, column_notes(c));
     }
     if let Some(pk) = &r.primary_key {
         let _ = writeln!(out, "{inner}primary key ({})", pk.join(", "));
@@ -120,13 +104,7 @@ fn relation(out: &mut String, r: &Relation, depth: usize) {
             Some(def) => def.clone(),
             None => format!("({})", ix.columns.join(", ")),
         };
-        let _ = write!(
-            out,
-            "{inner}{}index {} {} {what}",
-            if ix.unique { "unique " } else { "" },
-            ix.name,
-            ix.method
-        );
+        let _ = write!(out, "{inner}{}index {} {} {what}", if ix.unique { "unique " } else { "" }, ix.name, ix.method);
         if let Some(p) = &ix.predicate {
             let _ = write!(out, " where {p}");
         }
@@ -218,12 +196,7 @@ fn changed(out: &mut String, c: &RelationChange) {
         let _ = writeln!(out, "    column {}: {} -> {}", t.column, t.from, t.to);
     }
     for n in &c.nullability_changes {
-        let _ = writeln!(
-            out,
-            "    column {}: {}",
-            n.column,
-            if n.to { "now nullable" } else { "now NOT NULL" }
-        );
+        let _ = writeln!(out, "    column {}: {}", n.column, if n.to { "now nullable" } else { "now NOT NULL" });
     }
 }
 

@@ -88,53 +88,27 @@ const KINDS: &str = "('r', 'p', 'v', 'm', 'f')";
 
 /// The batch for one server version and schema filter, with the statement of each
 /// `CommandComplete` in order.
-pub(crate) fn batch(
-    features: Features,
-    schemas: &[String],
-) -> Result<(String, Vec<Statement>), CatalogError> {
+pub(crate) fn batch(features: Features, schemas: &[String]) -> Result<(String, Vec<Statement>), CatalogError> {
     let mut schema_pred = String::from(
         "n.nspname NOT IN ('pg_catalog', 'information_schema') \
          AND n.nspname !~ '^pg_toast' AND n.nspname !~ '^pg_temp_'",
     );
     if !schemas.is_empty() {
-        let list = schemas
-            .iter()
-            .map(|s| literal(s))
-            .collect::<Result<Vec<_>, _>>()?;
-        schema_pred.push_str(&format!(
-            " AND n.nspname = ANY (ARRAY[{}]::name[])",
-            list.join(", ")
-        ));
+        let list = schemas.iter().map(|s| literal(s)).collect::<Result<Vec<_>, _>>()?;
+        schema_pred.push_str(&format!(" AND n.nspname = ANY (ARRAY[{}]::name[])", list.join(", ")));
     }
     let usable = format!(
         "SELECT n.oid FROM pg_catalog.pg_namespace n WHERE {schema_pred} \
          AND pg_catalog.has_schema_privilege(n.oid, 'USAGE')"
     );
-    let unknown_stats = if features.reltuples_unknown_negative {
-        "c.reltuples < 0"
-    } else {
-        "(c.relpages = 0 AND c.reltuples = 0)"
-    };
-    let generated = if features.generated {
-        "a.attgenerated"
-    } else {
-        "''::pg_catalog.\"char\""
-    };
-    let conparentid = if features.conparentid {
-        "co.conparentid"
-    } else {
-        "0::oid"
-    };
-    let nkeyatts = if features.include_columns {
-        "i.indnkeyatts"
-    } else {
-        "i.indnatts"
-    };
+    let unknown_stats =
+        if features.reltuples_unknown_negative { "c.reltuples < 0" } else { "(c.relpages = 0 AND c.reltuples = 0)" };
+    let generated = if features.generated { "a.attgenerated" } else { "''::pg_catalog.\"char\"" };
+    let conparentid = if features.conparentid { "co.conparentid" } else { "0::oid" };
+    let nkeyatts = if features.include_columns { "i.indnkeyatts" } else { "i.indnatts" };
 
-    let mut stmts: Vec<(Statement, String)> = vec![(
-        Statement::Begin,
-        "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY".into(),
-    )];
+    let mut stmts: Vec<(Statement, String)> =
+        vec![(Statement::Begin, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY".into())];
     if features.jit {
         stmts.push((Statement::Settings, "SET LOCAL jit = off".into()));
     }
@@ -261,21 +235,14 @@ pub(crate) fn batch(
     stmts.push((Statement::Commit, "COMMIT".into()));
 
     let order = stmts.iter().map(|(s, _)| *s).collect();
-    let sql = stmts
-        .into_iter()
-        .map(|(_, sql)| sql)
-        .collect::<Vec<_>>()
-        .join(";\n");
+    let sql = stmts.into_iter().map(|(_, sql)| sql).collect::<Vec<_>>().join(";\n");
     Ok((sql, order))
 }
 
 /// A string literal that means the same whatever `standard_conforming_strings` says.
 fn literal(s: &str) -> Result<String, CatalogError> {
     if s.is_empty() {
-        return Err(CatalogError::InvalidSchemaName {
-            name: s.to_string(),
-            reason: "it is empty",
-        });
+        return Err(CatalogError::InvalidSchemaName { name: s.to_string(), reason: "it is empty" });
     }
     if s.contains('\0') {
         return Err(CatalogError::InvalidSchemaName {
@@ -312,14 +279,8 @@ mod tests {
         for (input, want) in cases {
             assert_eq!(literal(input).expect(input), want, "{input}");
         }
-        assert!(matches!(
-            literal(""),
-            Err(CatalogError::InvalidSchemaName { .. })
-        ));
-        assert!(matches!(
-            literal("a\0b"),
-            Err(CatalogError::InvalidSchemaName { .. })
-        ));
+        assert!(matches!(literal(""), Err(CatalogError::InvalidSchemaName { .. })));
+        assert!(matches!(literal("a\0b"), Err(CatalogError::InvalidSchemaName { .. })));
     }
 
     #[test]
@@ -328,10 +289,7 @@ mod tests {
         let (sql18, order18) = batch(Features::for_version(180_001), &[]).expect("pg18");
         assert_eq!(order10.first(), Some(&Statement::Begin));
         assert_eq!(order10.last(), Some(&Statement::Commit));
-        assert!(
-            !order10.contains(&Statement::Settings),
-            "no jit setting on 10"
-        );
+        assert!(!order10.contains(&Statement::Settings), "no jit setting on 10");
         assert!(order18.contains(&Statement::Settings));
         assert!(!sql10.contains("attgenerated") && sql18.contains("attgenerated"));
         assert!(!sql10.contains("indnkeyatts") && sql18.contains("indnkeyatts"));
@@ -340,11 +298,7 @@ mod tests {
         for forbidden in ["information_schema.", "ORDER BY c.", "pg_table_size"] {
             assert!(!sql18.contains(forbidden), "{forbidden}");
         }
-        let (filtered, _) = batch(
-            Features::for_version(150_000),
-            &["a b".into(), "it's".into()],
-        )
-        .expect("filter");
+        let (filtered, _) = batch(Features::for_version(150_000), &["a b".into(), "it's".into()]).expect("filter");
         assert!(filtered.contains("ANY (ARRAY[E'a b', E'it''s']::name[])"));
     }
 }

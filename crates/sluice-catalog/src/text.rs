@@ -54,29 +54,18 @@ pub(crate) fn parse_array(text: &str) -> Result<Vec<Option<String>>, String> {
 pub(crate) fn parse_int2_array(text: &str) -> Result<Vec<i16>, String> {
     parse_array(text)?
         .into_iter()
-        .map(|item| {
-            item.and_then(|s| s.parse().ok())
-                .ok_or_else(|| format!("`{text}` is not an array of smallints"))
-        })
+        .map(|item| item.and_then(|s| s.parse().ok()).ok_or_else(|| format!("`{text}` is not an array of smallints")))
         .collect()
 }
 
 /// Names from a `text[]` that holds no NULLs.
 pub(crate) fn parse_name_array(text: &str) -> Result<Vec<String>, String> {
-    parse_array(text)?
-        .into_iter()
-        .map(|item| item.ok_or_else(|| format!("`{text}` holds a NULL name")))
-        .collect()
+    parse_array(text)?.into_iter().map(|item| item.ok_or_else(|| format!("`{text}` holds a NULL name"))).collect()
 }
 
 /// An `int2vector` such as `pg_index.indkey`: numbers separated by spaces.
 pub(crate) fn parse_int2vector(text: &str) -> Result<Vec<i16>, String> {
-    text.split_ascii_whitespace()
-        .map(|s| {
-            s.parse()
-                .map_err(|_| format!("`{text}` is not an int2vector"))
-        })
-        .collect()
+    text.split_ascii_whitespace().map(|s| s.parse().map_err(|_| format!("`{text}` is not an int2vector"))).collect()
 }
 
 #[cfg(test)]
@@ -94,10 +83,7 @@ mod tests {
             ("{a}", some(&["a"])),
             ("{a,b}", some(&["a", "b"])),
             (r#"{"a b","c,d"}"#, some(&["a b", "c,d"])),
-            (
-                r#"{"say \"hi\"","back\\slash"}"#,
-                some(&[r#"say "hi""#, r"back\slash"]),
-            ),
+            (r#"{"say \"hi\"","back\\slash"}"#, some(&[r#"say "hi""#, r"back\slash"])),
             (r#"{NULL,"NULL"}"#, vec![None, Some("NULL".into())]),
             ("{ünï,\"{x}\"}", some(&["ünï", "{x}"])),
         ];
@@ -114,10 +100,7 @@ mod tests {
         assert_eq!(parse_int2_array("{3,1,2}").expect("int2[]"), vec![3, 1, 2]);
         assert!(parse_int2_array("{1,NULL}").is_err());
         assert!(parse_int2_array("{x}").is_err());
-        assert_eq!(
-            parse_int2vector("1 2 0").expect("int2vector"),
-            vec![1, 2, 0]
-        );
+        assert_eq!(parse_int2vector("1 2 0").expect("int2vector"), vec![1, 2, 0]);
         assert_eq!(parse_int2vector("").expect("empty"), Vec::<i16>::new());
         assert!(parse_int2vector("1 x").is_err());
         assert_eq!(

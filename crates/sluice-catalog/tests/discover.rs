@@ -6,8 +6,8 @@ mod schema_check;
 
 use serde_json::Value;
 use sluice_catalog::{
-    diff, discover, render_diff_human, render_human, Catalog, CatalogError, DiscoverOptions,
-    FkAction, GeneratedKind, Identity, Relation, RelationKind,
+    diff, discover, render_diff_human, render_human, Catalog, CatalogError, DiscoverOptions, FkAction, GeneratedKind,
+    Identity, Relation, RelationKind,
 };
 use sluice_connect::{Connector, ReadOnlySession};
 use sluice_core::{ErrorKind, Secret, SourceSpec, SslMode, UserFacing};
@@ -22,22 +22,15 @@ async fn connect_as(cluster: &Cluster, user: &str) -> ReadOnlySession {
     spec.password = Some(Secret::new(PW));
     spec.sslmode = SslMode::Disable;
     spec.connect_timeout_secs = 10;
-    Connector::new(spec)
-        .expect("connector")
-        .connect()
-        .await
-        .expect("connect")
+    Connector::new(spec).expect("connector").connect().await.expect("connect")
 }
 
 async fn discover_all(session: &ReadOnlySession) -> Catalog {
-    discover(session, &DiscoverOptions::default())
-        .await
-        .expect("discover")
+    discover(session, &DiscoverOptions::default()).await.expect("discover")
 }
 
 fn rel<'a>(c: &'a Catalog, schema: &str, name: &str) -> &'a Relation {
-    c.relation(schema, name)
-        .unwrap_or_else(|| panic!("{schema}.{name} not in the catalog"))
+    c.relation(schema, name).unwrap_or_else(|| panic!("{schema}.{name} not in the catalog"))
 }
 
 fn top_level<'a>(c: &'a Catalog, schema: &str) -> Vec<&'a str> {
@@ -168,24 +161,14 @@ async fn discovers_every_kind_as_a_limited_user() {
     assert_eq!(c.database, DB);
     assert_eq!(c.user, "reader");
     assert_eq!(c.server_version_num, version);
-    assert!(
-        c.discovered_at.len() == 20 && c.discovered_at.ends_with('Z'),
-        "{}",
-        c.discovered_at
-    );
+    assert!(c.discovered_at.len() == 20 && c.discovered_at.ends_with('Z'), "{}", c.discovered_at);
 
     // Schemas: sorted by code point, system schemas absent, no USAGE listed as unusable.
     let names: Vec<&str> = c.schemas.iter().map(|s| s.name.as_str()).collect();
-    assert_eq!(
-        names,
-        vec!["Odd Schema \"q\"", "hidden", "public", "ref", "sales"]
-    );
+    assert_eq!(names, vec!["Odd Schema \"q\"", "hidden", "public", "ref", "sales"]);
     let hidden = &c.schemas[1];
     assert!(!hidden.usable, "no USAGE on hidden");
-    assert!(
-        hidden.relations.is_empty(),
-        "a table grant does not help without USAGE"
-    );
+    assert!(hidden.relations.is_empty(), "a table grant does not help without USAGE");
     let sales = c.schemas.iter().find(|s| s.name == "sales").expect("sales");
     assert!(sales.usable);
     assert_eq!(sales.owner, "app");
@@ -243,12 +226,7 @@ async fn discovers_every_kind_as_a_limited_user() {
             "created_at"
         ]
     );
-    let ty = |name: &str| {
-        customers
-            .column(name)
-            .map(|c| c.type_name.as_str())
-            .unwrap_or("?")
-    };
+    let ty = |name: &str| customers.column(name).map(|c| c.type_name.as_str()).unwrap_or("?");
     assert_eq!(ty("größe"), "numeric(10,2)");
     assert_eq!(ty("col \"quoted\" name"), "character varying(20)");
     assert_eq!(ty("mood"), "sales.mood", "enum outside the search path");
@@ -264,47 +242,18 @@ async fn discovers_every_kind_as_a_limited_user() {
     assert_eq!(email.comment.as_deref(), Some("Primary e-mail"));
     assert!(!email.nullable);
     assert!(customers.column("select").expect("select").nullable);
-    assert_eq!(
-        customers
-            .column("created_at")
-            .and_then(|c| c.default.as_deref()),
-        Some("now()")
-    );
-    assert_eq!(
-        customers.column("qty").and_then(|c| c.default.as_deref()),
-        Some("1")
-    );
+    assert_eq!(customers.column("created_at").and_then(|c| c.default.as_deref()), Some("now()"));
+    assert_eq!(customers.column("qty").and_then(|c| c.default.as_deref()), Some("1"));
     assert_eq!(customers.comment.as_deref(), Some("People who buy"));
     assert_eq!(customers.owner, "app");
     assert_eq!(customers.primary_key, Some(vec!["id".to_string()]));
-    assert_eq!(
-        customers.unique,
-        vec![vec!["tenant".to_string(), "email".to_string()]]
-    );
+    assert_eq!(customers.unique, vec![vec!["tenant".to_string(), "email".to_string()]]);
     assert_eq!(customers.row_estimate, Some(500), "analyzed");
-    assert!(
-        customers.size_bytes.is_some_and(|b| b >= 8192),
-        "{:?}",
-        customers.size_bytes
-    );
-    let expr_idx = customers
-        .indexes
-        .iter()
-        .find(|i| i.name == "customers_lower_email_idx")
-        .expect("expression index");
+    assert!(customers.size_bytes.is_some_and(|b| b >= 8192), "{:?}", customers.size_bytes);
+    let expr_idx = customers.indexes.iter().find(|i| i.name == "customers_lower_email_idx").expect("expression index");
     assert!(expr_idx.columns.is_empty());
-    assert!(
-        expr_idx
-            .expression
-            .as_deref()
-            .is_some_and(|d| d.contains("lower(email)")),
-        "{expr_idx:?}"
-    );
-    let pk_idx = customers
-        .indexes
-        .iter()
-        .find(|i| i.primary)
-        .expect("pk index");
+    assert!(expr_idx.expression.as_deref().is_some_and(|d| d.contains("lower(email)")), "{expr_idx:?}");
+    let pk_idx = customers.indexes.iter().find(|i| i.primary).expect("pk index");
     assert_eq!(pk_idx.columns, vec!["id"]);
     assert!(pk_idx.unique);
     assert_eq!(pk_idx.method, "btree");
@@ -317,10 +266,7 @@ async fn discovers_every_kind_as_a_limited_user() {
 
     // Keys: composite and cross-schema foreign keys, actions, partial index.
     let orders = rel(&c, "sales", "orders");
-    assert_eq!(
-        orders.primary_key,
-        Some(vec!["tenant".to_string(), "id".to_string()])
-    );
+    assert_eq!(orders.primary_key, Some(vec!["tenant".to_string(), "id".to_string()]));
     let fk = |r: &Relation, name: &str| {
         r.foreign_keys
             .iter()
@@ -329,10 +275,7 @@ async fn discovers_every_kind_as_a_limited_user() {
             .unwrap_or_else(|| panic!("fk {name} on {}: {:?}", r.name, r.foreign_keys))
     };
     let cur = fk(orders, "orders_currency_fk");
-    assert_eq!(
-        (cur.ref_schema.as_str(), cur.ref_table.as_str()),
-        ("ref", "currency")
-    );
+    assert_eq!((cur.ref_schema.as_str(), cur.ref_table.as_str()), ("ref", "currency"));
     assert_eq!(cur.columns, vec!["currency"]);
     assert_eq!(cur.ref_columns, vec!["code"]);
     let cust = fk(orders, "orders_customer_id_fkey");
@@ -342,33 +285,14 @@ async fn discovers_every_kind_as_a_limited_user() {
     let composite = fk(lines, "order_lines_order_fk");
     assert_eq!(composite.columns, vec!["tenant", "order_id"]);
     assert_eq!(
-        (
-            composite.ref_schema.as_str(),
-            composite.ref_table.as_str(),
-            composite.ref_columns.clone()
-        ),
-        (
-            "sales",
-            "orders",
-            vec!["tenant".to_string(), "id".to_string()]
-        )
+        (composite.ref_schema.as_str(), composite.ref_table.as_str(), composite.ref_columns.clone()),
+        ("sales", "orders", vec!["tenant".to_string(), "id".to_string()])
     );
-    let partial = orders
-        .indexes
-        .iter()
-        .find(|i| i.name == "orders_big_idx")
-        .expect("partial index");
+    let partial = orders.indexes.iter().find(|i| i.name == "orders_big_idx").expect("partial index");
     assert_eq!(partial.columns, vec!["customer_id"]);
-    assert!(partial
-        .predicate
-        .as_deref()
-        .is_some_and(|p| p.contains("total > ")));
+    assert!(partial.predicate.as_deref().is_some_and(|p| p.contains("total > ")));
     if version >= 110000 {
-        let cover = orders
-            .indexes
-            .iter()
-            .find(|i| i.name == "orders_cover_idx")
-            .expect("covering index");
+        let cover = orders.indexes.iter().find(|i| i.name == "orders_cover_idx").expect("covering index");
         assert_eq!(cover.columns, vec!["tenant"]);
         assert_eq!(cover.include, vec!["total"]);
     }
@@ -384,10 +308,7 @@ async fn discovers_every_kind_as_a_limited_user() {
         assert_eq!(stores.foreign_keys[0].ref_table, "regions");
         let regions = rel(&c, "sales", "regions");
         assert_eq!(regions.partitions.len(), 2);
-        assert!(regions
-            .partition_key
-            .as_deref()
-            .is_some_and(|k| k.starts_with("HASH")));
+        assert!(regions.partition_key.as_deref().is_some_and(|k| k.starts_with("HASH")));
     }
 
     // Partitions and sub-partitions, recursively, with bounds.
@@ -398,28 +319,12 @@ async fn discovers_every_kind_as_a_limited_user() {
     let y2024 = &events.partitions[0];
     assert_eq!(y2024.kind, RelationKind::PartitionedTable);
     assert_eq!(y2024.schema.as_deref(), Some("sales"));
-    assert_eq!(
-        y2024.partition_bound.as_deref(),
-        Some("FOR VALUES FROM ('2024-01-01') TO ('2025-01-01')")
-    );
-    assert_eq!(
-        y2024
-            .partition_of
-            .as_ref()
-            .map(|p| p.to_string())
-            .as_deref(),
-        Some("sales.events")
-    );
+    assert_eq!(y2024.partition_bound.as_deref(), Some("FOR VALUES FROM ('2024-01-01') TO ('2025-01-01')"));
+    assert_eq!(y2024.partition_of.as_ref().map(|p| p.to_string()).as_deref(), Some("sales.events"));
     let subs: Vec<&str> = y2024.partitions.iter().map(|p| p.name.as_str()).collect();
     assert_eq!(subs, vec!["events_2024_eu", "events_2024_us"]);
-    assert_eq!(
-        y2024.partitions[0].partition_bound.as_deref(),
-        Some("FOR VALUES IN ('eu')")
-    );
-    assert_eq!(
-        column_names(&y2024.partitions[0]),
-        vec!["id", "at", "region"]
-    );
+    assert_eq!(y2024.partitions[0].partition_bound.as_deref(), Some("FOR VALUES IN ('eu')"));
+    assert_eq!(column_names(&y2024.partitions[0]), vec!["id", "at", "region"]);
 
     // Inheritance children.
     let cars = rel(&c, "sales", "cars");
@@ -471,23 +376,15 @@ async fn discovers_every_kind_as_a_limited_user() {
     }
 
     // The session is still usable afterwards.
-    session
-        .client()
-        .simple_query("SELECT 1")
-        .await
-        .expect("session still usable");
+    session.client().simple_query("SELECT 1").await.expect("session still usable");
 }
 
 #[tokio::test]
 async fn schema_filter_and_its_errors() {
     let (cluster, _) = shop_cluster();
     let session = connect_as(&cluster, "reader").await;
-    let only = |names: &[&str]| DiscoverOptions {
-        schemas: names.iter().map(|s| s.to_string()).collect(),
-    };
-    let c = discover(&session, &only(&["ref", "Odd Schema \"q\""]))
-        .await
-        .expect("filtered");
+    let only = |names: &[&str]| DiscoverOptions { schemas: names.iter().map(|s| s.to_string()).collect() };
+    let c = discover(&session, &only(&["ref", "Odd Schema \"q\""])).await.expect("filtered");
     let names: Vec<&str> = c.schemas.iter().map(|s| s.name.as_str()).collect();
     assert_eq!(names, vec!["Odd Schema \"q\"", "ref"]);
     assert_eq!(c.schema_filter, vec!["Odd Schema \"q\"", "ref"]);
@@ -496,40 +393,23 @@ async fn schema_filter_and_its_errors() {
     // A cross-schema foreign key into a schema outside the filter still names its target.
     let c = discover(&session, &only(&["sales"])).await.expect("sales");
     let orders = rel(&c, "sales", "orders");
-    let cur = orders
-        .foreign_keys
-        .iter()
-        .find(|f| f.name == "orders_currency_fk")
-        .expect("fk");
-    assert_eq!(
-        (cur.ref_schema.as_str(), cur.ref_table.as_str()),
-        ("ref", "currency")
-    );
+    let cur = orders.foreign_keys.iter().find(|f| f.name == "orders_currency_fk").expect("fk");
+    assert_eq!((cur.ref_schema.as_str(), cur.ref_table.as_str()), ("ref", "currency"));
     assert_eq!(cur.ref_columns, vec!["code"]);
 
-    let e = discover(&session, &only(&["sales", "nope", "pg_catalog"]))
-        .await
-        .expect_err("unknown schemas");
+    let e = discover(&session, &only(&["sales", "nope", "pg_catalog"])).await.expect_err("unknown schemas");
     match &e {
         CatalogError::SchemaNotFound { names } => assert_eq!(names, &vec!["nope", "pg_catalog"]),
         other => panic!("expected SchemaNotFound, got {other:?}"),
     }
     assert_eq!(e.kind(), ErrorKind::Config);
     assert!(e.hint().is_some());
-    let e = discover(&session, &only(&[""]))
-        .await
-        .expect_err("empty name");
+    let e = discover(&session, &only(&[""])).await.expect_err("empty name");
     assert!(matches!(e, CatalogError::InvalidSchemaName { .. }), "{e:?}");
     // A name that tries to break out of its literal is only ever a name.
-    let e = discover(&session, &only(&["x') OR true --"]))
-        .await
-        .expect_err("no such schema");
+    let e = discover(&session, &only(&["x') OR true --"])).await.expect_err("no such schema");
     assert!(matches!(e, CatalogError::SchemaNotFound { .. }), "{e:?}");
-    session
-        .client()
-        .simple_query("SELECT 1")
-        .await
-        .expect("session still usable");
+    session.client().simple_query("SELECT 1").await.expect("session still usable");
 }
 
 #[tokio::test]
@@ -552,20 +432,11 @@ async fn table_recreated_by_another_role_reports_lost_access_for_exactly_it() {
     assert!(rel(&before, "app", "audit").selectable);
 
     cluster
-        .psql_as(
-            "other",
-            PW,
-            DB,
-            "DROP TABLE app.audit; CREATE TABLE app.audit (id int, msg text, at timestamptz);",
-        )
+        .psql_as("other", PW, DB, "DROP TABLE app.audit; CREATE TABLE app.audit (id int, msg text, at timestamptz);")
         .expect("recreate");
     let after = discover_all(&session).await;
     let d = diff(&before, &after);
-    let lost: Vec<String> = d
-        .lost_access
-        .iter()
-        .map(|r| format!("{}.{}", r.schema, r.name))
-        .collect();
+    let lost: Vec<String> = d.lost_access.iter().map(|r| format!("{}.{}", r.schema, r.name)).collect();
     assert_eq!(lost, vec!["app.audit"]);
     assert!(
         d.added_relations.is_empty()
@@ -579,9 +450,7 @@ async fn table_recreated_by_another_role_reports_lost_access_for_exactly_it() {
     assert_eq!(render_diff_human(&d), "! lost access to table app.audit\n");
 
     // Granting again brings it back, with the new column.
-    cluster
-        .psql_as("other", PW, DB, "GRANT SELECT ON app.audit TO reader;")
-        .expect("grant");
+    cluster.psql_as("other", PW, DB, "GRANT SELECT ON app.audit TO reader;").expect("grant");
     let regranted = discover_all(&session).await;
     let d = diff(&after, &regranted);
     assert_eq!(d.gained_access.len(), 1);
@@ -591,9 +460,7 @@ async fn table_recreated_by_another_role_reports_lost_access_for_exactly_it() {
     assert_eq!(d.changed_relations[0].added_columns[0].name, "at");
 
     // Revoking USAGE on the schema hides every table in it.
-    cluster
-        .psql(DB, "REVOKE USAGE ON SCHEMA app FROM reader;")
-        .expect("revoke usage");
+    cluster.psql(DB, "REVOKE USAGE ON SCHEMA app FROM reader;").expect("revoke usage");
     let no_usage = discover_all(&session).await;
     let d = diff(&regranted, &no_usage);
     assert_eq!(d.lost_usage, vec!["app"]);
@@ -607,22 +474,13 @@ async fn a_failing_catalog_query_rolls_back_and_leaves_the_session_usable() {
     cluster.create_login("reader", PW).expect("reader");
     cluster.create_database(DB).expect("database");
     cluster
-        .psql(
-            DB,
-            "CREATE TABLE t (a int DEFAULT 1); REVOKE SELECT ON pg_catalog.pg_attrdef FROM PUBLIC;",
-        )
+        .psql(DB, "CREATE TABLE t (a int DEFAULT 1); REVOKE SELECT ON pg_catalog.pg_attrdef FROM PUBLIC;")
         .expect("fixture");
     let session = connect_as(&cluster, "reader").await;
-    let e = discover(&session, &DiscoverOptions::default())
-        .await
-        .expect_err("pg_attrdef is not readable");
+    let e = discover(&session, &DiscoverOptions::default()).await.expect_err("pg_attrdef is not readable");
     assert_eq!(e.sqlstate(), Some("42501"), "{e:?}");
     assert_eq!(e.kind(), ErrorKind::Database);
     assert!(e.hint().unwrap_or_default().contains("catalog"), "{e:?}");
-    let rows = session
-        .client()
-        .simple_query("SELECT 1")
-        .await
-        .expect("the failed transaction was rolled back");
+    let rows = session.client().simple_query("SELECT 1").await.expect("the failed transaction was rolled back");
     assert!(!rows.is_empty());
 }

@@ -4,6 +4,7 @@
 //! Must not do: any work a library crate owns — it turns flags into library calls and library
 //! results into text. `anyhow` lives here and only here.
 
+mod catalog;
 mod conn;
 mod doctor;
 mod exit;
@@ -25,6 +26,9 @@ enum Command {
     /// Check a source stage by stage (config, dns, tcp, ssh, tls, auth, server_version) and say
     /// what to fix.
     Doctor(doctor::Args),
+    /// Discover every schema, table, view and column the user can see (`catalog diff OLD NEW`
+    /// compares two snapshots).
+    Catalog(catalog::Args),
 }
 
 fn main() -> ExitCode {
@@ -39,7 +43,13 @@ fn main() -> ExitCode {
         .with_env_filter(tracing_subscriber::EnvFilter::from_env("SLUICE_LOG"))
         .with_writer(std::io::stderr)
         .init();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    // Catalog discovery is one stream the client decodes while the server produces it: on a
+    // single thread the decoder never contends with the driver's connection task.
+    let runtime = match &cli.command {
+        Command::Catalog(_) => tokio::runtime::Builder::new_current_thread().enable_all().build(),
+        _ => tokio::runtime::Builder::new_multi_thread().enable_all().build(),
+    };
+    let runtime = match runtime {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -49,6 +59,7 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Doctor(args) => doctor::run(args).await,
+            Command::Catalog(args) => catalog::run(args).await,
         }
     });
     match result {

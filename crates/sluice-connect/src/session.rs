@@ -165,29 +165,15 @@ fn session_err(message: &str) -> ConnectError {
 }
 
 /// Runs a simple-protocol batch and returns every row as text, statement by statement.
-pub(crate) async fn text_rows(
-    client: &Client,
-    sql: &str,
-) -> Result<Vec<Vec<String>>, ConnectError> {
-    let messages = client
-        .simple_query(sql)
-        .await
-        .map_err(|e| match e.as_db_error() {
-            Some(db) => ConnectError::Session {
-                message: format!("{} ({})", db.message(), db.code().code()),
-            },
-            None => ConnectError::Session {
-                message: e.to_string(),
-            },
-        })?;
+pub(crate) async fn text_rows(client: &Client, sql: &str) -> Result<Vec<Vec<String>>, ConnectError> {
+    let messages = client.simple_query(sql).await.map_err(|e| match e.as_db_error() {
+        Some(db) => ConnectError::Session { message: format!("{} ({})", db.message(), db.code().code()) },
+        None => ConnectError::Session { message: e.to_string() },
+    })?;
     Ok(messages
         .into_iter()
         .filter_map(|m| match m {
-            SimpleQueryMessage::Row(r) => Some(
-                (0..r.len())
-                    .map(|i| r.get(i).unwrap_or("").to_string())
-                    .collect(),
-            ),
+            SimpleQueryMessage::Row(r) => Some((0..r.len()).map(|i| r.get(i).unwrap_or("").to_string()).collect()),
             _ => None,
         })
         .collect())

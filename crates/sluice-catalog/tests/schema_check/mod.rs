@@ -5,19 +5,8 @@
 
 use serde_json::Value;
 
-const KNOWN: &[&str] = &[
-    "$schema",
-    "$id",
-    "$defs",
-    "title",
-    "description",
-    "type",
-    "enum",
-    "required",
-    "properties",
-    "items",
-    "$ref",
-];
+const KNOWN: &[&str] =
+    &["$schema", "$id", "$defs", "title", "description", "type", "enum", "required", "properties", "items", "$ref"];
 
 /// Every violation, as `path: problem`.
 pub fn validate(schema_text: &str, value: &Value) -> Vec<String> {
@@ -41,9 +30,7 @@ fn check(root: &Value, schema: &Value, value: &Value, path: &str, out: &mut Vec<
         }
     }
     if let Some(reference) = obj.get("$ref").and_then(Value::as_str) {
-        let target = reference
-            .strip_prefix("#/$defs/")
-            .and_then(|name| root.get("$defs").and_then(|d| d.get(name)));
+        let target = reference.strip_prefix("#/$defs/").and_then(|name| root.get("$defs").and_then(|d| d.get(name)));
         match target {
             Some(t) => check(root, t, value, path, out),
             None => out.push(format!("{path}: unresolvable $ref {reference}")),
@@ -66,20 +53,14 @@ fn check(root: &Value, schema: &Value, value: &Value, path: &str, out: &mut Vec<
             return;
         }
     }
-    if let (Some(map), Some(required)) = (
-        value.as_object(),
-        obj.get("required").and_then(Value::as_array),
-    ) {
+    if let (Some(map), Some(required)) = (value.as_object(), obj.get("required").and_then(Value::as_array)) {
         for key in required.iter().filter_map(Value::as_str) {
             if !map.contains_key(key) {
                 out.push(format!("{path}: missing required `{key}`"));
             }
         }
     }
-    if let (Some(map), Some(props)) = (
-        value.as_object(),
-        obj.get("properties").and_then(Value::as_object),
-    ) {
+    if let (Some(map), Some(props)) = (value.as_object(), obj.get("properties").and_then(Value::as_object)) {
         for (key, sub) in props {
             if let Some(v) = map.get(key) {
                 check(root, sub, v, &format!("{path}.{key}"), out);
@@ -116,9 +97,5 @@ fn the_checker_catches_what_it_claims_to() {
     assert_eq!(problems.len(), 3, "{problems:?}");
     let wrong_enum: Value = serde_json::json!({"a": "z"});
     assert_eq!(validate(schema, &wrong_enum).len(), 1);
-    assert_eq!(
-        validate(r#"{"minimum": 1}"#, &ok).len(),
-        1,
-        "unknown keyword refused"
-    );
+    assert_eq!(validate(r#"{"minimum": 1}"#, &ok).len(), 1, "unknown keyword refused");
 }
