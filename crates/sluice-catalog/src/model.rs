@@ -40,6 +40,12 @@ impl Catalog {
             .map_err(|e| CatalogError::Snapshot { source_name: source_name.to_string(), reason: e.to_string() })
     }
 
+    /// Writes the snapshot as compact JSON (no trailing newline), straight into `w`: no copy of a
+    /// catalog's worth of text is held in memory.
+    pub fn write_json<W: std::io::Write>(&self, w: W) -> std::io::Result<()> {
+        serde_json::to_writer(w, self).map_err(std::io::Error::from)
+    }
+
     /// The snapshot as compact JSON.
     pub fn to_json(&self) -> String {
         // Serializing plain data with string keys cannot fail.

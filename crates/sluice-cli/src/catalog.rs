@@ -72,14 +72,18 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         Err(e) => return Ok(exit::user_facing(&e)),
     };
     drop(session);
-    let text = match args.format {
-        Format::Json => catalog.to_json() + "\n",
-        Format::Human => sluice_catalog::render_human(&catalog),
+    let written = match &args.output {
+        Some(path) => write_file(path, |w| render(&catalog, args.format, w)),
+        None => {
+            // A closed pipe (`sluice catalog | head`) is not an error worth a message.
+            let _ = render(&catalog, args.format, std::io::stdout().lock());
+            Ok(())
+        }
     };
-    match &args.output {
-        Some(path) => write_file(path, text.as_bytes())?,
-        None => write_stdout(text.as_bytes()),
-    }
+    // The process ends here: freeing a catalog's hundreds of thousands of small allocations one
+    // by one would only delay the exit.
+    std::mem::forget(catalog);
+    written?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -121,12 +125,24 @@ fn check_writable_dir(path: &Path) -> Result<(), Usage> {
     }
 }
 
+fn render(catalog: &Catalog, format: Format, w: impl Write) -> std::io::Result<()> {
+    let mut w = std::io::BufWriter::with_capacity(1 << 16, w);
+    match format {
+        Format::Json => {
+            catalog.write_json(&mut w)?;
+            w.write_all(b"\n")?;
+        }
+        Format::Human => w.write_all(sluice_catalog::render_human(catalog).as_bytes())?,
+    }
+    w.flush()
+}
+
 /// Writes next to `path` and renames, so a reader never sees half a snapshot.
-fn write_file(path: &Path, bytes: &[u8]) -> Result<(), Usage> {
+fn write_file(path: &Path, write: impl FnOnce(std::fs::File) -> std::io::Result<()>) -> Result<(), Usage> {
     let mut tmp = path.as_os_str().to_owned();
     tmp.push(format!(".tmp-{}", std::process::id()));
     let tmp = PathBuf::from(tmp);
-    let result = std::fs::write(&tmp, bytes).and_then(|()| std::fs::rename(&tmp, path));
+    let result = std::fs::File::create(&tmp).and_then(write).and_then(|()| std::fs::rename(&tmp, path));
     result.map_err(|e| {
         let _ = std::fs::remove_file(&tmp);
         Usage::new(format!("--output: cannot write {}: {e}", path.display()), None)
