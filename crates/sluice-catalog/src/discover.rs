@@ -177,6 +177,8 @@ struct Rel {
     /// (attnum, comment), likewise.
     column_comments: Vec<(i16, String)>,
     indexes: Vec<IndexRow>,
+    /// Set once `relation` has been moved into the tree.
+    taken: bool,
 }
 
 impl Rel {
@@ -185,17 +187,18 @@ impl Rel {
         if self.attnums.windows(2).all(|w| w[0] < w[1]) {
             return;
         }
-        let mut rows: Vec<(i16, Column, Option<bool>)> = std::mem::take(&mut self.attnums)
-            .into_iter()
-            .zip(std::mem::take(&mut self.relation.columns))
-            .zip(std::mem::take(&mut self.grants))
-            .map(|((n, c), g)| (n, c, g))
-            .collect();
-        rows.sort_by_key(|r| r.0);
-        for (n, c, g) in rows {
-            self.attnums.push(n);
-            self.relation.columns.push(c);
-            self.grants.push(g);
+        let mut order: Vec<usize> = (0..self.attnums.len()).collect();
+        order.sort_by_key(|&i| self.attnums.get(i).copied());
+        let mut columns: Vec<Option<Column>> =
+            std::mem::take(&mut self.relation.columns).into_iter().map(Some).collect();
+        let attnums = std::mem::take(&mut self.attnums);
+        let grants = std::mem::take(&mut self.grants);
+        for i in order {
+            if let Some(c) = columns.get_mut(i).and_then(Option::take) {
+                self.relation.columns.push(c);
+            }
+            self.attnums.extend(attnums.get(i));
+            self.grants.extend(grants.get(i));
         }
     }
 
@@ -320,7 +323,9 @@ impl Builder {
                 if let Some(rel) = self.rel_mut(oid) {
                     rel.attnums.push(attnum);
                     rel.relation.columns.push(column);
-                    rel.grants.push(grant);
+                    if rel.access == Access::Columns {
+                        rel.grants.push(grant);
+                    }
                 }
             }
             Statement::Defaults => {
@@ -430,6 +435,10 @@ impl Builder {
             partition_key: c.opt_string(10)?,
             inherits: Vec::new(),
         };
+        // relnatts counts dropped columns too: at most a little more than needed.
+        let natts = c.num::<usize>(11)?.min(1600);
+        let mut relation = relation;
+        relation.columns.reserve_exact(natts);
         self.by_oid.insert(oid, self.rels.len());
         self.rels.push(Rel {
             oid,
@@ -437,11 +446,12 @@ impl Builder {
             access,
             is_partition: c.bool(8)?,
             relation,
-            attnums: Vec::new(),
-            grants: Vec::new(),
+            attnums: Vec::with_capacity(natts),
+            grants: if access == Access::Columns { Vec::with_capacity(natts) } else { Vec::new() },
             defaults: Vec::new(),
             column_comments: Vec::new(),
             indexes: Vec::new(),
+            taken: false,
         });
         Ok(())
     }
@@ -507,14 +517,14 @@ impl Builder {
                 None => top.push(i),
             }
         }
-        let mut slots: Vec<Option<(u32, Relation)>> =
-            self.rels.into_iter().map(|r| Some((r.namespace, r.relation))).collect();
         let mut by_schema: HashMap<u32, Vec<Relation>> = HashMap::new();
         for i in top {
-            if let Some((namespace, relation)) = assemble(i, &mut slots, &children, &schema_names, false) {
+            if let Some((namespace, relation)) = assemble(i, &mut self.rels, &children, &schema_names, false) {
                 by_schema.entry(namespace).or_default().push(relation);
             }
         }
+        drop(schema_names);
+        drop(std::mem::take(&mut self.rels));
 
         let mut schemas: Vec<Schema> = self
             .schemas
@@ -658,20 +668,23 @@ fn finish_relation(rel: &mut Rel) {
     }
 }
 
-/// Takes relation `i` out of `slots` with its partitions (recursively) nested under it.
+/// Takes relation `i` out of `rels` with its partitions (recursively) nested under it.
 fn assemble(
     i: usize,
-    slots: &mut [Option<(u32, Relation)>],
+    rels: &mut [Rel],
     children: &HashMap<usize, Vec<usize>>,
     schema_names: &HashMap<u32, &str>,
     nested: bool,
 ) -> Option<(u32, Relation)> {
-    let (namespace, mut relation) = slots.get_mut(i)?.take()?;
+    let rel = rels.get_mut(i).filter(|r| !r.taken)?;
+    rel.taken = true;
+    let namespace = rel.namespace;
+    let mut relation = std::mem::replace(&mut rel.relation, empty_relation());
     if nested {
         relation.schema = schema_names.get(&namespace).map(|s| s.to_string());
     }
     for child in children.get(&i).into_iter().flatten() {
-        if let Some((_, partition)) = assemble(*child, slots, children, schema_names, true) {
+        if let Some((_, partition)) = assemble(*child, rels, children, schema_names, true) {
             relation.partitions.push(partition);
         }
     }
@@ -681,4 +694,90 @@ fn assemble(
             relation.partitions.iter().filter_map(|p| p.size_bytes).reduce(|a, b| a.saturating_add(b));
     }
     Some((namespace, relation))
+}
+
+/// What a relation's slot holds once the relation has moved into the tree (allocates nothing).
+fn empty_relation() -> Relation {
+    Relation {
+        name: String::new(),
+        schema: None,
+        kind: RelationKind::Table,
+        owner: String::new(),
+        comment: None,
+        row_estimate: None,
+        size_bytes: None,
+        selectable: false,
+        columns_limited: false,
+        columns: Vec::new(),
+        primary_key: None,
+        unique: Vec::new(),
+        foreign_keys: Vec::new(),
+        indexes: Vec::new(),
+        partitions: Vec::new(),
+        partition_of: None,
+        partition_bound: None,
+        partition_key: None,
+        inherits: Vec::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn col(name: &str) -> Column {
+        Column {
+            name: name.into(),
+            type_name: "integer".into(),
+            nullable: true,
+            default: None,
+            comment: None,
+            identity: None,
+            generated: None,
+        }
+    }
+
+    fn rel(columns: &[(i16, &str)], access: Access) -> Rel {
+        let mut relation = empty_relation();
+        relation.columns = columns.iter().map(|(_, n)| col(n)).collect();
+        Rel {
+            oid: 1,
+            namespace: 1,
+            access,
+            is_partition: false,
+            relation,
+            attnums: columns.iter().map(|(a, _)| *a).collect(),
+            grants: if access == Access::Columns {
+                columns.iter().map(|(a, _)| Some(*a != 2)).collect()
+            } else {
+                Vec::new()
+            },
+            defaults: Vec::new(),
+            column_comments: Vec::new(),
+            indexes: Vec::new(),
+            taken: false,
+        }
+    }
+
+    #[test]
+    fn columns_arriving_out_of_order_are_sorted_with_their_grants() {
+        let mut r = rel(&[(3, "c"), (1, "a"), (2, "b")], Access::Columns);
+        r.sort_columns();
+        assert_eq!(r.attnums, vec![1, 2, 3]);
+        let names: Vec<&str> = r.relation.columns.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(names, vec!["a", "b", "c"]);
+        assert_eq!(r.grants, vec![Some(true), Some(false), Some(true)]);
+        assert_eq!(r.names(&[3, 1, 9]), vec!["c", "a", "#9"]);
+        finish_relation(&mut r);
+        let kept: Vec<&str> = r.relation.columns.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(kept, vec!["a", "c"], "only granted columns stay");
+    }
+
+    #[test]
+    fn an_unselectable_relation_keeps_nothing_but_its_name() {
+        let mut r = rel(&[(1, "a")], Access::None);
+        r.relation.primary_key = Some(vec!["a".into()]);
+        finish_relation(&mut r);
+        assert!(r.relation.columns.is_empty() && r.relation.primary_key.is_none());
+    }
 }

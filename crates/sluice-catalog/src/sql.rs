@@ -135,7 +135,7 @@ pub(crate) fn batch(features: Features, schemas: &[String]) -> Result<(String, V
         ),
     ));
     // oid, namespace, name, relkind, owner, access (t: table grant, c: some columns, n: none),
-    // row estimate, size, is partition, partition bound, partition key
+    // row estimate, size, is partition, partition bound, partition key, attribute count
     stmts.push((
         Statement::Relations,
         format!(
@@ -149,7 +149,7 @@ pub(crate) fn batch(features: Features, schemas: &[String]) -> Result<(String, V
              * pg_catalog.current_setting('block_size')::int8 END, \
              c.relispartition, \
              CASE WHEN c.relispartition THEN pg_catalog.pg_get_expr(c.relpartbound, 0) END, \
-             CASE WHEN c.relkind = 'p' THEN pg_catalog.pg_get_partkeydef(c.oid) END \
+             CASE WHEN c.relkind = 'p' THEN pg_catalog.pg_get_partkeydef(c.oid) END, c.relnatts \
              FROM pg_catalog.pg_class c WHERE c.relkind IN {KINDS} AND c.relnamespace IN ({usable})"
         ),
     ));
