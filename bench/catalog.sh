@@ -44,6 +44,9 @@ fi
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/sluice-bench-catalog.XXXXXX")
 chmod 755 "$work" # the server user must traverse it when we are root
+# A private copy: a build in the same target directory must not swap the binary mid-run.
+cp "$SLUICE_BIN" "$work/sluice"
+SLUICE_BIN="$work/sluice"
 if [ -z "${BENCH_URL:-}" ]; then
   cleanup() { "$KIT/pg-down.sh" "$work/data" --rm || true; rm -rf "$work"; }
   trap cleanup EXIT

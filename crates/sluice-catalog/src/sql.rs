@@ -6,8 +6,8 @@
 //!   only asks `has_column_privilege` for columns that carry their own ACL.
 //! - Defaults are deparsed with `pg_get_expr(adbin, 0)`: with a relation OID, PostgreSQL opens
 //!   (and briefly locks) the relation to name its columns, which costs ~6 µs a call and waits
-//!   behind `ACCESS EXCLUSIVE` locks. Only generated columns (which reference columns) and
-//!   partial-index predicates pay that.
+//!   behind `ACCESS EXCLUSIVE` locks (up to `lock_timeout`, then SQLSTATE 55P03). Only generated
+//!   columns (which reference columns), partial-index predicates and expression indexes pay that.
 //! - Constraint and index keys come back as attnum arrays and are named client-side from the
 //!   columns already fetched; only cross-schema foreign keys name their referenced columns in SQL
 //!   (the referenced table may be outside the discovered schemas).
