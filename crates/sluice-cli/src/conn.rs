@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use sluice_core::{parse_dsn, pgpass, Secret, SourceSpec, SpecError};
+use sluice_core::{parse_dsn, pgpass, HostKeyCheck, KeySource, Network, Secret, SourceSpec, SpecError, SshSpec};
 
 use crate::exit::Usage;
 
@@ -21,6 +21,80 @@ pub struct ConnArgs {
     /// endpoint.
     #[arg(long, value_name = "NAME")]
     pub tls_server_name: Option<String>,
+    /// How the database is reached: `direct`, or `private_endpoint` (dial the endpoint's DNS name,
+    /// verify the certificate against --tls-server-name). --ssh-host implies `ssh`.
+    #[arg(long, value_enum, value_name = "KIND")]
+    pub network: Option<NetworkKind>,
+    #[command(flatten)]
+    pub ssh: SshArgs,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NetworkKind {
+    Direct,
+    #[value(name = "private_endpoint", alias = "private-endpoint")]
+    PrivateEndpoint,
+}
+
+/// An SSH bastion in front of the database. Its host key is always verified: give the pinned
+/// fingerprint or a known_hosts file.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct SshArgs {
+    /// The bastion's host name; the database host is then resolved and dialled by the bastion.
+    #[arg(long, value_name = "HOST")]
+    pub ssh_host: Option<String>,
+    #[arg(long, value_name = "PORT", default_value_t = 22, requires = "ssh_host")]
+    pub ssh_port: u16,
+    #[arg(long, value_name = "USER", requires = "ssh_host")]
+    pub ssh_user: Option<String>,
+    /// Private key file (OpenSSH, PEM or PKCS#8; ed25519, ECDSA or RSA).
+    #[arg(long, value_name = "FILE", requires = "ssh_host")]
+    pub ssh_key: Option<PathBuf>,
+    /// A file whose first line is the key's passphrase.
+    #[arg(long, value_name = "FILE", requires = "ssh_key")]
+    pub ssh_key_passphrase_file: Option<PathBuf>,
+    /// The bastion's pinned host key fingerprint, as `ssh-keygen -lf` prints it (SHA256:…).
+    #[arg(long, value_name = "SHA256:…", requires = "ssh_host", conflicts_with = "ssh_known_hosts")]
+    pub ssh_host_key: Option<String>,
+    /// An OpenSSH known_hosts file that lists the bastion.
+    #[arg(long, value_name = "FILE", requires = "ssh_host")]
+    pub ssh_known_hosts: Option<PathBuf>,
+}
+
+impl SshArgs {
+    /// The bastion, when one is given. Missing pieces are invocation errors naming the flag.
+    fn spec(&self) -> Result<Option<SshSpec>, Usage> {
+        let Some(host) = &self.ssh_host else { return Ok(None) };
+        let user = self.ssh_user.clone().ok_or_else(|| Usage::new("--ssh-user is required with --ssh-host", None))?;
+        let key = self.ssh_key.clone().ok_or_else(|| {
+            Usage::new(
+                "--ssh-key is required with --ssh-host",
+                Some("give the private key file the bastion accepts".to_string()),
+            )
+        })?;
+        let host_key = match (&self.ssh_host_key, &self.ssh_known_hosts) {
+            (Some(fp), _) => HostKeyCheck::Fingerprint(fp.clone()),
+            (None, Some(file)) => HostKeyCheck::KnownHosts(file.clone()),
+            (None, None) => {
+                return Err(Usage::new(
+                    "the bastion's host key must be pinned: give --ssh-host-key SHA256:… or --ssh-known-hosts FILE",
+                    Some("on a trusted machine: ssh-keyscan BASTION | ssh-keygen -lf -".to_string()),
+                ))
+            }
+        };
+        let passphrase = match &self.ssh_key_passphrase_file {
+            Some(path) => Some(read_secret_file(path, "--ssh-key-passphrase-file")?),
+            None => None,
+        };
+        Ok(Some(SshSpec {
+            host: host.clone(),
+            port: self.ssh_port,
+            user,
+            private_key: Some(KeySource::File(key)),
+            passphrase,
+            host_key,
+        }))
+    }
 }
 
 impl ConnArgs {
@@ -42,6 +116,15 @@ impl ConnArgs {
         if let Some(name) = &self.tls_server_name {
             spec.tls_server_name = Some(name.clone());
         }
+        match (self.ssh.spec()?, self.network) {
+            (Some(_), Some(NetworkKind::PrivateEndpoint)) => {
+                return Err(Usage::new("--network private_endpoint and --ssh-host exclude each other", None))
+            }
+            (Some(ssh), _) => spec.network = Network::Ssh(ssh),
+            (None, Some(NetworkKind::PrivateEndpoint)) => spec.network = Network::PrivateEndpoint,
+            (None, Some(NetworkKind::Direct)) => spec.network = Network::Direct,
+            (None, None) => {}
+        }
         if spec.password.is_none() {
             spec.password = pgpass_password(&spec);
         }
@@ -49,18 +132,24 @@ impl ConnArgs {
     }
 }
 
-fn read_password_file(path: &Path) -> Result<Secret, Usage> {
+/// The first line of a password file; an unreadable or empty file is a bad invocation.
+pub(crate) fn read_password_file(path: &Path) -> Result<Secret, Usage> {
+    read_secret_file(path, "--password-file")
+}
+
+/// The first line of a secret file; the flag is named in every error.
+fn read_secret_file(path: &Path, flag: &str) -> Result<Secret, Usage> {
     let text = std::fs::read_to_string(path).map_err(|e| {
         Usage::new(
-            format!("--password-file: cannot read {}: {e}", path.display()),
-            Some("give a readable file whose first line is the password".to_string()),
+            format!("{flag}: cannot read {}: {e}", path.display()),
+            Some("give a readable file whose first line is the secret".to_string()),
         )
     })?;
     let line = text.lines().next().unwrap_or("");
     if line.is_empty() {
         return Err(Usage::new(
-            format!("--password-file: {} is empty", path.display()),
-            Some("write the password on the first line".to_string()),
+            format!("{flag}: {} is empty", path.display()),
+            Some("write the secret on the first line".to_string()),
         ));
     }
     Ok(Secret::new(line))

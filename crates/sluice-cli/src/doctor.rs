@@ -12,9 +12,17 @@ use crate::exit;
 pub struct Args {
     #[command(flatten)]
     conn: ConnArgs,
+    /// A schema to audit (repeatable); each one named must exist and be usable. Default: every
+    /// schema but pg_catalog, information_schema and pg_toast.
+    #[arg(long = "schema", value_name = "SCHEMA")]
+    schemas: Vec<String>,
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Human)]
     format: Format,
+    /// Print, instead of the report, one SQL script with every privilege fix the report suggests,
+    /// for a superuser to run with psql (idempotent, in one transaction).
+    #[arg(long, conflicts_with = "format")]
+    fix_sql: bool,
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -25,15 +33,31 @@ pub enum Format {
 
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let spec = args.conn.resolve()?;
-    let report = sluice_doctor::run(DoctorInput { spec, schemas: Vec::new() }).await;
-    let text = match args.format {
-        Format::Json => report.to_json() + "\n",
-        Format::Human => render_human(&report, std::io::stdout().is_terminal()),
+    let report = sluice_doctor::run(DoctorInput { spec, schemas: args.schemas }).await;
+    let text = if args.fix_sql {
+        eprintln!("{}", fix_sql_note(&report));
+        report.fix_sql()
+    } else {
+        match args.format {
+            Format::Json => report.to_json() + "\n",
+            Format::Human => render_human(&report, std::io::stdout().is_terminal()),
+        }
     };
     let mut out = std::io::stdout().lock();
     // A closed pipe (`sluice doctor | head`) is not an error worth a message.
     let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
     Ok(if report.ok { ExitCode::SUCCESS } else { exit::FAILURE })
+}
+
+/// One line on stderr next to `--fix-sql`'s script, so the verdict is not lost.
+fn fix_sql_note(report: &Report) -> String {
+    let count = |s: Status| report.checks.iter().filter(|c| c.status == s).count();
+    let (fail, warn) = (count(Status::Fail), count(Status::Warn));
+    let failed: Vec<&str> = report.checks.iter().filter(|c| c.status == Status::Fail).map(|c| c.id).collect();
+    format!(
+        "sluice doctor: {fail} check(s) failed{}, {warn} warned; the fix script for the privilege checks is on stdout",
+        if failed.is_empty() { String::new() } else { format!(" ({})", failed.join(", ")) }
+    )
 }
 
 /// The report for a person: one line per check, details and fixes indented below.

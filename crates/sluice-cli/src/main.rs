@@ -8,6 +8,7 @@ mod catalog;
 mod conn;
 mod doctor;
 mod exit;
+mod setup;
 
 use std::process::ExitCode;
 
@@ -23,9 +24,12 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Check a source stage by stage (config, dns, tcp, ssh, tls, auth, server_version) and say
-    /// what to fix.
+    /// Check a source stage by stage (config, dns, tcp, ssh, tls, auth, server_version), then
+    /// audit the user's privileges (read_only, schema_usage, table_select, default_privileges…),
+    /// and say what to fix.
     Doctor(doctor::Args),
+    /// Print the SQL a DBA runs (as a superuser, with psql) to create Sluice's read-only role.
+    SetupSql(setup::Args),
     /// Discover every schema, table, view and column the user can see (`catalog diff OLD NEW`
     /// compares two snapshots).
     Catalog(catalog::Args),
@@ -59,6 +63,7 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Doctor(args) => doctor::run(args).await,
+            Command::SetupSql(args) => setup::run(args),
             Command::Catalog(args) => catalog::run(args).await,
         }
     });

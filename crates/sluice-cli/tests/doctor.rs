@@ -50,6 +50,8 @@ fn doctor_reports_each_stage_as_json_and_text() {
     })
     .expect("cluster");
     cluster.create_login("ro", PW).expect("role");
+    // Before PostgreSQL 15 every role may create tables in schema public, which read_only fails.
+    cluster.psql("postgres", "REVOKE CREATE ON SCHEMA public FROM PUBLIC;").expect("revoke");
     let dir = tempfile::tempdir().expect("dir");
     let ca_file = dir.path().join("ca.pem");
     std::fs::write(&ca_file, &ca.cert_pem).expect("ca file");
@@ -69,7 +71,25 @@ fn doctor_reports_each_stage_as_json_and_text() {
     assert_eq!(out.status.code(), Some(0), "{report:#}");
     assert_eq!(report["ok"], true);
     let ids: Vec<&str> = report["checks"].as_array().expect("checks").iter().filter_map(|c| c["id"].as_str()).collect();
-    assert_eq!(ids, ["config", "dns", "tcp", "ssh", "tls", "auth", "server_version"]);
+    assert_eq!(
+        ids,
+        [
+            "config",
+            "dns",
+            "tcp",
+            "ssh",
+            "tls",
+            "auth",
+            "server_version",
+            "database_connect",
+            "read_only",
+            "role_attributes",
+            "schema_usage",
+            "table_select",
+            "default_privileges",
+            "audit_logging"
+        ]
+    );
     for (id, want) in [
         ("config", "pass"),
         ("dns", "pass"),
@@ -136,6 +156,7 @@ fn doctor_reports_each_stage_as_json_and_text() {
 fn doctor_reads_pgpass_like_libpq() {
     let cluster = Cluster::start_default().expect("cluster");
     cluster.create_login("ro", PW).expect("role");
+    cluster.psql("postgres", "REVOKE CREATE ON SCHEMA public FROM PUBLIC;").expect("revoke");
     let dir = tempfile::tempdir().expect("dir");
     let pgpass = dir.path().join(".pgpass");
     std::fs::write(&pgpass, format!("127.0.0.1:{}:postgres:ro:{PW}\n", cluster.port())).expect("pgpass");

@@ -3,12 +3,12 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use sluice_core::{HostPort, SessionAttrs, SourceSpec, SslMode};
+use sluice_core::{HostPort, Network, SessionAttrs, SourceSpec, SslMode};
 use tokio_postgres::config::SslMode as DriverSslMode;
 
 use crate::session::{CancelHandle, ReadOnlySession, SessionSettings};
 use crate::tls::{TlsInfo, TlsSetup};
-use crate::{ConnectError, Dialer, Stage};
+use crate::{ConnectError, Dialer, SshTunnel, Stage};
 
 /// Opens read-only sessions to one source. Built once per source (it reads certificates and keys
 /// then) and shared: it is cheap to clone.
@@ -21,10 +21,17 @@ pub struct Connector {
 }
 
 impl Connector {
-    /// A connector that dials the hosts directly (also right for `private_endpoint`).
+    /// A connector for the spec's `network`: direct TCP for `direct` and `private_endpoint`
+    /// (the endpoint's name is dialled, the certificate checked against `tls_server_name`), an
+    /// [`SshTunnel`] for `ssh` (its key and known_hosts file are read now).
     pub fn new(spec: SourceSpec) -> Result<Connector, ConnectError> {
+        spec.validate()?;
         let timeout = Duration::from_secs(spec.connect_timeout_secs);
-        Connector::with_dialer(spec, Dialer::Direct { timeout })
+        let dialer = match &spec.network {
+            Network::Direct | Network::PrivateEndpoint => Dialer::Direct { timeout },
+            Network::Ssh(ssh) => Dialer::Tunnel(Arc::new(SshTunnel::new(ssh, timeout)?)),
+        };
+        Connector::with_dialer(spec, dialer)
     }
 
     /// A connector whose streams come from `dialer` (an SSH tunnel, say).
@@ -171,9 +178,18 @@ impl Connector {
             Ok(Ok(Err(e))) => return Err(self.classify(&host, &e)),
             Ok(Ok(Ok(pair))) => pair,
         };
+        let connection_error = Arc::new(Mutex::new(None::<String>));
+        let slot = connection_error.clone();
         let task = tokio::spawn(async move {
             if let Err(e) = connection.await {
                 tracing::debug!("session connection ended: {e}");
+                let reason = match std::error::Error::source(&e) {
+                    Some(cause) => cause.to_string(),
+                    None => e.to_string(),
+                };
+                if let Ok(mut slot) = slot.lock() {
+                    *slot = Some(reason);
+                }
             }
         });
         let tls_info = info.lock().ok().and_then(|i| i.clone());
@@ -184,7 +200,16 @@ impl Connector {
             host: host.clone(),
             server_name,
         };
-        ReadOnlySession::establish(client, task, host, tls_info, cancel, self.settings.clone()).await
+        ReadOnlySession::establish(
+            client,
+            (task, connection_error),
+            host,
+            tls_info,
+            cancel,
+            self.settings.clone(),
+            self.spec.pgbouncer,
+        )
+        .await
     }
 
     fn classify(&self, host: &HostPort, e: &tokio_postgres::Error) -> ConnectError {

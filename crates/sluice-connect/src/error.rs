@@ -67,6 +67,44 @@ impl fmt::Display for TlsFailure {
     }
 }
 
+/// Which part of the SSH bastion path failed; each needs a different fix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SshFailure {
+    /// The bastion's name does not resolve or its port does not accept TCP.
+    Unreachable,
+    /// Something answered but the SSH handshake did not complete (not an SSH server, or it
+    /// dropped the connection).
+    Handshake,
+    /// The bastion's host key is not pinned and not in the known_hosts file.
+    HostKeyUnknown,
+    /// The bastion presented another key than the pinned / known one (or a revoked one).
+    HostKeyMismatch,
+    /// The bastion refused the client key.
+    AuthRefused,
+    /// The bastion refuses to forward to the database (`AllowTcpForwarding`, `PermitOpen`).
+    ForwardingRefused,
+    /// The bastion tried, and could not connect to the database.
+    TargetUnreachable,
+    /// An established SSH session died (keep-alives unanswered, connection reset).
+    Lost,
+}
+
+impl SshFailure {
+    pub fn id(self) -> &'static str {
+        match self {
+            SshFailure::Unreachable => "unreachable",
+            SshFailure::Handshake => "handshake",
+            SshFailure::HostKeyUnknown => "host_key_unknown",
+            SshFailure::HostKeyMismatch => "host_key_mismatch",
+            SshFailure::AuthRefused => "auth_refused",
+            SshFailure::ForwardingRefused => "forwarding_refused",
+            SshFailure::TargetUnreachable => "target_unreachable",
+            SshFailure::Lost => "lost",
+        }
+    }
+}
+
 /// Everything that can stop Sluice from handing out a read-only session.
 #[derive(Debug, thiserror::Error)]
 pub enum ConnectError {
@@ -81,7 +119,7 @@ pub enum ConnectError {
     #[error("{addr} is not a PostgreSQL server: {detail}")]
     NotPostgres { addr: String, detail: String },
     #[error("ssh: {message}")]
-    Ssh { message: String, hint: String },
+    Ssh { failure: SshFailure, message: String, hint: String },
     #[error("the server at {addr} does not support TLS")]
     TlsUnsupported { addr: String },
     #[error("TLS handshake with {addr} failed: {failure}")]
@@ -132,7 +170,7 @@ impl UserFacing for ConnectError {
     fn kind(&self) -> ErrorKind {
         match self {
             ConnectError::Spec(_) | ConnectError::Config { .. } => ErrorKind::Config,
-            ConnectError::Auth { .. } => ErrorKind::Auth,
+            ConnectError::Auth { .. } | ConnectError::Ssh { failure: SshFailure::AuthRefused, .. } => ErrorKind::Auth,
             ConnectError::Server { .. } | ConnectError::Session { .. } => ErrorKind::Database,
             ConnectError::Timeout { .. } | ConnectError::PoolTimeout { .. } => ErrorKind::Timeout,
             _ => ErrorKind::Network,

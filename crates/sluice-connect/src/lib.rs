@@ -1,11 +1,15 @@
 //! Opening verified, read-only PostgreSQL sessions to a customer's database.
 //!
 //! The flow for one session (see ARCHITECTURE.md, "connect"):
-//! [`Dialer`] yields a byte stream (direct TCP, a private endpoint, or a [`Tunnel`] such as an SSH
-//! channel) → [`tls`] wraps it per libpq's sslmode with Sluice's own rustls verifiers →
+//! [`Dialer`] yields a byte stream (direct TCP, a private endpoint, or a [`Tunnel`] such as an
+//! [`SshTunnel`]'s `direct-tcpip` channel) → [`tls`] wraps it per libpq's sslmode with Sluice's
+//! own rustls verifiers, checking the database's own name even through a bastion →
 //! tokio-postgres authenticates over it (`connect_raw`) → [`ReadOnlySession`] applies the
-//! read-only settings and only then hands the client out. [`Pool`] caps how many sessions one
-//! source may hold; [`CancelHandle`] sends cancel requests down the same dialer and TLS.
+//! read-only settings and only then hands the client out; work runs in a
+//! [`ReadOnlyTransaction`], which also keeps sessions correct behind PgBouncer in transaction
+//! mode. [`Pool`] caps how many sessions one source may hold; [`CancelHandle`] sends cancel
+//! requests down the same dialer and TLS. [`Connector::new`] picks the dialer from the spec's
+//! `network`; [`SshTunnel::check_stages`] reports the bastion steps one by one for the doctor.
 //!
 //! Must not do: parse connection strings (that is `sluice-core`), run user SQL or decide what
 //! SQL is allowed (that is `sluice-query`), or print anything.
@@ -14,14 +18,18 @@ mod connector;
 mod error;
 mod pool;
 mod session;
+mod ssh;
 pub mod tls;
+mod transaction;
 mod transport;
 
 pub use connector::Connector;
-pub use error::{ConnectError, Stage, TlsFailure};
+pub use error::{ConnectError, SshFailure, Stage, TlsFailure};
 pub use pool::{Pool, PoolOptions, PooledSession};
 pub use session::{CancelHandle, ReadOnlySession, SessionInfo, SessionSettings};
+pub use ssh::{Keepalive, SshStage, SshStageReport, SshTunnel};
 pub use tls::TlsInfo;
+pub use transaction::ReadOnlyTransaction;
 pub use transport::{probe_postgres, resolve, tcp_connect, BoxedStream, Dialer, Stream, Tunnel};
 
 /// The driver Sluice is built on, re-exported so the crates above use exactly this version.

@@ -2,7 +2,7 @@
 //! `max_connections`. A session is reset (see [`ReadOnlySession::reset`]) before it is handed out
 //! again; one that cannot be reset, or whose connection died, is closed and replaced.
 
-use std::ops::Deref;
+use std::ops::{Deref, DerefMut};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -70,8 +70,8 @@ impl Pool {
             Ok(Ok(p)) => p,
             _ => return Err(ConnectError::PoolTimeout { secs: timeout.as_secs(), max: self.inner.options.max_size }),
         };
-        while let Some(session) = self.pop_idle() {
-            if session.is_closed() {
+        while let Some(mut session) = self.pop_idle() {
+            if !session.is_reusable() {
                 continue;
             }
             match session.reset().await {
@@ -118,10 +118,17 @@ impl Deref for PooledSession {
     }
 }
 
+impl DerefMut for PooledSession {
+    fn deref_mut(&mut self) -> &mut ReadOnlySession {
+        // Present from construction until drop.
+        self.session.as_mut().expect("a pooled session is present until dropped")
+    }
+}
+
 impl Drop for PooledSession {
     fn drop(&mut self) {
         if let Some(session) = self.session.take() {
-            if !self.discard && !session.is_closed() {
+            if !self.discard && session.is_reusable() {
                 if let Ok(mut idle) = self.pool.idle.lock() {
                     idle.push(session);
                 }

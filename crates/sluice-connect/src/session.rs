@@ -28,6 +28,17 @@ impl Default for SessionSettings {
 }
 
 impl SessionSettings {
+    /// The same limits for one transaction only (`SET LOCAL`): what PgBouncer mode relies on.
+    pub(crate) fn set_local_sql(&self) -> String {
+        format!(
+            "SET LOCAL statement_timeout = {}; SET LOCAL lock_timeout = {}; \
+             SET LOCAL idle_in_transaction_session_timeout = {};",
+            self.statement_timeout.as_millis(),
+            self.lock_timeout.as_millis(),
+            self.idle_in_transaction_timeout.as_millis()
+        )
+    }
+
     /// The `SET` statements that make a session Sluice's: read-only by default, bounded in time.
     fn set_sql(&self) -> String {
         format!(
@@ -54,16 +65,35 @@ pub struct SessionInfo {
     /// The server's `default_transaction_read_only` before Sluice's own `SET`.
     pub server_default_read_only: bool,
     pub tls: Option<TlsInfo>,
+    /// Opened in PgBouncer mode (see [`ReadOnlySession::read_only_transaction`]); `backend_pid`
+    /// is then only that of the server connection that answered the first query.
+    pub pgbouncer: bool,
 }
 
-/// A session whose every transaction is read-only by default and whose time is bounded. The
-/// only way to get one is [`crate::Connector::connect`], which applies the settings first.
+/// A session whose every transaction is read-only and whose time is bounded. The only way to get
+/// one is [`crate::Connector::connect`], which applies the settings first.
+///
+/// Run work in [`ReadOnlySession::read_only_transaction`]. Directly connected sessions are also
+/// read-only at session level (`default_transaction_read_only = on`, confirmed by the server), so
+/// [`ReadOnlySession::client`] is safe on its own there. Behind PgBouncer in transaction mode
+/// (`pgbouncer = true` on the source) nothing survives a transaction — each one may run on
+/// another server connection — so Sluice sets nothing at session level and the transaction is
+/// the only guard: use the client only inside one.
 pub struct ReadOnlySession {
-    client: Client,
+    pub(crate) client: Client,
     info: SessionInfo,
     cancel: CancelHandle,
-    settings: SessionSettings,
+    pub(crate) settings: SessionSettings,
     connection: JoinHandle<()>,
+    connection_error: Arc<Mutex<Option<String>>>,
+    pub(crate) pgbouncer: bool,
+    /// A transaction was begun and not yet ended (its guard was dropped, or ending it failed).
+    pub(crate) in_transaction: bool,
+    /// The session can no longer be trusted to leave shared server connections clean.
+    pub(crate) poisoned: bool,
+    /// PgBouncer mode: the driver's cached type-lookup statements, re-prepared in every
+    /// transaction (see `transaction.rs`).
+    pub(crate) replay: Vec<crate::transaction::Replay>,
 }
 
 impl std::fmt::Debug for ReadOnlySession {
@@ -76,24 +106,28 @@ impl ReadOnlySession {
     /// Applies the read-only settings on a freshly authenticated client and reads what the
     /// session needs to know. Fails (and the client is dropped) unless the server confirms
     /// `default_transaction_read_only = on`.
+    /// In PgBouncer mode nothing is set (a session-level `SET` would land on whichever server
+    /// connection answers, and stay there for other clients).
     pub(crate) async fn establish(
         client: Client,
-        connection: JoinHandle<()>,
+        connection: (JoinHandle<()>, Arc<Mutex<Option<String>>>),
         host: HostPort,
         tls: Option<TlsInfo>,
         cancel: CancelHandle,
         settings: SessionSettings,
+        pgbouncer: bool,
     ) -> Result<ReadOnlySession, ConnectError> {
-        let sql = format!(
-            "SELECT pg_is_in_recovery()::text, current_setting('default_transaction_read_only'), \
-             current_setting('server_version_num'), current_setting('server_version'), pg_backend_pid()::text; \
-             {} SHOW default_transaction_read_only;",
-            settings.set_sql()
-        );
+        let facts_sql = "SELECT pg_is_in_recovery()::text, current_setting('default_transaction_read_only'), \
+             current_setting('server_version_num'), current_setting('server_version'), pg_backend_pid()::text;";
+        let sql = if pgbouncer {
+            facts_sql.to_string()
+        } else {
+            format!("{facts_sql} {} SHOW default_transaction_read_only;", settings.set_sql())
+        };
         let rows = text_rows(&client, &sql).await?;
         let facts = rows.first().ok_or_else(|| session_err("the server returned no session facts"))?;
         let confirm = rows.last().and_then(|r| r.first()).map(String::as_str);
-        if confirm != Some("on") {
+        if !pgbouncer && confirm != Some("on") {
             return Err(session_err("the server did not confirm default_transaction_read_only = on"));
         }
         let field = |i: usize| facts.get(i).cloned().unwrap_or_default();
@@ -106,8 +140,20 @@ impl ReadOnlySession {
             server_version: field(3),
             backend_pid: field(4).parse().unwrap_or(0),
             tls,
+            pgbouncer,
         };
-        Ok(ReadOnlySession { client, info, cancel, settings, connection })
+        Ok(ReadOnlySession {
+            client,
+            info,
+            cancel,
+            settings,
+            connection: connection.0,
+            connection_error: connection.1,
+            pgbouncer,
+            in_transaction: false,
+            poisoned: false,
+            replay: Vec::new(),
+        })
     }
 
     /// The driver client, for the crates that run SQL. Every transaction it starts is read-only
@@ -129,11 +175,35 @@ impl ReadOnlySession {
         self.client.is_closed()
     }
 
+    /// Whether the session may be handed out again: open, and trusted to keep shared server
+    /// connections clean.
+    pub fn is_reusable(&self) -> bool {
+        !self.client.is_closed() && !self.poisoned
+    }
+
+    /// Why the connection to the server ended, once it has — e.g. that the SSH session to the
+    /// bastion died. The driver's own error for the interrupted query only says "connection
+    /// closed".
+    pub fn connection_error(&self) -> Option<String> {
+        self.connection_error.lock().ok().and_then(|e| e.clone())
+    }
+
     /// Returns the session to the state `establish` left it in: ends any transaction, resets every
     /// setting, role, cursor, listener, advisory lock, temporary object and sequence cache, then
     /// re-applies the read-only settings. Fails when SQL-level prepared statements exist (the
-    /// session is then discarded rather than reused).
-    pub(crate) async fn reset(&self) -> Result<(), ConnectError> {
+    /// session is then discarded rather than reused). In PgBouncer mode only the open
+    /// transaction, if any, is ended: there is no session state to reset.
+    pub(crate) async fn reset(&mut self) -> Result<(), ConnectError> {
+        if self.poisoned {
+            return Err(session_err("the session was marked unusable"));
+        }
+        if self.pgbouncer {
+            if self.in_transaction {
+                self.finish(false).await?;
+            }
+            return Ok(());
+        }
+        self.in_transaction = false;
         let sql = format!(
             "ROLLBACK; BEGIN READ WRITE; RESET ALL; SET SESSION AUTHORIZATION DEFAULT; CLOSE ALL; UNLISTEN *; \
              SELECT pg_advisory_unlock_all(); DISCARD TEMP; DISCARD SEQUENCES; COMMIT; {} \
@@ -160,7 +230,7 @@ impl Drop for ReadOnlySession {
     }
 }
 
-fn session_err(message: &str) -> ConnectError {
+pub(crate) fn session_err(message: &str) -> ConnectError {
     ConnectError::Session { message: message.to_string() }
 }
 

@@ -372,3 +372,26 @@ async fn target_session_attrs_skips_hosts() {
     assert!(matches!(e, ConnectError::NoMatchingHost { .. }), "{e:?}");
     assert!(e.to_string().contains("is a primary"), "{e}");
 }
+
+#[tokio::test]
+async fn a_private_endpoint_is_dialled_by_its_name_and_verified_by_the_databases() {
+    // The endpoint's address (here 127.0.0.1) is not on the certificate; the database's own
+    // name (`localhost`) is, and tls_server_name carries it.
+    let srv = tls_server();
+    let mut s = spec("127.0.0.1", srv.cluster.port(), "ro", SslMode::VerifyFull);
+    s.network = sluice_core::Network::PrivateEndpoint;
+    s.sslrootcert = Some(CertSource::Pem(srv.ca.cert_pem.clone()));
+    let e = expect_err(connect(s.clone()).await);
+    assert_eq!(e.stage(), Stage::Config, "{e:?}");
+    assert!(e.to_string().contains("tls_server_name"), "{e}");
+
+    s.tls_server_name = Some("localhost".into());
+    let session = connect(s.clone()).await.expect("verify-full via the endpoint");
+    assert_eq!(session.info().tls.as_ref().map(|t| t.verified), Some("chain+name"));
+    // The cancel request takes the same path.
+    session.cancel_handle().cancel().await.expect("cancel");
+
+    s.tls_server_name = Some("db.other.example".into());
+    let e = expect_err(connect(s).await);
+    assert!(matches!(e, ConnectError::Tls { failure: TlsFailure::NameMismatch { .. }, .. }), "{e:?}");
+}

@@ -55,21 +55,23 @@ impl fmt::Display for ParamSource {
     }
 }
 
-/// The parameters Sluice accepts, with the `PG*` variable that supplies each one's default.
-const ACCEPTED: &[(&str, &str)] = &[
-    ("host", "PGHOST"),
-    ("port", "PGPORT"),
-    ("dbname", "PGDATABASE"),
-    ("user", "PGUSER"),
-    ("password", "PGPASSWORD"),
-    ("sslmode", "PGSSLMODE"),
-    ("sslrootcert", "PGSSLROOTCERT"),
-    ("sslcert", "PGSSLCERT"),
-    ("sslkey", "PGSSLKEY"),
-    ("connect_timeout", "PGCONNECT_TIMEOUT"),
-    ("application_name", "PGAPPNAME"),
-    ("target_session_attrs", "PGTARGETSESSIONATTRS"),
-    ("tls_server_name", "PGTLSSERVERNAME"),
+/// The parameters Sluice accepts, with the `PG*` variable that supplies each one's default
+/// (`pgbouncer` is Sluice's own and has none).
+const ACCEPTED: &[(&str, Option<&str>)] = &[
+    ("host", Some("PGHOST")),
+    ("port", Some("PGPORT")),
+    ("dbname", Some("PGDATABASE")),
+    ("user", Some("PGUSER")),
+    ("password", Some("PGPASSWORD")),
+    ("sslmode", Some("PGSSLMODE")),
+    ("sslrootcert", Some("PGSSLROOTCERT")),
+    ("sslcert", Some("PGSSLCERT")),
+    ("sslkey", Some("PGSSLKEY")),
+    ("connect_timeout", Some("PGCONNECT_TIMEOUT")),
+    ("application_name", Some("PGAPPNAME")),
+    ("target_session_attrs", Some("PGTARGETSESSIONATTRS")),
+    ("tls_server_name", Some("PGTLSSERVERNAME")),
+    ("pgbouncer", None),
 ];
 
 /// `PG*` variables that libpq would honour but Sluice refuses, with the reason.
@@ -82,7 +84,7 @@ fn refusal(key: &str) -> SpecError {
         "passfile" => "only ~/.pgpass is read; give the password with a password file option instead",
         "hostaddr" => "give the address as host (and tls_server_name for the certificate name)",
         "requiressl" => "use sslmode=require",
-        _ => "Sluice accepts only host, port, dbname, user, password, sslmode, sslrootcert, sslcert, sslkey, connect_timeout, application_name, target_session_attrs and tls_server_name",
+        _ => "Sluice accepts only host, port, dbname, user, password, sslmode, sslrootcert, sslcert, sslkey, connect_timeout, application_name, target_session_attrs, tls_server_name and pgbouncer",
     };
     SpecError {
         field: "connection string",
@@ -123,6 +125,7 @@ pub fn parse_dsn(dsn: Option<&str>, env: &dyn Fn(&str) -> Option<String>) -> Res
         }
     }
     for (key, var) in ACCEPTED {
+        let Some(var) = var else { continue };
         if !params.contains_key(*key) {
             if let Some(v) = env(var).filter(|v| !v.is_empty()) {
                 params.insert((*key).to_string(), v);
@@ -211,6 +214,19 @@ fn build(p: &BTreeMap<String, String>) -> Result<SourceSpec, SpecError> {
             .map_err(|e| SpecError::new("target_session_attrs", e, "e.g. target_session_attrs=read-write"))?;
     }
     spec.tls_server_name = p.get("tls_server_name").cloned();
+    if let Some(v) = p.get("pgbouncer") {
+        spec.pgbouncer = match v.to_ascii_lowercase().as_str() {
+            "true" | "on" | "yes" | "1" => true,
+            "false" | "off" | "no" | "0" => false,
+            _ => {
+                return Err(SpecError::new(
+                    "pgbouncer",
+                    format!("`{v}` is not true or false"),
+                    "use pgbouncer=true when the host is PgBouncer in transaction pooling mode",
+                ))
+            }
+        };
+    }
     Ok(spec)
 }
 
@@ -392,6 +408,23 @@ mod tests {
         assert_eq!(s.application_name, "bi");
         assert_eq!(s.connect_timeout_secs, 3);
         assert_eq!(s.network, Network::Direct);
+        assert!(!s.pgbouncer);
+    }
+
+    #[test]
+    fn pgbouncer_mode() {
+        assert!(parse("host=h user=u pgbouncer=true").expect("valid").pgbouncer);
+        assert!(parse("postgresql://u@h/db?pgbouncer=on").expect("valid").pgbouncer);
+        assert!(!parse("host=h user=u pgbouncer=false").expect("valid").pgbouncer);
+        assert_eq!(parse("host=h user=u pgbouncer=maybe").map_err(|e| e.field), Err("pgbouncer"));
+        // It has no PG* variable: the environment cannot switch it on.
+        let env = |k: &str| match k {
+            "PGHOST" => Some("h".to_string()),
+            "PGUSER" => Some("u".to_string()),
+            "PGPGBOUNCER" | "PGBOUNCER" => Some("true".to_string()),
+            _ => None,
+        };
+        assert!(!parse_dsn(None, &env).expect("valid").pgbouncer);
     }
 
     #[test]

@@ -47,6 +47,12 @@ pub struct SourceSpec {
     pub network: Network,
     #[serde(default)]
     pub target_session_attrs: SessionAttrs,
+    /// The host is PgBouncer in transaction pooling mode (or anything else that hands each
+    /// transaction a possibly different server connection). Sluice then keeps nothing at session
+    /// level: no `SET`, no named prepared statement outlives a transaction, and every unit of
+    /// work runs in its own `BEGIN READ ONLY` with `SET LOCAL` limits. Default false.
+    #[serde(default)]
+    pub pgbouncer: bool,
 }
 
 fn default_connect_timeout() -> u64 {
@@ -74,6 +80,7 @@ impl SourceSpec {
             application_name: DEFAULT_APPLICATION_NAME.to_string(),
             network: Network::Direct,
             target_session_attrs: SessionAttrs::Any,
+            pgbouncer: false,
         }
     }
 

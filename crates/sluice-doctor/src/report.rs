@@ -24,6 +24,13 @@ impl CheckId {
     pub const TLS: &'static str = "tls";
     pub const AUTH: &'static str = "auth";
     pub const SERVER_VERSION: &'static str = "server_version";
+    pub const DATABASE_CONNECT: &'static str = "database_connect";
+    pub const READ_ONLY: &'static str = "read_only";
+    pub const ROLE_ATTRIBUTES: &'static str = "role_attributes";
+    pub const SCHEMA_USAGE: &'static str = "schema_usage";
+    pub const TABLE_SELECT: &'static str = "table_select";
+    pub const DEFAULT_PRIVILEGES: &'static str = "default_privileges";
+    pub const AUDIT_LOGGING: &'static str = "audit_logging";
 }
 
 /// One line of the report.

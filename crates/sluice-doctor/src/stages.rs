@@ -2,7 +2,11 @@
 
 use std::time::{Duration, Instant};
 
-use sluice_connect::{probe_postgres, resolve, tcp_connect, ConnectError, Connector, ReadOnlySession, Stage};
+use std::sync::Arc;
+
+use sluice_connect::{
+    probe_postgres, resolve, tcp_connect, ConnectError, Connector, Dialer, ReadOnlySession, SshTunnel, Stage,
+};
 use sluice_core::{HostPort, Network, SourceSpec, SpecError, SslMode, UserFacing};
 
 use crate::report::{Check, CheckId, Report, SourceSummary, Status};
@@ -20,7 +24,8 @@ const MIN_SERVER_VERSION_NUM: u32 = 100_000;
 
 /// Runs every check that can run and returns the report.
 pub async fn run(input: DoctorInput) -> Report {
-    let (checks, session) = connection_stages(&input).await;
+    let (mut checks, session) = connection_stages(&input).await;
+    checks.extend(crate::privileges::checks(session.as_ref(), &input.schemas).await);
     let server_version = session.as_ref().map(|s| short_version(&s.info().server_version));
     Report::new(SourceSummary::of(input.spec.as_ref().ok()), server_version, checks)
 }
@@ -45,7 +50,28 @@ pub(crate) async fn connection_stages(input: &DoctorInput) -> (Vec<Check>, Optio
             return (checks, None);
         }
     };
-    let connector = match Connector::new(spec.clone()) {
+    let timeout = Duration::from_secs(spec.connect_timeout_secs);
+    // For a bastion, the doctor keeps its own handle on the tunnel to run the ssh stages on it.
+    let tunnel = match &spec.network {
+        Network::Ssh(ssh) => match SshTunnel::new(ssh, timeout) {
+            Ok(t) => Some(Arc::new(t)),
+            Err(e) => {
+                checks.push(Check::new(CheckId::CONFIG, Status::Fail, e.message()).fix(e.hint()).timed(started));
+                skip_rest(
+                    &mut checks,
+                    &[CheckId::DNS, CheckId::TCP, CheckId::SSH, CheckId::TLS, CheckId::AUTH, CheckId::SERVER_VERSION],
+                    "the source is not valid",
+                );
+                return (checks, None);
+            }
+        },
+        _ => None,
+    };
+    let built = match &tunnel {
+        Some(t) => Connector::with_dialer(spec.clone(), Dialer::Tunnel(t.clone())),
+        None => Connector::new(spec.clone()),
+    };
+    let connector = match built {
         Ok(c) => c,
         Err(e) => {
             checks.push(Check::new(CheckId::CONFIG, Status::Fail, e.message()).fix(e.hint()).timed(started));
@@ -59,22 +85,16 @@ pub(crate) async fn connection_stages(input: &DoctorInput) -> (Vec<Check>, Optio
     };
     checks.push(config_check(spec).timed(started));
 
-    let timeout = Duration::from_secs(spec.connect_timeout_secs);
-    let reachable = match &spec.network {
-        Network::Ssh(_) => {
-            // The bastion resolves and dials the database; the ssh stage reports on that path.
-            checks.push(Check::skip(CheckId::DNS, "resolved by the SSH bastion"));
-            checks.push(Check::skip(CheckId::TCP, "dialled by the SSH bastion"));
-            true
-        }
-        Network::Direct | Network::PrivateEndpoint => network_checks(spec, timeout, &mut checks).await,
+    // dns and tcp are about what Sluice itself dials: the database, or the bastion in front of it
+    // (which then resolves and dials the database; the ssh check reports on that part).
+    let reachable = match &tunnel {
+        Some(t) => network_checks(std::slice::from_ref(t.bastion()), false, timeout, &mut checks).await,
+        None => network_checks(&spec.hosts, true, timeout, &mut checks).await,
     };
-    match &spec.network {
-        Network::Ssh(_) => checks.push(
-            Check::new(CheckId::SSH, Status::Fail, "SSH tunnels are not available in this build")
-                .fix(Some("connect directly or through a private endpoint".into())),
-        ),
-        _ => checks.push(Check::skip(CheckId::SSH, "no SSH tunnel configured")),
+    match &tunnel {
+        Some(t) if reachable => checks.push(ssh_check(t, &spec.hosts).await),
+        Some(_) => checks.push(Check::skip(CheckId::SSH, "the bastion is not reachable")),
+        None => checks.push(Check::skip(CheckId::SSH, "no SSH tunnel configured")),
     }
     if !reachable || checks.iter().any(|c| c.id == CheckId::SSH && c.status == Status::Fail) {
         skip_rest(&mut checks, &[CheckId::TLS, CheckId::AUTH, CheckId::SERVER_VERSION], "the server is not reachable");
@@ -147,12 +167,40 @@ fn config_check(spec: &SourceSpec) -> Check {
     ))
 }
 
-/// dns and tcp for every host; returns whether any host is reachable as PostgreSQL.
-async fn network_checks(spec: &SourceSpec, timeout: Duration, checks: &mut Vec<Check>) -> bool {
+/// The bastion's stages (reach, host key, auth, forward) for every database host, as one check
+/// whose detail lists each stage.
+async fn ssh_check(tunnel: &SshTunnel, hosts: &[HostPort]) -> Check {
+    let started = Instant::now();
+    let mut lines = Vec::new();
+    let mut first_failure: Option<ConnectError> = None;
+    for host in hosts {
+        let reports = tunnel.check_stages(host).await;
+        for r in &reports {
+            match &r.outcome {
+                Ok(detail) => lines.push(format!("{} ({host}): {detail}", r.stage.id())),
+                Err(e) => lines.push(format!("{} ({host}): FAILED: {}", r.stage.id(), e.message())),
+            }
+        }
+        if first_failure.is_none() {
+            first_failure = reports.into_iter().find_map(|r| r.outcome.err());
+        }
+    }
+    let check = match first_failure {
+        Some(e) => Check::new(CheckId::SSH, Status::Fail, e.message()).fix(e.hint()),
+        None => {
+            Check::new(CheckId::SSH, Status::Pass, format!("the bastion {} forwards to the database", tunnel.bastion()))
+        }
+    };
+    check.detail(format!("key {}\n{}", tunnel.client_key_description(), lines.join("\n"))).timed(started)
+}
+
+/// dns and tcp for every host (probing that it is PostgreSQL when `probe_pg`); returns whether
+/// any host is reachable.
+async fn network_checks(hosts: &[HostPort], probe_pg: bool, timeout: Duration, checks: &mut Vec<Check>) -> bool {
     let started = Instant::now();
     let mut resolved: Vec<(HostPort, Vec<std::net::SocketAddr>)> = Vec::new();
     let mut dns_failures = Vec::new();
-    for host in &spec.hosts {
+    for host in hosts {
         match resolve(host, timeout).await {
             Ok(addrs) => resolved.push((host.clone(), addrs)),
             Err(e) => dns_failures.push(e),
@@ -185,6 +233,7 @@ async fn network_checks(spec: &SourceSpec, timeout: Duration, checks: &mut Vec<C
     for (host, addrs) in &resolved {
         match tcp_connect(addrs, timeout).await {
             Err(e) => failures.push(e),
+            Ok(_) if !probe_pg => reached.push(format!("{host} accepts TCP connections")),
             Ok(mut stream) => match probe_postgres(&mut stream, &host.to_string(), timeout).await {
                 Ok(offers_tls) => reached.push(format!(
                     "{host} answers as PostgreSQL (TLS {})",
@@ -209,9 +258,13 @@ async fn network_checks(spec: &SourceSpec, timeout: Duration, checks: &mut Vec<C
         }
         _ => {
             checks.push(
-                Check::new(CheckId::TCP, Status::Pass, "the server answers as PostgreSQL")
-                    .detail(reached.join("; "))
-                    .timed(started),
+                Check::new(
+                    CheckId::TCP,
+                    Status::Pass,
+                    if probe_pg { "the server answers as PostgreSQL" } else { "the bastion accepts TCP connections" },
+                )
+                .detail(reached.join("; "))
+                .timed(started),
             );
             true
         }

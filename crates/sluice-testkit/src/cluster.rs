@@ -129,6 +129,80 @@ impl Cluster {
         Ok(cluster)
     }
 
+    /// A hot standby streaming from `primary`, on its own port, with the same roles and data.
+    /// Built with `pg_basebackup -R` when the server binaries include it, else from a copy of
+    /// the primary's data directory taken while the primary is briefly stopped (the npm server
+    /// packages ship only initdb, pg_ctl and postgres). Returns once the standby streams.
+    pub fn start_standby_of(primary: &Cluster) -> crate::Result<Cluster> {
+        let dir = tempfile::Builder::new().prefix("sluice-pg-standby-").tempdir()?;
+        std::fs::set_permissions(dir.path(), std::os::unix::fs::PermissionsExt::from_mode(0o755))?;
+        let ids = match &primary.run_as {
+            Some(user) => Some(service_user_ids(user)?),
+            None => None,
+        };
+        if let Some(ids) = ids {
+            chown_tree(dir.path(), ids)?;
+        }
+        let data = dir.path().join("data");
+        let conninfo = format!(
+            "host=127.0.0.1 port={} user={SUPERUSER} password={SUPERUSER_PASSWORD} application_name=standby",
+            primary.port
+        );
+        let basebackup = primary.bin.join("pg_basebackup");
+        if basebackup.is_file() {
+            run(command_as(primary.run_as.as_deref(), &basebackup)
+                .arg("-d")
+                .arg(&conninfo)
+                .arg("-D")
+                .arg(&data)
+                .args(["-R", "-X", "stream", "-c", "fast", "--no-sync"]))
+            .map_err(|e| TestkitError::Other(format!("pg_basebackup: {e}")))?;
+        } else {
+            primary.stop()?;
+            let copied = copy_tree(&primary.data_dir(), &data);
+            primary.restart()?;
+            copied?;
+            let _ = std::fs::remove_file(data.join("postmaster.pid"));
+            let major: u32 = std::fs::read_to_string(data.join("PG_VERSION"))?
+                .trim()
+                .parse()
+                .map_err(|_| TestkitError::Other("unreadable PG_VERSION".into()))?;
+            let quoted = conninfo.replace('\'', "''");
+            if major >= 12 {
+                append(&data.join("postgresql.auto.conf"), &format!("primary_conninfo = '{quoted}'\n"))?;
+                std::fs::write(data.join("standby.signal"), "")?;
+            } else {
+                std::fs::write(
+                    data.join("recovery.conf"),
+                    format!("standby_mode = 'on'\nprimary_conninfo = '{quoted}'\n"),
+                )?;
+            }
+        }
+        if let Some(ids) = ids {
+            chown_tree(dir.path(), ids)?;
+        }
+        let mut standby = Cluster { dir, bin: primary.bin.clone(), port: 0, run_as: primary.run_as.clone() };
+        standby.start_on_free_port()?;
+        standby.spawn_watchdog();
+        let started = std::time::Instant::now();
+        loop {
+            let streaming = primary.psql(
+                "postgres",
+                "SELECT count(*) FROM pg_stat_replication WHERE application_name = 'standby' AND state = 'streaming';",
+            )?;
+            if streaming != "0" {
+                return Ok(standby);
+            }
+            if started.elapsed() > std::time::Duration::from_secs(60) {
+                return Err(TestkitError::Other(format!(
+                    "the standby did not start streaming\nstandby log:\n{}",
+                    standby.log()
+                )));
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    }
+
     fn start_on_free_port(&mut self) -> crate::Result<()> {
         let mut last = None;
         for _ in 0..5 {
@@ -296,6 +370,22 @@ fn write_private(path: &Path, contents: &str) -> crate::Result<()> {
     Ok(())
 }
 
+/// Copies a directory tree (files and directories; a data directory has nothing else).
+fn copy_tree(from: &Path, to: &Path) -> crate::Result<()> {
+    std::fs::create_dir_all(to)?;
+    std::fs::set_permissions(to, std::fs::metadata(from)?.permissions())?;
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        let target = to.join(entry.file_name());
+        if entry.file_type()?.is_dir() {
+            copy_tree(&entry.path(), &target)?;
+        } else {
+            std::fs::copy(entry.path(), &target)?;
+        }
+    }
+    Ok(())
+}
+
 fn append(path: &Path, text: &str) -> crate::Result<()> {
     let mut f = std::fs::OpenOptions::new().append(true).open(path)?;
     f.write_all(text.as_bytes())?;
@@ -318,6 +408,22 @@ mod tests {
             assert!(c.psql_as("ro", "wrong", "postgres", "SELECT 1;").is_err());
         }
         assert!(!dir.exists(), "the cluster's directory is removed on drop");
+        Ok(())
+    }
+
+    #[test]
+    fn a_standby_streams_from_its_primary() -> crate::Result<()> {
+        let primary = Cluster::start_default()?;
+        primary.psql("postgres", "CREATE TABLE before_copy(x int); INSERT INTO before_copy VALUES (1);")?;
+        let standby = Cluster::start_standby_of(&primary)?;
+        assert_eq!(standby.psql("postgres", "SELECT pg_is_in_recovery();")?, "t");
+        assert_eq!(primary.psql("postgres", "SELECT pg_is_in_recovery();")?, "f");
+        primary.psql("postgres", "INSERT INTO before_copy VALUES (2);")?;
+        let started = std::time::Instant::now();
+        while standby.psql("postgres", "SELECT count(*) FROM before_copy;")? != "2" {
+            assert!(started.elapsed() < std::time::Duration::from_secs(30), "the insert never arrived");
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
         Ok(())
     }
 }

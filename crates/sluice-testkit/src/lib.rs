@@ -1,6 +1,8 @@
 //! Real servers for Sluice's tests: throwaway PostgreSQL clusters (`initdb`/`pg_ctl` into a temp
-//! dir, a free loopback port, scram auth, optional TLS), certificates minted with rcgen, and the
-//! helpers that run server binaries as the unprivileged `postgres` user when the tests run as root.
+//! dir, a free loopback port, scram auth, optional TLS) and streaming standbys of them, an OpenSSH
+//! bastion ([`Sshd`]) with generated host and client keys, [`PgBouncer`] in front of a cluster,
+//! certificates minted with rcgen, and the helpers that run server binaries as the unprivileged
+//! `postgres` user when the tests run as root.
 //!
 //! Everything is torn down on drop — which also runs while a failing test unwinds — and a watchdog
 //! stops the server if the test process dies without unwinding. Parallel tests never share a port,
@@ -11,10 +13,14 @@
 
 mod certs;
 mod cluster;
+mod pgbouncer;
+mod sshd;
 mod sys;
 
 pub use certs::{CertPair, TestCa};
 pub use cluster::{Cluster, ClusterOptions, HbaRule, TlsFiles, SUPERUSER, SUPERUSER_PASSWORD};
+pub use pgbouncer::{PgBouncer, PgBouncerOptions};
+pub use sshd::{ClientKey, KeyFormat, KeyType, Sshd, SshdOptions};
 pub use sys::{free_port, pg_bin_dir, TestkitError};
 
 /// Shorthand for testkit results.

@@ -113,3 +113,88 @@ pub(crate) fn chown_tree(path: &Path, ids: (u32, u32)) -> crate::Result<()> {
     }
     Ok(())
 }
+
+/// The name of the user this process runs as.
+pub(crate) fn current_user() -> crate::Result<String> {
+    let out = run(Command::new("id").arg("-un"))?;
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+/// `pid` and every process below it (children, their children…), parents first.
+pub(crate) fn process_tree(pid: u32) -> Vec<u32> {
+    let mut parents: Vec<(u32, u32)> = Vec::new();
+    if let Ok(entries) = std::fs::read_dir("/proc") {
+        for entry in entries.flatten() {
+            let Some(p) = entry.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+                continue;
+            };
+            let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+                continue;
+            };
+            // `pid (comm) state ppid …`: comm may contain spaces and parentheses.
+            let ppid = stat
+                .rsplit_once(')')
+                .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+                .and_then(|s| s.parse::<u32>().ok());
+            if let Some(ppid) = ppid {
+                parents.push((p, ppid));
+            }
+        }
+    }
+    let mut tree = vec![pid];
+    let mut i = 0;
+    while i < tree.len() {
+        let parent = tree[i];
+        tree.extend(parents.iter().filter(|(_, pp)| *pp == parent).map(|(p, _)| *p));
+        i += 1;
+    }
+    tree
+}
+
+/// Sends `signal` (e.g. `KILL`, `STOP`, `CONT`) to each of `pids`; gone processes are ignored.
+pub(crate) fn signal(pids: &[u32], signal: &str) {
+    if pids.is_empty() {
+        return;
+    }
+    let _ = Command::new("kill")
+        .arg("-s")
+        .arg(signal)
+        .args(pids.iter().map(u32::to_string))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status();
+}
+
+/// If this (test) process dies without unwinding, kills the process whose id is in `pid_file`
+/// and its whole tree (frozen ones too), then runs `cleanup` (a shell snippet). Drop removes the
+/// file first, so a normal teardown leaves the watchdog nothing to do and a reused pid is safe.
+pub(crate) fn spawn_watchdog(pid_file: &Path, cleanup: &str) {
+    let script = format!(
+        "while kill -0 {me} 2>/dev/null; do sleep 1; done; \
+         tree() {{ echo $1; for c in $(ps -o pid= --ppid $1); do tree $c; done; }}; \
+         pid=$(cat '{file}' 2>/dev/null); \
+         if [ -n \"$pid\" ]; then pids=$(tree $pid); kill -CONT $pids 2>/dev/null; kill -KILL $pids 2>/dev/null; fi; {cleanup}",
+        me = std::process::id(),
+        file = pid_file.display(),
+    );
+    let _ = Command::new("sh")
+        .arg("-c")
+        .arg(script)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn();
+}
+
+/// Waits until something accepts TCP connections on `127.0.0.1:port`, or `deadline` passes.
+pub(crate) fn wait_for_port(port: u16, deadline: std::time::Duration) -> bool {
+    let start = std::time::Instant::now();
+    while start.elapsed() < deadline {
+        let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+        if std::net::TcpStream::connect_timeout(&addr, std::time::Duration::from_millis(200)).is_ok() {
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    false
+}

@@ -1,0 +1,81 @@
+//! `sluice doctor` through a real OpenSSH bastion.
+
+use std::process::{Command, Output};
+
+use serde_json::Value;
+use sluice_testkit::{Cluster, KeyFormat, KeyType, Sshd, SshdOptions};
+
+const PW: &str = "ssh-doctor-pw";
+
+fn sluice(args: &[String]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_sluice")).args(args).env_remove("PGPASSWORD").output().expect("run sluice")
+}
+
+fn check<'a>(report: &'a Value, id: &str) -> &'a Value {
+    report["checks"].as_array().and_then(|c| c.iter().find(|c| c["id"] == id)).unwrap_or(&Value::Null)
+}
+
+#[test]
+fn doctor_runs_the_bastion_stages_and_pins_its_key() {
+    let cluster = Cluster::start_default().expect("cluster");
+    cluster.create_login("ro", PW).expect("role");
+    let sshd = Sshd::start(SshdOptions::default()).expect("sshd");
+    let key = sshd.client_key(KeyType::Ed25519, KeyFormat::OpenSsh, None, true).expect("key");
+    let dir = tempfile::tempdir().expect("dir");
+    let pw = dir.path().join("pw");
+    std::fs::write(&pw, PW).expect("pw");
+    let base = |pin: &str| -> Vec<String> {
+        [
+            "doctor",
+            "--format",
+            "json",
+            "--url",
+            &format!("postgresql://ro@127.0.0.1:{}/postgres?sslmode=prefer", cluster.port()),
+            "--password-file",
+            pw.to_str().expect("path"),
+            "--ssh-host",
+            sshd.host(),
+            "--ssh-port",
+            &sshd.port().to_string(),
+            "--ssh-user",
+            sshd.user(),
+            "--ssh-key",
+            key.private_key_path.to_str().expect("path"),
+            "--ssh-host-key",
+            pin,
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+    };
+
+    let out = sluice(&base(sshd.host_key_fingerprint()));
+    let report: Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(out.status.code(), Some(0), "{report:#}");
+    assert_eq!(report["source"]["network"], "ssh");
+    assert_eq!(check(&report, "ssh")["status"], "pass", "{report:#}");
+    let detail = check(&report, "ssh")["detail"].as_str().unwrap_or_default();
+    for stage in ["reach", "host_key", "auth", "forward"] {
+        assert!(detail.contains(stage), "{stage} missing from {detail}");
+    }
+    assert_eq!(check(&report, "auth")["status"], "pass");
+
+    // A wrong pin fails at ssh and shows the key the bastion really presented.
+    let wrong = "SHA256:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+    let out = sluice(&base(wrong));
+    let report: Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(check(&report, "ssh")["status"], "fail");
+    assert!(
+        check(&report, "ssh")["summary"].as_str().unwrap_or_default().contains(sshd.host_key_fingerprint()),
+        "{report:#}"
+    );
+    assert_eq!(check(&report, "tls")["status"], "skip");
+
+    // No pin at all is a bad invocation: there is no "accept any key".
+    let mut unpinned = base("x");
+    unpinned.truncate(unpinned.len() - 2);
+    let out = sluice(&unpinned);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--ssh-host-key"));
+}

@@ -1,0 +1,179 @@
+//! Read-only transactions, and what makes them safe behind PgBouncer in transaction mode.
+//!
+//! Behind transaction pooling, each transaction may run on another server connection, and server
+//! connections are shared with other clients. PgBouncer 1.18 (Debian's) knows nothing of prepared
+//! statements, and tokio-postgres prepares named statements (`s0`, `s1`, …) — for
+//! `Client::prepare` and, cached for the client's lifetime, for its type lookups (the first time
+//! a result column has a non-built-in type, such as an enum). Left alone, that fails two ways:
+//! "prepared statement "s3" does not exist" when a cached statement is used on another server
+//! connection, and "… already exists" when another client's leftover has the name.
+//!
+//! So in PgBouncer mode a transaction is:
+//!
+//! ```sql
+//! BEGIN READ ONLY; SET LOCAL statement_timeout = …; SET LOCAL …;
+//! PREPARE "s3" AS <the driver's type-lookup query>;  -- each one the driver has cached
+//! SAVEPOINT sluice_work; SELECT current_setting('transaction_read_only');
+//! … the work …
+//! ROLLBACK TO SAVEPOINT sluice_work;  -- usable again even after an error
+//! SELECT name, … FROM pg_prepared_statements WHERE prepare_time >= now();
+//! DEALLOCATE "s3"; DEALLOCATE "s7"; COMMIT;  -- nothing of ours outlives the transaction
+//! ```
+//!
+//! Type-lookup statements the driver prepared during the transaction join the replay list; every
+//! statement prepared during it is deallocated before the server connection goes back to the
+//! pool. Statements from `Client::prepare` therefore live for one transaction only.
+//! Nothing is set at session level; `transaction_read_only` is confirmed in every transaction.
+
+use tokio_postgres::Client;
+
+use crate::session::{session_err, text_rows};
+use crate::{ConnectError, ReadOnlySession};
+
+/// A cached driver statement to re-prepare in each transaction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Replay {
+    name: String,
+    sql: String,
+}
+
+/// tokio-postgres 0.7's type-lookup queries (`prepare.rs`): the statements it caches per client.
+/// The PgBouncer test with two enum types on two server connections fails if these drift.
+const DRIVER_TYPE_LOOKUPS: [&str; 5] = [
+    "SELECT t.typname, t.typtype, t.typelem, r.rngsubtype, t.typbasetype, n.nspname, t.typrelid\nFROM pg_catalog.pg_type t\nLEFT OUTER JOIN pg_catalog.pg_range r ON r.rngtypid = t.oid\nINNER JOIN pg_catalog.pg_namespace n ON t.typnamespace = n.oid\nWHERE t.oid = $1\n",
+    "SELECT t.typname, t.typtype, t.typelem, NULL::OID, t.typbasetype, n.nspname, t.typrelid\nFROM pg_catalog.pg_type t\nINNER JOIN pg_catalog.pg_namespace n ON t.typnamespace = n.oid\nWHERE t.oid = $1\n",
+    "SELECT enumlabel\nFROM pg_catalog.pg_enum\nWHERE enumtypid = $1\nORDER BY enumsortorder\n",
+    "SELECT enumlabel\nFROM pg_catalog.pg_enum\nWHERE enumtypid = $1\nORDER BY oid\n",
+    "SELECT attname, atttypid\nFROM pg_catalog.pg_attribute\nWHERE attrelid = $1\nAND NOT attisdropped\nAND attnum > 0\nORDER BY attnum\n",
+];
+
+const SAVEPOINT: &str = "sluice_work";
+
+fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// A read-only transaction on a [`ReadOnlySession`]. End it with [`ReadOnlyTransaction::commit`]
+/// or [`ReadOnlyTransaction::rollback`]; one dropped unfinished is rolled back (and, behind
+/// PgBouncer, cleaned up) when the session is next used or returned to its pool.
+#[derive(Debug)]
+pub struct ReadOnlyTransaction<'a> {
+    session: &'a mut ReadOnlySession,
+}
+
+impl ReadOnlyTransaction<'_> {
+    /// The client, inside this transaction. With PgBouncer, named statements from
+    /// `Client::prepare` are valid until the transaction ends.
+    pub fn client(&self) -> &Client {
+        &self.session.client
+    }
+
+    pub async fn commit(self) -> Result<(), ConnectError> {
+        self.session.finish(true).await
+    }
+
+    pub async fn rollback(self) -> Result<(), ConnectError> {
+        self.session.finish(false).await
+    }
+}
+
+impl ReadOnlySession {
+    /// Begins a read-only transaction carrying Sluice's time limits (`SET LOCAL`), confirmed
+    /// read-only by the server. The one way to run work that is correct both on a direct
+    /// connection and behind PgBouncer in transaction mode.
+    pub async fn read_only_transaction(&mut self) -> Result<ReadOnlyTransaction<'_>, ConnectError> {
+        if self.poisoned {
+            return Err(session_err("this session could not clean up after an earlier transaction; take a new one"));
+        }
+        if self.in_transaction {
+            self.finish(false).await?;
+        }
+        let mut sql = format!("BEGIN READ ONLY; {}", self.settings.set_local_sql());
+        if self.pgbouncer {
+            for r in &self.replay {
+                sql.push_str(&format!(" PREPARE {} AS {};", quote_ident(&r.name), r.sql));
+            }
+            sql.push_str(&format!(" SAVEPOINT {SAVEPOINT};"));
+        }
+        // A snapshot-taking statement: from here on `SET TRANSACTION READ WRITE` is refused.
+        sql.push_str(" SELECT current_setting('transaction_read_only');");
+        self.in_transaction = true;
+        let rows = match text_rows(&self.client, &sql).await {
+            Ok(rows) => rows,
+            Err(e) => {
+                // Whatever ran of the batch is rolled back; a replay that collided makes the
+                // session unfit for reuse (a fresh client has no replay list).
+                let _ = text_rows(&self.client, "ROLLBACK").await;
+                self.in_transaction = false;
+                self.poisoned = self.pgbouncer;
+                return Err(e);
+            }
+        };
+        if rows.last().and_then(|r| r.first()).map(String::as_str) != Some("on") {
+            let _ = self.finish(false).await;
+            return Err(session_err("the server did not confirm transaction_read_only = on"));
+        }
+        Ok(ReadOnlyTransaction { session: self })
+    }
+
+    /// Ends the open transaction; behind PgBouncer, first deallocates every statement prepared
+    /// during it and remembers the driver's type lookups for the next one.
+    pub(crate) async fn finish(&mut self, commit: bool) -> Result<(), ConnectError> {
+        let end = if commit { "COMMIT" } else { "ROLLBACK" };
+        if !self.pgbouncer {
+            text_rows(&self.client, end).await?;
+            self.in_transaction = false;
+            return Ok(());
+        }
+        let listed = text_rows(
+            &self.client,
+            &format!(
+                "ROLLBACK TO SAVEPOINT {SAVEPOINT}; \
+                 SELECT name, from_sql::text, statement FROM pg_prepared_statements WHERE prepare_time >= now();"
+            ),
+        )
+        .await;
+        let rows = match listed {
+            Ok(rows) => rows,
+            Err(e) => {
+                // The savepoint is gone or the connection is: the statements cannot be found, so
+                // this session must not be trusted with a shared server connection again.
+                let _ = text_rows(&self.client, "ROLLBACK").await;
+                self.in_transaction = false;
+                self.poisoned = true;
+                return Err(e);
+            }
+        };
+        let mut sql = String::new();
+        for row in &rows {
+            let [name, from_sql, statement] = row.as_slice() else {
+                continue;
+            };
+            if from_sql == "false"
+                && DRIVER_TYPE_LOOKUPS.contains(&statement.as_str())
+                && !self.replay.iter().any(|r| &r.name == name)
+            {
+                self.replay.push(Replay { name: name.clone(), sql: statement.clone() });
+            }
+            sql.push_str(&format!("DEALLOCATE {}; ", quote_ident(name)));
+        }
+        sql.push_str(end);
+        let result = text_rows(&self.client, &sql).await;
+        self.in_transaction = false;
+        if result.is_err() {
+            self.poisoned = true;
+        }
+        result.map(drop)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn identifiers_are_quoted() {
+        assert_eq!(quote_ident("s3"), "\"s3\"");
+        assert_eq!(quote_ident("a\"b"), "\"a\"\"b\"");
+    }
+}
