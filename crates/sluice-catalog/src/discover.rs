@@ -35,7 +35,7 @@ pub async fn discover(session: &ReadOnlySession, opts: &DiscoverOptions) -> Resu
     if info.server_version_num < 100_000 {
         return Err(CatalogError::UnsupportedVersion { version: info.server_version.clone() });
     }
-    let (sql, order) = sql::batch(Features::for_version(info.server_version_num), &opts.schemas)?;
+    let (sql, order) = sql::batch(Features::for_version(info.server_version_num), session.settings(), &opts.schemas)?;
     let client = session.client();
     let mut builder = Builder::default();
     if let Err(e) = run(client, &sql, &order, &mut builder).await {

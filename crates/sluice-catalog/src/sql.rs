@@ -19,6 +19,8 @@
 //! - Only built-in result types, text format: no type lookups, no named statements, so it runs
 //!   through PgBouncer in transaction mode.
 
+use sluice_connect::SessionSettings;
+
 use crate::CatalogError;
 
 /// The statements of the batch, in the order they run.
@@ -89,7 +91,11 @@ const KINDS: &str = "('r', 'p', 'v', 'm', 'f')";
 
 /// The batch for one server version and schema filter, with the statement of each
 /// `CommandComplete` in order.
-pub(crate) fn batch(features: Features, schemas: &[String]) -> Result<(String, Vec<Statement>), CatalogError> {
+pub(crate) fn batch(
+    features: Features,
+    limits: &SessionSettings,
+    schemas: &[String],
+) -> Result<(String, Vec<Statement>), CatalogError> {
     let mut schema_pred = String::from(
         "n.nspname NOT IN ('pg_catalog', 'information_schema') \
          AND n.nspname !~ '^pg_toast' AND n.nspname !~ '^pg_temp_'",
@@ -110,6 +116,15 @@ pub(crate) fn batch(features: Features, schemas: &[String]) -> Result<(String, V
 
     let mut stmts: Vec<(Statement, String)> =
         vec![(Statement::Begin, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY".into())];
+    // The session's limits, for this transaction: behind PgBouncer the session has none of its
+    // own (elsewhere this repeats them).
+    for (name, value) in [
+        ("statement_timeout", limits.statement_timeout),
+        ("lock_timeout", limits.lock_timeout),
+        ("idle_in_transaction_session_timeout", limits.idle_in_transaction_timeout),
+    ] {
+        stmts.push((Statement::Settings, format!("SET LOCAL {name} = {}", value.as_millis())));
+    }
     // A background refresh should not take the customer's parallel workers; on a busy or small
     // server they cost more than they save for these short scans.
     stmts.push((Statement::Settings, "SET LOCAL max_parallel_workers_per_gather = 0".into()));
@@ -289,12 +304,14 @@ mod tests {
 
     #[test]
     fn batch_is_one_transaction_of_fixed_size_and_gated_by_version() {
-        let (sql10, order10) = batch(Features::for_version(100_023), &[]).expect("pg10");
-        let (sql18, order18) = batch(Features::for_version(180_001), &[]).expect("pg18");
+        let (sql10, order10) = batch(Features::for_version(100_023), &SessionSettings::default(), &[]).expect("pg10");
+        let (sql18, order18) = batch(Features::for_version(180_001), &SessionSettings::default(), &[]).expect("pg18");
         assert_eq!(order10.first(), Some(&Statement::Begin));
         assert_eq!(order10.last(), Some(&Statement::Commit));
         assert!(!sql10.contains("jit"), "no jit setting on 10");
         assert!(sql18.contains("SET LOCAL jit = off"));
+        assert!(sql10.contains("SET LOCAL statement_timeout = 300000;"), "the session's limits, locally");
+        assert!(sql10.contains("SET LOCAL lock_timeout = 5000;"));
         assert!(!sql10.contains("attgenerated") && sql18.contains("attgenerated"));
         assert!(!sql10.contains("indnkeyatts") && sql18.contains("indnkeyatts"));
         assert!(!sql10.contains("reltuples < 0") && sql18.contains("reltuples < 0"));
@@ -302,7 +319,9 @@ mod tests {
         for forbidden in ["information_schema.", "ORDER BY c.", "pg_table_size"] {
             assert!(!sql18.contains(forbidden), "{forbidden}");
         }
-        let (filtered, _) = batch(Features::for_version(150_000), &["a b".into(), "it's".into()]).expect("filter");
+        let (filtered, _) =
+            batch(Features::for_version(150_000), &SessionSettings::default(), &["a b".into(), "it's".into()])
+                .expect("filter");
         assert!(filtered.contains("ANY (ARRAY[E'a b', E'it''s']::name[])"));
     }
 }

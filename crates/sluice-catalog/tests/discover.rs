@@ -9,9 +9,12 @@ use sluice_catalog::{
     diff, discover, render_diff_human, render_human, Catalog, CatalogError, DiscoverOptions, FkAction, GeneratedKind,
     Identity, Relation, RelationKind,
 };
-use sluice_connect::{Connector, ReadOnlySession};
+use std::time::Duration;
+
+use sluice_connect::tokio_postgres;
+use sluice_connect::{Connector, ReadOnlySession, SessionSettings};
 use sluice_core::{ErrorKind, Secret, SourceSpec, SslMode, UserFacing};
-use sluice_testkit::Cluster;
+use sluice_testkit::{Cluster, PgBouncer, PgBouncerOptions};
 
 const PW: &str = "reader-pw";
 const DB: &str = "shop";
@@ -483,4 +486,62 @@ async fn a_failing_catalog_query_rolls_back_and_leaves_the_session_usable() {
     assert!(e.hint().unwrap_or_default().contains("catalog"), "{e:?}");
     let rows = session.client().simple_query("SELECT 1").await.expect("the failed transaction was rolled back");
     assert!(!rows.is_empty());
+}
+
+#[tokio::test]
+async fn through_pgbouncer_in_transaction_mode_with_the_session_limits() {
+    let cluster = Cluster::start_default().expect("cluster");
+    cluster.create_login("reader", PW).expect("reader");
+    cluster.create_database(DB).expect("database");
+    cluster
+        .psql(
+            DB,
+            "CREATE TABLE public.people (id int PRIMARY KEY, email text);\n\
+             CREATE INDEX people_lower_email ON public.people (lower(email));\n\
+             GRANT SELECT ON public.people TO reader;",
+        )
+        .expect("fixture");
+    let bouncer = PgBouncer::start(
+        &cluster,
+        PgBouncerOptions { users: vec![("reader".into(), PW.into())], default_pool_size: 1, ..Default::default() },
+    )
+    .expect("pgbouncer");
+    let mut spec = SourceSpec::new(bouncer.host(), DB, "reader");
+    spec.hosts[0].port = bouncer.port();
+    spec.password = Some(Secret::new(PW));
+    spec.sslmode = SslMode::Disable;
+    spec.pgbouncer = true;
+    let limits = SessionSettings { lock_timeout: Duration::from_millis(200), ..Default::default() };
+    let session =
+        Connector::new(spec).expect("connector").with_settings(limits).connect().await.expect("through pgbouncer");
+
+    let first = discover_all(&session).await;
+    let people = rel(&first, "public", "people");
+    let idx = people.indexes.iter().find(|i| i.name == "people_lower_email").expect("index");
+    assert!(idx.expression.as_deref().is_some_and(|d| d.contains("lower(email)")), "{idx:?}");
+    assert!(diff(&first, &discover_all(&session).await).is_empty());
+
+    // Naming an expression index's keys takes a brief lock on its table. Behind PgBouncer the
+    // session carries no limits of its own: only the batch's SET LOCAL lock_timeout stops the
+    // wait (without it, discovery would wait for the holder and then succeed).
+    let (holder, connection) =
+        tokio_postgres::connect(&cluster.superuser_url(DB), tokio_postgres::NoTls).await.expect("lock holder");
+    let holder_task = tokio::spawn(connection);
+    holder.batch_execute("BEGIN; LOCK TABLE public.people IN ACCESS EXCLUSIVE MODE").await.expect("take the lock");
+    let releaser = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_secs(20)).await;
+        let _ = holder.batch_execute("COMMIT").await;
+        holder
+    });
+    let e = discover(&session, &DiscoverOptions::default()).await.expect_err("lock_timeout");
+    assert_eq!(e.sqlstate(), Some("55P03"), "{e:?}");
+    assert_eq!(e.kind(), ErrorKind::Timeout);
+    assert!(e.hint().unwrap_or_default().contains("locked"), "{e:?}");
+    releaser.abort();
+    holder_task.abort();
+
+    // The failed transaction was rolled back: the session (and PgBouncer's server connection)
+    // is clean and discovery works again.
+    let again = discover_all(&session).await;
+    assert!(diff(&first, &again).is_empty());
 }
