@@ -80,7 +80,8 @@ fn relation(out: &mut String, r: &Relation, depth: usize) {
     let width = r.columns.iter().map(|c| c.name.chars().count()).max().unwrap_or(0);
     let type_width = r.columns.iter().map(|c| c.type_name.chars().count()).max().unwrap_or(0);
     for c in &r.columns {
-        let _ = writeln!(out, "{inner}{:width$}  {:type_width$}{}", c.name, c.type_name, column_notes(c));
+        let line = format!("{inner}{:width$}  {:type_width$}{}", c.name, c.type_name, column_notes(c));
+        let _ = writeln!(out, "{}", line.trim_end());
     }
     if let Some(pk) = &r.primary_key {
         let _ = writeln!(out, "{inner}primary key ({})", pk.join(", "));
@@ -101,14 +102,20 @@ fn relation(out: &mut String, r: &Relation, depth: usize) {
     }
     for ix in &r.indexes {
         let what = match &ix.expression {
-            Some(def) => def.clone(),
-            None => format!("({})", ix.columns.join(", ")),
+            // `CREATE INDEX name ON table USING btree (lower(email)) WHERE …`: keep from the method.
+            Some(def) => def.split_once(" USING ").map_or_else(|| def.clone(), |(_, rest)| rest.to_string()),
+            None => {
+                let mut what = format!("{} ({})", ix.method, ix.columns.join(", "));
+                if !ix.include.is_empty() {
+                    let _ = write!(what, " include ({})", ix.include.join(", "));
+                }
+                if let Some(p) = &ix.predicate {
+                    let _ = write!(what, " where {p}");
+                }
+                what
+            }
         };
-        let _ = write!(out, "{inner}{}index {} {} {what}", if ix.unique { "unique " } else { "" }, ix.name, ix.method);
-        if let Some(p) = &ix.predicate {
-            let _ = write!(out, " where {p}");
-        }
-        out.push('\n');
+        let _ = writeln!(out, "{inner}{}index {} {what}", if ix.unique { "unique " } else { "" }, ix.name);
     }
     for p in &r.partitions {
         relation(out, p, depth + 1);

@@ -373,10 +373,16 @@ async fn discovers_every_kind_as_a_limited_user() {
         "  partitioned table events (owner app), partitioned by RANGE (at)",
         "    partitioned table sales.events_2024 (owner app), FOR VALUES FROM",
         "foreign key orders_currency_fk (currency) -> ref.currency (code)",
+        "    index customers_lower_email_idx btree (lower(email))\n",
+        "    index orders_big_idx btree (customer_id) where (total > (100)::numeric)\n",
         "-- People who buy",
     ] {
         assert!(text.contains(needle), "missing `{needle}` in:\n{text}");
     }
+
+    let email_line = text.lines().find(|l| l.trim_start().starts_with("email ")).expect("email column line");
+    assert!(email_line.ends_with("text                      not null  -- Primary e-mail"), "{email_line:?}");
+    assert!(text.lines().all(|l| l == l.trim_end()), "no trailing blanks");
 
     // The session is still usable afterwards.
     session.client().simple_query("SELECT 1").await.expect("session still usable");
