@@ -1,5 +1,6 @@
-//! Discovers a catalog and writes it as JSON to stdout, the way `sluice catalog --format json`
-//! does; kept for `bench/catalog.sh`.
+//! Discovers a catalog and writes it as JSON to stdout through the library alone (what
+//! `sluice catalog --format json` does), with phase timings for profiling; `bench/catalog.sh`
+//! times the CLI itself.
 //!
 //!     cargo run --release -p sluice-catalog --example catalog_json -- 'postgresql://…' [--timings]
 //!
