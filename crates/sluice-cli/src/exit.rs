@@ -2,6 +2,8 @@
 
 use std::process::ExitCode;
 
+use sluice_core::{ErrorKind, UserFacing};
+
 pub const FAILURE: ExitCode = ExitCode::FAILURE;
 /// Exit 2.
 pub fn bad_invocation() -> ExitCode {
@@ -33,4 +35,24 @@ pub fn report(e: &anyhow::Error) -> ExitCode {
     }
     eprintln!("error: {e:#}");
     FAILURE
+}
+
+/// An invocation error from a library error a person caused (bad spec, unknown schema, unreadable
+/// snapshot).
+pub fn usage_from(e: &dyn UserFacing) -> Usage {
+    Usage::new(e.message(), e.hint())
+}
+
+/// Prints a library error (`error: …`, `hint: …`) and picks the exit code from its kind: 2 for
+/// input the user must fix, 1 for everything else.
+pub fn user_facing(e: &dyn UserFacing) -> ExitCode {
+    eprintln!("error: {}", e.message());
+    if let Some(h) = e.hint() {
+        eprintln!("hint: {h}");
+    }
+    if e.kind() == ErrorKind::Config {
+        bad_invocation()
+    } else {
+        FAILURE
+    }
 }

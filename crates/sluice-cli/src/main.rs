@@ -4,6 +4,7 @@
 //! Must not do: any work a library crate owns — it turns flags into library calls and library
 //! results into text. `anyhow` lives here and only here.
 
+mod catalog;
 mod conn;
 mod doctor;
 mod exit;
@@ -34,6 +35,9 @@ enum Command {
     Query(query::Args),
     /// Print the SQL a DBA runs (as a superuser, with psql) to create Sluice's read-only role.
     SetupSql(setup::Args),
+    /// Discover every schema, table, view and column the user can see (`catalog diff OLD NEW`
+    /// compares two snapshots).
+    Catalog(catalog::Args),
 }
 
 fn main() -> ExitCode {
@@ -48,7 +52,14 @@ fn main() -> ExitCode {
         .with_env_filter(tracing_subscriber::EnvFilter::from_env("SLUICE_LOG"))
         .with_writer(std::io::stderr)
         .init();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    // Catalog discovery and query export are one stream the client decodes while the server
+    // produces it: on a single thread the decoder never contends with (or wakes) the driver's
+    // connection task on another thread.
+    let runtime = match &cli.command {
+        Command::Catalog(_) | Command::Query(_) => tokio::runtime::Builder::new_current_thread().enable_all().build(),
+        _ => tokio::runtime::Builder::new_multi_thread().enable_all().build(),
+    };
+    let runtime = match runtime {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -60,6 +71,7 @@ fn main() -> ExitCode {
             Command::Doctor(args) => doctor::run(args).await,
             Command::Query(args) => query::run(args).await,
             Command::SetupSql(args) => setup::run(args),
+            Command::Catalog(args) => catalog::run(args).await,
         }
     });
     match result {

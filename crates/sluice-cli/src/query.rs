@@ -125,19 +125,9 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
         None => None,
     };
-    // The session's connection task and the export share one thread: rows are handed from the
-    // socket reader to the encoder without waking another thread per chunk (measurably faster on
-    // a busy 2-core machine; the server and the Parquet encoder have their own).
-    let max_rows = args.max_rows;
-    let outcome = tokio::task::spawn_blocking(move || {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| QueryError::Internal(format!("cannot start the query runtime: {e}")))?;
-        runtime.block_on(execute(spec, request, format, max_rows, output))
-    })
-    .await
-    .map_err(|e| anyhow::anyhow!("the query thread failed: {e}"))?;
+    // Runs on main's single-threaded runtime: the session's connection task and the export share
+    // one thread (the server and the Parquet encoder have their own).
+    let outcome = execute(spec, request, format, args.max_rows, output).await;
     match outcome {
         Ok(summary) => {
             note_truncation(&summary, args.max_rows);

@@ -166,6 +166,12 @@ impl ReadOnlySession {
         &self.info
     }
 
+    /// The limits this session carries. Behind PgBouncer they are not set on the session, so a
+    /// caller that sends its own `BEGIN … COMMIT` batch applies them with `SET LOCAL`.
+    pub fn settings(&self) -> &SessionSettings {
+        &self.settings
+    }
+
     /// A handle that cancels whatever this session is running, from any task.
     pub fn cancel_handle(&self) -> CancelHandle {
         self.cancel.clone()

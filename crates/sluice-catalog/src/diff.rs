@@ -1,0 +1,374 @@
+//! What changed between two catalog snapshots, as data the scheduler acts on.
+//!
+//! Relations are matched by schema and name, partitions included. Access is part of the
+//! comparison: a relation that stops being selectable (a `REVOKE`, or a table recreated by a role
+//! that granted nothing) is reported in `lost_access`, not as removed, and its columns are not
+//! compared. A schema that loses `USAGE` is reported in `lost_usage`, and each selectable relation
+//! it held in `lost_access` (the relations are still there; the user can no longer reach them).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+
+use crate::model::{Catalog, Relation, RelationKind, Schema};
+
+/// The changes from an old snapshot to a new one. Every list is sorted by schema, then name.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CatalogDiff {
+    pub added_schemas: Vec<String>,
+    pub removed_schemas: Vec<String>,
+    /// Schemas the user lost `USAGE` on.
+    pub lost_usage: Vec<String>,
+    /// Schemas the user gained `USAGE` on.
+    pub gained_usage: Vec<String>,
+    pub added_relations: Vec<RelationRef>,
+    pub removed_relations: Vec<RelationRef>,
+    /// Relations that were selectable and no longer are.
+    pub lost_access: Vec<RelationRef>,
+    /// Relations that were not selectable and now are.
+    pub gained_access: Vec<RelationRef>,
+    /// Relations present (and comparable) in both with a different kind or columns.
+    pub changed_relations: Vec<RelationChange>,
+}
+
+impl CatalogDiff {
+    pub fn is_empty(&self) -> bool {
+        self.added_schemas.is_empty()
+            && self.removed_schemas.is_empty()
+            && self.lost_usage.is_empty()
+            && self.gained_usage.is_empty()
+            && self.added_relations.is_empty()
+            && self.removed_relations.is_empty()
+            && self.lost_access.is_empty()
+            && self.gained_access.is_empty()
+            && self.changed_relations.is_empty()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RelationRef {
+    pub schema: String,
+    pub name: String,
+    pub kind: RelationKind,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RelationChange {
+    pub schema: String,
+    pub name: String,
+    /// Set when the kind changed (say, a view replaced by a materialized view).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<KindChange>,
+    pub added_columns: Vec<AddedColumn>,
+    pub removed_columns: Vec<String>,
+    pub type_changes: Vec<TypeChange>,
+    pub nullability_changes: Vec<NullabilityChange>,
+}
+
+impl RelationChange {
+    fn is_empty(&self) -> bool {
+        self.kind.is_none()
+            && self.added_columns.is_empty()
+            && self.removed_columns.is_empty()
+            && self.type_changes.is_empty()
+            && self.nullability_changes.is_empty()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KindChange {
+    pub from: RelationKind,
+    pub to: RelationKind,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AddedColumn {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub type_name: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TypeChange {
+    pub column: String,
+    pub from: String,
+    pub to: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NullabilityChange {
+    pub column: String,
+    /// Whether the column was nullable before.
+    pub from: bool,
+    /// Whether it is nullable now.
+    pub to: bool,
+}
+
+type Key<'a> = (&'a str, &'a str);
+
+fn relations(c: &Catalog) -> BTreeMap<Key<'_>, &Relation> {
+    c.relations().map(|(s, r)| ((s, r.name.as_str()), r)).collect()
+}
+
+fn schemas(c: &Catalog) -> BTreeMap<&str, &Schema> {
+    c.schemas.iter().map(|s| (s.name.as_str(), s)).collect()
+}
+
+fn rel_ref((schema, name): Key<'_>, r: &Relation) -> RelationRef {
+    RelationRef { schema: schema.to_string(), name: name.to_string(), kind: r.kind }
+}
+
+/// The changes from `old` to `new`.
+pub fn diff(old: &Catalog, new: &Catalog) -> CatalogDiff {
+    let mut d = CatalogDiff::default();
+    let (old_schemas, new_schemas) = (schemas(old), schemas(new));
+    let (old_rels, new_rels) = (relations(old), relations(new));
+
+    for (name, s) in &new_schemas {
+        match old_schemas.get(name) {
+            None => d.added_schemas.push(name.to_string()),
+            Some(o) if o.usable && !s.usable => d.lost_usage.push(name.to_string()),
+            Some(o) if !o.usable && s.usable => d.gained_usage.push(name.to_string()),
+            Some(_) => {}
+        }
+    }
+    d.removed_schemas = old_schemas.keys().filter(|n| !new_schemas.contains_key(*n)).map(|n| n.to_string()).collect();
+    // Relations of a schema the user cannot use on one side are hidden there, not absent.
+    let hidden_in = |side: &BTreeMap<&str, &Schema>, schema: &str| side.get(schema).is_some_and(|s| !s.usable);
+
+    let keys: BTreeSet<Key<'_>> = old_rels.keys().chain(new_rels.keys()).copied().collect();
+    for key in keys {
+        match (old_rels.get(&key), new_rels.get(&key)) {
+            (Some(o), None) => {
+                if hidden_in(&new_schemas, key.0) {
+                    if o.selectable {
+                        d.lost_access.push(rel_ref(key, o));
+                    }
+                } else {
+                    d.removed_relations.push(rel_ref(key, o));
+                }
+            }
+            (None, Some(n)) => {
+                if hidden_in(&old_schemas, key.0) {
+                    if n.selectable {
+                        d.gained_access.push(rel_ref(key, n));
+                    }
+                } else {
+                    d.added_relations.push(rel_ref(key, n));
+                }
+            }
+            (Some(o), Some(n)) => {
+                if o.selectable && !n.selectable {
+                    d.lost_access.push(rel_ref(key, n));
+                } else if !o.selectable && n.selectable {
+                    d.gained_access.push(rel_ref(key, n));
+                }
+                let change = compare(key, o, n);
+                if !change.is_empty() {
+                    d.changed_relations.push(change);
+                }
+            }
+            (None, None) => {}
+        }
+    }
+    d
+}
+
+fn compare(key: Key<'_>, o: &Relation, n: &Relation) -> RelationChange {
+    let mut change = RelationChange {
+        schema: key.0.to_string(),
+        name: key.1.to_string(),
+        kind: (o.kind != n.kind).then_some(KindChange { from: o.kind, to: n.kind }),
+        added_columns: Vec::new(),
+        removed_columns: Vec::new(),
+        type_changes: Vec::new(),
+        nullability_changes: Vec::new(),
+    };
+    // Columns are only known on both sides when both are selectable.
+    if !(o.selectable && n.selectable) {
+        return change;
+    }
+    for c in &n.columns {
+        match o.column(&c.name) {
+            None => change.added_columns.push(AddedColumn { name: c.name.clone(), type_name: c.type_name.clone() }),
+            Some(prev) => {
+                if prev.type_name != c.type_name {
+                    change.type_changes.push(TypeChange {
+                        column: c.name.clone(),
+                        from: prev.type_name.clone(),
+                        to: c.type_name.clone(),
+                    });
+                }
+                if prev.nullable != c.nullable {
+                    change.nullability_changes.push(NullabilityChange {
+                        column: c.name.clone(),
+                        from: prev.nullable,
+                        to: c.nullable,
+                    });
+                }
+            }
+        }
+    }
+    change.removed_columns = o.columns.iter().filter(|c| n.column(&c.name).is_none()).map(|c| c.name.clone()).collect();
+    change
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Column;
+
+    fn col(name: &str, ty: &str, nullable: bool) -> Column {
+        Column {
+            name: name.into(),
+            type_name: ty.into(),
+            nullable,
+            default: None,
+            comment: None,
+            identity: None,
+            generated: None,
+        }
+    }
+
+    fn rel(name: &str, kind: RelationKind, selectable: bool, columns: Vec<Column>) -> Relation {
+        Relation {
+            name: name.into(),
+            schema: None,
+            kind,
+            owner: "app".into(),
+            comment: None,
+            row_estimate: None,
+            size_bytes: None,
+            selectable,
+            columns_limited: false,
+            columns: if selectable { columns } else { Vec::new() },
+            primary_key: None,
+            unique: Vec::new(),
+            foreign_keys: Vec::new(),
+            indexes: Vec::new(),
+            partitions: Vec::new(),
+            partition_of: None,
+            partition_bound: None,
+            partition_key: None,
+            inherits: Vec::new(),
+        }
+    }
+
+    fn catalog(schemas: Vec<(&str, bool, Vec<Relation>)>) -> Catalog {
+        Catalog {
+            database: "db".into(),
+            server_version: "15".into(),
+            server_version_num: 150000,
+            user: "u".into(),
+            discovered_at: "2026-01-01T00:00:00Z".into(),
+            schema_filter: Vec::new(),
+            schemas: schemas
+                .into_iter()
+                .map(|(name, usable, relations)| Schema {
+                    name: name.into(),
+                    owner: "app".into(),
+                    comment: None,
+                    usable,
+                    relations,
+                })
+                .collect(),
+        }
+    }
+
+    fn orders(selectable: bool) -> Relation {
+        rel("orders", RelationKind::Table, selectable, vec![col("id", "bigint", false), col("note", "text", true)])
+    }
+
+    #[test]
+    fn identical_snapshots_have_no_changes() {
+        let c = catalog(vec![("public", true, vec![orders(true)])]);
+        let d = diff(&c, &c.clone());
+        assert!(d.is_empty(), "{d:?}");
+    }
+
+    #[test]
+    fn columns_kinds_and_relations() {
+        let old = catalog(vec![(
+            "public",
+            true,
+            vec![
+                orders(true),
+                rel("gone", RelationKind::Table, true, vec![]),
+                rel("v", RelationKind::View, true, vec![col("a", "integer", true)]),
+            ],
+        )]);
+        let mut new_orders = orders(true);
+        new_orders.columns = vec![col("id", "integer", false), col("note", "text", false), col("added", "jsonb", true)];
+        let new = catalog(vec![
+            (
+                "public",
+                true,
+                vec![
+                    new_orders,
+                    rel("fresh", RelationKind::Table, true, vec![]),
+                    rel("v", RelationKind::MaterializedView, true, vec![col("a", "integer", true)]),
+                ],
+            ),
+            ("extra", true, vec![]),
+        ]);
+        let d = diff(&old, &new);
+        assert_eq!(d.added_schemas, vec!["extra"]);
+        assert_eq!(d.removed_relations.len(), 1);
+        assert_eq!(d.removed_relations[0].name, "gone");
+        assert_eq!(d.added_relations[0].name, "fresh");
+        let o = d.changed_relations.iter().find(|c| c.name == "orders").expect("orders changed");
+        assert_eq!(o.added_columns, vec![AddedColumn { name: "added".into(), type_name: "jsonb".into() }]);
+        assert_eq!(
+            o.type_changes,
+            vec![TypeChange { column: "id".into(), from: "bigint".into(), to: "integer".into() }]
+        );
+        assert_eq!(o.nullability_changes, vec![NullabilityChange { column: "note".into(), from: true, to: false }]);
+        let v = d.changed_relations.iter().find(|c| c.name == "v").expect("v changed");
+        assert_eq!(v.kind, Some(KindChange { from: RelationKind::View, to: RelationKind::MaterializedView }));
+        assert!(d.lost_access.is_empty() && d.gained_access.is_empty());
+    }
+
+    #[test]
+    fn access_flips_are_not_column_changes() {
+        let old = catalog(vec![("public", true, vec![orders(true)])]);
+        let new = catalog(vec![("public", true, vec![orders(false)])]);
+        let d = diff(&old, &new);
+        assert_eq!(d.lost_access.len(), 1);
+        assert_eq!(d.lost_access[0].name, "orders");
+        assert!(d.changed_relations.is_empty(), "{d:?}");
+        assert!(d.removed_relations.is_empty());
+        let back = diff(&new, &old);
+        assert_eq!(back.gained_access.len(), 1);
+        assert!(back.lost_access.is_empty());
+    }
+
+    #[test]
+    fn losing_schema_usage_loses_access_to_its_relations() {
+        let old = catalog(vec![("sales", true, vec![orders(true), rel("secret", RelationKind::Table, false, vec![])])]);
+        let new = catalog(vec![("sales", false, vec![])]);
+        let d = diff(&old, &new);
+        assert_eq!(d.lost_usage, vec!["sales"]);
+        assert_eq!(d.lost_access.len(), 1, "only the selectable one: {d:?}");
+        assert!(d.removed_relations.is_empty());
+        let back = diff(&new, &old);
+        assert_eq!(back.gained_usage, vec!["sales"]);
+        assert_eq!(back.gained_access.len(), 1);
+        assert!(back.added_relations.is_empty());
+    }
+
+    #[test]
+    fn partitions_are_compared_too() {
+        let mut parent = rel("events", RelationKind::PartitionedTable, true, vec![]);
+        let mut p1 = rel("events_2024", RelationKind::Table, true, vec![]);
+        p1.schema = Some("public".into());
+        parent.partitions.push(p1);
+        let old = catalog(vec![("public", true, vec![parent.clone()])]);
+        let mut p2 = rel("events_2025", RelationKind::Table, true, vec![]);
+        p2.schema = Some("public".into());
+        parent.partitions.push(p2);
+        let new = catalog(vec![("public", true, vec![parent])]);
+        let d = diff(&old, &new);
+        assert_eq!(d.added_relations.len(), 1);
+        assert_eq!(d.added_relations[0].name, "events_2025");
+    }
+}

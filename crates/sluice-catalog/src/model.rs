@@ -1,0 +1,310 @@
+//! The catalog snapshot: plain data, serialized exactly as `catalog.schema.json` documents.
+//!
+//! Order is part of the contract: schemas and relations (and partitions) by name, compared as
+//! Unicode code points whatever the server's collation; columns in ordinal order; unique
+//! constraints, foreign keys and indexes by constraint/index name. Two discoveries of an unchanged
+//! database therefore serialize to the same bytes apart from `discovered_at`.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::CatalogError;
+
+/// What one user can see of one database at one moment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Catalog {
+    /// `current_database()`.
+    pub database: String,
+    /// `server_version` as the server reports it, e.g. `15.4 (Debian 15.4-1)`.
+    pub server_version: String,
+    /// `server_version_num`, e.g. 150004.
+    #[serde(default)]
+    pub server_version_num: u32,
+    /// The user the catalog was discovered as: what it lists is what this user may see.
+    #[serde(default)]
+    pub user: String,
+    /// Start of the discovering transaction, UTC, RFC 3339 (`2026-11-27T10:00:00Z`).
+    pub discovered_at: String,
+    /// The `--schema` filter the discovery ran with; empty means every schema.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub schema_filter: Vec<String>,
+    pub schemas: Vec<Schema>,
+}
+
+impl Catalog {
+    /// Reads a snapshot written by [`Catalog::to_json`] (or `sluice catalog --format json`).
+    /// `source_name` names the input in the error (a file name, say).
+    pub fn from_json(bytes: &[u8], source_name: &str) -> Result<Catalog, CatalogError> {
+        serde_json::from_slice(bytes)
+            .map_err(|e| CatalogError::Snapshot { source_name: source_name.to_string(), reason: e.to_string() })
+    }
+
+    /// Writes the snapshot as compact JSON (no trailing newline), straight into `w`: no copy of a
+    /// catalog's worth of text is held in memory.
+    pub fn write_json<W: std::io::Write>(&self, w: W) -> std::io::Result<()> {
+        serde_json::to_writer(w, self).map_err(std::io::Error::from)
+    }
+
+    /// The snapshot as compact JSON.
+    pub fn to_json(&self) -> String {
+        // Serializing plain data with string keys cannot fail.
+        serde_json::to_string(self).unwrap_or_default()
+    }
+
+    /// Every relation, partitions included, with the schema it lives in, depth first in
+    /// snapshot order.
+    pub fn relations(&self) -> impl Iterator<Item = (&str, &Relation)> {
+        self.schemas.iter().flat_map(|s| {
+            let mut out = Vec::new();
+            for r in &s.relations {
+                walk(&s.name, r, &mut out);
+            }
+            out.into_iter()
+        })
+    }
+
+    /// Looks a relation up by schema and name; partitions are found too.
+    pub fn relation(&self, schema: &str, name: &str) -> Option<&Relation> {
+        self.relations().find(|(s, r)| *s == schema && r.name == name).map(|(_, r)| r)
+    }
+}
+
+fn walk<'a>(schema: &'a str, r: &'a Relation, out: &mut Vec<(&'a str, &'a Relation)>) {
+    out.push((r.schema.as_deref().unwrap_or(schema), r));
+    for p in &r.partitions {
+        walk(schema, p, out);
+    }
+}
+
+/// One schema. A schema the user has no `USAGE` on is listed with `usable: false` and no
+/// relations: nothing in it can be queried, whatever the table grants say.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Schema {
+    pub name: String,
+    pub owner: String,
+    pub comment: Option<String>,
+    #[serde(default = "yes")]
+    pub usable: bool,
+    pub relations: Vec<Relation>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+/// A table, partitioned table, view, materialized view or foreign table.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Relation {
+    pub name: String,
+    /// Set on partitions only (a partition may live in another schema than its parent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schema: Option<String>,
+    pub kind: RelationKind,
+    pub owner: String,
+    pub comment: Option<String>,
+    /// From `reltuples`; null when the relation was never analyzed (and for views).
+    pub row_estimate: Option<i64>,
+    /// Heap plus TOAST pages from the statistics (`relpages` × block size); null when never
+    /// vacuumed or analyzed and for views and foreign tables. A partitioned table reports the sum
+    /// of its partitions.
+    pub size_bytes: Option<i64>,
+    /// Whether the user can `SELECT` from it (a table grant, or a grant on some of its columns).
+    pub selectable: bool,
+    /// True when only some columns are granted: `columns` then lists just those.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub columns_limited: bool,
+    /// Readable columns in ordinal order; empty unless `selectable`.
+    pub columns: Vec<Column>,
+    pub primary_key: Option<Vec<String>>,
+    /// Column lists of the UNIQUE constraints, by constraint name.
+    pub unique: Vec<Vec<String>>,
+    pub foreign_keys: Vec<ForeignKey>,
+    pub indexes: Vec<Index>,
+    /// Partitions, by name; each may have partitions of its own.
+    pub partitions: Vec<Relation>,
+    /// The partitioned table this one is a partition of.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partition_of: Option<QualifiedName>,
+    /// `FOR VALUES …` of a partition.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partition_bound: Option<String>,
+    /// `RANGE (…)`, `LIST (…)` or `HASH (…)` of a partitioned table.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partition_key: Option<String>,
+    /// Parents of a table that uses (non-partition) inheritance, in inheritance order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub inherits: Vec<QualifiedName>,
+}
+
+impl Relation {
+    pub fn column(&self, name: &str) -> Option<&Column> {
+        self.columns.iter().find(|c| c.name == name)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RelationKind {
+    Table,
+    PartitionedTable,
+    View,
+    MaterializedView,
+    ForeignTable,
+}
+
+impl RelationKind {
+    /// `pg_class.relkind` → kind, for the kinds discovery lists.
+    pub fn from_relkind(relkind: &str) -> Option<RelationKind> {
+        Some(match relkind {
+            "r" => RelationKind::Table,
+            "p" => RelationKind::PartitionedTable,
+            "v" => RelationKind::View,
+            "m" => RelationKind::MaterializedView,
+            "f" => RelationKind::ForeignTable,
+            _ => return None,
+        })
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RelationKind::Table => "table",
+            RelationKind::PartitionedTable => "partitioned_table",
+            RelationKind::View => "view",
+            RelationKind::MaterializedView => "materialized_view",
+            RelationKind::ForeignTable => "foreign_table",
+        }
+    }
+
+    /// Words for people: `materialized view`.
+    pub fn label(self) -> &'static str {
+        match self {
+            RelationKind::Table => "table",
+            RelationKind::PartitionedTable => "partitioned table",
+            RelationKind::View => "view",
+            RelationKind::MaterializedView => "materialized view",
+            RelationKind::ForeignTable => "foreign table",
+        }
+    }
+}
+
+impl fmt::Display for RelationKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.label())
+    }
+}
+
+/// `schema.name` of a relation referred to from elsewhere.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct QualifiedName {
+    pub schema: String,
+    pub name: String,
+}
+
+impl fmt::Display for QualifiedName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{}", self.schema, self.name)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Column {
+    pub name: String,
+    /// The type exactly as `format_type()` renders it: `character varying(32)`, `public.mood[]`.
+    #[serde(rename = "type")]
+    pub type_name: String,
+    pub nullable: bool,
+    /// The default expression as `pg_get_expr()` renders it; null for none (and for generated
+    /// columns, whose expression is under `generated`).
+    pub default: Option<String>,
+    pub comment: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity: Option<Identity>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generated: Option<Generated>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Identity {
+    /// `GENERATED ALWAYS AS IDENTITY`.
+    Always,
+    /// `GENERATED BY DEFAULT AS IDENTITY`.
+    ByDefault,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Generated {
+    pub kind: GeneratedKind,
+    pub expression: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GeneratedKind {
+    Stored,
+    /// PostgreSQL 18's virtual generated columns.
+    Virtual,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ForeignKey {
+    pub name: String,
+    pub columns: Vec<String>,
+    pub ref_schema: String,
+    pub ref_table: String,
+    pub ref_columns: Vec<String>,
+    #[serde(default)]
+    pub on_update: FkAction,
+    #[serde(default)]
+    pub on_delete: FkAction,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FkAction {
+    #[default]
+    NoAction,
+    Restrict,
+    Cascade,
+    SetNull,
+    SetDefault,
+}
+
+impl FkAction {
+    pub fn from_code(code: &str) -> FkAction {
+        match code {
+            "r" => FkAction::Restrict,
+            "c" => FkAction::Cascade,
+            "n" => FkAction::SetNull,
+            "d" => FkAction::SetDefault,
+            _ => FkAction::NoAction,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Index {
+    pub name: String,
+    /// The plain-column keys in key order (expression keys are not listed here).
+    pub columns: Vec<String>,
+    /// For an index with expression keys: its definition as `pg_get_indexdef()` renders it.
+    #[serde(default)]
+    pub expression: Option<String>,
+    pub unique: bool,
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub primary: bool,
+    /// Access method: `btree`, `gin`, …
+    #[serde(default)]
+    pub method: String,
+    /// `WHERE` clause of a partial index.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub predicate: Option<String>,
+    /// Non-key `INCLUDE` columns.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub include: Vec<String>,
+}
