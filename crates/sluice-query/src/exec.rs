@@ -27,7 +27,7 @@ use std::time::Duration;
 use futures_util::{FutureExt, StreamExt};
 use sluice_connect::tokio_postgres::types::{FromSql, Type};
 use sluice_connect::tokio_postgres::{self, Row, SimpleQueryMessage};
-use sluice_connect::{CancelHandle, PooledSession, ReadOnlySession, SessionSettings};
+use sluice_connect::{CancelHandle, PooledSession, ReadOnlySession};
 use tokio::time::Instant;
 
 use crate::gate::{self, StatementKind};
@@ -218,7 +218,7 @@ async fn start(
     if pgbouncer {
         // Behind PgBouncer nothing is set at session level: the limits travel with every
         // transaction.
-        let limits = SessionSettings::default();
+        let limits = session.settings();
         begin.push_str(&format!(
             " SET LOCAL lock_timeout = {}; SET LOCAL idle_in_transaction_session_timeout = {};",
             limits.lock_timeout.as_millis(),
