@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use tempfile::TempDir;
 
-use crate::sys::{chown_tree, free_port, is_root, service_user_ids, spawn_watchdog, wait_for_port};
+use crate::sys::{chown_tree, free_port, is_root, service_user_ids, spawn_watchdog, wait_for_log};
 use crate::{Cluster, TestkitError};
 
 /// How to run PgBouncer. `Default`: transaction pooling with 2 server connections per
@@ -101,7 +101,8 @@ impl PgBouncer {
                 .spawn()
                 .map_err(|source| TestkitError::Spawn { program: "pgbouncer".into(), source })?;
             std::fs::write(dir.path().join("child.pid"), child.id().to_string())?;
-            if wait_for_port(port, Duration::from_secs(10)) && matches!(child.try_wait(), Ok(None)) {
+            let log = dir.path().join("pgbouncer.log");
+            if wait_for_log(&mut child, &log, &format!("listening on 127.0.0.1:{port}"), 0, Duration::from_secs(10)) {
                 let bouncer = PgBouncer { dir, port, child: Some(child) };
                 spawn_watchdog(&bouncer.dir.path().join("child.pid"), "");
                 return Ok(bouncer);

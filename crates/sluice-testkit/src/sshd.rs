@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use tempfile::TempDir;
 
-use crate::sys::{current_user, free_port, is_root, process_tree, run, signal, spawn_watchdog, wait_for_port};
+use crate::sys::{
+    current_user, free_port, is_root, log_count, process_tree, run, signal, spawn_watchdog, wait_for_log,
+};
 use crate::TestkitError;
 
 /// How to run the bastion. `Default`: forwarding to any destination.
@@ -103,9 +105,9 @@ impl Sshd {
         let user = current_user()?;
 
         let permit_open = if opts.permit_open.is_empty() { "any".to_string() } else { opts.permit_open.join(" ") };
-        let port = free_port()?;
-        let config = format!(
-            "ListenAddress 127.0.0.1:{port}\n\
+        let write_config = |dir: &Path, port: u16| -> crate::Result<()> {
+            let config = format!(
+                "ListenAddress 127.0.0.1:{port}\n\
              HostKey {host_key}\n\
              PidFile {pid}\n\
              AuthorizedKeysFile {auth}\n\
@@ -124,22 +126,39 @@ impl Sshd {
              MaxStartups 100\n\
              MaxSessions 100\n\
              LogLevel VERBOSE\n",
-            host_key = host_key.display(),
-            pid = dir.path().join("sshd.pid").display(),
-            auth = dir.path().join("authorized_keys").display(),
-            fwd = if opts.allow_tcp_forwarding { "yes" } else { "no" },
-        );
-        std::fs::write(dir.path().join("sshd_config"), config)?;
-        // `sshd -t` names a bad option precisely; a failed start would only say "exited".
-        run(Command::new(&sshd).arg("-t").arg("-f").arg(dir.path().join("sshd_config")))?;
-
-        let s = Sshd { dir, port, user, host_public_line, host_fingerprint, child: Mutex::new(None) };
-        s.launch()?;
+                host_key = host_key.display(),
+                pid = dir.join("sshd.pid").display(),
+                auth = dir.join("authorized_keys").display(),
+                fwd = if opts.allow_tcp_forwarding { "yes" } else { "no" },
+            );
+            std::fs::write(dir.join("sshd_config"), config)?;
+            // `sshd -t` names a bad option precisely; a failed start would only say "exited".
+            run(Command::new(&sshd).arg("-t").arg("-f").arg(dir.join("sshd_config"))).map(drop)
+        };
+        let port = free_port()?;
+        write_config(dir.path(), port)?;
+        let mut s = Sshd { dir, port, user: user.clone(), host_public_line, host_fingerprint, child: Mutex::new(None) };
+        // Another test may take the free port first: sshd then fails to bind, and we try another.
+        let mut attempt = 0;
+        while let Err(e) = s.launch() {
+            attempt += 1;
+            if attempt == 5 {
+                return Err(e);
+            }
+            s.port = free_port()?;
+            write_config(s.dir.path(), s.port)?;
+        }
         spawn_watchdog(&s.dir.path().join("listener.pid"), "");
         Ok(s)
     }
 
+    /// What sshd logs once it has bound its port.
+    fn listening_line(&self) -> String {
+        format!("Server listening on 127.0.0.1 port {}.", self.port)
+    }
+
     fn launch(&self) -> crate::Result<()> {
+        let seen_before = log_count(&self.log_path(), &self.listening_line());
         let log = File::options().create(true).append(true).open(self.log_path())?;
         let mut child = Command::new(sshd_binary())
             .arg("-D")
@@ -153,7 +172,7 @@ impl Sshd {
             .map_err(|source| TestkitError::Spawn { program: "sshd".into(), source })?;
         std::fs::write(self.dir.path().join("listener.pid"), child.id().to_string())?;
         let deadline = Duration::from_secs(15);
-        if !wait_for_port(self.port, deadline) || matches!(child.try_wait(), Ok(Some(_))) {
+        if !wait_for_log(&mut child, &self.log_path(), &self.listening_line(), seen_before, deadline) {
             let _ = child.kill();
             let _ = child.wait();
             return Err(TestkitError::Other(format!("sshd did not start on port {}\nlog:\n{}", self.port, self.log())));

@@ -186,15 +186,31 @@ pub(crate) fn spawn_watchdog(pid_file: &Path, cleanup: &str) {
         .spawn();
 }
 
-/// Waits until something accepts TCP connections on `127.0.0.1:port`, or `deadline` passes.
-pub(crate) fn wait_for_port(port: u16, deadline: std::time::Duration) -> bool {
+/// Waits until `log` holds `needle` more than `seen_before` times while `child` runs: proof that
+/// this very process bound its port (a bare port probe could be answered by another test's
+/// server that grabbed the same free port first).
+pub(crate) fn wait_for_log(
+    child: &mut std::process::Child,
+    log: &std::path::Path,
+    needle: &str,
+    seen_before: usize,
+    deadline: std::time::Duration,
+) -> bool {
     let start = std::time::Instant::now();
     while start.elapsed() < deadline {
-        let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
-        if std::net::TcpStream::connect_timeout(&addr, std::time::Duration::from_millis(200)).is_ok() {
+        if !matches!(child.try_wait(), Ok(None)) {
+            return false;
+        }
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        if text.matches(needle).count() > seen_before {
             return true;
         }
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
     false
+}
+
+/// How often `needle` already occurs in `log`.
+pub(crate) fn log_count(log: &std::path::Path, needle: &str) -> usize {
+    std::fs::read_to_string(log).unwrap_or_default().matches(needle).count()
 }
