@@ -34,56 +34,47 @@ fn short_version(v: &str) -> String {
     v.split_whitespace().next().unwrap_or(v).to_string()
 }
 
-/// The connection stages; also returns the session when `auth` passed, for later checks.
-pub(crate) async fn connection_stages(input: &DoctorInput) -> (Vec<Check>, Option<ReadOnlySession>) {
-    let mut checks = Vec::new();
-    let started = Instant::now();
-    let spec = match &input.spec {
-        Ok(s) => s,
-        Err(e) => {
-            checks.push(Check::new(CheckId::CONFIG, Status::Fail, e.message()).fix(e.hint()).timed(started));
-            skip_rest(
-                &mut checks,
-                &[CheckId::DNS, CheckId::TCP, CheckId::SSH, CheckId::TLS, CheckId::AUTH, CheckId::SERVER_VERSION],
-                "the source is not valid",
-            );
-            return (checks, None);
-        }
-    };
+type Prepared<'a> = (&'a SourceSpec, Option<Arc<SshTunnel>>, Connector);
+
+/// Everything the `config` check vouches for: a valid spec, its bastion (kept so the doctor can
+/// run the ssh stages on it) and the connector (certificates and keys read).
+fn prepare(input: &DoctorInput) -> Result<Prepared<'_>, Box<dyn UserFacing>> {
+    let spec = input.spec.as_ref().map_err(|e| Box::new(e.clone()) as Box<dyn UserFacing>)?;
     let timeout = Duration::from_secs(spec.connect_timeout_secs);
-    // For a bastion, the doctor keeps its own handle on the tunnel to run the ssh stages on it.
     let tunnel = match &spec.network {
-        Network::Ssh(ssh) => match SshTunnel::new(ssh, timeout) {
-            Ok(t) => Some(Arc::new(t)),
-            Err(e) => {
-                checks.push(Check::new(CheckId::CONFIG, Status::Fail, e.message()).fix(e.hint()).timed(started));
-                skip_rest(
-                    &mut checks,
-                    &[CheckId::DNS, CheckId::TCP, CheckId::SSH, CheckId::TLS, CheckId::AUTH, CheckId::SERVER_VERSION],
-                    "the source is not valid",
-                );
-                return (checks, None);
-            }
-        },
+        Network::Ssh(ssh) => {
+            Some(Arc::new(SshTunnel::new(ssh, timeout).map_err(|e| Box::new(e) as Box<dyn UserFacing>)?))
+        }
         _ => None,
     };
-    let built = match &tunnel {
+    let connector = match &tunnel {
         Some(t) => Connector::with_dialer(spec.clone(), Dialer::Tunnel(t.clone())),
         None => Connector::new(spec.clone()),
+    }
+    .map_err(|e| Box::new(e) as Box<dyn UserFacing>)?;
+    Ok((spec, tunnel, connector))
+}
+
+/// `config` failed: every later stage is skipped.
+fn invalid_source(message: String, hint: Option<String>, started: Instant) -> Vec<Check> {
+    let mut checks = vec![Check::new(CheckId::CONFIG, Status::Fail, message).fix(hint).timed(started)];
+    skip_rest(
+        &mut checks,
+        &[CheckId::DNS, CheckId::TCP, CheckId::SSH, CheckId::TLS, CheckId::AUTH, CheckId::SERVER_VERSION],
+        "the source is not valid",
+    );
+    checks
+}
+
+/// The connection stages; also returns the session when `auth` passed, for later checks.
+pub(crate) async fn connection_stages(input: &DoctorInput) -> (Vec<Check>, Option<ReadOnlySession>) {
+    let started = Instant::now();
+    let (spec, tunnel, connector) = match prepare(input) {
+        Ok(ready) => ready,
+        Err(e) => return (invalid_source(e.message(), e.hint(), started), None),
     };
-    let connector = match built {
-        Ok(c) => c,
-        Err(e) => {
-            checks.push(Check::new(CheckId::CONFIG, Status::Fail, e.message()).fix(e.hint()).timed(started));
-            skip_rest(
-                &mut checks,
-                &[CheckId::DNS, CheckId::TCP, CheckId::SSH, CheckId::TLS, CheckId::AUTH, CheckId::SERVER_VERSION],
-                "the source is not valid",
-            );
-            return (checks, None);
-        }
-    };
-    checks.push(config_check(spec).timed(started));
+    let mut checks = vec![config_check(spec).timed(started)];
+    let timeout = Duration::from_secs(spec.connect_timeout_secs);
 
     // dns and tcp are about what Sluice itself dials: the database, or the bastion in front of it
     // (which then resolves and dials the database; the ssh check reports on that part).
