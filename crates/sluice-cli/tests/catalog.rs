@@ -1,27 +1,12 @@
 //! `sluice catalog` and `sluice catalog diff` end to end: the real binary against a real cluster.
 
-use std::path::Path;
-use std::process::{Command, Output};
+mod common;
 
+use common::{sluice, text};
 use serde_json::Value;
 use sluice_testkit::Cluster;
 
 const PW: &str = "catalog-pw-5521";
-
-fn sluice(args: &[&str], dir: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_sluice"))
-        .args(args)
-        .current_dir(dir)
-        .env_clear()
-        .env("HOME", dir)
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .output()
-        .expect("run sluice")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
 
 #[test]
 fn catalog_snapshots_and_diffs_them() {

@@ -1,23 +1,14 @@
 //! `sluice doctor` end to end: the real binary against real clusters.
 
-use std::path::Path;
-use std::process::{Command, Output};
+mod common;
 
+use std::process::Output;
+
+use common::sluice;
 use serde_json::Value;
 use sluice_testkit::{Cluster, ClusterOptions, HbaRule, TestCa, TlsFiles};
 
 const PW: &str = "doctor-pw-7781";
-
-fn sluice(args: &[&str], dir: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_sluice"))
-        .args(args)
-        .current_dir(dir)
-        .env_clear()
-        .env("HOME", dir)
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .output()
-        .expect("run sluice")
-}
 
 fn json(out: &Output) -> Value {
     serde_json::from_slice(&out.stdout)

@@ -1,26 +1,14 @@
 //! `sluice setup-sql` and `sluice doctor --schema … --fix-sql` end to end: the real binary, psql
 //! and a real cluster, the way a DBA would use them.
 
-use std::path::Path;
-use std::process::{Command, Output};
+mod common;
 
+use std::path::Path;
+use std::process::Command;
+
+use common::{sluice, text};
 use serde_json::Value;
 use sluice_testkit::{Cluster, SUPERUSER, SUPERUSER_PASSWORD};
-
-fn sluice(args: &[&str], dir: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_sluice"))
-        .args(args)
-        .current_dir(dir)
-        .env_clear()
-        .env("HOME", dir)
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .output()
-        .expect("run sluice")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
 
 /// `psql -v ON_ERROR_STOP=1 -f FILE` as the superuser, as the DBA runs the scripts.
 fn run_script(cluster: &Cluster, db: &str, script: &str, dir: &Path) {
