@@ -232,25 +232,9 @@ mod tests {
 
     fn rel(name: &str, kind: RelationKind, selectable: bool, columns: Vec<Column>) -> Relation {
         Relation {
-            name: name.into(),
-            schema: None,
-            kind,
-            owner: "app".into(),
-            comment: None,
-            row_estimate: None,
-            size_bytes: None,
             selectable,
-            columns_limited: false,
             columns: if selectable { columns } else { Vec::new() },
-            primary_key: None,
-            unique: Vec::new(),
-            foreign_keys: Vec::new(),
-            indexes: Vec::new(),
-            partitions: Vec::new(),
-            partition_of: None,
-            partition_bound: None,
-            partition_key: None,
-            inherits: Vec::new(),
+            ..Relation::new(name, kind, "app")
         }
     }
 

@@ -415,25 +415,13 @@ impl Builder {
             _ => Access::None,
         };
         let relation = Relation {
-            name: c.string(2)?,
-            schema: None,
-            kind,
-            owner: c.string(4)?,
-            comment: None,
             row_estimate: c.opt_num(6)?,
             size_bytes: c.opt_num(7)?,
             selectable: access != Access::None,
             columns_limited: access == Access::Columns,
-            columns: Vec::new(),
-            primary_key: None,
-            unique: Vec::new(),
-            foreign_keys: Vec::new(),
-            indexes: Vec::new(),
-            partitions: Vec::new(),
-            partition_of: None,
             partition_bound: c.opt_string(9)?,
             partition_key: c.opt_string(10)?,
-            inherits: Vec::new(),
+            ..Relation::new(c.string(2)?, kind, c.string(4)?)
         };
         // relnatts counts dropped columns too: at most a little more than needed.
         let natts = c.num::<usize>(11)?.min(1600);
@@ -698,27 +686,7 @@ fn assemble(
 
 /// What a relation's slot holds once the relation has moved into the tree (allocates nothing).
 fn empty_relation() -> Relation {
-    Relation {
-        name: String::new(),
-        schema: None,
-        kind: RelationKind::Table,
-        owner: String::new(),
-        comment: None,
-        row_estimate: None,
-        size_bytes: None,
-        selectable: false,
-        columns_limited: false,
-        columns: Vec::new(),
-        primary_key: None,
-        unique: Vec::new(),
-        foreign_keys: Vec::new(),
-        indexes: Vec::new(),
-        partitions: Vec::new(),
-        partition_of: None,
-        partition_bound: None,
-        partition_key: None,
-        inherits: Vec::new(),
-    }
+    Relation::new(String::new(), RelationKind::Table, String::new())
 }
 
 #[cfg(test)]

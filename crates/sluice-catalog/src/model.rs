@@ -142,6 +142,32 @@ pub struct Relation {
 }
 
 impl Relation {
+    /// A relation with nothing known beyond its name, kind and owner: not readable, no columns,
+    /// constraints, indexes or partitions. Callers fill in what they learn.
+    pub fn new(name: impl Into<String>, kind: RelationKind, owner: impl Into<String>) -> Relation {
+        Relation {
+            name: name.into(),
+            schema: None,
+            kind,
+            owner: owner.into(),
+            comment: None,
+            row_estimate: None,
+            size_bytes: None,
+            selectable: false,
+            columns_limited: false,
+            columns: Vec::new(),
+            primary_key: None,
+            unique: Vec::new(),
+            foreign_keys: Vec::new(),
+            indexes: Vec::new(),
+            partitions: Vec::new(),
+            partition_of: None,
+            partition_bound: None,
+            partition_key: None,
+            inherits: Vec::new(),
+        }
+    }
+
     pub fn column(&self, name: &str) -> Option<&Column> {
         self.columns.iter().find(|c| c.name == name)
     }
