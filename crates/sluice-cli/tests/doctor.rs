@@ -4,7 +4,7 @@ mod common;
 
 use std::process::Output;
 
-use common::sluice;
+use common::{sluice, status_of};
 use serde_json::Value;
 use sluice_testkit::{Cluster, ClusterOptions, HbaRule, TestCa, TlsFiles};
 
@@ -13,14 +13,6 @@ const PW: &str = "doctor-pw-7781";
 fn json(out: &Output) -> Value {
     serde_json::from_slice(&out.stdout)
         .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)))
-}
-
-fn status_of<'a>(report: &'a Value, id: &str) -> &'a str {
-    report["checks"]
-        .as_array()
-        .and_then(|c| c.iter().find(|c| c["id"] == id))
-        .and_then(|c| c["status"].as_str())
-        .unwrap_or("missing")
 }
 
 fn summary_of(report: &Value, id: &str) -> String {

@@ -1,18 +1,18 @@
 //! `sluice doctor` through a real OpenSSH bastion.
 
-use std::process::{Command, Output};
+mod common;
 
+use std::path::Path;
+use std::process::Output;
+
+use common::check;
 use serde_json::Value;
 use sluice_testkit::{Cluster, KeyFormat, KeyType, Sshd, SshdOptions};
 
 const PW: &str = "ssh-doctor-pw";
 
-fn sluice(args: &[String]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_sluice")).args(args).env_remove("PGPASSWORD").output().expect("run sluice")
-}
-
-fn check<'a>(report: &'a Value, id: &str) -> &'a Value {
-    report["checks"].as_array().and_then(|c| c.iter().find(|c| c["id"] == id)).unwrap_or(&Value::Null)
+fn sluice(args: &[String], dir: &Path) -> Output {
+    common::sluice(&args.iter().map(String::as_str).collect::<Vec<_>>(), dir)
 }
 
 #[test]
@@ -51,7 +51,7 @@ fn doctor_runs_the_bastion_stages_and_pins_its_key() {
         .collect()
     };
 
-    let out = sluice(&base(sshd.host_key_fingerprint()));
+    let out = sluice(&base(sshd.host_key_fingerprint()), dir.path());
     let report: Value = serde_json::from_slice(&out.stdout).expect("json");
     assert_eq!(out.status.code(), Some(0), "{report:#}");
     assert_eq!(report["source"]["network"], "ssh");
@@ -64,7 +64,7 @@ fn doctor_runs_the_bastion_stages_and_pins_its_key() {
 
     // A wrong pin fails at ssh and shows the key the bastion really presented.
     let wrong = "SHA256:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
-    let out = sluice(&base(wrong));
+    let out = sluice(&base(wrong), dir.path());
     let report: Value = serde_json::from_slice(&out.stdout).expect("json");
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(check(&report, "ssh")["status"], "fail");
@@ -77,7 +77,7 @@ fn doctor_runs_the_bastion_stages_and_pins_its_key() {
     // No pin at all is a bad invocation: there is no "accept any key".
     let mut unpinned = base("x");
     unpinned.truncate(unpinned.len() - 2);
-    let out = sluice(&unpinned);
+    let out = sluice(&unpinned, dir.path());
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--ssh-host-key"));
 }

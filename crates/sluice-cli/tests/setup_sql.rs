@@ -6,7 +6,7 @@ mod common;
 use std::path::Path;
 use std::process::Command;
 
-use common::{sluice, text};
+use common::{sluice, status_of, text};
 use serde_json::Value;
 use sluice_testkit::{Cluster, SUPERUSER, SUPERUSER_PASSWORD};
 
@@ -22,14 +22,6 @@ fn run_script(cluster: &Cluster, db: &str, script: &str, dir: &Path) {
         .output()
         .expect("psql");
     assert!(out.status.success(), "{}\n{script}", text(&out.stderr));
-}
-
-fn status_of<'a>(report: &'a Value, id: &str) -> &'a str {
-    report["checks"]
-        .as_array()
-        .and_then(|c| c.iter().find(|c| c["id"] == id))
-        .and_then(|c| c["status"].as_str())
-        .unwrap_or("missing")
 }
 
 const PRIVILEGE_CHECKS: [&str; 7] = [

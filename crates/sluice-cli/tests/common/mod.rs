@@ -5,6 +5,8 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
+use serde_json::Value;
+
 /// Runs `sluice ARGS` in `dir` with nothing from the caller's environment but `PATH`, and `HOME`
 /// set to `dir` (so no real `~/.pgpass` or `PG*` variable leaks into a test).
 pub fn sluice(args: &[&str], dir: &Path) -> Output {
@@ -21,4 +23,14 @@ pub fn sluice(args: &[&str], dir: &Path) -> Output {
 /// Output bytes as text, for assertions and failure messages.
 pub fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// The doctor report check with this id (`Null` when absent).
+pub fn check<'a>(report: &'a Value, id: &str) -> &'a Value {
+    report["checks"].as_array().and_then(|c| c.iter().find(|c| c["id"] == id)).unwrap_or(&Value::Null)
+}
+
+/// A check's status, or `missing`.
+pub fn status_of<'a>(report: &'a Value, id: &str) -> &'a str {
+    check(report, id)["status"].as_str().unwrap_or("missing")
 }
