@@ -1,5 +1,3 @@
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -114,17 +112,8 @@ impl Connector {
         }
     }
 
-    fn attempt(
-        &self,
-        host: &HostPort,
-        mode: DriverSslMode,
-    ) -> Pin<Box<dyn Future<Output = Result<ReadOnlySession, ConnectError>> + Send + 'static>> {
-        let this = self.clone();
+    async fn attempt(&self, host: &HostPort, mode: DriverSslMode) -> Result<ReadOnlySession, ConnectError> {
         let host = host.clone();
-        Box::pin(async move { this.attempt_owned(host, mode).await })
-    }
-
-    async fn attempt_owned(self, host: HostPort, mode: DriverSslMode) -> Result<ReadOnlySession, ConnectError> {
         // A reset or garbled reply during the handshake often means another service answers on
         // this port: ask it PostgreSQL's SSL question to say so precisely.
         match self.handshake(host.clone(), mode).await {
@@ -160,23 +149,14 @@ impl Connector {
             config.password(pw.expose());
         }
         let timeout = self.timeout();
-        let handshake = tokio::spawn(async move { config.connect_raw(stream, tls).await });
-        let abort = handshake.abort_handle();
-        let (client, connection) = match tokio::time::timeout(timeout, handshake).await {
+        let (client, connection) = match tokio::time::timeout(timeout, config.connect_raw(stream, tls)).await {
             Err(_) => {
-                abort.abort();
                 let tls_done = info.lock().map(|i| i.is_some()).unwrap_or(false);
                 let stage = if mode != DriverSslMode::Disable && !tls_done { Stage::Tls } else { Stage::Auth };
                 return Err(ConnectError::Timeout { stage, secs: timeout.as_secs() });
             }
-            Ok(Err(join)) => {
-                return Err(ConnectError::Lost {
-                    addr: host.to_string(),
-                    reason: format!("handshake task failed: {join}"),
-                })
-            }
-            Ok(Ok(Err(e))) => return Err(self.classify(&host, &e)),
-            Ok(Ok(Ok(pair))) => pair,
+            Ok(Err(e)) => return Err(self.classify(&host, &e)),
+            Ok(Ok(pair)) => pair,
         };
         let connection_error = Arc::new(Mutex::new(None::<String>));
         let slot = connection_error.clone();
