@@ -4,7 +4,8 @@ use std::time::Duration;
 use sluice_core::{HostPort, Network, SessionAttrs, SourceSpec, SslMode};
 use tokio_postgres::config::SslMode as DriverSslMode;
 
-use crate::session::{CancelHandle, ReadOnlySession, SessionSettings};
+use crate::cancel::CancelHandle;
+use crate::session::{ReadOnlySession, SessionSettings};
 use crate::tls::{TlsInfo, TlsSetup};
 use crate::{ConnectError, Dialer, SshTunnel, Stage};
 

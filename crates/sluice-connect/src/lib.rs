@@ -14,6 +14,7 @@
 //! Must not do: parse connection strings (that is `sluice-core`), run user SQL or decide what
 //! SQL is allowed (that is `sluice-query`), or print anything.
 
+mod cancel;
 mod connector;
 mod error;
 mod pool;
@@ -23,10 +24,11 @@ pub mod tls;
 mod transaction;
 mod transport;
 
+pub use cancel::CancelHandle;
 pub use connector::Connector;
 pub use error::{ConnectError, SshFailure, Stage, TlsFailure};
 pub use pool::{Pool, PoolOptions, PooledSession};
-pub use session::{CancelHandle, ReadOnlySession, SessionInfo, SessionSettings};
+pub use session::{ReadOnlySession, SessionInfo, SessionSettings};
 pub use ssh::{Keepalive, SshStage, SshStageReport, SshTunnel};
 pub use tls::TlsInfo;
 pub use transaction::ReadOnlyTransaction;

@@ -3,10 +3,11 @@ use std::time::Duration;
 
 use sluice_core::HostPort;
 use tokio::task::JoinHandle;
-use tokio_postgres::{CancelToken, Client, SimpleQueryMessage};
+use tokio_postgres::{Client, SimpleQueryMessage};
 
-use crate::tls::{TlsInfo, TlsSetup};
-use crate::{ConnectError, Dialer};
+use crate::cancel::CancelHandle;
+use crate::tls::TlsInfo;
+use crate::ConnectError;
 
 /// Server-side limits every Sluice session carries. Defaults: statement 5 min, lock 5 s, idle in
 /// transaction 60 s.
@@ -253,32 +254,4 @@ pub(crate) async fn text_rows(client: &Client, sql: &str) -> Result<Vec<Vec<Stri
             _ => None,
         })
         .collect())
-}
-
-/// Cancels the running query of one session. The request is dialled through the same transport
-/// (direct, private endpoint or tunnel) and wrapped in the same TLS as the session it cancels.
-#[derive(Clone)]
-pub struct CancelHandle {
-    pub(crate) token: CancelToken,
-    pub(crate) dialer: Dialer,
-    pub(crate) tls: TlsSetup,
-    pub(crate) host: HostPort,
-    pub(crate) server_name: String,
-}
-
-impl std::fmt::Debug for CancelHandle {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("CancelHandle").field("host", &self.host).finish_non_exhaustive()
-    }
-}
-
-impl CancelHandle {
-    pub async fn cancel(&self) -> Result<(), ConnectError> {
-        let stream = self.dialer.dial(&self.host).await?;
-        let tls = self.tls.connector(&self.server_name, Arc::new(Mutex::new(None)))?;
-        self.token.cancel_query_raw(stream, tls).await.map_err(|e| ConnectError::Lost {
-            addr: self.host.to_string(),
-            reason: format!("cancel request failed: {e}"),
-        })
-    }
 }

@@ -150,7 +150,7 @@ impl TlsSetup {
                 "give a DNS name or an IP address",
             )
         })?;
-        Ok(RustlsConnect { setup: self.clone(), name, info })
+        Ok(RustlsConnect { setup: self.clone(), name, info, await_close: false })
     }
 
     /// Turns a handshake error (however deep in an error chain) into what a person needs.
@@ -392,6 +392,16 @@ pub struct RustlsConnect {
     setup: TlsSetup,
     name: ServerName<'static>,
     info: Arc<Mutex<Option<TlsInfo>>>,
+    await_close: bool,
+}
+
+impl RustlsConnect {
+    /// For a cancel request: shutting the stream down waits for the server to close first and
+    /// sends no close_notify, which a pooler could take for the client hanging up early.
+    pub(crate) fn awaiting_close(mut self) -> Self {
+        self.await_close = true;
+        self
+    }
 }
 
 // No `'static` bound on `S`: with one, futures over a boxed (`dyn`) stream stop being provably
@@ -410,6 +420,7 @@ where
             inner: connector.connect(self.name, stream),
             info: self.info,
             verification: self.setup.verification,
+            await_close: self.await_close,
         }
     }
 }
@@ -419,6 +430,7 @@ pub struct HandshakeFuture<S> {
     inner: tokio_rustls::Connect<S>,
     info: Arc<Mutex<Option<TlsInfo>>>,
     verification: Verification,
+    await_close: bool,
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Future for HandshakeFuture<S> {
@@ -439,16 +451,19 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Future for HandshakeFuture<S> {
         if let Ok(mut slot) = self.info.lock() {
             *slot = Some(info);
         }
-        Poll::Ready(Ok(RustlsStream(tls)))
+        Poll::Ready(Ok(RustlsStream { tls, await_close: self.await_close }))
     }
 }
 
 /// A TLS stream that also offers SCRAM channel binding (`tls-server-end-point`).
-pub struct RustlsStream<S>(tokio_rustls::client::TlsStream<S>);
+pub struct RustlsStream<S> {
+    tls: tokio_rustls::client::TlsStream<S>,
+    await_close: bool,
+}
 
 impl<S: AsyncRead + AsyncWrite + Unpin> tokio_postgres::tls::TlsStream for RustlsStream<S> {
     fn channel_binding(&self) -> ChannelBinding {
-        let (_, conn) = self.0.get_ref();
+        let (_, conn) = self.tls.get_ref();
         match conn.peer_certificates().and_then(|c| c.first()) {
             // RFC 5929: SHA-256 for certificates signed with SHA-1/SHA-256 or ECDSA/EdDSA; the
             // server computes the same hash for the certificates Sluice's tests and clouds use.
@@ -462,19 +477,22 @@ impl<S: AsyncRead + AsyncWrite + Unpin> tokio_postgres::tls::TlsStream for Rustl
 
 impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for RustlsStream<S> {
     fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.0).poll_read(cx, buf)
+        Pin::new(&mut self.tls).poll_read(cx, buf)
     }
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for RustlsStream<S> {
     fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.0).poll_write(cx, buf)
+        Pin::new(&mut self.tls).poll_write(cx, buf)
     }
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.0).poll_flush(cx)
+        Pin::new(&mut self.tls).poll_flush(cx)
     }
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.0).poll_shutdown(cx)
+        if self.await_close {
+            return crate::cancel::poll_until_closed(&mut self.tls, cx);
+        }
+        Pin::new(&mut self.tls).poll_shutdown(cx)
     }
 }
 

@@ -247,3 +247,44 @@ async fn two_hundred_queries_from_four_concurrent_sessions() {
         cluster.psql("postgres", "SELECT count(*) FROM pg_stat_activity WHERE usename = 'app';").expect("count");
     assert!(servers.parse::<u32>().unwrap_or(99) <= 2, "{servers}");
 }
+
+/// PgBouncer forwards a cancel over a server connection of its own and drops it if the client
+/// hangs up first; Sluice's cancel waits until PgBouncer closes, so the statement really stops.
+#[tokio::test]
+async fn a_cancel_through_pgbouncer_reaches_the_statement() {
+    let Setup { bouncer, cluster } = setup();
+    let connector = Connector::new(spec(&bouncer, true)).expect("connector");
+    for round in 0..3 {
+        let mut session = connector.connect().await.expect("session");
+        let cancel = session.cancel_handle();
+        let running = tokio::spawn(async move {
+            let tx = session.read_only_transaction().await.expect("begin");
+            let r = tx.client().simple_query("SELECT pg_sleep(60)").await.map(|_| ());
+            drop(tx);
+            r
+        });
+        // Wait until the statement is running on the server, then cancel it.
+        let mut seen = String::new();
+        for _ in 0..100 {
+            seen = cluster
+                .psql(
+                    "postgres",
+                    "SELECT count(*) FROM pg_stat_activity WHERE state = 'active' AND query = 'SELECT pg_sleep(60)';",
+                )
+                .expect("activity");
+            if seen == "1" {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        assert_eq!(seen, "1", "round {round}: the statement never started\n{}", bouncer.log());
+        cancel.cancel().await.unwrap_or_else(|e| panic!("round {round}: cancel: {e:?}\n{}", bouncer.log()));
+        // Well before the 60 s sleep would end on its own.
+        let result = tokio::time::timeout(std::time::Duration::from_secs(20), running)
+            .await
+            .unwrap_or_else(|_| panic!("round {round}: the cancel never reached the statement\n{}", bouncer.log()))
+            .expect("join");
+        let e = result.expect_err("cancelled");
+        assert_eq!(e.code().map(|c| c.code()), Some("57014"), "round {round}: {e}");
+    }
+}

@@ -68,9 +68,15 @@ async fn enum_results_interleaved_across_shared_server_connections() {
     let (bytes, summary) = export_bytes(&a, r, Format::Csv).await.expect("truncated");
     assert!(summary.truncated);
     assert_eq!(String::from_utf8_lossy(&bytes).lines().count(), 6);
+    // The cancel went through PgBouncer to the statement, which is no longer running.
+    let running = env
+        .cluster
+        .psql(DB, "SELECT count(*) FROM pg_stat_activity WHERE state = 'active' AND query LIKE '%generate_series(1, 1000000000)%' AND pid <> pg_backend_pid();")
+        .expect("activity");
+    assert_eq!(running, "0", "{}", bouncer.log());
     let mut r = req("SELECT pg_sleep(30)", Format::Csv);
     r.timeout = Some(Duration::from_millis(300));
     let e = export_bytes(&b, r, Format::Csv).await.expect_err("timeout");
-    assert!(matches!(e, QueryError::Timeout { .. }), "{e:?}");
+    assert!(matches!(e, QueryError::Timeout { .. }), "{e:?}\n{}", bouncer.log());
     assert_eq!(csv(&b, "SHOW lock_timeout").await.expect("show"), "lock_timeout\n5s\n");
 }
