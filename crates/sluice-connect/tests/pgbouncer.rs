@@ -260,7 +260,7 @@ async fn a_cancel_through_pgbouncer_reaches_the_statement() {
         let running = tokio::spawn(async move {
             let tx = session.read_only_transaction().await.expect("begin");
             let r = tx.client().simple_query("SELECT pg_sleep(60)").await.map(|_| ());
-            drop(tx);
+            tx.rollback().await.expect("rollback after the cancel");
             r
         });
         // Wait until the statement is running on the server, then cancel it.
