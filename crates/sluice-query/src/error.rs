@@ -8,8 +8,13 @@ use sluice_core::{ErrorKind, UserFacing};
 pub enum QueryError {
     #[error("the request holds no SQL statement")]
     Empty,
-    #[error("syntax error: {message}")]
-    Syntax { message: String },
+    #[error("{message}")]
+    Syntax {
+        message: String,
+        /// 1-based character position of the failing token in the request text, as PostgreSQL
+        /// counts it.
+        position: Option<u32>,
+    },
     #[error("refused: {message}")]
     Refused { message: String, hint: String },
     #[error("{0}")]
@@ -123,6 +128,13 @@ impl UserFacing for QueryError {
                 }
                 if let Some(d) = detail {
                     m.push_str(&format!("\nDETAIL: {d}"));
+                }
+                m
+            }
+            QueryError::Syntax { message, position } => {
+                let mut m = format!("{message} (SQLSTATE 42601)");
+                if let Some(p) = position {
+                    m.push_str(&format!(" at character {p}"));
                 }
                 m
             }

@@ -89,6 +89,33 @@ pub enum StatementKind {
     Show,
 }
 
+/// Where a syntax error is, as PostgreSQL reports it: the 1-based character position of the
+/// failing token. libpg_query gives only the message (`syntax error at or near "X"`), so the token
+/// is found again with its own scanner: the first token reading `X` at which a parse of the text
+/// up to it fails with the same message. A lexer error (an unterminated literal) falls back to the
+/// first occurrence of `X`.
+fn syntax_position(sql: &str, message: &str) -> Option<u32> {
+    let position_of = |byte: usize| sql.get(..byte).map(|s| s.chars().count() as u32 + 1);
+    if message.ends_with("at end of input") {
+        return position_of(sql.len());
+    }
+    let near = message.split_once("at or near \"")?.1.strip_suffix('"')?;
+    let Ok(scan) = pg_query::scan(sql) else {
+        return sql.find(near).and_then(position_of);
+    };
+    scan.tokens.iter().find_map(|t| {
+        let (start, end) = (usize::try_from(t.start).ok()?, usize::try_from(t.end).ok()?);
+        if sql.get(start..end)? != near {
+            return None;
+        }
+        let prefix = sql.get(..end)?;
+        match std::panic::catch_unwind(|| pg_query::parse(prefix, 0)) {
+            Ok(Err(pg_query::Error::Parse(m))) if m == message => position_of(start),
+            _ => None,
+        }
+    })
+}
+
 /// Classifies `sql` and returns the one statement it holds, or why it is refused.
 pub fn admit(sql: &str) -> Result<Admitted, QueryError> {
     // libpg_query's Rust summary code has a few `panic!`s on shapes the grammar never produces;
@@ -96,8 +123,11 @@ pub fn admit(sql: &str) -> Result<Admitted, QueryError> {
     let parsed = std::panic::catch_unwind(|| pg_query::parse(sql, 0))
         .map_err(|_| refused("the statement could not be classified"))?
         .map_err(|e| match e {
-            pg_query::Error::Parse(m) => QueryError::Syntax { message: m },
-            other => QueryError::Syntax { message: other.to_string() },
+            pg_query::Error::Parse(message) => {
+                let position = syntax_position(sql, &message);
+                QueryError::Syntax { message, position }
+            }
+            other => QueryError::Syntax { message: other.to_string(), position: None },
         })?;
     let stmts = &parsed.protobuf.stmts;
     let raw = match stmts.as_slice() {

@@ -160,8 +160,52 @@ async fn errors_carry_sqlstate_position_and_hint() {
     assert!(e.hint().unwrap_or_default().contains("No function matches"), "{:?}", e.hint());
     let e = csv(&env.pool, "SELEC 1").await.expect_err("syntax");
     assert_eq!(e.sqlstate(), Some("42601"));
+    assert!(matches!(e, QueryError::Syntax { position: Some(1), .. }), "{e:?}");
     assert!(matches!(csv(&env.pool, "  ").await, Err(QueryError::Empty)));
     // The session is healthy after all of that.
     assert_eq!(csv(&env.pool, "SELECT 1 AS one").await.expect("ok"), "one\n1\n");
     let _ = Format::Csv;
+}
+
+/// Syntax errors never reach the server (the gate parses first), yet they point where PostgreSQL
+/// itself points: each text is also sent to the server, and the two positions must agree.
+#[tokio::test]
+async fn syntax_errors_point_where_postgresql_points() {
+    let env = env();
+    let (server, connection) =
+        sluice_connect::tokio_postgres::connect(&env.cluster.superuser_url(DB), sluice_connect::tokio_postgres::NoTls)
+            .await
+            .expect("superuser");
+    tokio::spawn(connection);
+    let texts = [
+        "SELEC 1",
+        "SELECT 1 FROM FROM accounts",
+        "SELECT id, FROM accounts",
+        "SELECT 'é', 'ü' ,, 2",
+        "  -- a comment with FROM\n  SELECT owner FROM accounts WHERE WHERE id = 1",
+        "SELECT 1 +",
+        "SELECT (1",
+        "SELECT 'unterminated",
+        "SELECT \"unterminated",
+        "SELECT 1; SELECT FROM FROM",
+        "SELECT select FROM accounts",
+        "WITH q AS (SELECT 1) SELECT * FROM q q q",
+        "SELECT $$abc",
+        "SELECT 1 2 3",
+    ];
+    for sql in texts {
+        let ours = match sluice_query::gate::admit(sql) {
+            Err(QueryError::Syntax { position, message }) => (position, message),
+            other => panic!("{sql}: expected a syntax error, got {other:?}"),
+        };
+        let theirs = server.simple_query(sql).await.expect_err("the server refuses it too");
+        let db = theirs.as_db_error().unwrap_or_else(|| panic!("{sql}: {theirs:?}"));
+        assert_eq!(db.code().code(), "42601", "{sql}: {db:?}");
+        let want = match db.position() {
+            Some(sluice_connect::tokio_postgres::error::ErrorPosition::Original(p)) => Some(*p),
+            other => panic!("{sql}: {other:?}"),
+        };
+        assert_eq!(ours.0, want, "{sql}: ours {:?}, PostgreSQL says {:?}", ours.1, db.message());
+        assert_eq!(ours.1, db.message(), "{sql}");
+    }
 }
