@@ -4,6 +4,7 @@ mod common;
 
 use common::*;
 use sluice_query::export::Format;
+use sluice_query::QueryError;
 
 /// Every type the issue lists, with edge values; row 3 is all NULL.
 const SETUP: &str = r#"
@@ -355,4 +356,33 @@ async fn arrow_and_parquet_are_typed_and_exact() {
 fn arrow_select_concat(batches: &[arrow_array::RecordBatch]) -> arrow_array::RecordBatch {
     assert_eq!(batches.len(), 1, "a small result is one record batch");
     batches[0].clone()
+}
+
+/// A decimal cannot hold NaN, and a null would lose it: Arrow and Parquet refuse the value,
+/// naming the column and the cast that keeps it; the cast then exports exactly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nan_in_a_decimal_column_is_refused_never_nulled() {
+    let env = env();
+    for format in [Format::Arrow, Format::Parquet] {
+        for sql in [
+            "SELECT g::numeric(10,2) AS price FROM generate_series(1, 3) g UNION ALL SELECT 'NaN'::numeric(10,2)",
+            "SELECT '{1.5,NaN}'::numeric(6,2)[] AS price",
+        ] {
+            let e = export_bytes(&env.pool, req(sql, format), format).await.expect_err("NaN in a decimal");
+            match &e {
+                QueryError::Encode(m) => {
+                    assert!(m.contains("column price"), "{m}");
+                    assert!(m.contains("holds NaN"), "{m}");
+                    assert!(m.contains("::text"), "{m}");
+                }
+                other => panic!("{format:?} {sql}: {other:?}"),
+            }
+        }
+        let (bytes, _) = export_bytes(&env.pool, req("SELECT 'NaN'::numeric(10,2)::text AS price", format), format)
+            .await
+            .expect("cast to text");
+        assert!(!bytes.is_empty());
+        // The session is fine afterwards.
+        assert_eq!(csv(&env.pool, "SELECT 1 AS one").await.expect("next"), "one\n1\n");
+    }
 }

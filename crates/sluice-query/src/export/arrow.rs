@@ -1,8 +1,9 @@
 //! Arrow IPC stream and Parquet: typed columns built batch by batch.
 //!
 //! Mapping: bool → Boolean; int2/int4/int8 → Int16/Int32/Int64; oid → UInt32; float4/float8 →
-//! Float32/Float64; numeric(p,s) → Decimal128(p,s) for p ≤ 38, Decimal256(p,s) for p ≤ 76 (NaN →
-//! null), numeric without a declared precision → Utf8 with the exact text; date → Date32; time
+//! Float32/Float64; numeric(p,s) → Decimal128(p,s) for p ≤ 38, Decimal256(p,s) for p ≤ 76 (a NaN
+//! there ends the export with an error naming the column and the cast that keeps it: a decimal
+//! cannot hold it, and a null would lose it), numeric without a declared precision → Utf8 with the exact text; date → Date32; time
 //! → Time64(µs); timestamp → Timestamp(µs); timestamptz → Timestamp(µs, "UTC"); ±infinity dates
 //! and timestamps → the type's largest/smallest value; bytea → Binary; arrays of those →
 //! List (a multi-dimensional array's elements in row-major order; its shape and lower bounds
@@ -169,14 +170,22 @@ impl Builders {
             let (Some(plan), Some(b)) = (self.plans.get(i), self.builders.get_mut(i)) else {
                 continue;
             };
-            let malformed =
-                |m: Malformed| QueryError::Internal(format!("column {} held a malformed {} value", c.name, m.0));
+            let failed = |e: AppendError| match e {
+                AppendError::Malformed(m) => {
+                    QueryError::Internal(format!("column {} held a malformed {} value", c.name, m.0))
+                }
+                AppendError::NotFinite(value) => QueryError::Encode(format!(
+                    "column {} ({}) holds {value}, which an Arrow decimal cannot hold; cast it in the query: \
+                     `::text` keeps it exactly, `::float8` keeps it as a float",
+                    c.name, c.type_name
+                )),
+            };
             for r in 0..batch.len() {
                 let raw = batch.value(r, i);
                 if plan.list {
-                    append_list(b.as_mut(), plan, raw, &mut self.scratch).map_err(malformed)?;
+                    append_list(b.as_mut(), plan, raw, &mut self.scratch).map_err(failed)?;
                 } else {
-                    append(b.as_mut(), plan.kind, plan.scale, raw, &mut self.scratch).map_err(malformed)?;
+                    append(b.as_mut(), plan.kind, plan.scale, raw, &mut self.scratch).map_err(failed)?;
                 }
             }
         }
@@ -205,13 +214,36 @@ fn downcast<T: 'static>(b: &mut dyn ArrayBuilder) -> Result<&mut T, Malformed> {
     b.as_any_mut().downcast_mut::<T>().ok_or(Malformed("arrow builder"))
 }
 
+/// Why a value could not be appended.
+enum AppendError {
+    Malformed(Malformed),
+    /// NaN or ±Infinity for a decimal column.
+    NotFinite(&'static str),
+}
+
+impl From<Malformed> for AppendError {
+    fn from(m: Malformed) -> Self {
+        AppendError::Malformed(m)
+    }
+}
+
+/// A numeric's value for a decimal column: its unscaled digits, or why there are none.
+fn finite(n: decode::Numeric<'_>) -> Result<decode::Numeric<'_>, AppendError> {
+    match n {
+        decode::Numeric::NaN => Err(AppendError::NotFinite("NaN")),
+        decode::Numeric::PosInf => Err(AppendError::NotFinite("Infinity")),
+        decode::Numeric::NegInf => Err(AppendError::NotFinite("-Infinity")),
+        finite => Ok(finite),
+    }
+}
+
 fn append(
     b: &mut dyn ArrayBuilder,
     kind: Kind,
     scale: i8,
     raw: Option<&[u8]>,
     scratch: &mut Vec<u8>,
-) -> Result<(), Malformed> {
+) -> Result<(), AppendError> {
     match kind {
         Kind::Bool => downcast::<BooleanBuilder>(b)?.append_option(raw.map(decode::bool_).transpose()?),
         Kind::I16 => downcast::<Int16Builder>(b)?.append_option(raw.map(decode::be_i16).transpose()?),
@@ -223,7 +255,7 @@ fn append(
         Kind::Dec128 => {
             let v = match raw {
                 Some(r) => {
-                    let n = decode::numeric(r)?;
+                    let n = finite(decode::numeric(r)?)?;
                     n.unscaled_i128(scale as i32).or_else(|| n.unscaled(scale as i32).and_then(|v| v.to_i128()))
                 }
                 None => None,
@@ -232,7 +264,7 @@ fn append(
         }
         Kind::Dec256 => {
             let v = match raw {
-                Some(r) => decode::numeric(r)?.unscaled(scale as i32),
+                Some(r) => finite(decode::numeric(r)?)?.unscaled(scale as i32),
                 None => None,
             };
             downcast::<Decimal256Builder>(b)?.append_option(v)
@@ -277,7 +309,7 @@ fn append_list(
     plan: &Plan,
     raw: Option<&[u8]>,
     scratch: &mut Vec<u8>,
-) -> Result<(), Malformed> {
+) -> Result<(), AppendError> {
     let lb = downcast::<ListBuilder<Box<dyn ArrayBuilder>>>(b)?;
     let Some(raw) = raw else {
         lb.append_null();
