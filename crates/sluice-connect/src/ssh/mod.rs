@@ -12,6 +12,7 @@
 
 mod host_keys;
 mod keys;
+mod quick_ack;
 
 use std::future::Future;
 use std::io;
@@ -261,7 +262,11 @@ impl SshTunnel {
             port: self.bastion.port,
             seen: seen.clone(),
         };
-        let result = tokio::time::timeout(self.timeout, client::connect_stream(Arc::new(config), tcp, verifier)).await;
+        let result = tokio::time::timeout(
+            self.timeout,
+            client::connect_stream(Arc::new(config), quick_ack::QuickAck(tcp), verifier),
+        )
+        .await;
         let presented = seen.lock().ok().and_then(|s| s.clone());
         match result {
             Err(_) => Err(ConnectError::Timeout { stage: Stage::Ssh, secs: self.timeout.as_secs() }),
