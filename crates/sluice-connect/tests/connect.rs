@@ -343,7 +343,16 @@ async fn a_running_query_is_cancelled_and_its_backend_is_idle() {
         let r = session.client().simple_query("SELECT pg_sleep(30)").await;
         (r.map(|_| ()), session)
     });
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // A cancel only reaches a statement that runs: wait until the server says it does.
+    let active = || {
+        cluster
+            .psql("postgres", &format!("SELECT count(*) FROM pg_stat_activity WHERE pid = {pid} AND state = 'active';"))
+            .expect("activity")
+    };
+    while active() != "1" {
+        assert!(started.elapsed() < Duration::from_secs(10), "the query never started");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     cancel.cancel().await.expect("cancel sent");
     // A guard against hanging, far below the 30 s the sleep would take; the latency itself is
     // measured by `cargo bench -p sluice-connect --bench cancel`.
@@ -351,10 +360,7 @@ async fn a_running_query_is_cancelled_and_its_backend_is_idle() {
     eprintln!("the cancelled statement ended {:?} after it started", started.elapsed());
     let e = result.expect_err("cancelled");
     assert_eq!(e.code().map(|c| c.code()), Some("57014"));
-    let active = cluster
-        .psql("postgres", &format!("SELECT count(*) FROM pg_stat_activity WHERE pid = {pid} AND state = 'active';"))
-        .expect("activity");
-    assert_eq!(active, "0");
+    assert_eq!(active(), "0");
 }
 
 #[tokio::test]
