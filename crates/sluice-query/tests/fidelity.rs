@@ -238,6 +238,9 @@ async fn arrow_and_parquet_are_typed_and_exact() {
 
     let env = env();
     su(&env.cluster, &setup_for(&env));
+    // A decimal cannot hold NaN: `nan_in_a_decimal_column_is_refused_never_nulled` covers that
+    // refusal; here the numeric(6,2)[] cell holding NaN gets a value a decimal list can hold.
+    su(&env.cluster, "UPDATE fidelity SET a_num = '{NULL,-0.05}' WHERE id = 4;");
     su(&env.cluster, "GRANT SELECT ON fidelity TO analyst;");
     let reference = parse_csv(&psql_csv(&env.cluster, QUERY));
     let header = reference[0].clone();
@@ -313,6 +316,11 @@ async fn arrow_and_parquet_are_typed_and_exact() {
     let list = list.as_list::<i32>();
     assert_eq!(list.value_length(0), 3);
     assert!(list.value(0).is_null(1));
+    let decimals = col("a_num");
+    let decimals = decimals.as_list::<i32>().value(3);
+    let decimals = decimals.as_primitive::<Decimal128Type>();
+    assert!(decimals.is_null(0));
+    assert_eq!(decimals.value(1), -5);
     // Every Utf8 column holds exactly psql's text.
     for (c, f) in schema.fields().iter().enumerate() {
         if f.data_type() != &DataType::Utf8 {
