@@ -114,7 +114,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let request = QueryRequest { sql, max_rows: args.max_rows, timeout: args.timeout, flavor: format.flavor() };
     // Refuse what the gate refuses before opening a connection.
     if let Err(e) = sluice_query::gate::admit(&request.sql) {
-        return Ok(fail(&e));
+        return Ok(fail(&e, &request.sql));
     }
     let output = match &args.output {
         Some(path) => {
@@ -127,6 +127,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     };
     // Runs on main's single-threaded runtime: the session's connection task and the export share
     // one thread (the server and the Parquet encoder have their own).
+    let sql = request.sql.clone();
     let outcome = execute(spec, request, format, args.max_rows, output).await;
     match outcome {
         Ok(summary) => {
@@ -135,7 +136,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
         // `sluice query … | head`: the reader is gone; the statement was cancelled. Not an error.
         Err(e) if e.is_broken_pipe() => Ok(ExitCode::SUCCESS),
-        Err(e) => Ok(fail(&e)),
+        Err(e) => Ok(fail(&e, &sql)),
     }
 }
 
@@ -225,10 +226,14 @@ fn note_truncation(summary: &Summary, max_rows: Option<u64>) {
     }
 }
 
-/// Prints the error (message, then PostgreSQL's hint or Sluice's) and returns the exit code:
-/// 2 for what the user must change in the invocation, 1 for a query that failed.
-fn fail(e: &QueryError) -> ExitCode {
+/// Prints the error (message, the line it points at as psql shows it, then PostgreSQL's hint or
+/// Sluice's) and returns the exit code: 2 for what the user must change in the invocation, 1 for
+/// a query that failed.
+fn fail(e: &QueryError, sql: &str) -> ExitCode {
     eprintln!("error: {}", e.message());
+    if let Some(pointer) = e.position().and_then(|p| point_at(sql, p)) {
+        eprintln!("{pointer}");
+    }
     if let Some(h) = e.hint() {
         eprintln!("hint: {h}");
     }
@@ -236,6 +241,31 @@ fn fail(e: &QueryError) -> ExitCode {
         QueryError::Invalid { .. } => exit::bad_invocation(),
         _ => exit::FAILURE,
     }
+}
+
+/// psql's pointer at an error position (1-based, in characters): the line holding it, prefixed
+/// `LINE n: `, and a caret under the character. A long line is cut to a window around the
+/// position, marked with `...`.
+fn point_at(sql: &str, position: u32) -> Option<String> {
+    const WINDOW: usize = 60;
+    let chars: Vec<char> = sql.chars().collect();
+    let at = usize::try_from(position).ok()?.checked_sub(1)?.min(chars.len());
+    let line_start = chars[..at].iter().rposition(|&c| c == '\n').map_or(0, |i| i + 1);
+    let line_end = chars[at..].iter().position(|&c| c == '\n' || c == '\r').map_or(chars.len(), |i| at + i);
+    let line_no = chars[..line_start].iter().filter(|&&c| c == '\n').count() + 1;
+    let (mut from, mut to) = (line_start, line_end);
+    if to - from > WINDOW {
+        from = at.saturating_sub(WINDOW / 2).max(line_start);
+        to = (from + WINDOW).min(line_end);
+        from = to.saturating_sub(WINDOW).max(line_start);
+    }
+    let head = if from > line_start { "..." } else { "" };
+    let tail = if to < line_end { "..." } else { "" };
+    // Tabs would move the caret: show them as single spaces, on both lines.
+    let text: String = chars[from..to].iter().map(|&c| if c == '\t' { ' ' } else { c }).collect();
+    let prefix = format!("LINE {line_no}: {head}");
+    let caret_column = prefix.chars().count() + (at - from);
+    Some(format!("{prefix}{text}{tail}\n{}^", " ".repeat(caret_column)))
 }
 
 #[cfg(test)]
@@ -257,5 +287,29 @@ mod tests {
     #[test]
     fn partial_file_name() {
         assert_eq!(partial_path(Path::new("/tmp/out.csv")), PathBuf::from("/tmp/out.csv.partial"));
+    }
+
+    #[test]
+    fn points_like_psql() {
+        assert_eq!(point_at("SELEC 1", 1).as_deref(), Some("LINE 1: SELEC 1\n        ^"));
+        assert_eq!(point_at("SELECT 1\nFROM FROM t", 15).as_deref(), Some("LINE 2: FROM FROM t\n             ^"));
+        // Characters, not bytes; the end of the text; a tab.
+        assert_eq!(
+            point_at("SELECT 'é', x FROM", 13).as_deref(),
+            Some("LINE 1: SELECT 'é', x FROM\n                    ^")
+        );
+        assert_eq!(point_at("SELECT 1 +", 11).as_deref(), Some("LINE 1: SELECT 1 +\n                  ^"));
+        assert_eq!(point_at("SELECT\t1 2", 10).as_deref(), Some("LINE 1: SELECT 1 2\n                 ^"));
+        assert_eq!(point_at("SELECT 1", 0), None);
+    }
+
+    #[test]
+    fn long_lines_are_cut_around_the_position() {
+        let sql = format!("SELECT {} FROM FROM t", "a, ".repeat(40));
+        let p = sql.find("FROM FROM").map(|i| i as u32 + 6).expect("position");
+        let shown = point_at(&sql, p).expect("pointer");
+        let (line, caret) = shown.split_once('\n').expect("two lines");
+        assert!(line.starts_with("LINE 1: ...") && line.len() < 80, "{line}");
+        assert_eq!(&line[caret.len() - 1..caret.len() + 4], "FROM ", "{shown}");
     }
 }

@@ -135,6 +135,12 @@ fn csv_json_stdin_file_and_exit_codes() {
     let out = env.run(&["--sql", "SELECT nosuch FROM items", "--output", "bad.csv"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("42703") && stderr(&out).contains("at character 8"), "{}", stderr(&out));
+    assert!(stderr(&out).contains("LINE 1: SELECT nosuch FROM items\n               ^\n"), "{}", stderr(&out));
+    // A syntax error is caught before the server sees it, and points the same way.
+    let out = env.run(&["--sql", "SELECT 1 FROM FROM items"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("42601") && stderr(&out).contains("at character 15"), "{}", stderr(&out));
+    assert!(stderr(&out).contains("LINE 1: SELECT 1 FROM FROM items\n                      ^\n"), "{}", stderr(&out));
     assert!(!env.dir.path().join("bad.csv").exists() && !env.dir.path().join("bad.csv.partial").exists());
 
     // A write, though the role may INSERT: refused, exit 1, nothing written.

@@ -56,6 +56,15 @@ impl QueryError {
         }
     }
 
+    /// Where in the request text the error is: a 1-based character position, as PostgreSQL
+    /// counts it.
+    pub fn position(&self) -> Option<u32> {
+        match self {
+            QueryError::Database { position, .. } | QueryError::Syntax { position, .. } => *position,
+            _ => None,
+        }
+    }
+
     /// True when the output sink went away (a closed pipe): the caller stops quietly.
     pub fn is_broken_pipe(&self) -> bool {
         matches!(self, QueryError::Output(e) if e.kind() == std::io::ErrorKind::BrokenPipe)
