@@ -16,6 +16,8 @@
 #   PEERS="copy_csv copy_binary adbc_arrow adbc_parquet"   (peers need the kit's Python venv)
 #   BENCH_URL=...    reuse a server (bench.wide is generated there only if missing)
 #   SLUICE_BIN=...   a prebuilt binary (default: cargo build --release -p sluice-cli)
+#   MAX_ROWS=N       pass --max-rows N to every sluice entry (a limit above the row count keeps
+#                    every row but makes Arrow spool until truncation is known)
 #   OUT_DIR=...      results directory (default bench/results)
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
@@ -78,7 +80,7 @@ argv_of() {
     copy_binary)   ARGV=("$PSQL" -X -q -d "$url" -c "COPY ($QUERY) TO STDOUT (FORMAT binary)") ;;
     adbc_arrow)    ARGV=("$PY" "$BENCH_DIR/py/export_adbc.py" "$url" "$QUERY") ;;
     adbc_parquet)  ARGV=("$PY" "$BENCH_DIR/py/export_adbc.py" "$url" "$QUERY" parquet) ;;
-    sluice_*)      ARGV=("$SLUICE" query --url "$surl" --sql "$QUERY" --format "${1#sluice_}") ;;
+    sluice_*)      ARGV=("$SLUICE" query --url "$surl" --sql "$QUERY" --format "${1#sluice_}" ${MAX_ROWS:+--max-rows "$MAX_ROWS"}) ;;
     *) die "unknown entry '$1'" ;;
   esac
 }
@@ -103,6 +105,7 @@ ratio() { fmt_div "$(raw_median "$1" 3)" "$(raw_median "$2" 3)" '%.2f'; }
   echo
   env_facts "$bindir"
   echo "- data: bench.wide, $nrows rows; $RUNS runs per entry, medians; client = the whole process"
+  [ -z "${MAX_ROWS:-}" ] || echo "- sluice entries ran with --max-rows $MAX_ROWS"
   echo
   echo "| entry | wall s | client CPU s | server CPU s | other CPU s | peak RSS MiB | ok runs |"
   echo "|---|---:|---:|---:|---:|---:|---:|"

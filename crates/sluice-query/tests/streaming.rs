@@ -220,3 +220,38 @@ async fn non_builtin_types_on_a_cold_session_do_not_deadlock() {
         assert_eq!(summary.rows, 1000, "{format:?}");
     }
 }
+
+/// With a row limit, Arrow's schema message (which says whether the result was truncated) can
+/// only be written at the end; the batches wait in a spool that moves to a temporary file past
+/// `SPOOL_IN_MEMORY`. A result several times that size comes back whole and in order, with the
+/// mark, whether or not the limit cut it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_row_limited_arrow_result_larger_than_memory_spool_is_exact() {
+    use arrow_array::cast::AsArray;
+    use arrow_array::types::Int32Type;
+
+    let env = env();
+    let sql = "SELECT g, repeat(chr(97 + g % 26), 300) AS pad FROM generate_series(1, 150000) g";
+    for (limit, truncated, rows) in [(120_000, true, 120_000usize), (150_000, false, 150_000)] {
+        let mut r = req(sql, Format::Arrow);
+        r.max_rows = Some(limit);
+        let (bytes, summary) = export_bytes(&env.pool, r, Format::Arrow).await.expect("arrow");
+        assert!(bytes.len() > 2 * sluice_query::export::arrow::SPOOL_IN_MEMORY, "{} bytes", bytes.len());
+        assert_eq!(summary.truncated, truncated);
+        let reader = arrow_ipc::reader::StreamReader::try_new(std::io::Cursor::new(bytes), None).expect("ipc");
+        assert_eq!(reader.schema().metadata()["sluice.truncated"], truncated.to_string());
+        let mut next = 1;
+        for batch in reader {
+            let batch = batch.expect("batch");
+            let g = batch.column(0).as_primitive::<Int32Type>();
+            let pad = batch.column(1).as_string::<i32>();
+            for i in 0..batch.num_rows() {
+                assert_eq!(g.value(i), next);
+                let want = char::from(97 + (next % 26) as u8).to_string().repeat(300);
+                assert_eq!(pad.value(i), want);
+                next += 1;
+            }
+        }
+        assert_eq!(next as usize - 1, rows);
+    }
+}

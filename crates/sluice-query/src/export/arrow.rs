@@ -43,6 +43,11 @@ pub const RECORD_BATCH_ROWS: usize = 65_536;
 pub const ROW_GROUP_ROWS: usize = 65_536;
 /// A partly filled record batch is written after this long, so slow results still stream.
 const FLUSH_AFTER: Duration = Duration::from_secs(1);
+/// How much encoded Arrow a row-limited export keeps in memory before spooling to a temporary
+/// file.
+pub const SPOOL_IN_MEMORY: usize = 16 << 20;
+/// The pieces a spooled result is handed on in.
+const SPOOL_PIECE: usize = 1 << 20;
 
 /// How one column is appended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -355,31 +360,111 @@ fn encode_err(e: impl std::fmt::Display) -> QueryError {
 }
 
 /// Arrow IPC stream format. Without a row limit the schema (`sluice.truncated = false`) goes out
-/// first and record batches follow as they fill; with a limit, truncation is only known at the
-/// end, so the batches (at most `max_rows` rows) are held until then.
+/// first and record batches follow as they fill. With a limit, truncation is only known at the
+/// end, and the schema message that says so comes first: the batches are encoded as they fill
+/// into a [`Spool`] (memory, then a temporary file past [`SPOOL_IN_MEMORY`]), and after the
+/// schema they are handed on a piece at a time — memory stays flat whatever `max_rows` is.
 pub struct ArrowIpc {
     ctx: ExportContext,
     builders: Option<Builders>,
     schema: Option<SchemaRef>,
     writer: Option<StreamWriter<Shared>>,
-    held: Vec<RecordBatch>,
+    /// With a row limit: the batches' IPC messages, behind a provisional schema message of
+    /// `spooled_schema_len` bytes.
+    spool: Option<StreamWriter<Spool>>,
+    spooled_schema_len: u64,
+    /// After `finish` with a row limit: the spooled messages still to hand on.
+    replay: Option<Spool>,
     buf: Shared,
 }
 
 impl ArrowIpc {
     pub fn new(ctx: ExportContext) -> ArrowIpc {
-        ArrowIpc { ctx, builders: None, schema: None, writer: None, held: Vec::new(), buf: Shared::default() }
+        ArrowIpc {
+            ctx,
+            builders: None,
+            schema: None,
+            writer: None,
+            spool: None,
+            spooled_schema_len: 0,
+            replay: None,
+            buf: Shared::default(),
+        }
     }
 
     fn emit(&mut self, batch: RecordBatch, out: &mut Vec<u8>) -> Result<(), QueryError> {
-        match self.writer.as_mut() {
-            Some(w) => {
-                w.write(&batch).map_err(encode_err)?;
-                self.buf.drain_into(out);
-            }
-            None => self.held.push(batch),
+        if let Some(w) = self.writer.as_mut() {
+            w.write(&batch).map_err(encode_err)?;
+            self.buf.drain_into(out);
+        } else if let Some(s) = self.spool.as_mut() {
+            s.write(&batch).map_err(encode_err)?;
         }
         Ok(())
+    }
+}
+
+/// Encoded IPC messages waiting for their schema message: in memory up to [`SPOOL_IN_MEMORY`]
+/// bytes, then in an unnamed temporary file (gone when dropped, also on a crash).
+#[derive(Default)]
+struct Spool {
+    mem: Vec<u8>,
+    file: Option<std::fs::File>,
+    len: u64,
+}
+
+impl Write for Spool {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.file.is_none() && self.mem.len() + buf.len() > SPOOL_IN_MEMORY {
+            let mut file = tempfile::tempfile()?;
+            file.write_all(&self.mem)?;
+            self.mem = Vec::new();
+            self.file = Some(file);
+        }
+        match self.file.as_mut() {
+            Some(f) => f.write_all(buf)?,
+            None => self.mem.extend_from_slice(buf),
+        }
+        self.len += buf.len() as u64;
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.file.as_mut().map_or(Ok(()), |f| f.flush())
+    }
+}
+
+impl Spool {
+    /// Gets ready to read back from byte `from`.
+    fn rewind_to(&mut self, from: u64) -> std::io::Result<()> {
+        use std::io::{Seek, SeekFrom};
+        match self.file.as_mut() {
+            Some(f) => {
+                f.seek(SeekFrom::Start(from))?;
+            }
+            None => {
+                let from = usize::try_from(from).unwrap_or(usize::MAX).min(self.mem.len());
+                self.mem.drain(..from);
+            }
+        }
+        Ok(())
+    }
+
+    /// Appends the next piece to `out`; false when everything was read.
+    fn read_piece(&mut self, out: &mut Vec<u8>) -> std::io::Result<bool> {
+        use std::io::Read;
+        match self.file.as_mut() {
+            Some(f) => {
+                let start = out.len();
+                out.resize(start + SPOOL_PIECE, 0);
+                let n = f.read(&mut out[start..])?;
+                out.truncate(start + n);
+                Ok(n > 0)
+            }
+            None => {
+                let n = self.mem.len().min(SPOOL_PIECE);
+                out.extend(self.mem.drain(..n));
+                Ok(n > 0)
+            }
+        }
     }
 }
 
@@ -392,6 +477,10 @@ impl Exporter for ArrowIpc {
             let s = schema(columns, Some(false));
             self.writer = Some(StreamWriter::try_new(self.buf.clone(), &s).map_err(encode_err)?);
             self.buf.drain_into(out);
+        } else {
+            let mut spool = StreamWriter::try_new(Spool::default(), &schema(columns, None)).map_err(encode_err)?;
+            self.spooled_schema_len = spool.get_mut().len;
+            self.spool = Some(spool);
         }
         Ok(())
     }
@@ -416,20 +505,39 @@ impl Exporter for ArrowIpc {
         if let Some(rb) = b.take(&schema)? {
             self.emit(rb, out)?;
         }
-        if self.writer.is_none() {
+        if let Some(mut spooled) = self.spool.take() {
+            // The real schema message, then the spooled batch messages (without the provisional
+            // schema; record batch messages do not repeat it), then the end of stream in `more`.
+            // The spooling writer is dropped unfinished, so it wrote no end-of-stream marker.
             let s = schema_with(columns, truncated);
-            let mut w = StreamWriter::try_new(self.buf.clone(), &s).map_err(encode_err)?;
-            for rb in self.held.drain(..) {
-                let rb = rb.with_schema(Arc::new(s.clone())).map_err(encode_err)?;
-                w.write(&rb).map_err(encode_err)?;
-            }
-            self.writer = Some(w);
+            self.writer = Some(StreamWriter::try_new(self.buf.clone(), &s).map_err(encode_err)?);
+            self.buf.drain_into(out);
+            let mut spool = std::mem::take(spooled.get_mut());
+            spool.flush().map_err(encode_err)?;
+            spool.rewind_to(self.spooled_schema_len).map_err(encode_err)?;
+            self.replay = Some(spool);
+            return Ok(());
         }
         if let Some(w) = self.writer.as_mut() {
             w.finish().map_err(encode_err)?;
         }
         self.buf.drain_into(out);
         Ok(())
+    }
+
+    fn more(&mut self, out: &mut Vec<u8>) -> Result<bool, QueryError> {
+        let Some(spool) = self.replay.as_mut() else {
+            return Ok(false);
+        };
+        if spool.read_piece(out).map_err(encode_err)? {
+            return Ok(true);
+        }
+        self.replay = None;
+        if let Some(w) = self.writer.as_mut() {
+            w.finish().map_err(encode_err)?;
+        }
+        self.buf.drain_into(out);
+        Ok(!out.is_empty())
     }
 }
 

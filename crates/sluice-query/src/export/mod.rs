@@ -53,6 +53,11 @@ pub trait Exporter: Send {
     fn batch(&mut self, columns: &[Column], batch: &Batch, out: &mut Vec<u8>) -> Result<(), QueryError>;
     /// After the last batch; `truncated` when `max_rows` cut the result short.
     fn finish(&mut self, columns: &[Column], truncated: bool, out: &mut Vec<u8>) -> Result<(), QueryError>;
+    /// After `finish`: output still held back (a spooled result), one piece at a time, so it
+    /// never has to sit in memory whole. False once there is none left.
+    fn more(&mut self, _out: &mut Vec<u8>) -> Result<bool, QueryError> {
+        Ok(false)
+    }
 }
 
 /// The output formats.
@@ -175,6 +180,11 @@ async fn pump(stream: &mut RowStream, exporter: &mut dyn Exporter, sink: &mut Si
     }
     exporter.finish(&columns, stream.is_truncated(), &mut out)?;
     sink.write(&out).await?;
+    out.clear();
+    while exporter.more(&mut out)? {
+        sink.write(&out).await?;
+        out.clear();
+    }
     sink.flush().await
 }
 
