@@ -92,8 +92,10 @@ pub enum StatementKind {
 /// Where a syntax error is, as PostgreSQL reports it: the 1-based character position of the
 /// failing token. libpg_query gives only the message (`syntax error at or near "X"`), so the token
 /// is found again with its own scanner: the first token reading `X` at which a parse of the text
-/// up to it fails with the same message. A lexer error (an unterminated literal) falls back to the
-/// first occurrence of `X`.
+/// up to it fails with the same message. The parser stops at the first token it cannot take, so
+/// that holds for every such token from the failing one on, and a binary search needs only a
+/// logarithmic number of parses however long the text. A lexer error (an unterminated literal)
+/// falls back to the first occurrence of `X`.
 fn syntax_position(sql: &str, message: &str) -> Option<u32> {
     let position_of = |byte: usize| sql.get(..byte).map(|s| s.chars().count() as u32 + 1);
     if message.ends_with("at end of input") {
@@ -103,17 +105,20 @@ fn syntax_position(sql: &str, message: &str) -> Option<u32> {
     let Ok(scan) = pg_query::scan(sql) else {
         return sql.find(near).and_then(position_of);
     };
-    scan.tokens.iter().find_map(|t| {
-        let (start, end) = (usize::try_from(t.start).ok()?, usize::try_from(t.end).ok()?);
-        if sql.get(start..end)? != near {
-            return None;
-        }
-        let prefix = sql.get(..end)?;
-        match std::panic::catch_unwind(|| pg_query::parse(prefix, 0)) {
-            Ok(Err(pg_query::Error::Parse(m))) if m == message => position_of(start),
-            _ => None,
-        }
-    })
+    let candidates: Vec<(usize, usize)> = scan
+        .tokens
+        .iter()
+        .filter_map(|t| Some((usize::try_from(t.start).ok()?, usize::try_from(t.end).ok()?)))
+        .filter(|&(start, end)| sql.get(start..end) == Some(near))
+        .collect();
+    let fails_here = |&(_, end): &(usize, usize)| {
+        let Some(prefix) = sql.get(..end) else {
+            return false;
+        };
+        matches!(std::panic::catch_unwind(|| pg_query::parse(prefix, 0)), Ok(Err(pg_query::Error::Parse(m))) if m == message)
+    };
+    let first = candidates.partition_point(|c| !fails_here(c));
+    candidates.get(first).and_then(|&(start, _)| position_of(start))
 }
 
 /// Classifies `sql` and returns the one statement it holds, or why it is refused.

@@ -193,7 +193,10 @@ async fn syntax_errors_point_where_postgresql_points() {
         "SELECT $$abc",
         "SELECT 1 2 3",
     ];
-    for sql in texts {
+    // Many tokens read like the failing one, before and after it.
+    let many =
+        format!("SELECT {}, , {}", (1..2000).map(|i| i.to_string()).collect::<Vec<_>>().join(", "), "1, ".repeat(500));
+    for sql in texts.iter().copied().chain([many.as_str()]) {
         let ours = match sluice_query::gate::admit(sql) {
             Err(QueryError::Syntax { position, message }) => (position, message),
             other => panic!("{sql}: expected a syntax error, got {other:?}"),
