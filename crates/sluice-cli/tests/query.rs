@@ -166,6 +166,22 @@ fn csv_json_stdin_file_and_exit_codes() {
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("did not finish within 300 ms"), "{}", stderr(&out));
 
+    // A row-limited Arrow result past the in-memory spool needs a temporary file; without a
+    // writable TMPDIR the export fails, says how to fix it, and leaves no output file.
+    let big = "SELECT g, repeat('x', 1000) AS pad FROM generate_series(1, 30000) g";
+    let out = env
+        .command(&["--sql", big, "--format", "arrow", "--max-rows", "100000", "-o", "big.arrow"])
+        .env("TMPDIR", env.dir.path().join("missing"))
+        .stdin(Stdio::null())
+        .output()
+        .expect("run sluice");
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("set TMPDIR to a writable directory"), "{}", stderr(&out));
+    assert!(!env.dir.path().join("big.arrow").exists() && !env.dir.path().join("big.arrow.partial").exists());
+    let out = env.run(&["--sql", big, "--format", "arrow", "--max-rows", "100000", "-o", "big.arrow"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(std::fs::metadata(env.dir.path().join("big.arrow")).expect("big.arrow").len() > 30_000_000);
+
     // Arrow and Parquet to files.
     for format in ["arrow", "parquet"] {
         let file = format!("out.{format}");

@@ -415,7 +415,14 @@ struct Spool {
 impl Write for Spool {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         if self.file.is_none() && self.mem.len() + buf.len() > SPOOL_IN_MEMORY {
-            let mut file = tempfile::tempfile()?;
+            let mut file = tempfile::tempfile().map_err(|e| {
+                std::io::Error::other(format!(
+                    "a row-limited Arrow export spools past {} MiB to a temporary file, and none could be \
+                     created in {} ({e}); set TMPDIR to a writable directory",
+                    SPOOL_IN_MEMORY >> 20,
+                    std::env::temp_dir().display()
+                ))
+            })?;
             file.write_all(&self.mem)?;
             self.mem = Vec::new();
             self.file = Some(file);
