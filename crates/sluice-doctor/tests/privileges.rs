@@ -417,3 +417,32 @@ async fn odd_identifiers_are_quoted_in_every_generated_statement() {
     db.must_run(&fix);
     assert_all_pass(&db.doctor("select", &pw, &schemas).await);
 }
+
+/// Behind PgBouncer in transaction mode every check runs the same and gives the same verdicts:
+/// the evidence queries use no named statements and no session-level SET.
+#[tokio::test]
+async fn through_pgbouncer_the_report_is_the_same() {
+    let db = Db::start("warehouse");
+    db.sql(ELT_FIXTURE);
+    let pw = db.setup("sluice_ro", &["analytics"], &[]);
+    let direct = db.doctor("sluice_ro", &pw, &["analytics"]).await;
+
+    let bouncer = sluice_testkit::PgBouncer::start(
+        &db.cluster,
+        sluice_testkit::PgBouncerOptions { users: vec![("sluice_ro".into(), pw.clone())], ..Default::default() },
+    )
+    .expect("pgbouncer");
+    let mut spec = sluice_core::SourceSpec::new(bouncer.host(), "warehouse", "sluice_ro");
+    spec.hosts[0].port = bouncer.port();
+    spec.password = Some(sluice_core::Secret::new(pw.as_str()));
+    spec.sslmode = sluice_core::SslMode::Disable;
+    spec.pgbouncer = true;
+    let input = sluice_doctor::DoctorInput { spec: Ok(spec), schemas: vec!["analytics".into()] };
+    let pooled = sluice_doctor::run(input).await;
+
+    let verdicts = |r: &sluice_doctor::Report| {
+        r.checks.iter().map(|c| (c.id.clone(), c.status, c.summary.clone())).collect::<Vec<_>>()
+    };
+    assert_status(&pooled, CheckId::DEFAULT_PRIVILEGES, Status::Warn);
+    assert_eq!(verdicts(&pooled), verdicts(&direct), "{}", bouncer.log());
+}
