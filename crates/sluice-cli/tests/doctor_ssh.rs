@@ -1,4 +1,4 @@
-//! `sluice doctor` through a real OpenSSH bastion.
+//! `sluice doctor`, `catalog` and `query` through a real OpenSSH bastion.
 
 mod common;
 
@@ -80,4 +80,68 @@ fn doctor_runs_the_bastion_stages_and_pins_its_key() {
     let out = sluice(&unpinned, dir.path());
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--ssh-host-key"));
+}
+
+/// Discovery and queries take the bastion too (a tool that syncs its schema around the tunnel is
+/// a known failure): with the bastion up both work; with it gone both fail at the bastion.
+#[test]
+fn catalog_and_query_go_through_the_bastion() {
+    let cluster = Cluster::start_default().expect("cluster");
+    cluster.create_login("ro", PW).expect("role");
+    cluster
+        .psql(
+            "postgres",
+            "CREATE TABLE tunnelled (id int); INSERT INTO tunnelled VALUES (7); GRANT SELECT ON tunnelled TO ro;",
+        )
+        .expect("table");
+    let sshd = Sshd::start(SshdOptions::default()).expect("sshd");
+    let key = sshd.client_key(KeyType::Ed25519, KeyFormat::OpenSsh, None, true).expect("key");
+    let dir = tempfile::tempdir().expect("dir");
+    let pw = dir.path().join("pw");
+    std::fs::write(&pw, PW).expect("pw");
+    let with_ssh = |command: &[&str]| -> Vec<String> {
+        let mut args: Vec<String> = command.iter().map(|s| s.to_string()).collect();
+        args.extend(
+            [
+                "--url",
+                &format!("postgresql://ro@127.0.0.1:{}/postgres?sslmode=prefer", cluster.port()),
+                "--password-file",
+                pw.to_str().expect("path"),
+                "--ssh-host",
+                sshd.host(),
+                "--ssh-port",
+                &sshd.port().to_string(),
+                "--ssh-user",
+                sshd.user(),
+                "--ssh-key",
+                key.private_key_path.to_str().expect("path"),
+                "--ssh-host-key",
+                sshd.host_key_fingerprint(),
+            ]
+            .iter()
+            .map(|s| s.to_string()),
+        );
+        args
+    };
+    let catalog = with_ssh(&["catalog", "--format", "json"]);
+    let query = with_ssh(&["query", "--sql", "SELECT id FROM tunnelled"]);
+
+    let out = sluice(&catalog, dir.path());
+    assert_eq!(out.status.code(), Some(0), "{}", common::text(&out.stderr));
+    let snapshot: Value = serde_json::from_slice(&out.stdout).expect("json");
+    let names: Vec<&str> = snapshot["schemas"][0]["relations"]
+        .as_array()
+        .map(|r| r.iter().filter_map(|r| r["name"].as_str()).collect())
+        .unwrap_or_default();
+    assert_eq!(names, ["tunnelled"], "{snapshot:#}");
+    let out = sluice(&query, dir.path());
+    assert_eq!(out.status.code(), Some(0), "{}", common::text(&out.stderr));
+    assert_eq!(common::text(&out.stdout), "id\n7\n");
+
+    sshd.kill();
+    for args in [&catalog, &query] {
+        let out = sluice(args, dir.path());
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        assert!(common::text(&out.stderr).contains("SSH bastion"), "{}", common::text(&out.stderr));
+    }
 }
