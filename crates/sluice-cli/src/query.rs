@@ -165,7 +165,8 @@ async fn execute(
         }
     };
     let cancel = session.cancel_handle();
-    let stream = match sluice_query::run(session, request).await {
+    // Ctrl-C may come before the first row (a statement that sorts or sleeps first).
+    let stream = match with_interrupt(&cancel, sluice_query::run(session, request)).await {
         Ok(s) => s,
         Err(e) => {
             discard_partial(&output);
@@ -195,12 +196,12 @@ async fn execute(
     }
 }
 
-/// Runs the export until it ends or Ctrl-C; on Ctrl-C the statement is cancelled on the server
+/// Runs `work` until it ends or Ctrl-C; on Ctrl-C the statement is cancelled on the server
 /// before this returns.
-async fn with_interrupt(
+async fn with_interrupt<T>(
     cancel: &sluice_connect::CancelHandle,
-    work: impl std::future::Future<Output = Result<Summary, QueryError>>,
-) -> Result<Summary, QueryError> {
+    work: impl std::future::Future<Output = Result<T, QueryError>>,
+) -> Result<T, QueryError> {
     tokio::select! {
         r = work => r,
         _ = tokio::signal::ctrl_c() => {

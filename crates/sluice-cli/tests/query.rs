@@ -242,3 +242,24 @@ fn ctrl_c_cancels_the_statement() {
     assert!(stderr(&out).contains("cancelled"), "{}", stderr(&out));
     let _ = Path::new("");
 }
+
+/// Ctrl-C before the first row (the statement is still sleeping or sorting) cancels it too.
+#[test]
+fn ctrl_c_before_the_first_row_cancels_the_statement() {
+    let env = Env::new();
+    let child = env
+        .command(&["--sql", "SELECT pg_sleep(30) AS slept"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    env.wait_active();
+    let status = Command::new("kill").args(["-INT", &child.id().to_string()]).status().expect("kill");
+    assert!(status.success());
+    env.stopped();
+    let out = child.wait_with_output().expect("wait");
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("cancelled"), "{}", stderr(&out));
+    assert!(out.stdout.is_empty());
+}

@@ -176,7 +176,17 @@ pub async fn run<L: SessionLoan>(loan: L, req: QueryRequest) -> Result<RowStream
     let loan: Box<dyn SessionLoan> = Box::new(loan);
     let cancel = loan.session().cancel_handle();
     let started = Instant::now();
-    match start(loan.session(), &admitted, &req, timeout_ms).await {
+    // Until the first row is in, the loan sits in a guard: if this future is dropped meanwhile
+    // (a caller gave up before a slow first row), the guard cancels the statement.
+    let starting = Starting { loan: Some(loan), cancel: cancel.clone() };
+    let outcome = match starting.loan.as_deref() {
+        Some(loan) => start(loan.session(), &admitted, &req, timeout_ms).await,
+        None => Err(QueryError::Internal("the session was lost before the query started".into())),
+    };
+    let Some(loan) = starting.into_loan() else {
+        return Err(QueryError::Internal("the session was lost before the query started".into()));
+    };
+    match outcome {
         Ok(started_query) => Ok(RowStream {
             columns: started_query.columns.into(),
             rows: Some(started_query.rows),
@@ -195,6 +205,28 @@ pub async fn run<L: SessionLoan>(loan: L, req: QueryRequest) -> Result<RowStream
             let healthy = !matches!(e, QueryError::Lost { .. });
             release(loan, healthy, false, cancel).await;
             Err(e)
+        }
+    }
+}
+
+/// The loan while [`run`] waits for the first row. Dropped with the loan still in it (the `run`
+/// future was dropped), it cancels whatever the session runs, rolls back and returns the session,
+/// from a spawned task as [`RowStream`]'s `Drop` does.
+struct Starting {
+    loan: Option<Box<dyn SessionLoan>>,
+    cancel: CancelHandle,
+}
+
+impl Starting {
+    fn into_loan(mut self) -> Option<Box<dyn SessionLoan>> {
+        self.loan.take()
+    }
+}
+
+impl Drop for Starting {
+    fn drop(&mut self) {
+        if let Some(loan) = self.loan.take() {
+            release_later(loan, true, self.cancel.clone());
         }
     }
 }
@@ -609,13 +641,17 @@ impl Drop for RowStream {
         };
         let running = self.rows.is_some() && !self.finished;
         self.rows = None;
-        let cancel = self.cancel.clone();
-        match tokio::runtime::Handle::try_current() {
-            Ok(handle) => {
-                handle.spawn(release(loan, true, running, cancel));
-            }
-            Err(_) => loan.discard(),
+        release_later(loan, running, self.cancel.clone());
+    }
+}
+
+/// [`release`] from a spawned task, for `Drop`; without a runtime the session is closed instead.
+fn release_later(loan: Box<dyn SessionLoan>, cancel_first: bool, cancel: CancelHandle) {
+    match tokio::runtime::Handle::try_current() {
+        Ok(handle) => {
+            handle.spawn(release(loan, true, cancel_first, cancel));
         }
+        Err(_) => loan.discard(),
     }
 }
 

@@ -255,3 +255,23 @@ async fn a_row_limited_arrow_result_larger_than_memory_spool_is_exact() {
         assert_eq!(next as usize - 1, rows);
     }
 }
+
+/// A caller may give up before the first row arrives (a statement that sorts or sleeps first):
+/// dropping the `run` future then cancels the statement, and the session goes back to the pool.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropping_run_before_the_first_row_cancels_the_statement() {
+    let env = env();
+    let session = env.pool.get().await.expect("session");
+    let waiting = tokio::spawn(run(session, req("SELECT pg_sleep(30) AS slept", Format::Csv)));
+    let t = Instant::now();
+    while active(&env) == 0 {
+        assert!(t.elapsed() < Duration::from_secs(10), "the statement never started");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    waiting.abort();
+    assert!(waiting.await.is_err_and(|e| e.is_cancelled()));
+    let took = stopped(&env).await;
+    eprintln!("stopped {took:?} after the drop");
+    // The pool of one gets its session back, usable.
+    assert_eq!(csv(&env.pool, "SELECT 5 AS five").await.expect("next"), "five\n5\n");
+}
