@@ -3,12 +3,12 @@
 //! Mapping: bool → Boolean; int2/int4/int8 → Int16/Int32/Int64; oid → UInt32; float4/float8 →
 //! Float32/Float64; numeric(p,s) → Decimal128(p,s) for p ≤ 38, Decimal256(p,s) for p ≤ 76 (a NaN
 //! there ends the export with an error naming the column and the cast that keeps it: a decimal
-//! cannot hold it, and a null would lose it), numeric without a declared precision → Utf8 with the exact text; date → Date32; time
-//! → Time64(µs); timestamp → Timestamp(µs); timestamptz → Timestamp(µs, "UTC"); ±infinity dates
-//! and timestamps → the type's largest/smallest value; bytea → Binary; arrays of those →
-//! List (a multi-dimensional array's elements in row-major order; its shape and lower bounds
-//! are in the PostgreSQL text form, which CSV and JSON keep); text, varchar, char, name, uuid,
-//! json, jsonb and every type the server renders → Utf8. Each field's metadata carries
+//! cannot hold it, and a null would lose it), numeric without a declared precision → Utf8 with
+//! the exact text; date → Date32; time → Time64(µs); timestamp → Timestamp(µs); timestamptz →
+//! Timestamp(µs, "UTC"); ±infinity dates and timestamps → the type's largest/smallest value;
+//! bytea → Binary; arrays of those → List (a multi-dimensional array's elements in row-major
+//! order; its shape and lower bounds are in the PostgreSQL text form, which CSV and JSON keep);
+//! text, varchar, char, name, uuid, json, jsonb and every type the server renders → Utf8. Each field's metadata carries
 //! `pg_type` (e.g. `numeric(12,2)`, `integer[]`, `mood`), `pg_type_oid` and `pg_name` (the
 //! column's name as PostgreSQL gave it; field names are [`unique_names`]).
 
