@@ -362,7 +362,7 @@ fn encode_err(e: impl std::fmt::Display) -> QueryError {
 /// Arrow IPC stream format. Without a row limit the schema (`sluice.truncated = false`) goes out
 /// first and record batches follow as they fill. With a limit, truncation is only known at the
 /// end, and the schema message that says so comes first: the batches are encoded as they fill
-/// into a [`Spool`] (memory, then a temporary file past [`SPOOL_IN_MEMORY`]), and after the
+/// into a spool (memory, then a temporary file past [`SPOOL_IN_MEMORY`]), and after the
 /// schema they are handed on a piece at a time — memory stays flat whatever `max_rows` is.
 pub struct ArrowIpc {
     ctx: ExportContext,
