@@ -7,12 +7,36 @@ use std::process::Output;
 
 use common::check;
 use serde_json::Value;
-use sluice_testkit::{Cluster, KeyFormat, KeyType, Sshd, SshdOptions};
+use sluice_testkit::{ClientKey, Cluster, KeyFormat, KeyType, Sshd, SshdOptions};
 
 const PW: &str = "ssh-doctor-pw";
 
 fn sluice(args: &[String], dir: &Path) -> Output {
     common::sluice(&args.iter().map(String::as_str).collect::<Vec<_>>(), dir)
+}
+
+/// The connection flags for role `ro` on `cluster`, reached through `sshd` with `key`, the
+/// bastion's host key pinned to `pin`.
+fn through_bastion(cluster: &Cluster, pw: &Path, sshd: &Sshd, key: &ClientKey, pin: &str) -> Vec<String> {
+    [
+        "--url",
+        &format!("postgresql://ro@127.0.0.1:{}/postgres?sslmode=prefer", cluster.port()),
+        "--password-file",
+        pw.to_str().expect("path"),
+        "--ssh-host",
+        sshd.host(),
+        "--ssh-port",
+        &sshd.port().to_string(),
+        "--ssh-user",
+        sshd.user(),
+        "--ssh-key",
+        key.private_key_path.to_str().expect("path"),
+        "--ssh-host-key",
+        pin,
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
 }
 
 #[test]
@@ -27,28 +51,9 @@ fn doctor_runs_the_bastion_stages_and_pins_its_key() {
     let pw = dir.path().join("pw");
     std::fs::write(&pw, PW).expect("pw");
     let base = |pin: &str| -> Vec<String> {
-        [
-            "doctor",
-            "--format",
-            "json",
-            "--url",
-            &format!("postgresql://ro@127.0.0.1:{}/postgres?sslmode=prefer", cluster.port()),
-            "--password-file",
-            pw.to_str().expect("path"),
-            "--ssh-host",
-            sshd.host(),
-            "--ssh-port",
-            &sshd.port().to_string(),
-            "--ssh-user",
-            sshd.user(),
-            "--ssh-key",
-            key.private_key_path.to_str().expect("path"),
-            "--ssh-host-key",
-            pin,
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect()
+        let mut args = vec!["doctor".to_string(), "--format".into(), "json".into()];
+        args.extend(through_bastion(&cluster, &pw, &sshd, &key, pin));
+        args
     };
 
     let out = sluice(&base(sshd.host_key_fingerprint()), dir.path());
@@ -101,26 +106,7 @@ fn catalog_and_query_go_through_the_bastion() {
     std::fs::write(&pw, PW).expect("pw");
     let with_ssh = |command: &[&str]| -> Vec<String> {
         let mut args: Vec<String> = command.iter().map(|s| s.to_string()).collect();
-        args.extend(
-            [
-                "--url",
-                &format!("postgresql://ro@127.0.0.1:{}/postgres?sslmode=prefer", cluster.port()),
-                "--password-file",
-                pw.to_str().expect("path"),
-                "--ssh-host",
-                sshd.host(),
-                "--ssh-port",
-                &sshd.port().to_string(),
-                "--ssh-user",
-                sshd.user(),
-                "--ssh-key",
-                key.private_key_path.to_str().expect("path"),
-                "--ssh-host-key",
-                sshd.host_key_fingerprint(),
-            ]
-            .iter()
-            .map(|s| s.to_string()),
-        );
+        args.extend(through_bastion(&cluster, &pw, &sshd, &key, sshd.host_key_fingerprint()));
         args
     };
     let catalog = with_ssh(&["catalog", "--format", "json"]);
