@@ -264,7 +264,7 @@ impl SshTunnel {
         };
         let result = tokio::time::timeout(
             self.timeout,
-            client::connect_stream(Arc::new(config), quick_ack::QuickAck(tcp), verifier),
+            client::connect_stream(Arc::new(config), quick_ack::bastion_stream(tcp), verifier),
         )
         .await;
         let presented = seen.lock().ok().and_then(|s| s.clone());

@@ -5,16 +5,25 @@
 //! acknowledged — and Linux delays that acknowledgement by up to 40 ms. A PostgreSQL reply that
 //! the server sends in two pieces (an error, then ReadyForQuery) then arrives 40 ms late.
 //! Re-arming `TCP_QUICKACK` after every read makes the kernel acknowledge at once.
+//!
+//! russh reads each packet's length and then its body with two small reads; a read buffer in
+//! front turns those into one socket read (and one re-arm) per burst of data.
 
 use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite, BufReader, ReadBuf};
 use tokio::net::TcpStream;
 
-/// The bastion's TCP stream, acknowledging every read at once.
-pub(super) struct QuickAck(pub(super) TcpStream);
+/// The bastion's TCP stream as the SSH session reads and writes it: buffered reads, each
+/// acknowledged at once.
+pub(super) fn bastion_stream(tcp: TcpStream) -> BufReader<QuickAck> {
+    BufReader::with_capacity(64 << 10, QuickAck(tcp))
+}
+
+/// A TCP stream that acknowledges every read at once.
+pub(super) struct QuickAck(TcpStream);
 
 impl AsyncRead for QuickAck {
     fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
