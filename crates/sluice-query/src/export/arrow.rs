@@ -46,7 +46,7 @@ const FLUSH_AFTER: Duration = Duration::from_secs(1);
 /// How much encoded Arrow a row-limited export keeps in memory before spooling to a temporary
 /// file.
 pub const SPOOL_IN_MEMORY: usize = 16 << 20;
-/// The pieces a spooled result is handed on in.
+/// The pieces a spooled file is read back in.
 const SPOOL_PIECE: usize = 1 << 20;
 
 /// How one column is appended.
@@ -455,7 +455,8 @@ impl Spool {
         Ok(())
     }
 
-    /// Appends the next piece to `out`; false when everything was read.
+    /// Appends the next piece to `out` (what is in memory is at most [`SPOOL_IN_MEMORY`] and goes
+    /// in one piece); false when everything was read.
     fn read_piece(&mut self, out: &mut Vec<u8>) -> std::io::Result<bool> {
         use std::io::Read;
         match self.file.as_mut() {
@@ -466,10 +467,10 @@ impl Spool {
                 out.truncate(start + n);
                 Ok(n > 0)
             }
+            None if self.mem.is_empty() => Ok(false),
             None => {
-                let n = self.mem.len().min(SPOOL_PIECE);
-                out.extend(self.mem.drain(..n));
-                Ok(n > 0)
+                out.append(&mut self.mem);
+                Ok(true)
             }
         }
     }
