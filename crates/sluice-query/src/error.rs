@@ -130,20 +130,13 @@ impl UserFacing for QueryError {
 
     fn message(&self) -> String {
         match self {
-            QueryError::Database { message, code, detail, position, .. } => {
-                let mut m = format!("{message} (SQLSTATE {code})");
-                if let Some(p) = position {
+            QueryError::Database { message, .. } | QueryError::Syntax { message, .. } => {
+                let mut m = format!("{message} (SQLSTATE {})", self.sqlstate().unwrap_or_default());
+                if let Some(p) = self.position() {
                     m.push_str(&format!(" at character {p}"));
                 }
-                if let Some(d) = detail {
+                if let QueryError::Database { detail: Some(d), .. } = self {
                     m.push_str(&format!("\nDETAIL: {d}"));
-                }
-                m
-            }
-            QueryError::Syntax { message, position } => {
-                let mut m = format!("{message} (SQLSTATE 42601)");
-                if let Some(p) = position {
-                    m.push_str(&format!(" at character {p}"));
                 }
                 m
             }
