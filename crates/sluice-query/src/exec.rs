@@ -179,13 +179,8 @@ pub async fn run<L: SessionLoan>(loan: L, req: QueryRequest) -> Result<RowStream
     // Until the first row is in, the loan sits in a guard: if this future is dropped meanwhile
     // (a caller gave up before a slow first row), the guard cancels the statement.
     let starting = Starting { loan: Some(loan), cancel: cancel.clone() };
-    let outcome = match starting.loan.as_deref() {
-        Some(loan) => start(loan.session(), &admitted, &req, timeout_ms).await,
-        None => Err(QueryError::Internal("the session was lost before the query started".into())),
-    };
-    let Some(loan) = starting.into_loan() else {
-        return Err(QueryError::Internal("the session was lost before the query started".into()));
-    };
+    let outcome = start(starting.session(), &admitted, &req, timeout_ms).await;
+    let loan = starting.disarm();
     match outcome {
         Ok(started_query) => Ok(RowStream {
             columns: started_query.columns.into(),
@@ -218,8 +213,13 @@ struct Starting {
 }
 
 impl Starting {
-    fn into_loan(mut self) -> Option<Box<dyn SessionLoan>> {
-        self.loan.take()
+    fn session(&self) -> &ReadOnlySession {
+        self.loan.as_deref().expect("the loan is present until disarmed").session()
+    }
+
+    /// The first row is in (or the start failed): the caller takes the loan over.
+    fn disarm(mut self) -> Box<dyn SessionLoan> {
+        self.loan.take().expect("the loan is present until disarmed")
     }
 }
 
