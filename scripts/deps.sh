@@ -1,0 +1,83 @@
+# Sourced by install-deps.sh and check-deps.sh: what Sluice's build and tests need, and how to
+# tell that each need is really met.
+#
+# SLUICE_DEPS holds `need:debian-package` pairs; dep_present NEED succeeds only when the thing
+# that is used is there: the library bindgen loads, the binary a test runs.
+
+SLUICE_DEPS=(
+  libclang:libclang-dev
+  clang-headers:libclang-dev
+  psql:postgresql-client
+  initdb:postgresql
+  pg_ctl:postgresql
+  sshd:openssh-server
+  ssh-keygen:openssh-client
+  pgbouncer:pgbouncer
+  openssl:openssl
+  time:time
+  ps:procps
+  setpriv:util-linux
+  runuser:util-linux
+  npm:npm
+  node:nodejs
+)
+
+# The server binaries' directory: $PG_BIN when set, else the newest Debian major.
+pg_bin_dir() {
+  if [[ -n ${PG_BIN:-} ]]; then
+    echo "$PG_BIN"
+    return
+  fi
+  local newest
+  newest=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
+  [[ -n $newest ]] && echo "$newest"
+}
+
+# The libclang shared object that bindgen (clang-sys) loads: libclang.so, libclang-N.so,
+# libclang.so.N or libclang-N.so.N in LLVM's or the multiarch library directory. libclang-cpp
+# (the C++ API library, shipped by a neighbouring package) is not it.
+libclang_path() {
+  local dir file base
+  for dir in ${LIBCLANG_PATH:-} /usr/lib/llvm-*/lib /usr/lib/x86_64-linux-gnu /usr/lib64 /usr/local/lib; do
+    for file in "$dir"/libclang.so "$dir"/libclang.so.* "$dir"/libclang-*.so "$dir"/libclang-*.so.*; do
+      [[ -e $file ]] || continue
+      base=${file##*/}
+      [[ $base =~ ^libclang(-[0-9.]+)?\.so(\.[0-9.]+)?$ ]] || continue
+      echo "$file"
+      return 0
+    done
+  done
+  return 1
+}
+
+# clang's own headers (stddef.h, stdbool.h) that bindgen parses pg_query's header with.
+clang_headers_path() {
+  local file
+  for file in /usr/lib/llvm-*/lib/clang/*/include/stddef.h; do
+    [[ -e $file ]] && { echo "$file"; return 0; }
+  done
+  return 1
+}
+
+# Where NEED is found, printed; fails when it is not.
+dep_path() {
+  local bin
+  case $1 in
+    libclang) libclang_path ;;
+    clang-headers) clang_headers_path ;;
+    initdb | pg_ctl)
+      bin=$(pg_bin_dir) || return 1
+      [[ -x $bin/$1 ]] && echo "$bin/$1" ;;
+    sshd) [[ -x /usr/sbin/sshd ]] && echo /usr/sbin/sshd ;;
+    pgbouncer)
+      bin=$(command -v pgbouncer 2>/dev/null || true)
+      [[ -n $bin ]] || { [[ -x /usr/sbin/pgbouncer ]] && bin=/usr/sbin/pgbouncer; }
+      [[ -n $bin ]] && echo "$bin" ;;
+    time) [[ -x /usr/bin/time ]] && echo /usr/bin/time ;;
+    *) command -v "$1" 2>/dev/null ;;
+  esac
+}
+
+dep_present() {
+  dep_path "$1" >/dev/null 2>&1
+}
