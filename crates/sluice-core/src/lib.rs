@@ -17,6 +17,6 @@ pub use error::{ErrorKind, UserFacing};
 pub use parse::{parse_dsn, ParamSource, SpecError};
 pub use secret::Secret;
 pub use spec::{
-    CertSource, HostKeyCheck, HostPort, KeySource, Network, SessionAttrs, SourceSpec, SshSpec, SslMode,
+    CertSource, ChannelBinding, HostKeyCheck, HostPort, KeySource, Network, SessionAttrs, SourceSpec, SshSpec, SslMode,
     DEFAULT_APPLICATION_NAME, DEFAULT_CONNECT_TIMEOUT_SECS, DEFAULT_PORT,
 };

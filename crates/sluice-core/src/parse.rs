@@ -9,7 +9,7 @@ use std::fmt;
 
 use percent_encoding::percent_decode_str;
 
-use crate::spec::{CertSource, HostPort, KeySource, SessionAttrs, SourceSpec, SslMode};
+use crate::spec::{CertSource, ChannelBinding, HostPort, KeySource, SessionAttrs, SourceSpec, SslMode};
 use crate::{ErrorKind, Secret, UserFacing, DEFAULT_PORT};
 
 /// A bad connection parameter: which field, what is wrong, how to fix it.
@@ -64,6 +64,7 @@ const ACCEPTED: &[(&str, Option<&str>)] = &[
     ("user", Some("PGUSER")),
     ("password", Some("PGPASSWORD")),
     ("sslmode", Some("PGSSLMODE")),
+    ("channel_binding", Some("PGCHANNELBINDING")),
     ("sslrootcert", Some("PGSSLROOTCERT")),
     ("sslcert", Some("PGSSLCERT")),
     ("sslkey", Some("PGSSLKEY")),
@@ -84,7 +85,7 @@ fn refusal(key: &str) -> SpecError {
         "passfile" => "only ~/.pgpass is read; give the password with a password file option instead",
         "hostaddr" => "give the address as host (and tls_server_name for the certificate name)",
         "requiressl" => "use sslmode=require",
-        _ => "Sluice accepts only host, port, dbname, user, password, sslmode, sslrootcert, sslcert, sslkey, connect_timeout, application_name, target_session_attrs, tls_server_name and pgbouncer",
+        _ => "Sluice accepts only host, port, dbname, user, password, sslmode, channel_binding, sslrootcert, sslcert, sslkey, connect_timeout, application_name, target_session_attrs, tls_server_name and pgbouncer",
     };
     SpecError {
         field: "connection string",
@@ -186,6 +187,11 @@ fn build(p: &BTreeMap<String, String>) -> Result<SourceSpec, SpecError> {
     if let Some(m) = p.get("sslmode") {
         spec.sslmode = m.parse::<SslMode>().map_err(|e| SpecError::new("sslmode", e, "e.g. sslmode=verify-full"))?;
     }
+    if let Some(v) = p.get("channel_binding") {
+        spec.channel_binding = v
+            .parse::<ChannelBinding>()
+            .map_err(|e| SpecError::new("channel_binding", e, "e.g. channel_binding=require"))?;
+    }
     spec.sslrootcert = p.get("sslrootcert").map(|v| CertSource::parse(v));
     if let Some(v) = p.get("sslcert") {
         if v == "system" {
@@ -236,8 +242,29 @@ fn decode(s: &str, field: &'static str) -> Result<String, SpecError> {
     })
 }
 
+/// Refuses a URI whose user name or password holds an unencoded `/`, `?` or `#`.
+///
+/// The authority (`user:password@host:port`) ends at the first `/`, `?` or `#`; an `@` after that
+/// point means the userinfo was cut in two, and libpq would read a piece of the password as a
+/// host, a port, a database name or a parameter — and echo it in its errors. The error says so
+/// without repeating any of the text. An empty authority (`postgresql:///db?…`) or one that
+/// already holds its `@` has no userinfo that could have been cut.
+fn check_userinfo_is_encoded(rest: &str) -> Result<(), SpecError> {
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, after) = rest.split_at(end);
+    if authority.is_empty() || authority.contains('@') || !after.contains('@') {
+        return Ok(());
+    }
+    Err(SpecError::new(
+        "connection string",
+        "the URI has an `@` after the end of its host part (the first `/`, `?` or `#`), so the user name or password in it is cut in two",
+        "percent-encode reserved characters in the password (/ ? # @ : → %2F %3F %23 %40 %3A), or use --password-file",
+    ))
+}
+
 fn parse_uri(uri: &str, out: &mut BTreeMap<String, String>) -> Result<(), SpecError> {
     let rest = uri.split_once("://").map(|(_, r)| r).unwrap_or(uri);
+    check_userinfo_is_encoded(rest)?;
     let (before_query, query) = match rest.split_once('?') {
         Some((a, q)) => (a, Some(q)),
         None => (rest, None),
@@ -433,6 +460,72 @@ mod tests {
         let hp: Vec<_> = s.hosts.iter().map(|h| (h.host.as_str(), h.port)).collect();
         assert_eq!(hp, vec![("a", 1), ("::1", 2), ("c", 5432)]);
         assert_eq!(s.target_session_attrs, SessionAttrs::Standby);
+    }
+
+    #[test]
+    fn channel_binding_from_uri_key_values_and_env() {
+        use crate::ChannelBinding as Cb;
+        assert_eq!(parse("host=h user=u").expect("valid").channel_binding, Cb::Prefer);
+        assert_eq!(parse("postgresql://u@h/db?channel_binding=require").expect("valid").channel_binding, Cb::Require);
+        assert_eq!(parse("host=h user=u channel_binding=disable").expect("valid").channel_binding, Cb::Disable);
+        assert_eq!(parse("host=h user=u channel_binding=yes").map_err(|e| e.field), Err("channel_binding"));
+        let env = |k: &str| match k {
+            "PGHOST" => Some("h".to_string()),
+            "PGUSER" => Some("u".to_string()),
+            "PGCHANNELBINDING" => Some("require".to_string()),
+            _ => None,
+        };
+        assert_eq!(parse_dsn(None, &env).expect("valid").channel_binding, Cb::Require);
+        assert_eq!(
+            parse_dsn(Some("channel_binding=prefer"), &env).expect("valid").channel_binding,
+            Cb::Prefer,
+            "the connection string wins over the environment"
+        );
+        // require without TLS is refused before anything is dialled.
+        let e = parse_dsn(Some("sslmode=disable"), &env).expect_err("require needs TLS");
+        assert_eq!(e.field, "channel_binding");
+    }
+
+    #[test]
+    fn a_password_cut_by_a_reserved_character_is_never_echoed() {
+        // The secret's pieces, and URIs in which an unencoded character cuts the password.
+        let pieces = ["Kq7", "Zx9", "Wm3", "Rt5"];
+        for uri in [
+            "postgresql://u:Kq7/Zx9@host/db",
+            "postgresql://u:Kq7?Zx9@host/db",
+            "postgresql://u:Kq7#Zx9@host/db",
+            "postgresql://u:Kq7/Zx9?Wm3#Rt5@host/db",
+            "postgres://u:Kq7?Zx9=Wm3@host:5432/db?sslmode=require",
+            "postgresql://u:Kq7#Zx9/Wm3@host",
+            "postgresql://u:Kq7/Zx9@host1,host2/db",
+            "postgresql://Rt5/Wm3:Kq7@host/db",
+        ] {
+            let e = parse(uri).expect_err(uri);
+            assert_eq!(e.field, "connection string", "{uri}");
+            assert!(e.hint.contains("%2F %3F %23 %40 %3A"), "{uri}: {e:?}");
+            assert!(e.hint.contains("--password-file"), "{uri}: {e:?}");
+            let shown = format!("{} {} {e}", UserFacing::message(&e), e.hint);
+            for piece in pieces {
+                assert!(!shown.contains(piece), "{uri}: `{piece}` appears in {shown}");
+            }
+        }
+        // Encoded, every reserved character reaches the password intact; `@` and `:` need no
+        // encoding (the last `@` ends the userinfo, the first `:` ends the user).
+        for (uri, password) in [
+            ("postgresql://u:Kq7%2FZx9%3FWm3%23Rt5@host/db", "Kq7/Zx9?Wm3#Rt5"),
+            ("postgresql://u:Kq7%40Zx9%3AWm3@host/db", "Kq7@Zx9:Wm3"),
+            ("postgresql://u:Kq7@Zx9@host/db", "Kq7@Zx9"),
+            ("postgresql://u:Kq7:Zx9@host/db", "Kq7:Zx9"),
+        ] {
+            let s = parse(uri).expect(uri);
+            assert_eq!(s.password.as_ref().map(Secret::expose), Some(password), "{uri}");
+            assert_eq!(s.hosts[0].host, "host", "{uri}");
+            assert_eq!(s.database, "db", "{uri}");
+        }
+        // An `@` after the host part is fine where there is no userinfo to cut, or it is whole.
+        for uri in ["postgresql:///db?host=h&user=me@corp", "postgresql://u@h/db?application_name=a@b"] {
+            parse(uri).expect(uri);
+        }
     }
 
     #[test]

@@ -24,6 +24,9 @@ pub struct SourceSpec {
     /// Default [`SslMode::Require`].
     #[serde(default)]
     pub sslmode: SslMode,
+    /// SCRAM channel binding (`tls-server-end-point`). Default [`ChannelBinding::Prefer`].
+    #[serde(default)]
+    pub channel_binding: ChannelBinding,
     /// The CA to verify the server against; `None` means the OS trust store.
     #[serde(default)]
     pub sslrootcert: Option<CertSource>,
@@ -72,6 +75,7 @@ impl SourceSpec {
             user: user.into(),
             password: None,
             sslmode: SslMode::default(),
+            channel_binding: ChannelBinding::default(),
             sslrootcert: None,
             sslcert: None,
             sslkey: None,
@@ -126,6 +130,13 @@ impl SourceSpec {
                 "connect_timeout",
                 "connect_timeout must be at least 1 second",
                 "use e.g. connect_timeout=10",
+            ));
+        }
+        if self.channel_binding == ChannelBinding::Require && self.sslmode == SslMode::Disable {
+            return Err(E::new(
+                "channel_binding",
+                "channel_binding=require needs TLS, and sslmode=disable never uses it",
+                "use sslmode=require or stricter with channel_binding=require, or channel_binding=prefer",
             ));
         }
         if self.sslcert.is_some() != self.sslkey.is_some() {
@@ -243,6 +254,50 @@ impl FromStr for SslMode {
         SslMode::ALL.into_iter().find(|m| m.as_str() == s).ok_or_else(|| {
             format!("`{s}` is not an sslmode; use one of disable, allow, prefer, require, verify-ca, verify-full")
         })
+    }
+}
+
+/// libpq's `channel_binding`: whether SCRAM authentication binds itself to the TLS connection
+/// (`SCRAM-SHA-256-PLUS` with `tls-server-end-point`), so that a man in the middle holding another
+/// certificate cannot relay the login.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ChannelBinding {
+    /// Never bind, even when the server offers it.
+    Disable,
+    /// Bind when the connection is TLS and the server offers `SCRAM-SHA-256-PLUS`.
+    #[default]
+    Prefer,
+    /// Refuse to log in unless the login was bound: plaintext, another authentication method
+    /// (md5, password, trust, cert) or a certificate whose signature has no hash all fail.
+    Require,
+}
+
+impl ChannelBinding {
+    pub const ALL: [ChannelBinding; 3] = [ChannelBinding::Disable, ChannelBinding::Prefer, ChannelBinding::Require];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChannelBinding::Disable => "disable",
+            ChannelBinding::Prefer => "prefer",
+            ChannelBinding::Require => "require",
+        }
+    }
+}
+
+impl fmt::Display for ChannelBinding {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for ChannelBinding {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        ChannelBinding::ALL
+            .into_iter()
+            .find(|m| m.as_str() == s)
+            .ok_or_else(|| format!("`{s}` is not a channel_binding value; use disable, prefer or require"))
     }
 }
 
@@ -439,6 +494,28 @@ mod tests {
         s.database = "x".into();
         s.sslcert = Some(CertSource::Pem("-----BEGIN CERTIFICATE-----".into()));
         assert_eq!(s.validate().map_err(|e| e.field), Err("sslkey"));
+    }
+
+    #[test]
+    fn channel_binding_require_needs_tls() {
+        for m in ChannelBinding::ALL {
+            assert_eq!(m.as_str().parse::<ChannelBinding>(), Ok(m));
+        }
+        assert!("on".parse::<ChannelBinding>().is_err());
+        let mut s = SourceSpec::new("db", "app", "ro");
+        assert_eq!(s.channel_binding, ChannelBinding::Prefer);
+        s.channel_binding = ChannelBinding::Require;
+        assert!(s.validate().is_ok());
+        for mode in [SslMode::Allow, SslMode::Prefer, SslMode::VerifyFull] {
+            s.sslmode = mode;
+            assert!(s.validate().is_ok(), "{mode}");
+        }
+        s.sslmode = SslMode::Disable;
+        let e = s.validate().expect_err("require without TLS");
+        assert_eq!(e.field, "channel_binding");
+        assert!(e.hint.contains("sslmode=require"), "{e:?}");
+        s.channel_binding = ChannelBinding::Prefer;
+        assert!(s.validate().is_ok());
     }
 
     #[test]
