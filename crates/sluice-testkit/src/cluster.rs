@@ -341,6 +341,45 @@ impl Cluster {
         self.psql("postgres", &format!("CREATE DATABASE \"{}\";", name.replace('"', "\"\""))).map(drop)
     }
 
+    /// `CREATE DATABASE` with its own server encoding (`SQL_ASCII`, `LATIN1`, `WIN1252`, …) and the
+    /// C locale, which goes with every encoding.
+    pub fn create_database_with_encoding(&self, name: &str, encoding: &str) -> crate::Result<()> {
+        self.psql(
+            "postgres",
+            &format!(
+                "CREATE DATABASE \"{}\" ENCODING '{}' LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0;",
+                name.replace('"', "\"\""),
+                encoding.replace('\'', "''")
+            ),
+        )
+        .map(drop)
+    }
+
+    /// What `psql --csv -c sql` prints as the superuser with `client_encoding` (`PGCLIENTENCODING`),
+    /// byte for byte.
+    pub fn psql_csv(&self, database: &str, sql: &str, client_encoding: &str) -> crate::Result<Vec<u8>> {
+        let psql = std::env::var_os("PSQL").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("psql"));
+        let out = Command::new(&psql)
+            .args(["-X", "-q", "--csv", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1", "-p"])
+            .arg(self.port.to_string())
+            .args(["-U", SUPERUSER, "-d", database, "-c", sql])
+            .env("PGPASSWORD", SUPERUSER_PASSWORD)
+            .env("PGSSLMODE", "prefer")
+            .env("PGCONNECT_TIMEOUT", "10")
+            .env("PGCLIENTENCODING", client_encoding)
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|source| TestkitError::Spawn { program: "psql".into(), source })?;
+        if !out.status.success() {
+            return Err(TestkitError::Failed {
+                program: "psql".into(),
+                status: out.status.to_string(),
+                stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+            });
+        }
+        Ok(out.stdout)
+    }
+
     /// `server_version_num`, e.g. 150018.
     pub fn version_num(&self) -> crate::Result<u32> {
         let v = self.psql("postgres", "SHOW server_version_num;")?;
