@@ -567,9 +567,44 @@ fn write_array_elem(out: &mut Vec<u8>, text: &[u8]) {
     out.push(b'"');
 }
 
+/// Appends text bytes as UTF-8 for the outputs that must carry UTF-8 (JSON, NDJSON, Arrow,
+/// Parquet): as they are when they are UTF-8, else with each invalid sequence replaced by U+FFFD.
+/// Only a `SQL_ASCII` database, which stores whatever bytes it was given, sends such text. True
+/// when something was replaced: the caller flags the column as lossy.
+pub fn push_utf8_lossy(out: &mut Vec<u8>, raw: &[u8]) -> bool {
+    if std::str::from_utf8(raw).is_ok() {
+        out.extend_from_slice(raw);
+        return false;
+    }
+    for chunk in raw.utf8_chunks() {
+        out.extend_from_slice(chunk.valid().as_bytes());
+        if !chunk.invalid().is_empty() {
+            out.extend_from_slice(char::REPLACEMENT_CHARACTER.encode_utf8(&mut [0; 4]).as_bytes());
+        }
+    }
+    true
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn text_that_is_not_utf8_is_replaced_and_reported() {
+        let lossy = |raw: &[u8]| {
+            let mut o = b"<".to_vec();
+            let replaced = push_utf8_lossy(&mut o, raw);
+            (String::from_utf8(o).expect("always UTF-8"), replaced)
+        };
+        assert_eq!(lossy(b"plain"), ("<plain".to_string(), false));
+        assert_eq!(lossy("café €".as_bytes()), ("<café €".to_string(), false));
+        // Latin-1 `café`, as a SQL_ASCII database holds it.
+        assert_eq!(lossy(b"caf\xe9"), ("<caf\u{FFFD}".to_string(), true));
+        assert_eq!(lossy(b"\xe9\xe8 x \xff"), ("<\u{FFFD}\u{FFFD} x \u{FFFD}".to_string(), true));
+        // A truncated UTF-8 sequence is one invalid sequence, as `String::from_utf8_lossy` has it.
+        assert_eq!(lossy(b"a\xe2\x82"), ("<a\u{FFFD}".to_string(), true));
+        assert_eq!(lossy(b""), ("<".to_string(), false));
+    }
 
     fn f8(v: f64) -> String {
         let mut o = Vec::new();
