@@ -1,13 +1,13 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use sluice_core::{HostPort, Network, SessionAttrs, SourceSpec, SslMode};
-use tokio_postgres::config::SslMode as DriverSslMode;
+use sluice_core::{ChannelBinding, HostPort, Network, SessionAttrs, SourceSpec, SslMode};
+use tokio_postgres::config::{ChannelBinding as DriverChannelBinding, SslMode as DriverSslMode};
 
 use crate::cancel::CancelHandle;
 use crate::session::{ReadOnlySession, SessionSettings};
-use crate::tls::{TlsInfo, TlsSetup};
-use crate::{ConnectError, Dialer, SshTunnel, Stage};
+use crate::tls::{BindingSlot, TlsInfo, TlsSetup};
+use crate::{ChannelBindingRefusal, ConnectError, Dialer, SshTunnel, Stage};
 
 /// Opens read-only sessions to one source. Built once per source (it reads certificates and keys
 /// then) and shared: it is cheap to clone.
@@ -138,14 +138,20 @@ impl Connector {
         let stream = self.dialer.dial(&host).await?;
         let server_name = self.spec.tls_name_for(&host).to_string();
         let info = Arc::new(Mutex::new(None::<TlsInfo>));
-        let tls = self.tls.connector(&server_name, info.clone())?;
+        let binding: BindingSlot = Arc::new(Mutex::new(None));
+        let tls = self.tls.connector(&server_name, info.clone())?.recording_binding(binding.clone());
 
         let mut config = tokio_postgres::Config::new();
         config
             .user(&self.spec.user)
             .dbname(&self.spec.database)
             .application_name(&self.spec.application_name)
-            .ssl_mode(mode);
+            .ssl_mode(mode)
+            .channel_binding(match self.spec.channel_binding {
+                ChannelBinding::Disable => DriverChannelBinding::Disable,
+                ChannelBinding::Prefer => DriverChannelBinding::Prefer,
+                ChannelBinding::Require => DriverChannelBinding::Require,
+            });
         if let Some(pw) = &self.spec.password {
             config.password(pw.expose());
         }
@@ -156,6 +162,7 @@ impl Connector {
                 let stage = if mode != DriverSslMode::Disable && !tls_done { Stage::Tls } else { Stage::Auth };
                 return Err(ConnectError::Timeout { stage, secs: timeout.as_secs() });
             }
+            Ok(Err(e)) if is_unbound_login(&e) => return Err(unbound_login(&host, &info, &binding)),
             Ok(Err(e)) => return Err(self.classify(&host, &e)),
             Ok(Ok(pair)) => pair,
         };
@@ -237,6 +244,27 @@ impl Connector {
         };
         ConnectError::Lost { addr, reason }
     }
+}
+
+/// The driver's refusal under `channel_binding=require`: it authenticated, or was about to send
+/// the password, without `SCRAM-SHA-256-PLUS`.
+fn is_unbound_login(e: &tokio_postgres::Error) -> bool {
+    e.to_string() == "authentication error"
+        && std::error::Error::source(e).is_some_and(|s| s.to_string() == "server did not use channel binding")
+}
+
+/// Says why a login under `channel_binding=require` was not bound: no TLS, a certificate that
+/// allows no binding, or a server that did not offer it.
+fn unbound_login(host: &HostPort, info: &Mutex<Option<TlsInfo>>, binding: &BindingSlot) -> ConnectError {
+    let addr = host.to_string();
+    let encrypted = info.lock().map(|i| i.is_some()).unwrap_or(false);
+    let certificate = binding.lock().ok().and_then(|b| b.clone());
+    let reason = match certificate {
+        _ if !encrypted => ChannelBindingRefusal::NoTls { addr: addr.clone() },
+        Some(Err(why)) => ChannelBindingRefusal::Certificate { addr: addr.clone(), why: why.to_string() },
+        _ => ChannelBindingRefusal::NotOffered { addr: addr.clone() },
+    };
+    ConnectError::ChannelBinding { addr, reason }
 }
 
 fn matches_attrs(wanted: SessionAttrs, in_recovery: bool, default_read_only: bool) -> bool {

@@ -67,6 +67,46 @@ impl fmt::Display for TlsFailure {
     }
 }
 
+/// Why a login under `channel_binding=require` was not bound to the TLS connection. The driver
+/// refuses before it sends the password.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChannelBindingRefusal {
+    /// The connection is not encrypted (sslmode allow or prefer, and the server took plaintext).
+    NoTls { addr: String },
+    /// The server certificate allows no binding (signed with Ed25519, say).
+    Certificate { addr: String, why: String },
+    /// The server authenticated without `SCRAM-SHA-256-PLUS`: md5, password, trust or cert.
+    NotOffered { addr: String },
+}
+
+impl ChannelBindingRefusal {
+    fn hint(&self) -> &'static str {
+        match self {
+            ChannelBindingRefusal::NoTls { .. } => {
+                "channel binding needs TLS: use sslmode=require or stricter, and enable ssl on the server"
+            }
+            ChannelBindingRefusal::Certificate { .. } => {
+                "re-issue the server certificate from a CA with an RSA or ECDSA key (signed with SHA-256, SHA-384 or SHA-512), or use channel_binding=prefer"
+            }
+            ChannelBindingRefusal::NotOffered { .. } => {
+                "the pg_hba.conf line that matches must be `hostssl … scram-sha-256` (not md5, password, trust or cert) and the role's password stored as SCRAM (password_encryption = scram-sha-256, then set it again); or use channel_binding=prefer"
+            }
+        }
+    }
+}
+
+impl fmt::Display for ChannelBindingRefusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ChannelBindingRefusal::NoTls { addr } => write!(f, "the connection to {addr} is not encrypted"),
+            ChannelBindingRefusal::Certificate { addr, why } => write!(f, "{why} ({addr})"),
+            ChannelBindingRefusal::NotOffered { addr } => {
+                write!(f, "{addr} authenticated without SCRAM-SHA-256-PLUS, so the login was not bound to TLS")
+            }
+        }
+    }
+}
+
 /// Which part of the SSH bastion path failed; each needs a different fix.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -126,6 +166,9 @@ pub enum ConnectError {
     Tls { addr: String, failure: TlsFailure },
     #[error("the server refused the login: {message}")]
     Auth { code: String, message: String, server_hint: Option<String> },
+    /// `channel_binding=require`, and the login was not bound to the TLS connection.
+    #[error("channel_binding=require, but {reason}")]
+    ChannelBinding { addr: String, reason: ChannelBindingRefusal },
     #[error("the server refused the connection: {message}")]
     Server { code: String, message: String },
     #[error("{stage:?} did not finish within {secs} s")]
@@ -148,7 +191,9 @@ impl ConnectError {
             ConnectError::Tcp { .. } | ConnectError::NotPostgres { .. } => Stage::Tcp,
             ConnectError::Ssh { .. } => Stage::Ssh,
             ConnectError::TlsUnsupported { .. } | ConnectError::Tls { .. } => Stage::Tls,
-            ConnectError::Auth { .. } | ConnectError::Server { .. } => Stage::Auth,
+            ConnectError::Auth { .. } | ConnectError::ChannelBinding { .. } | ConnectError::Server { .. } => {
+                Stage::Auth
+            }
             ConnectError::Timeout { stage, .. } => *stage,
             ConnectError::Session { .. }
             | ConnectError::NoMatchingHost { .. }
@@ -170,7 +215,9 @@ impl UserFacing for ConnectError {
     fn kind(&self) -> ErrorKind {
         match self {
             ConnectError::Spec(_) | ConnectError::Config { .. } => ErrorKind::Config,
-            ConnectError::Auth { .. } | ConnectError::Ssh { failure: SshFailure::AuthRefused, .. } => ErrorKind::Auth,
+            ConnectError::Auth { .. }
+            | ConnectError::ChannelBinding { .. }
+            | ConnectError::Ssh { failure: SshFailure::AuthRefused, .. } => ErrorKind::Auth,
             ConnectError::Server { .. } | ConnectError::Session { .. } => ErrorKind::Database,
             ConnectError::Timeout { .. } | ConnectError::PoolTimeout { .. } => ErrorKind::Timeout,
             _ => ErrorKind::Network,
@@ -214,6 +261,7 @@ impl UserFacing for ConnectError {
                 "3D000" => "the database does not exist: check dbname".into(),
                 _ => return server_hint.clone(),
             },
+            ConnectError::ChannelBinding { reason, .. } => reason.hint().into(),
             ConnectError::Server { code, .. } if code == "53300" => {
                 "the server has no free connection slots: raise max_connections or lower other clients' pools".into()
             }

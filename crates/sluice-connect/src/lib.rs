@@ -15,6 +15,7 @@
 //! SQL is allowed (that is `sluice-query`), or print anything.
 
 mod cancel;
+pub mod channel_binding;
 mod connector;
 mod error;
 mod pool;
@@ -26,7 +27,7 @@ mod transport;
 
 pub use cancel::CancelHandle;
 pub use connector::Connector;
-pub use error::{ConnectError, SshFailure, Stage, TlsFailure};
+pub use error::{ChannelBindingRefusal, ConnectError, SshFailure, Stage, TlsFailure};
 pub use pool::{Pool, PoolOptions, PooledSession};
 pub use session::{ReadOnlySession, SessionInfo, SessionSettings};
 pub use ssh::{Keepalive, SshStage, SshStageReport, SshTunnel};

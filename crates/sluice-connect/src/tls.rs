@@ -11,6 +11,9 @@
 //!
 //! tokio-postgres itself only knows disable/prefer/require; it runs in `Require` for `require`
 //! and stricter, so those modes never fall back to plaintext.
+//!
+//! The stream offers SCRAM channel binding with the certificate hash
+//! [`crate::channel_binding`] computes.
 
 use std::future::Future;
 use std::io;
@@ -28,7 +31,12 @@ use sluice_core::{CertSource, KeySource, SourceSpec, SslMode};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio_postgres::tls::{ChannelBinding, TlsConnect};
 
+use crate::channel_binding::{tls_server_end_point, EndPointHash, NoBinding};
 use crate::{ConnectError, TlsFailure};
+
+/// What channel binding the server certificate allows, recorded per handshake so that a login
+/// refused under `channel_binding=require` can say why.
+pub(crate) type BindingSlot = Arc<Mutex<Option<Result<EndPointHash, NoBinding>>>>;
 
 /// What was negotiated, for the doctor's `tls` check and the audit trail.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -150,7 +158,7 @@ impl TlsSetup {
                 "give a DNS name or an IP address",
             )
         })?;
-        Ok(RustlsConnect { setup: self.clone(), name, info, await_close: false })
+        Ok(RustlsConnect { setup: self.clone(), name, info, binding: None, await_close: false })
     }
 
     /// Turns a handshake error (however deep in an error chain) into what a person needs.
@@ -392,10 +400,17 @@ pub struct RustlsConnect {
     setup: TlsSetup,
     name: ServerName<'static>,
     info: Arc<Mutex<Option<TlsInfo>>>,
+    binding: Option<BindingSlot>,
     await_close: bool,
 }
 
 impl RustlsConnect {
+    /// Records in `slot` which hash channel binding uses, or why there is none.
+    pub(crate) fn recording_binding(mut self, slot: BindingSlot) -> Self {
+        self.binding = Some(slot);
+        self
+    }
+
     /// For a cancel request: shutting the stream down waits for the server to close first and
     /// sends no close_notify, which a pooler could take for the client hanging up early.
     pub(crate) fn awaiting_close(mut self) -> Self {
@@ -419,6 +434,7 @@ where
         HandshakeFuture {
             inner: connector.connect(self.name, stream),
             info: self.info,
+            binding: self.binding,
             verification: self.setup.verification,
             await_close: self.await_close,
         }
@@ -429,6 +445,7 @@ where
 pub struct HandshakeFuture<S> {
     inner: tokio_rustls::Connect<S>,
     info: Arc<Mutex<Option<TlsInfo>>>,
+    binding: Option<BindingSlot>,
     verification: Verification,
     await_close: bool,
 }
@@ -451,25 +468,31 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Future for HandshakeFuture<S> {
         if let Ok(mut slot) = self.info.lock() {
             *slot = Some(info);
         }
-        Poll::Ready(Ok(RustlsStream { tls, await_close: self.await_close }))
+        let binding = match conn.peer_certificates().and_then(|c| c.first()) {
+            Some(cert) => tls_server_end_point(cert.as_ref()),
+            None => Err(NoBinding::NoCertificate),
+        };
+        if let Some(Ok(mut slot)) = self.binding.as_ref().map(|s| s.lock()) {
+            *slot = Some(binding.as_ref().map(|(hash, _)| *hash).map_err(Clone::clone));
+        }
+        let end_point = binding.ok().map(|(_, value)| value);
+        Poll::Ready(Ok(RustlsStream { tls, end_point, await_close: self.await_close }))
     }
 }
 
-/// A TLS stream that also offers SCRAM channel binding (`tls-server-end-point`).
+/// A TLS stream that also offers SCRAM channel binding (`tls-server-end-point`, hashed as
+/// [`crate::channel_binding`] says).
 pub struct RustlsStream<S> {
     tls: tokio_rustls::client::TlsStream<S>,
+    /// `None` when the certificate allows no binding (an Ed25519 signature, say).
+    end_point: Option<Vec<u8>>,
     await_close: bool,
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> tokio_postgres::tls::TlsStream for RustlsStream<S> {
     fn channel_binding(&self) -> ChannelBinding {
-        let (_, conn) = self.tls.get_ref();
-        match conn.peer_certificates().and_then(|c| c.first()) {
-            // RFC 5929: SHA-256 for certificates signed with SHA-1/SHA-256 or ECDSA/EdDSA; the
-            // server computes the same hash for the certificates Sluice's tests and clouds use.
-            Some(cert) => ChannelBinding::tls_server_end_point(
-                ring::digest::digest(&ring::digest::SHA256, cert.as_ref()).as_ref().to_vec(),
-            ),
+        match &self.end_point {
+            Some(value) => ChannelBinding::tls_server_end_point(value.clone()),
             None => ChannelBinding::none(),
         }
     }

@@ -15,6 +15,21 @@ impl std::fmt::Debug for CertPair {
     }
 }
 
+/// The key a [`TestCa`] signs with, which decides the signature algorithm of every certificate
+/// it issues (what SCRAM channel binding hashes with). The issued certificates' own keys are
+/// ECDSA P-256 whatever the CA's. rcgen on ring cannot generate RSA keys nor sign with P-521,
+/// so RSA and SHA-512 chains come from the `openssl` command in the tests that need them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum CaKey {
+    /// ecdsa-with-SHA256.
+    #[default]
+    EcdsaP256,
+    /// ecdsa-with-SHA384.
+    EcdsaP384,
+    /// Ed25519 (no separate hash).
+    Ed25519,
+}
+
 /// A private certificate authority minted for one test.
 pub struct TestCa {
     pub cert_pem: String,
@@ -23,12 +38,22 @@ pub struct TestCa {
 
 impl TestCa {
     pub fn new(name: &str) -> crate::Result<TestCa> {
+        TestCa::with_key(name, CaKey::default())
+    }
+
+    /// A CA whose key, and so whose certificates' signature algorithm, is `key`.
+    pub fn with_key(name: &str, key: CaKey) -> crate::Result<TestCa> {
+        let algorithm = match key {
+            CaKey::EcdsaP256 => &rcgen::PKCS_ECDSA_P256_SHA256,
+            CaKey::EcdsaP384 => &rcgen::PKCS_ECDSA_P384_SHA384,
+            CaKey::Ed25519 => &rcgen::PKCS_ED25519,
+        };
         let mut params = CertificateParams::new(Vec::<String>::new())?;
         params.distinguished_name.push(DnType::CommonName, name);
         params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
         params.key_usages =
             vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
-        let key = KeyPair::generate()?;
+        let key = KeyPair::generate_for(algorithm)?;
         let cert = params.self_signed(&key)?;
         Ok(TestCa { cert_pem: cert.pem(), issuer: Issuer::new(params, key) })
     }

@@ -17,7 +17,7 @@ mod pgbouncer;
 mod sshd;
 mod sys;
 
-pub use certs::{CertPair, TestCa};
+pub use certs::{CaKey, CertPair, TestCa};
 pub use cluster::{Cluster, ClusterOptions, HbaRule, TlsFiles, SUPERUSER, SUPERUSER_PASSWORD};
 pub use pgbouncer::{PgBouncer, PgBouncerOptions};
 pub use sshd::{ClientKey, KeyFormat, KeyType, Sshd, SshdOptions};
