@@ -6,12 +6,20 @@
 //! `FOR UPDATE/SHARE`, `INSERT/UPDATE/DELETE/MERGE`, and calls to [`DENIED_FUNCTIONS`] or
 //! [`DENIED_PREFIXES`]. The server-side read-only transaction and the session reset are the
 //! other two layers; this one exists so that a refused request never opens a transaction at all.
+//! The gate fails closed: it walks pg_query's typed parse tree (`gate/walk.rs`, generated with every
+//! field of every known node destructured) and refuses any node kind outside its allow-list,
+//! naming it. Requests over [`GateOptions::max_sql_bytes`] are refused unparsed, and parsing runs
+//! on a thread with a [`GATE_STACK_BYTES`] stack, so deep nesting ends in a refusal, not a crash.
 //! The gate sees only what the statement spells out: a function reached another way (inside a
 //! view, an operator or a user-defined function) is left to those two layers, which the
 //! acceptance tests exercise with such functions.
 
-use serde_json::Value;
+mod walk;
 
+use pg_query::protobuf as pb;
+use pg_query::NodeEnum;
+
+use self::walk::{item_of, push_children, Item};
 use crate::QueryError;
 
 /// Functions with effects outside the transaction (signals, locks, files, other connections,
@@ -121,41 +129,98 @@ fn syntax_position(sql: &str, message: &str) -> Option<u32> {
     candidates.get(first).and_then(|&(start, _)| position_of(start))
 }
 
-/// Classifies `sql` and returns the one statement it holds, or why it is refused.
+/// The longest request text [`admit`] accepts: 1 MiB.
+pub const DEFAULT_MAX_SQL_BYTES: usize = 1 << 20;
+/// The stack of the thread the gate parses and walks on. libpg_query sizes its own recursion
+/// check to the stack it finds (up to 2 MB of depth, plus 512 kB of slack), so deep nesting ends
+/// in its "stack depth limit exceeded" error rather than an overflow.
+pub const GATE_STACK_BYTES: usize = 16 << 20;
+
+/// The gate's limits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GateOptions {
+    /// Requests longer than this many bytes are refused before they are parsed.
+    pub max_sql_bytes: usize,
+}
+
+impl Default for GateOptions {
+    fn default() -> Self {
+        GateOptions { max_sql_bytes: DEFAULT_MAX_SQL_BYTES }
+    }
+}
+
+/// Classifies `sql` with the default [`GateOptions`] and returns the one statement it holds, or
+/// why it is refused.
 pub fn admit(sql: &str) -> Result<Admitted, QueryError> {
-    // libpg_query's Rust summary code has a few `panic!`s on shapes the grammar never produces;
-    // a panic here must still become a refusal, never reach the user.
-    let parsed = std::panic::catch_unwind(|| pg_query::parse(sql, 0))
-        .map_err(|_| refused("the statement could not be classified"))?
-        .map_err(|e| match e {
-            pg_query::Error::Parse(message) => {
-                let position = syntax_position(sql, &message);
-                QueryError::Syntax { message, position }
-            }
-            other => QueryError::Syntax { message: other.to_string(), position: None },
-        })?;
+    admit_with(sql, &GateOptions::default())
+}
+
+/// Classifies `sql` and returns the one statement it holds, or why it is refused.
+///
+/// Fails closed: the statement's whole parse tree is walked (iteratively), and a node of a kind
+/// the gate does not know refuses the statement, so a grammar or library change can never make a
+/// call invisible to the deny-list. Parsing and walking run on a thread of their own with a
+/// [`GATE_STACK_BYTES`] stack, and the text is capped at `max_sql_bytes`: no request, however
+/// deeply it nests, can overflow the caller's stack.
+pub fn admit_with(sql: &str, options: &GateOptions) -> Result<Admitted, QueryError> {
+    if sql.len() > options.max_sql_bytes {
+        return Err(QueryError::Refused {
+            message: format!(
+                "the statement is {} bytes, more than the gate's limit of {} bytes",
+                sql.len(),
+                options.max_sql_bytes
+            ),
+            hint: "send a shorter statement, or raise the limit (max_sql_bytes)".into(),
+        });
+    }
+    std::thread::scope(|scope| {
+        let worker = std::thread::Builder::new()
+            .name("sluice-gate".into())
+            .stack_size(GATE_STACK_BYTES)
+            .spawn_scoped(scope, || classify(sql))
+            .map_err(|e| QueryError::Internal(format!("cannot start the statement gate's thread: {e}")))?;
+        // libpg_query's Rust summary code has a few `panic!`s on shapes the grammar never
+        // produces; a panic here must still become a refusal, never reach the user.
+        worker.join().unwrap_or_else(|_| Err(refused("the statement could not be classified")))
+    })
+}
+
+fn classify(sql: &str) -> Result<Admitted, QueryError> {
+    let parsed = pg_query::parse(sql, 0).map_err(|e| match e {
+        pg_query::Error::Parse(message) if is_too_deep(&message) => too_deep(),
+        pg_query::Error::Decode(e) if e.to_string().contains("recursion limit") => too_deep(),
+        pg_query::Error::Parse(message) => {
+            let position = syntax_position(sql, &message);
+            QueryError::Syntax { message, position }
+        }
+        other => QueryError::Syntax { message: other.to_string(), position: None },
+    })?;
     let stmts = &parsed.protobuf.stmts;
     let raw = match stmts.as_slice() {
         [] => return Err(QueryError::Empty),
         [one] => one,
         more => return Err(refused(&format!("the request holds {} statements; send exactly one", more.len()))),
     };
-    let node = raw.stmt.as_ref().ok_or_else(|| refused("the statement could not be classified"))?;
-    let tree = serde_json::to_value(node.as_ref()).map_err(|_| refused("the statement could not be classified"))?;
-    let (name, body) = node_of(&tree).ok_or_else(|| refused("the statement could not be classified"))?;
-    let kind = match name {
-        "SelectStmt" => {
-            check_select(body)?;
-            StatementKind::Select
-        }
-        "ExplainStmt" => {
-            check_explain(body)?;
-            StatementKind::Explain
-        }
-        "VariableShowStmt" => StatementKind::Show,
-        other => return Err(refused_kind(other)),
+    let top = raw.stmt.as_deref().ok_or_else(|| refused("the statement could not be classified"))?;
+    let top_node = top.node.as_ref().ok_or_else(|| refused("the statement could not be classified"))?;
+    let kind = match top_node {
+        NodeEnum::SelectStmt(_) => StatementKind::Select,
+        NodeEnum::ExplainStmt(_) => StatementKind::Explain,
+        NodeEnum::VariableShowStmt(_) => StatementKind::Show,
+        other => return Err(refused_kind(&kind_name(other))),
     };
-    check_functions(&tree)?;
+    let facts = walk(Item::Node(top))?;
+    match top_node {
+        NodeEnum::SelectStmt(_) => facts.check_select()?,
+        NodeEnum::ExplainStmt(e) => check_explain(e, &facts)?,
+        _ => {}
+    }
+    if let Some(name) = facts.denied {
+        return Err(QueryError::Refused {
+            message: format!("the function {name}() has effects outside a read-only query and is not allowed"),
+            hint: "remove the call; long work such as pg_sleep is bounded by the timeout instead".into(),
+        });
+    }
 
     let start = usize::try_from(raw.stmt_location).unwrap_or(0).min(sql.len());
     let len = usize::try_from(raw.stmt_len).unwrap_or(0);
@@ -171,106 +236,161 @@ pub fn admit(sql: &str) -> Result<Admitted, QueryError> {
     })
 }
 
-/// `{"node": {"SelectStmt": {...}}}` or `{"SelectStmt": {...}}` → ("SelectStmt", {...}).
-fn node_of(v: &Value) -> Option<(&str, &Value)> {
-    let obj = v.as_object()?;
-    let inner = match obj.get("node") {
-        Some(n) => n.as_object()?,
-        None => obj,
-    };
-    let (k, body) = inner.iter().next()?;
-    Some((k.as_str(), body))
+/// libpg_query's own limits on nesting: the parser's stack ("memory exhausted") and its
+/// recursion check.
+fn is_too_deep(message: &str) -> bool {
+    message.starts_with("memory exhausted") || message.starts_with("stack depth limit exceeded")
 }
 
-fn check_select(body: &Value) -> Result<(), QueryError> {
-    // SELECT … INTO can only sit on the top-level SELECT (or a set operation's first leaf).
-    let mut into = Vec::new();
-    collect(body, "into_clause", &mut into);
-    if into.iter().any(|v| !v.is_null()) {
-        return Err(refused("SELECT … INTO creates a table; use a plain SELECT to read the rows"));
+fn too_deep() -> QueryError {
+    QueryError::Refused {
+        message: "the statement nests too deeply for the gate to check it".into(),
+        hint: "flatten it: fewer nested parentheses, subqueries or chained operators (use IN (…) or \
+               ANY(ARRAY[…]) instead of long OR chains)"
+            .into(),
     }
-    if let Some(lock) = find_nonempty_array(body, "locking_clause") {
-        let what = lock
-            .first()
-            .and_then(|l| l.get("node"))
-            .and_then(|n| n.get("LockingClause"))
-            .and_then(|c| c.get("strength"))
-            .and_then(Value::as_i64)
-            .map(|s| match s {
-                2 => "FOR KEY SHARE",
-                3 => "FOR SHARE",
-                4 => "FOR NO KEY UPDATE",
-                _ => "FOR UPDATE",
-            })
-            .unwrap_or("FOR UPDATE/SHARE");
-        return Err(refused(&format!("SELECT … {what} locks rows; remove the locking clause")));
-    }
-    for writer in ["InsertStmt", "UpdateStmt", "DeleteStmt", "MergeStmt"] {
-        if find_key(body, &[writer]).is_some() {
+}
+
+/// What the walk found, anywhere in the tree.
+#[derive(Debug, Default)]
+struct Facts {
+    /// `SELECT … INTO`.
+    into: bool,
+    /// The first locking clause's strength.
+    lock: Option<i32>,
+    /// The first data-modifying statement's node kind.
+    writer: Option<&'static str>,
+    /// The first deny-listed function called.
+    denied: Option<String>,
+}
+
+impl Facts {
+    fn check_select(&self) -> Result<(), QueryError> {
+        if self.into {
+            return Err(refused("SELECT … INTO creates a table; use a plain SELECT to read the rows"));
+        }
+        if let Some(strength) = self.lock {
+            use pb::LockClauseStrength as S;
+            let what = match S::try_from(strength) {
+                Ok(S::LcsForkeyshare) => "FOR KEY SHARE",
+                Ok(S::LcsForshare) => "FOR SHARE",
+                Ok(S::LcsFornokeyupdate) => "FOR NO KEY UPDATE",
+                Ok(S::LcsForupdate) => "FOR UPDATE",
+                _ => "FOR UPDATE/SHARE",
+            };
+            return Err(refused(&format!("SELECT … {what} locks rows; remove the locking clause")));
+        }
+        if let Some(writer) = self.writer {
             return Err(refused(&format!("a data-modifying WITH clause ({}) is not allowed", human_kind(writer))));
         }
+        Ok(())
     }
-    Ok(())
 }
 
-fn check_explain(body: &Value) -> Result<(), QueryError> {
-    let analyze =
-        body.get("options").and_then(Value::as_array).map(|opts| opts.iter().any(is_analyze_on)).unwrap_or(false);
-    let inner = body.get("query");
-    let (name, inner_body) = inner.and_then(node_of).ok_or_else(|| refused("the EXPLAIN could not be classified"))?;
-    if name == "SelectStmt" {
-        return check_select(inner_body).or_else(|e| if analyze { Err(e) } else { Ok(()) });
+/// Visits every node under `root` with an explicit stack (no recursion, whatever the depth), and
+/// refuses any node kind outside the allow-list of [`walk::item_of`].
+fn walk(root: Item<'_>) -> Result<Facts, QueryError> {
+    let mut facts = Facts::default();
+    let mut stack = vec![root];
+    while let Some(item) = stack.pop() {
+        let item = match item {
+            Item::Node(n) => match n.node.as_ref() {
+                None => continue,
+                Some(inner) => item_of(inner).map_err(|other| unsupported(&kind_name(other)))?,
+            },
+            other => other,
+        };
+        match item {
+            Item::SelectStmt(s) if s.into_clause.is_some() => facts.into = true,
+            Item::LockingClause(l) => {
+                facts.lock.get_or_insert(l.strength);
+            }
+            Item::InsertStmt(_) => {
+                facts.writer.get_or_insert("InsertStmt");
+            }
+            Item::UpdateStmt(_) => {
+                facts.writer.get_or_insert("UpdateStmt");
+            }
+            Item::DeleteStmt(_) => {
+                facts.writer.get_or_insert("DeleteStmt");
+            }
+            Item::MergeStmt(_) => {
+                facts.writer.get_or_insert("MergeStmt");
+            }
+            Item::FuncCall(f) => {
+                // A name whose last part is not a plain string cannot be checked: refuse it.
+                let name = match f.funcname.last().and_then(|n| n.node.as_ref()) {
+                    Some(NodeEnum::String(s)) => s.sval.to_ascii_lowercase(),
+                    Some(other) => return Err(unsupported(&format!("function name of kind {}", kind_name(other)))),
+                    None => return Err(unsupported("function call without a name")),
+                };
+                if facts.denied.is_none() && is_denied(&name) {
+                    facts.denied = Some(name);
+                }
+            }
+            _ => {}
+        }
+        push_children(item, &mut stack).map_err(unsupported)?;
+    }
+    Ok(facts)
+}
+
+/// A node kind's name (`SelectStmt`), read from the start of its `Debug` form without formatting
+/// the rest of the subtree.
+fn kind_name(node: &NodeEnum) -> String {
+    struct Head(String);
+    impl std::fmt::Write for Head {
+        fn write_str(&mut self, s: &str) -> std::fmt::Result {
+            self.0.push_str(s);
+            if self.0.contains(|c: char| !c.is_ascii_alphanumeric() && c != '_') {
+                return Err(std::fmt::Error);
+            }
+            Ok(())
+        }
+    }
+    let mut head = Head(String::new());
+    let _ = std::fmt::Write::write_fmt(&mut head, format_args!("{node:?}"));
+    let end = head.0.find(|c: char| !c.is_ascii_alphanumeric() && c != '_').unwrap_or(head.0.len());
+    head.0.truncate(end);
+    if head.0.is_empty() {
+        head.0.push_str("unknown");
+    }
+    head.0
+}
+
+fn check_explain(explain: &pb::ExplainStmt, facts: &Facts) -> Result<(), QueryError> {
+    let analyze = explain.options.iter().any(is_analyze_on);
+    let inner = explain
+        .query
+        .as_deref()
+        .and_then(|n| n.node.as_ref())
+        .ok_or_else(|| refused("the EXPLAIN could not be classified"))?;
+    if let NodeEnum::SelectStmt(_) = inner {
+        return if analyze { facts.check_select() } else { Ok(()) };
     }
     if analyze {
         return Err(refused(&format!(
             "EXPLAIN ANALYZE runs the statement, and {} is not allowed; drop ANALYZE to see the plan only",
-            human_kind(name)
+            human_kind(&kind_name(inner))
         )));
     }
     Ok(())
 }
 
-fn is_analyze_on(opt: &Value) -> bool {
-    let Some(def) = opt.get("node").and_then(|n| n.get("DefElem")) else {
+fn is_analyze_on(opt: &pb::Node) -> bool {
+    let Some(NodeEnum::DefElem(def)) = opt.node.as_ref() else {
         return false;
     };
-    if def.get("defname").and_then(Value::as_str) != Some("analyze") {
+    if def.defname != "analyze" {
         return false;
     }
-    match def.get("arg").and_then(node_of) {
+    match def.arg.as_deref().and_then(|a| a.node.as_ref()) {
         None => true,
-        Some(("Boolean", b)) => b.get("boolval").and_then(Value::as_bool).unwrap_or(false),
-        Some(("String", s)) => !matches!(
-            s.get("sval").and_then(Value::as_str).map(str::to_ascii_lowercase).as_deref(),
-            Some("false" | "off" | "0" | "no")
-        ),
-        Some(("Integer", i)) => i.get("ival").and_then(Value::as_i64).unwrap_or(0) != 0,
+        Some(NodeEnum::Boolean(b)) => b.boolval,
+        Some(NodeEnum::String(s)) => !matches!(s.sval.to_ascii_lowercase().as_str(), "false" | "off" | "0" | "no"),
+        Some(NodeEnum::Integer(i)) => i.ival != 0,
         Some(_) => true,
     }
-}
-
-fn check_functions(tree: &Value) -> Result<(), QueryError> {
-    let mut calls = Vec::new();
-    collect(tree, "FuncCall", &mut calls);
-    for call in calls {
-        let name = call
-            .get("funcname")
-            .and_then(Value::as_array)
-            .and_then(|parts| parts.last())
-            .and_then(|p| p.get("node"))
-            .and_then(|n| n.get("String"))
-            .and_then(|s| s.get("sval"))
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_ascii_lowercase();
-        if is_denied(&name) {
-            return Err(QueryError::Refused {
-                message: format!("the function {name}() has effects outside a read-only query and is not allowed"),
-                hint: "remove the call; long work such as pg_sleep is bounded by the timeout instead".into(),
-            });
-        }
-    }
-    Ok(())
 }
 
 /// Whether a function name is on the deny-list (exact or by family prefix).
@@ -279,49 +399,20 @@ pub fn is_denied(name: &str) -> bool {
     DENIED_FUNCTIONS.contains(&name.as_str()) || DENIED_PREFIXES.iter().any(|p| name.starts_with(p))
 }
 
-fn collect<'a>(v: &'a Value, key: &str, out: &mut Vec<&'a Value>) {
-    match v {
-        Value::Object(map) => {
-            for (k, child) in map {
-                if k == key {
-                    out.push(child);
-                }
-                collect(child, key, out);
-            }
-        }
-        Value::Array(items) => items.iter().for_each(|i| collect(i, key, out)),
-        _ => {}
-    }
-}
-
-fn find_key<'a>(v: &'a Value, keys: &[&str]) -> Option<&'a Value> {
-    match v {
-        Value::Object(map) => {
-            for (k, child) in map {
-                if keys.contains(&k.as_str()) {
-                    return Some(child);
-                }
-                if let Some(found) = find_key(child, keys) {
-                    return Some(found);
-                }
-            }
-            None
-        }
-        Value::Array(items) => items.iter().find_map(|i| find_key(i, keys)),
-        _ => None,
-    }
-}
-
-fn find_nonempty_array<'a>(v: &'a Value, key: &str) -> Option<&'a Vec<Value>> {
-    let mut all = Vec::new();
-    collect(v, key, &mut all);
-    all.into_iter().filter_map(Value::as_array).find(|a| !a.is_empty())
-}
-
 fn refused(message: &str) -> QueryError {
     QueryError::Refused {
         message: message.to_string(),
         hint: "Sluice runs one read-only statement: SELECT, VALUES, TABLE, WITH … SELECT, EXPLAIN or SHOW".into(),
+    }
+}
+
+/// A node kind outside the gate's allow-list: the statement is refused, never passed unchecked.
+fn unsupported(node: &str) -> QueryError {
+    QueryError::Refused {
+        message: format!(
+            "the statement holds a {node} node, which the gate does not know; this statement is not supported"
+        ),
+        hint: "rewrite it with common SELECT syntax".into(),
     }
 }
 
@@ -419,6 +510,34 @@ mod tests {
             "SHOW ALL",
             "SELECT pg_sleep(1)",
             "SELECT now(), currval('s')",
+            // The breadth of read syntax the walker must know.
+            "SELECT DISTINCT ON (a) a, b::text COLLATE \"C\", c[1:2], (d).f, -e, NOT f FROM t ORDER BY a DESC NULLS LAST",
+            "SELECT count(*) FILTER (WHERE a > 1), sum(b) OVER w, rank() OVER (PARTITION BY c ORDER BY d) \
+             FROM t GROUP BY GROUPING SETS ((a), ROLLUP (b), CUBE (c)) HAVING count(*) > 1 WINDOW w AS (ORDER BY a)",
+            "SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY a), grouping(a) FROM t GROUP BY a",
+            "SELECT * FROM t JOIN u USING (id) AS j NATURAL LEFT JOIN v CROSS JOIN LATERAL (SELECT 1) s",
+            "SELECT * FROM t TABLESAMPLE SYSTEM (10) REPEATABLE (1), ROWS FROM (generate_series(1, 2), f(1)) \
+             WITH ORDINALITY AS g(a, b, n), json_to_record('{}') AS r(a int, b text)",
+            "SELECT CASE WHEN a IS NULL THEN 1 WHEN a IS NOT TRUE THEN 2 ELSE 3 END, coalesce(a, b), greatest(a, b), \
+             nullif(a, b), ROW(1, 2), ARRAY[1, 2], ARRAY(SELECT 1), EXISTS (SELECT 1), a IN (1, 2), \
+             a = ANY (SELECT 1), a BETWEEN 1 AND 2, a IS DISTINCT FROM b, a LIKE 'x%', $1, f(x => 1) FROM t",
+            "SELECT CURRENT_DATE, CURRENT_USER, LOCALTIMESTAMP(2), xmlelement(name a, 'b'), \
+             xmlserialize(content '<a/>'::xml AS text), B'101', X'1F', 1.5e3, true, NULL, interval '1 day'",
+            "SELECT * FROM t, xmltable('/a' PASSING t.doc COLUMNS x int PATH 'x', y FOR ORDINALITY)",
+            "SELECT json_object('a': 1), json_array(1, 2), json_objectagg(k: v), json_arrayagg(v ORDER BY v), \
+             '{}'::json IS JSON OBJECT, json_value('{}', '$.a' RETURNING int DEFAULT 0 ON EMPTY), \
+             json_query('{}', '$.a' WITH WRAPPER), json_exists('{}', '$.a'), json_scalar(1), json_serialize('1'), \
+             json('{}') FROM t",
+            "SELECT * FROM JSON_TABLE('[1]', '$[*]' COLUMNS (id FOR ORDINALITY, v int PATH '$', \
+             NESTED PATH '$' COLUMNS (w text PATH '$')))",
+            "WITH RECURSIVE r AS (SELECT 1 AS n UNION ALL SELECT n + 1 FROM r) SEARCH DEPTH FIRST BY n SET o \
+             CYCLE n SET c USING p SELECT * FROM r LIMIT 5 OFFSET 1",
+            "WITH m AS MATERIALIZED (SELECT 1) SELECT * FROM m ORDER BY 1 FETCH FIRST 1 ROWS WITH TIES",
+            "SELECT 1 INTERSECT SELECT 1 EXCEPT ALL SELECT 2",
+            "EXPLAIN (FORMAT JSON, ANALYZE off) UPDATE t SET (a, b) = (SELECT 1, 2) WHERE a = 1 RETURNING *",
+            "EXPLAIN INSERT INTO t (a) VALUES (DEFAULT) ON CONFLICT (a) DO UPDATE SET a = excluded.a",
+            "EXPLAIN MERGE INTO t USING s ON t.a = s.a WHEN MATCHED THEN UPDATE SET a = 1 \
+             WHEN NOT MATCHED THEN INSERT VALUES (s.a) RETURNING merge_action()",
         ] {
             ok(sql);
         }
@@ -501,6 +620,95 @@ mod tests {
         assert!(matches!(admit(""), Err(QueryError::Empty)));
         assert!(matches!(admit("SELEC 1"), Err(QueryError::Syntax { .. })));
         assert!(matches!(admit("SELECT 'a\0'"), Err(QueryError::Syntax { .. })));
+    }
+
+    fn refusal(sql: &str) -> String {
+        match admit(sql) {
+            Err(QueryError::Refused { message, .. }) => message,
+            other => panic!("{}…: expected a refusal, got {other:?}", &sql[..sql.len().min(40)]),
+        }
+    }
+
+    #[test]
+    fn deep_nesting_is_refused_not_a_crash() {
+        let parens = format!("SELECT {}1{}", "(".repeat(10_000), ")".repeat(10_000));
+        assert!(refusal(&parens).contains("nests too deeply"));
+        let subqueries = format!("SELECT {}1{}", "(SELECT ".repeat(5_000), ")".repeat(5_000));
+        assert!(refusal(&subqueries).contains("nests too deeply"));
+        let concat = format!("SELECT {}", vec!["'a'"; 100_000].join(" || "));
+        assert!(refusal(&concat).contains("nests too deeply"));
+        // Moderate nesting is still read, and still checked.
+        ok(&format!("SELECT {}1{}", "(".repeat(30), ")".repeat(30)));
+        let hidden = format!("SELECT {}pg_advisory_lock(1){}", "(".repeat(30), ")".repeat(30));
+        assert!(refusal(&hidden).contains("pg_advisory_lock()"));
+    }
+
+    #[test]
+    fn a_long_or_chain_is_walked_whole() {
+        let terms: Vec<String> = (0..100_000).map(|i| format!("a={}", i % 10)).collect();
+        let sql = format!("SELECT 1 FROM t WHERE {}", terms.join(" OR "));
+        assert!(sql.len() < DEFAULT_MAX_SQL_BYTES);
+        assert_eq!(ok(&sql).kind, StatementKind::Select);
+        // The last term is seen as well as the first.
+        let denied = format!("SELECT 1 FROM t WHERE {} OR pg_advisory_lock(1) = 0", terms[..20_000].join(" OR "));
+        assert!(refusal(&denied).contains("pg_advisory_lock()"));
+    }
+
+    #[test]
+    fn the_text_is_capped_with_the_limit_named() {
+        let sql = format!("SELECT '{}'", "x".repeat(2 << 20));
+        let message = refusal(&sql);
+        assert!(message.contains(&DEFAULT_MAX_SQL_BYTES.to_string()), "{message}");
+        assert!(message.contains(&sql.len().to_string()), "{message}");
+        let wider = GateOptions { max_sql_bytes: 4 << 20 };
+        assert_eq!(admit_with(&sql, &wider).map(|a| a.sql.len()).ok(), Some(sql.len()));
+        let narrow = GateOptions { max_sql_bytes: 8 };
+        assert!(matches!(admit_with("SELECT 1, 2", &narrow), Err(QueryError::Refused { .. })));
+        assert!(admit_with("SELECT 1", &narrow).is_ok());
+    }
+
+    fn node(n: NodeEnum) -> pb::Node {
+        pb::Node { node: Some(n) }
+    }
+
+    #[test]
+    fn a_node_kind_outside_the_allow_list_is_refused() {
+        // A planner node (never in a raw parse tree) inside an otherwise ordinary SELECT.
+        let target = pb::ResTarget { val: Some(Box::new(node(NodeEnum::Var(Box::default())))), ..Default::default() };
+        let select =
+            pb::SelectStmt { target_list: vec![node(NodeEnum::ResTarget(Box::new(target)))], ..Default::default() };
+        let tree = node(NodeEnum::SelectStmt(Box::new(select)));
+        match walk(Item::Node(&tree)) {
+            Err(QueryError::Refused { message, .. }) => {
+                assert!(message.contains("Var node") && message.contains("not supported"), "{message}")
+            }
+            other => panic!("walked past an unknown node: {other:?}"),
+        }
+        // The same tree with a known node instead is walked, and its call is seen.
+        let call = pb::FuncCall {
+            funcname: vec![node(NodeEnum::String(pb::String { sval: "pg_notify".into() }))],
+            ..Default::default()
+        };
+        let target =
+            pb::ResTarget { val: Some(Box::new(node(NodeEnum::FuncCall(Box::new(call))))), ..Default::default() };
+        let select =
+            pb::SelectStmt { target_list: vec![node(NodeEnum::ResTarget(Box::new(target)))], ..Default::default() };
+        let tree = node(NodeEnum::SelectStmt(Box::new(select)));
+        let facts = walk(Item::Node(&tree)).expect("known kinds");
+        assert_eq!(facts.denied.as_deref(), Some("pg_notify"));
+        // An analyzer-only typed child is refused too.
+        let into = pb::IntoClause { view_query: Some(Box::default()), ..Default::default() };
+        let select = pb::SelectStmt { into_clause: Some(Box::new(into)), ..Default::default() };
+        let tree = node(NodeEnum::SelectStmt(Box::new(select)));
+        assert!(
+            matches!(walk(Item::Node(&tree)), Err(QueryError::Refused { message, .. }) if message.contains("Query node"))
+        );
+    }
+
+    #[test]
+    fn kind_names_come_from_the_node() {
+        assert_eq!(kind_name(&NodeEnum::Var(Box::default())), "Var");
+        assert_eq!(kind_name(&NodeEnum::CreateStmt(pb::CreateStmt::default())), "CreateStmt");
     }
 
     #[test]
