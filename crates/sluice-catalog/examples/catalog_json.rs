@@ -31,7 +31,7 @@ async fn main() -> std::process::ExitCode {
         Ok(s) => s,
         Err(e) => return report("connection string", e.message(), e.hint()),
     };
-    let session = match Connector::new(spec) {
+    let mut session = match Connector::new(spec) {
         Ok(c) => match c.connect().await {
             Ok(s) => s,
             Err(e) => return report("connect", e.message(), e.hint()),
@@ -39,7 +39,7 @@ async fn main() -> std::process::ExitCode {
         Err(e) => return report("connect", e.message(), e.hint()),
     };
     let t1 = Instant::now();
-    let catalog = match discover(&session, &DiscoverOptions::default()).await {
+    let catalog = match discover(&mut session, &DiscoverOptions::default()).await {
         Ok(c) => c,
         Err(e) => return report("discover", e.message(), e.hint()),
     };

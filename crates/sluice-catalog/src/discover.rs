@@ -8,7 +8,7 @@ use std::str::FromStr;
 
 use futures_util::StreamExt;
 use sluice_connect::tokio_postgres::{Client, SimpleQueryMessage, SimpleQueryRow};
-use sluice_connect::{ReadOnlySession, SessionInfo};
+use sluice_connect::{Isolation, ReadOnlySession, SessionInfo, TransactionOptions};
 
 use crate::model::{
     Catalog, Column, FkAction, ForeignKey, Generated, GeneratedKind, Identity, Index, QualifiedName, Relation,
@@ -25,30 +25,35 @@ pub struct DiscoverOptions {
 }
 
 /// Discovers everything `session`'s user can see, in one read-only `REPEATABLE READ`
-/// transaction of a fixed number of catalog queries sent as one message (one round trip).
+/// transaction: begun and confirmed read-only (one round trip), then a fixed number of catalog
+/// queries sent as one message (one round trip whatever the catalog's size), then committed.
 ///
 /// On error the transaction is rolled back and the session stays usable. If the future is
 /// dropped midway, the session is left inside the transaction: hand it back to its pool, whose
-/// reset ends it, or drop it.
-pub async fn discover(session: &ReadOnlySession, opts: &DiscoverOptions) -> Result<Catalog, CatalogError> {
-    let info = session.info();
+/// reset ends it, or drop it (the next transaction on the session also ends it first).
+pub async fn discover(session: &mut ReadOnlySession, opts: &DiscoverOptions) -> Result<Catalog, CatalogError> {
+    let info = session.info().clone();
     if info.server_version_num < 100_000 {
         return Err(CatalogError::UnsupportedVersion { version: info.server_version.clone() });
     }
     let (sql, order) = sql::batch(Features::for_version(info.server_version_num), session.settings(), &opts.schemas)?;
-    let client = session.client();
+    let options = TransactionOptions { isolation: Isolation::RepeatableRead, ..Default::default() };
+    let tx = session.read_only_transaction_with(&options).await.map_err(connect_err)?;
     let mut builder = Builder::default();
-    if let Err(e) = run(client, &sql, &order, &mut builder).await {
-        if !client.is_closed() {
-            // Best effort: the batch stopped inside its transaction.
-            let _ = client.batch_execute("ROLLBACK").await;
-        }
+    if let Err(e) = run(tx.client(), &sql, &order, &mut builder).await {
+        // Best effort: the batch stopped inside the transaction.
+        let _ = tx.rollback().await;
         return Err(e);
     }
+    tx.commit().await.map_err(connect_err)?;
     let started = std::time::Instant::now();
-    let catalog = builder.finish(info, opts);
+    let catalog = builder.finish(&info, opts);
     tracing::debug!(elapsed_ms = started.elapsed().as_millis() as u64, "catalog assembled");
     catalog
+}
+
+fn connect_err(e: sluice_connect::ConnectError) -> CatalogError {
+    CatalogError::Connection { reason: e.to_string() }
 }
 
 async fn run(client: &Client, sql: &str, order: &[Statement], builder: &mut Builder) -> Result<(), CatalogError> {
@@ -399,7 +404,7 @@ impl Builder {
                     });
                 }
             }
-            Statement::Begin | Statement::Settings | Statement::Commit => {}
+            Statement::Settings => {}
         }
         Ok(())
     }

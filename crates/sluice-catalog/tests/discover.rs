@@ -28,8 +28,16 @@ async fn connect_as(cluster: &Cluster, user: &str) -> ReadOnlySession {
     Connector::new(spec).expect("connector").connect().await.expect("connect")
 }
 
-async fn discover_all(session: &ReadOnlySession) -> Catalog {
+async fn discover_all(session: &mut ReadOnlySession) -> Catalog {
     discover(session, &DiscoverOptions::default()).await.expect("discover")
+}
+
+/// The session still runs a transaction and a query (the last one ended cleanly).
+async fn still_usable(session: &mut ReadOnlySession) {
+    let tx = session.read_only_transaction().await.expect("a new transaction");
+    let rows = tx.client().simple_query("SELECT 1").await.expect("session still usable");
+    assert!(!rows.is_empty());
+    tx.rollback().await.expect("rollback");
 }
 
 fn rel<'a>(c: &'a Catalog, schema: &str, name: &str) -> &'a Relation {
@@ -158,8 +166,8 @@ fn shop_cluster() -> (Cluster, u32) {
 #[tokio::test]
 async fn discovers_every_kind_as_a_limited_user() {
     let (cluster, version) = shop_cluster();
-    let session = connect_as(&cluster, "reader").await;
-    let c = discover_all(&session).await;
+    let mut session = connect_as(&cluster, "reader").await;
+    let c = discover_all(&mut session).await;
 
     assert_eq!(c.database, DB);
     assert_eq!(c.user, "reader");
@@ -359,7 +367,7 @@ async fn discovers_every_kind_as_a_limited_user() {
     assert!(problems.is_empty(), "schema violations: {problems:#?}");
     let back = Catalog::from_json(c.to_json().as_bytes(), "snapshot").expect("round trip");
     assert_eq!(back, c);
-    let again = discover_all(&session).await;
+    let again = discover_all(&mut session).await;
     assert!(diff(&c, &again).is_empty());
     let mut same_time = again.clone();
     same_time.discovered_at = c.discovered_at.clone();
@@ -385,40 +393,40 @@ async fn discovers_every_kind_as_a_limited_user() {
     assert!(text.lines().all(|l| l == l.trim_end()), "no trailing blanks");
 
     // The session is still usable afterwards.
-    session.client().simple_query("SELECT 1").await.expect("session still usable");
+    still_usable(&mut session).await;
 }
 
 #[tokio::test]
 async fn schema_filter_and_its_errors() {
     let (cluster, _) = shop_cluster();
-    let session = connect_as(&cluster, "reader").await;
+    let mut session = connect_as(&cluster, "reader").await;
     let only = |names: &[&str]| DiscoverOptions { schemas: names.iter().map(|s| s.to_string()).collect() };
-    let c = discover(&session, &only(&["ref", "Odd Schema \"q\""])).await.expect("filtered");
+    let c = discover(&mut session, &only(&["ref", "Odd Schema \"q\""])).await.expect("filtered");
     let names: Vec<&str> = c.schemas.iter().map(|s| s.name.as_str()).collect();
     assert_eq!(names, vec!["Odd Schema \"q\"", "ref"]);
     assert_eq!(c.schema_filter, vec!["Odd Schema \"q\"", "ref"]);
     assert_eq!(top_level(&c, "ref"), vec!["currency"]);
 
     // A cross-schema foreign key into a schema outside the filter still names its target.
-    let c = discover(&session, &only(&["sales"])).await.expect("sales");
+    let c = discover(&mut session, &only(&["sales"])).await.expect("sales");
     let orders = rel(&c, "sales", "orders");
     let cur = orders.foreign_keys.iter().find(|f| f.name == "orders_currency_fk").expect("fk");
     assert_eq!((cur.ref_schema.as_str(), cur.ref_table.as_str()), ("ref", "currency"));
     assert_eq!(cur.ref_columns, vec!["code"]);
 
-    let e = discover(&session, &only(&["sales", "nope", "pg_catalog"])).await.expect_err("unknown schemas");
+    let e = discover(&mut session, &only(&["sales", "nope", "pg_catalog"])).await.expect_err("unknown schemas");
     match &e {
         CatalogError::SchemaNotFound { names } => assert_eq!(names, &vec!["nope", "pg_catalog"]),
         other => panic!("expected SchemaNotFound, got {other:?}"),
     }
     assert_eq!(e.kind(), ErrorKind::Config);
     assert!(e.hint().is_some());
-    let e = discover(&session, &only(&[""])).await.expect_err("empty name");
+    let e = discover(&mut session, &only(&[""])).await.expect_err("empty name");
     assert!(matches!(e, CatalogError::InvalidSchemaName { .. }), "{e:?}");
     // A name that tries to break out of its literal is only ever a name.
-    let e = discover(&session, &only(&["x') OR true --"])).await.expect_err("no such schema");
+    let e = discover(&mut session, &only(&["x') OR true --"])).await.expect_err("no such schema");
     assert!(matches!(e, CatalogError::SchemaNotFound { .. }), "{e:?}");
-    session.client().simple_query("SELECT 1").await.expect("session still usable");
+    still_usable(&mut session).await;
 }
 
 #[tokio::test]
@@ -436,14 +444,14 @@ async fn table_recreated_by_another_role_reports_lost_access_for_exactly_it() {
              SET ROLE other; CREATE TABLE app.audit (id int, msg text); GRANT SELECT ON app.audit TO reader; RESET ROLE;",
         )
         .expect("fixture");
-    let session = connect_as(&cluster, "reader").await;
-    let before = discover_all(&session).await;
+    let mut session = connect_as(&cluster, "reader").await;
+    let before = discover_all(&mut session).await;
     assert!(rel(&before, "app", "audit").selectable);
 
     cluster
         .psql_as("other", PW, DB, "DROP TABLE app.audit; CREATE TABLE app.audit (id int, msg text, at timestamptz);")
         .expect("recreate");
-    let after = discover_all(&session).await;
+    let after = discover_all(&mut session).await;
     let d = diff(&before, &after);
     let lost: Vec<String> = d.lost_access.iter().map(|r| format!("{}.{}", r.schema, r.name)).collect();
     assert_eq!(lost, vec!["app.audit"]);
@@ -460,7 +468,7 @@ async fn table_recreated_by_another_role_reports_lost_access_for_exactly_it() {
 
     // Granting again brings it back, with the new column.
     cluster.psql_as("other", PW, DB, "GRANT SELECT ON app.audit TO reader;").expect("grant");
-    let regranted = discover_all(&session).await;
+    let regranted = discover_all(&mut session).await;
     let d = diff(&after, &regranted);
     assert_eq!(d.gained_access.len(), 1);
     let d = diff(&before, &regranted);
@@ -470,7 +478,7 @@ async fn table_recreated_by_another_role_reports_lost_access_for_exactly_it() {
 
     // Revoking USAGE on the schema hides every table in it.
     cluster.psql(DB, "REVOKE USAGE ON SCHEMA app FROM reader;").expect("revoke usage");
-    let no_usage = discover_all(&session).await;
+    let no_usage = discover_all(&mut session).await;
     let d = diff(&regranted, &no_usage);
     assert_eq!(d.lost_usage, vec!["app"]);
     assert_eq!(d.lost_access.len(), 3, "{d:#?}");
@@ -485,13 +493,12 @@ async fn a_failing_catalog_query_rolls_back_and_leaves_the_session_usable() {
     cluster
         .psql(DB, "CREATE TABLE t (a int DEFAULT 1); REVOKE SELECT ON pg_catalog.pg_attrdef FROM PUBLIC;")
         .expect("fixture");
-    let session = connect_as(&cluster, "reader").await;
-    let e = discover(&session, &DiscoverOptions::default()).await.expect_err("pg_attrdef is not readable");
+    let mut session = connect_as(&cluster, "reader").await;
+    let e = discover(&mut session, &DiscoverOptions::default()).await.expect_err("pg_attrdef is not readable");
     assert_eq!(e.sqlstate(), Some("42501"), "{e:?}");
     assert_eq!(e.kind(), ErrorKind::Database);
     assert!(e.hint().unwrap_or_default().contains("catalog"), "{e:?}");
-    let rows = session.client().simple_query("SELECT 1").await.expect("the failed transaction was rolled back");
-    assert!(!rows.is_empty());
+    still_usable(&mut session).await;
 }
 
 #[tokio::test]
@@ -518,14 +525,14 @@ async fn through_pgbouncer_in_transaction_mode_with_the_session_limits() {
     spec.sslmode = SslMode::Disable;
     spec.pgbouncer = true;
     let limits = SessionSettings { lock_timeout: Duration::from_millis(200), ..Default::default() };
-    let session =
+    let mut session =
         Connector::new(spec).expect("connector").with_settings(limits).connect().await.expect("through pgbouncer");
 
-    let first = discover_all(&session).await;
+    let first = discover_all(&mut session).await;
     let people = rel(&first, "public", "people");
     let idx = people.indexes.iter().find(|i| i.name == "people_lower_email").expect("index");
     assert!(idx.expression.as_deref().is_some_and(|d| d.contains("lower(email)")), "{idx:?}");
-    assert!(diff(&first, &discover_all(&session).await).is_empty());
+    assert!(diff(&first, &discover_all(&mut session).await).is_empty());
 
     // Naming an expression index's keys takes a brief lock on its table. Behind PgBouncer the
     // session carries no limits of its own: only the batch's SET LOCAL lock_timeout stops the
@@ -539,7 +546,7 @@ async fn through_pgbouncer_in_transaction_mode_with_the_session_limits() {
         let _ = holder.batch_execute("COMMIT").await;
         holder
     });
-    let e = discover(&session, &DiscoverOptions::default()).await.expect_err("lock_timeout");
+    let e = discover(&mut session, &DiscoverOptions::default()).await.expect_err("lock_timeout");
     assert_eq!(e.sqlstate(), Some("55P03"), "{e:?}");
     assert_eq!(e.kind(), ErrorKind::Timeout);
     assert!(e.hint().unwrap_or_default().contains("locked"), "{e:?}");
@@ -548,6 +555,6 @@ async fn through_pgbouncer_in_transaction_mode_with_the_session_limits() {
 
     // The failed transaction was rolled back: the session (and PgBouncer's server connection)
     // is clean and discovery works again.
-    let again = discover_all(&session).await;
+    let again = discover_all(&mut session).await;
     assert!(diff(&first, &again).is_empty());
 }

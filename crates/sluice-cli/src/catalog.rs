@@ -60,14 +60,14 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         check_writable_dir(path)?;
     }
     let spec = args.conn.resolve()?.map_err(|e| exit::usage_from(&e))?;
-    let session = match Connector::new(spec) {
+    let mut session = match Connector::new(spec) {
         Ok(c) => match c.connect().await {
             Ok(s) => s,
             Err(e) => return Ok(exit::user_facing(&e)),
         },
         Err(e) => return Ok(exit::user_facing(&e)),
     };
-    let catalog = match sluice_catalog::discover(&session, &DiscoverOptions { schemas: args.schemas }).await {
+    let catalog = match sluice_catalog::discover(&mut session, &DiscoverOptions { schemas: args.schemas }).await {
         Ok(c) => c,
         Err(e) => return Ok(exit::user_facing(&e)),
     };

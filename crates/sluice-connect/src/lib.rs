@@ -5,10 +5,11 @@
 //! [`SshTunnel`]'s `direct-tcpip` channel) → [`tls`] wraps it per libpq's sslmode with Sluice's
 //! own rustls verifiers, checking the database's own name even through a bastion →
 //! tokio-postgres authenticates over it (`connect_raw`) → [`ReadOnlySession`] applies the
-//! read-only settings and only then hands the client out; work runs in a
-//! [`ReadOnlyTransaction`], which also keeps sessions correct behind PgBouncer in transaction
-//! mode. [`Pool`] caps how many sessions one source may hold; [`CancelHandle`] sends cancel
-//! requests down the same dialer and TLS. [`Connector::new`] picks the dialer from the spec's
+//! read-only settings and confirms them; work runs in a [`ReadOnlyTransaction`], begun and
+//! confirmed read-only by the server, the only thing that hands the driver's client out (so it
+//! holds behind PgBouncer in transaction mode too, where nothing is set on the session).
+//! [`Pool`] caps how many sessions one source may hold; [`CancelHandle`] sends cancel requests
+//! down the same dialer and TLS. [`Connector::new`] picks the dialer from the spec's
 //! `network`; [`SshTunnel::check_stages`] reports the bastion steps one by one for the doctor.
 //!
 //! Must not do: parse connection strings (that is `sluice-core`), run user SQL or decide what
@@ -32,7 +33,7 @@ pub use pool::{Pool, PoolOptions, PooledSession};
 pub use session::{ReadOnlySession, SessionInfo, SessionSettings};
 pub use ssh::{Keepalive, SshStage, SshStageReport, SshTunnel};
 pub use tls::TlsInfo;
-pub use transaction::ReadOnlyTransaction;
+pub use transaction::{Isolation, ReadOnlyTransaction, TransactionOptions};
 pub use transport::{probe_postgres, resolve, tcp_connect, BoxedStream, Dialer, Stream, Tunnel};
 
 /// The driver Sluice is built on, re-exported so the crates above use exactly this version.

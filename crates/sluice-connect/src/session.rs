@@ -74,12 +74,13 @@ pub struct SessionInfo {
 /// A session whose every transaction is read-only and whose time is bounded. The only way to get
 /// one is [`crate::Connector::connect`], which applies the settings first.
 ///
-/// Run work in [`ReadOnlySession::read_only_transaction`]. Directly connected sessions are also
-/// read-only at session level (`default_transaction_read_only = on`, confirmed by the server), so
-/// [`ReadOnlySession::client`] is safe on its own there. Behind PgBouncer in transaction mode
-/// (`pgbouncer = true` on the source) nothing survives a transaction — each one may run on
-/// another server connection — so Sluice sets nothing at session level and the transaction is
-/// the only guard: use the client only inside one.
+/// Work runs only in a [`crate::ReadOnlyTransaction`] ([`ReadOnlySession::read_only_transaction`]),
+/// the one thing that hands out the driver's client, after the server confirmed the transaction
+/// is read-only. Directly connected sessions are also read-only at session level
+/// (`default_transaction_read_only = on`, confirmed by the server when the session opens and
+/// after every reset). Behind PgBouncer in transaction mode (`pgbouncer = true` on the source)
+/// nothing survives a transaction — each one may run on another server connection — so Sluice
+/// sets nothing at session level and the confirmed transaction is the only guard.
 pub struct ReadOnlySession {
     pub(crate) client: Client,
     info: SessionInfo,
@@ -155,12 +156,6 @@ impl ReadOnlySession {
             poisoned: false,
             replay: Vec::new(),
         })
-    }
-
-    /// The driver client, for the crates that run SQL. Every transaction it starts is read-only
-    /// unless SQL explicitly asks otherwise — which `sluice-query` never lets user SQL do.
-    pub fn client(&self) -> &Client {
-        &self.client
     }
 
     pub fn info(&self) -> &SessionInfo {

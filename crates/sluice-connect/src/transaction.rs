@@ -53,12 +53,63 @@ fn quote_ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
 
-/// A read-only transaction on a [`ReadOnlySession`]. End it with [`ReadOnlyTransaction::commit`]
-/// or [`ReadOnlyTransaction::rollback`]; one dropped unfinished is rolled back (and, behind
-/// PgBouncer, cleaned up) when the session is next used or returned to its pool.
+/// The isolation level of a [`ReadOnlyTransaction`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Isolation {
+    /// PostgreSQL's default: each statement sees what was committed before it began.
+    #[default]
+    ReadCommitted,
+    /// One snapshot for the whole transaction (taken by the confirming statement).
+    RepeatableRead,
+    Serializable,
+}
+
+impl Isolation {
+    fn sql(self) -> &'static str {
+        match self {
+            Isolation::ReadCommitted => "READ COMMITTED",
+            Isolation::RepeatableRead => "REPEATABLE READ",
+            Isolation::Serializable => "SERIALIZABLE",
+        }
+    }
+}
+
+/// How [`ReadOnlySession::read_only_transaction_with`] begins a transaction.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TransactionOptions {
+    pub isolation: Isolation,
+    /// This transaction's `statement_timeout` instead of the session's.
+    pub statement_timeout: Option<std::time::Duration>,
+    /// Settings to read (`current_setting`) in the statement that confirms the transaction is
+    /// read-only, so a caller needing them spends no round trip of its own; see
+    /// [`ReadOnlyTransaction::setting`].
+    pub read_settings: Vec<String>,
+}
+
+/// A read-only transaction on a [`ReadOnlySession`], begun and confirmed by the server
+/// (`transaction_read_only = on`, read by a snapshot-taking statement, after which `SET
+/// TRANSACTION READ WRITE` is refused) before it is handed out. It is the only way to reach the
+/// driver's client, in every mode: behind PgBouncer in transaction mode there is no session-level
+/// guard, so a client reachable outside a transaction could write.
+///
+/// ```compile_fail
+/// // The session's client is not public: SQL runs only inside a confirmed read-only transaction.
+/// async fn write(session: &sluice_connect::ReadOnlySession) {
+///     let _ = session.client().simple_query("CREATE TABLE t (x int)").await;
+/// }
+/// ```
+///
+/// End it with [`ReadOnlyTransaction::commit`] or [`ReadOnlyTransaction::rollback`]; one dropped
+/// unfinished is rolled back (and, behind PgBouncer, cleaned up) when the session is next used,
+/// ended with [`ReadOnlySession::end_transaction`], or returned to its pool. The client is the
+/// driver's own, so SQL sent through it can still end the transaction itself (`COMMIT`): Sluice's
+/// crates never send transaction control through it, and user SQL reaches it only through the
+/// statement gate, which admits none. Behind PgBouncer, a transaction ended that way is found out
+/// when the guard ends (its savepoint is gone) and the session is closed, never reused.
 #[derive(Debug)]
 pub struct ReadOnlyTransaction<'a> {
     session: &'a mut ReadOnlySession,
+    settings: Vec<(String, String)>,
 }
 
 impl ReadOnlyTransaction<'_> {
@@ -66,6 +117,17 @@ impl ReadOnlyTransaction<'_> {
     /// `Client::prepare` are valid until the transaction ends.
     pub fn client(&self) -> &Client {
         &self.session.client
+    }
+
+    /// The session this transaction runs on (its facts and limits).
+    pub fn info(&self) -> &crate::SessionInfo {
+        self.session.info()
+    }
+
+    /// The value of a setting named in [`TransactionOptions::read_settings`], as the
+    /// transaction's first statement saw it.
+    pub fn setting(&self, name: &str) -> Option<&str> {
+        self.settings.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
     }
 
     pub async fn commit(self) -> Result<(), ConnectError> {
@@ -77,18 +139,37 @@ impl ReadOnlyTransaction<'_> {
     }
 }
 
+/// A string literal that means the same whatever `standard_conforming_strings` says.
+fn literal(s: &str) -> String {
+    format!("E'{}'", s.replace('\\', "\\\\").replace('\'', "''"))
+}
+
 impl ReadOnlySession {
-    /// Begins a read-only transaction carrying Sluice's time limits (`SET LOCAL`), confirmed
-    /// read-only by the server. The one way to run work that is correct both on a direct
-    /// connection and behind PgBouncer in transaction mode.
+    /// Begins a read-only transaction (`READ COMMITTED`) carrying Sluice's time limits (`SET
+    /// LOCAL`), confirmed read-only by the server. The one way to run work, correct both on a
+    /// direct connection and behind PgBouncer in transaction mode.
     pub async fn read_only_transaction(&mut self) -> Result<ReadOnlyTransaction<'_>, ConnectError> {
+        self.read_only_transaction_with(&TransactionOptions::default()).await
+    }
+
+    /// [`ReadOnlySession::read_only_transaction`] with an isolation level, a statement timeout
+    /// of its own and settings read on the way (still one round trip).
+    pub async fn read_only_transaction_with(
+        &mut self,
+        options: &TransactionOptions,
+    ) -> Result<ReadOnlyTransaction<'_>, ConnectError> {
         if self.poisoned {
             return Err(session_err("this session could not clean up after an earlier transaction; take a new one"));
         }
         if self.in_transaction {
             self.finish(false).await?;
         }
-        let mut sql = format!("BEGIN READ ONLY; {}", self.settings.set_local_sql());
+        let mut limits = self.settings.clone();
+        if let Some(t) = options.statement_timeout {
+            limits.statement_timeout = t;
+        }
+        let mut sql =
+            format!("BEGIN ISOLATION LEVEL {} READ ONLY; {}", options.isolation.sql(), limits.set_local_sql());
         if self.pgbouncer {
             for r in &self.replay {
                 sql.push_str(&format!(" PREPARE {} AS {};", quote_ident(&r.name), r.sql));
@@ -96,7 +177,11 @@ impl ReadOnlySession {
             sql.push_str(&format!(" SAVEPOINT {SAVEPOINT};"));
         }
         // A snapshot-taking statement: from here on `SET TRANSACTION READ WRITE` is refused.
-        sql.push_str(" SELECT current_setting('transaction_read_only');");
+        sql.push_str(" SELECT pg_catalog.current_setting('transaction_read_only')");
+        for name in &options.read_settings {
+            sql.push_str(&format!(", pg_catalog.current_setting({})", literal(name)));
+        }
+        sql.push(';');
         self.in_transaction = true;
         let rows = match text_rows(&self.client, &sql).await {
             Ok(rows) => rows,
@@ -109,11 +194,24 @@ impl ReadOnlySession {
                 return Err(e);
             }
         };
-        if rows.last().and_then(|r| r.first()).map(String::as_str) != Some("on") {
+        let confirm = rows.last().cloned().unwrap_or_default();
+        if confirm.first().map(String::as_str) != Some("on") {
             let _ = self.finish(false).await;
             return Err(session_err("the server did not confirm transaction_read_only = on"));
         }
-        Ok(ReadOnlyTransaction { session: self })
+        let settings = options.read_settings.iter().cloned().zip(confirm.into_iter().skip(1)).collect();
+        Ok(ReadOnlyTransaction { session: self, settings })
+    }
+
+    /// Ends the transaction left open by a [`ReadOnlyTransaction`] that was let go unfinished
+    /// (e.g. while a row stream it started is still being read): rolls it back and, behind
+    /// PgBouncer, deallocates what was prepared in it. Without one, sends a `ROLLBACK` anyway.
+    pub async fn end_transaction(&mut self) -> Result<(), ConnectError> {
+        if self.in_transaction {
+            self.finish(false).await
+        } else {
+            text_rows(&self.client, "ROLLBACK").await.map(drop)
+        }
     }
 
     /// Ends the open transaction; behind PgBouncer, first deallocates every statement prepared
@@ -170,6 +268,12 @@ impl ReadOnlySession {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn literals_are_escaped() {
+        assert_eq!(literal("TimeZone"), "E'TimeZone'");
+        assert_eq!(literal("a'b\\c"), "E'a''b\\\\c'");
+    }
 
     #[test]
     fn identifiers_are_quoted() {

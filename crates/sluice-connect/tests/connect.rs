@@ -117,8 +117,9 @@ async fn client_certificate_authentication() {
     s.sslrootcert = Some(CertSource::Pem(srv.ca.cert_pem.clone()));
     s.sslcert = Some(CertSource::Pem(client.cert_pem.clone()));
     s.sslkey = Some(KeySource::Pem(Secret::new(client.key_pem.clone())));
-    let session = connect(s.clone()).await.expect("cert auth");
-    let who = session.client().simple_query("SELECT current_user").await.expect("query");
+    let mut session = connect(s.clone()).await.expect("cert auth");
+    let tx = session.read_only_transaction().await.expect("begin");
+    let who = tx.client().simple_query("SELECT current_user").await.expect("query");
     assert!(format!("{who:?}").contains("certuser"));
 
     // The same key in the traditional (SEC1 `EC PRIVATE KEY`) encoding, as a file.
@@ -252,11 +253,13 @@ async fn sessions_are_read_only_and_the_pool_is_capped() {
     for _ in 0..5 {
         held.push(pool.get().await.expect("session"));
     }
-    for session in &held {
-        let rows = session.client().query_one("SHOW transaction_read_only", &[]).await.expect("show");
-        assert_eq!(rows.get::<_, String>(0), "on");
-        let e = session.client().simple_query("INSERT INTO t VALUES (1)").await.expect_err("write refused");
+    for session in &mut held {
+        let tx = session.read_only_transaction().await.expect("begin");
+        let rows = tx.client().query_one("SHOW default_transaction_read_only", &[]).await.expect("show");
+        assert_eq!(rows.get::<_, String>(0), "on", "read-only at session level too");
+        let e = tx.client().simple_query("INSERT INTO t VALUES (1)").await.expect_err("write refused");
         assert_eq!(e.code().map(|c| c.code()), Some("25006"));
+        tx.rollback().await.expect("rollback");
     }
     // The sixth waits rather than opening a sixth server connection.
     let p2 = pool.clone();
@@ -292,26 +295,29 @@ async fn session_state_does_not_survive_reuse() {
     let pool = Pool::new(Connector::new(s).expect("connector"), PoolOptions { max_size: 1, ..Default::default() });
     let pid;
     {
-        let session = pool.get().await.expect("session");
+        let mut session = pool.get().await.expect("session");
         pid = session.info().backend_pid;
-        session
-            .client()
+        let tx = session.read_only_transaction().await.expect("begin");
+        // Transaction control through the client ends Sluice's transaction: what a reset must
+        // undo, whatever was done.
+        tx.client()
             .batch_execute(
-                "SET default_transaction_read_only = off; SET search_path = nowhere; SET statement_timeout = 0;",
+                "COMMIT; SET default_transaction_read_only = off; SET search_path = nowhere; \
+                 SET statement_timeout = 0;",
             )
             .await
             .expect("dirty the settings");
-        session
-            .client()
+        tx.client()
             .batch_execute(
                 "CREATE TEMP TABLE leftover(x int); SELECT pg_advisory_lock(42); BEGIN; DECLARE c CURSOR FOR SELECT 1;",
             )
             .await
             .expect("leave objects, a lock and an open transaction behind");
     }
-    let session = pool.get().await.expect("session again");
+    let mut session = pool.get().await.expect("session again");
     assert_eq!(session.info().backend_pid, pid, "same server connection");
-    let rows = session
+    let tx = session.read_only_transaction().await.expect("begin");
+    let rows = tx
         .client()
         .simple_query(
             "SELECT current_setting('default_transaction_read_only'), current_setting('search_path'), \
@@ -335,12 +341,14 @@ async fn session_state_does_not_survive_reuse() {
 async fn a_running_query_is_cancelled_and_its_backend_is_idle() {
     let cluster = Cluster::start_default().expect("cluster");
     cluster.create_login("ro", PW).expect("role");
-    let session = connect(spec("127.0.0.1", cluster.port(), "ro", SslMode::Prefer)).await.expect("session");
+    let mut session = connect(spec("127.0.0.1", cluster.port(), "ro", SslMode::Prefer)).await.expect("session");
     let pid = session.info().backend_pid;
     let cancel = session.cancel_handle();
     let started = Instant::now();
     let running = tokio::spawn(async move {
-        let r = session.client().simple_query("SELECT pg_sleep(30)").await;
+        let tx = session.read_only_transaction().await.expect("begin");
+        let r = tx.client().simple_query("SELECT pg_sleep(30)").await;
+        drop(tx);
         (r.map(|_| ()), session)
     });
     // A cancel only reaches a statement that runs: wait until the server says it does.

@@ -6,7 +6,7 @@
 use std::collections::HashSet;
 use std::error::Error;
 
-use sluice_connect::{Connector, Pool, PoolOptions, ReadOnlySession};
+use sluice_connect::{Connector, Isolation, Pool, PoolOptions, ReadOnlySession, TransactionOptions};
 use sluice_core::{Secret, SourceSpec, SslMode};
 use sluice_testkit::{Cluster, PgBouncer, PgBouncerOptions};
 use tokio_postgres::types::{FromSql, Kind, Type};
@@ -296,4 +296,55 @@ async fn a_cancel_through_pgbouncer_reaches_the_statement() {
         let e = result.expect_err("cancelled");
         assert_eq!(e.code().map(|c| c.code()), Some("57014"), "round {round}: {e}");
     }
+}
+
+/// Behind PgBouncer nothing is set on the session, so the confirmed transaction is the only
+/// guard — and the only way to the client (the session's own is not public: see the
+/// `compile_fail` example on `ReadOnlyTransaction`). Every kind of write tried through it fails
+/// with SQLSTATE 25006, at every isolation level, and nothing is written.
+#[tokio::test]
+async fn behind_pgbouncer_every_write_through_a_transaction_fails_read_only() {
+    let Setup { bouncer, cluster } = setup();
+    cluster
+        .psql(
+            "postgres",
+            "GRANT ALL ON feelings TO app; GRANT CREATE ON SCHEMA public TO app; \
+             CREATE SEQUENCE counter; GRANT ALL ON SEQUENCE counter TO app;",
+        )
+        .expect("grants");
+    let mut session = Connector::new(spec(&bouncer, true)).expect("connector").connect().await.expect("session");
+    assert!(session.info().pgbouncer);
+    let writes = [
+        "CREATE TABLE nope(x int)",
+        "INSERT INTO feelings(id) VALUES (100)",
+        "UPDATE feelings SET id = id + 1",
+        "DELETE FROM feelings",
+        "SELECT nextval('counter')",
+        "SET default_transaction_read_only = off; INSERT INTO feelings(id) VALUES (101)",
+    ];
+    for isolation in [Isolation::ReadCommitted, Isolation::RepeatableRead, Isolation::Serializable] {
+        for sql in writes {
+            let options = TransactionOptions { isolation, ..Default::default() };
+            let tx = session.read_only_transaction_with(&options).await.expect("begin");
+            let simple = tx.client().batch_execute(sql).await.expect_err("simple protocol write");
+            assert_eq!(simple.code().map(|c| c.code()), Some("25006"), "{isolation:?} {sql}: {simple}");
+            tx.rollback().await.expect("rollback after the refused write");
+            if !sql.contains(';') {
+                let tx = session.read_only_transaction_with(&options).await.expect("begin");
+                let extended = tx.client().execute(sql, &[]).await.expect_err("extended protocol write");
+                assert_eq!(extended.code().map(|c| c.code()), Some("25006"), "{isolation:?} {sql}: {extended}");
+                tx.rollback().await.expect("rollback after the refused write");
+            }
+        }
+        // The transaction already took its snapshot: it cannot be made read-write.
+        let tx = session.read_only_transaction_with(&TransactionOptions { isolation, ..Default::default() }).await;
+        let tx = tx.expect("begin");
+        let e = tx.client().batch_execute("SET TRANSACTION READ WRITE").await.expect_err("too late");
+        assert_eq!(e.code().map(|c| c.code()), Some("25001"), "{e}");
+        tx.rollback().await.expect("rollback");
+    }
+    assert_eq!(cluster.psql("postgres", "SELECT count(*) FROM feelings").expect("count"), "12");
+    assert_eq!(cluster.psql("postgres", "SELECT to_regclass('public.nope') IS NULL").expect("nope"), "t");
+    assert_eq!(cluster.psql("postgres", "SELECT last_value FROM counter").expect("counter"), "1");
+    assert_eq!(cluster.psql("postgres", "SELECT is_called::text FROM counter").expect("counter"), "false");
 }

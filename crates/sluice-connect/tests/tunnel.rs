@@ -66,8 +66,10 @@ async fn connect(s: SourceSpec) -> Result<sluice_connect::ReadOnlySession, Conne
     Connector::new(s)?.connect().await
 }
 
-async fn one_value(session: &sluice_connect::ReadOnlySession, sql: &str) -> String {
-    let rows = session.client().simple_query(sql).await.expect("query");
+async fn one_value(session: &mut sluice_connect::ReadOnlySession, sql: &str) -> String {
+    let tx = session.read_only_transaction().await.expect("begin");
+    let rows = tx.client().simple_query(sql).await.expect("query");
+    tx.rollback().await.expect("rollback");
     rows.iter()
         .find_map(|m| match m {
             tokio_postgres::SimpleQueryMessage::Row(r) => r.get(0).map(str::to_string),
@@ -91,8 +93,8 @@ async fn ed25519_and_passphrase_protected_keys_connect() {
     for (kind, format, passphrase) in cases {
         let key = sshd.client_key(kind, format, passphrase, true).expect("key");
         let s = spec_via(ssh(&sshd, &key, passphrase, pinned(&sshd)), "127.0.0.1", db.port());
-        let session = connect(s).await.unwrap_or_else(|e| panic!("{kind:?} {format:?}: {e}\n{}", sshd.log()));
-        assert_eq!(one_value(&session, "SELECT current_user").await, "ro");
+        let mut session = connect(s).await.unwrap_or_else(|e| panic!("{kind:?} {format:?}: {e}\n{}", sshd.log()));
+        assert_eq!(one_value(&mut session, "SELECT current_user").await, "ro");
         assert!(sshd.log().contains(&key.fingerprint), "the bastion logged the {kind:?} key");
     }
 
@@ -281,10 +283,10 @@ async fn verify_full_through_the_tunnel_checks_the_database_name() {
     let mut s = spec_via(ssh(&sshd, &key, None, pinned(&sshd)), "localhost", db.port());
     s.sslmode = SslMode::VerifyFull;
     s.sslrootcert = Some(CertSource::Pem(ca.cert_pem.clone()));
-    let session = connect(s.clone()).await.expect("verify-full through the bastion");
+    let mut session = connect(s.clone()).await.expect("verify-full through the bastion");
     let tls = session.info().tls.clone().expect("tls");
     assert_eq!(tls.verified, "chain+name");
-    assert_eq!(one_value(&session, "SELECT ssl::text FROM pg_stat_ssl WHERE pid = pg_backend_pid()").await, "true");
+    assert_eq!(one_value(&mut session, "SELECT ssl::text FROM pg_stat_ssl WHERE pid = pg_backend_pid()").await, "true");
 
     // Dialling the same server as 127.0.0.1 through the bastion: the name check bites.
     s.hosts[0].host = "127.0.0.1".into();
@@ -303,12 +305,14 @@ async fn a_query_through_the_tunnel_is_cancelled_and_its_backend_is_idle() {
     let db = cluster();
     let sshd = Sshd::start(SshdOptions::default()).expect("sshd");
     let key = sshd.client_key(KeyType::Ed25519, KeyFormat::OpenSsh, None, true).expect("key");
-    let session =
+    let mut session =
         connect(spec_via(ssh(&sshd, &key, None, pinned(&sshd)), "127.0.0.1", db.port())).await.expect("session");
     let pid = session.info().backend_pid;
     let cancel = session.cancel_handle();
     let running = tokio::spawn(async move {
-        let r = session.client().simple_query("SELECT pg_sleep(30)").await;
+        let tx = session.read_only_transaction().await.expect("begin");
+        let r = tx.client().simple_query("SELECT pg_sleep(30)").await;
+        drop(tx);
         (r.map(|_| ()), session)
     });
     // Wait until the server really runs it.
@@ -335,14 +339,30 @@ async fn a_query_through_the_tunnel_is_cancelled_and_its_backend_is_idle() {
 
 /// Runs a 10 s query on a pooled session, does `break_it` to the bastion once the query runs, and
 /// returns how long the query took to fail and the session's account of why.
-async fn sleep_through(pool: &Pool, break_it: impl FnOnce()) -> (Duration, tokio_postgres::Error, Option<String>) {
-    let session = pool.get().await.expect("session");
+async fn sleep_through(
+    db: &Cluster,
+    pool: &Pool,
+    break_it: impl FnOnce(),
+) -> (Duration, tokio_postgres::Error, Option<String>) {
+    let mut session = pool.get().await.expect("session");
+    let pid = session.info().backend_pid;
     let running = tokio::spawn(async move {
-        let r = session.client().simple_query("SELECT pg_sleep(10)").await;
+        let tx = session.read_only_transaction().await.expect("begin");
+        let r = tx.client().simple_query("SELECT pg_sleep(10)").await;
+        drop(tx);
         let why = session.connection_error();
         (r.map(|_| ()), why)
     });
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Break it once the server really runs the query.
+    let started = Instant::now();
+    while db
+        .psql("postgres", &format!("SELECT count(*) FROM pg_stat_activity WHERE pid = {pid} AND state = 'active';"))
+        .expect("activity")
+        != "1"
+    {
+        assert!(started.elapsed() < Duration::from_secs(10), "the query never started");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let broken = Instant::now();
     break_it();
     let (result, why) = tokio::time::timeout(Duration::from_secs(15), running)
@@ -364,7 +384,7 @@ async fn a_dead_bastion_ends_the_query_and_the_pool_recovers() {
     );
 
     // The bastion dies: its connections are reset, the query fails at once.
-    let (took, e, why) = sleep_through(&pool, || sshd.kill()).await;
+    let (took, e, why) = sleep_through(&db, &pool, || sshd.kill()).await;
     eprintln!("killed bastion: the query failed after {took:?}: {why:?}");
     assert!(e.is_closed(), "{e}");
     let why = why.expect("the session says why");
@@ -377,19 +397,19 @@ async fn a_dead_bastion_ends_the_query_and_the_pool_recovers() {
 
     // … and once it is back, the pool connects again by itself.
     sshd.restart().expect("restart");
-    let session = pool.get().await.expect("the pool recovers");
-    assert_eq!(one_value(&session, "SELECT 1").await, "1");
+    let mut session = pool.get().await.expect("the pool recovers");
+    assert_eq!(one_value(&mut session, "SELECT 1").await, "1");
     drop(session);
 
     // The bastion hangs instead (a dead host, a dropped route): nothing is reset, and only the
     // keep-alives can tell. The query still ends well within 15 s.
-    let (took, e, why) = sleep_through(&pool, || sshd.freeze()).await;
+    let (took, e, why) = sleep_through(&db, &pool, || sshd.freeze()).await;
     eprintln!("frozen bastion: the query failed after {took:?}: {why:?}");
     assert!(e.is_closed(), "{e}");
     assert!(why.unwrap_or_default().contains("SSH session to the bastion"));
     sshd.thaw();
-    let session = pool.get().await.expect("the pool recovers again");
-    assert_eq!(one_value(&session, "SELECT 2").await, "2");
+    let mut session = pool.get().await.expect("the pool recovers again");
+    assert_eq!(one_value(&mut session, "SELECT 2").await, "2");
 }
 
 #[tokio::test]
@@ -439,10 +459,10 @@ async fn target_session_attrs_pick_primary_or_standby_directly_and_over_ssh() {
             (SessionAttrs::ReadOnly, standby.port()),
         ] {
             s.target_session_attrs = attrs;
-            let session = connect(s.clone()).await.unwrap_or_else(|e| panic!("{attrs:?} ssh={over_ssh}: {e}"));
+            let mut session = connect(s.clone()).await.unwrap_or_else(|e| panic!("{attrs:?} ssh={over_ssh}: {e}"));
             assert_eq!(session.info().port, expected, "{attrs:?} ssh={over_ssh}");
             assert_eq!(session.info().in_recovery, expected == standby.port());
-            let in_recovery = one_value(&session, "SELECT pg_is_in_recovery()::text").await;
+            let in_recovery = one_value(&mut session, "SELECT pg_is_in_recovery()::text").await;
             assert_eq!(in_recovery == "true", expected == standby.port());
         }
         // Primary listed first: standby must skip it too.

@@ -24,8 +24,8 @@ const MIN_SERVER_VERSION_NUM: u32 = 100_000;
 
 /// Runs every check that can run and returns the report.
 pub async fn run(input: DoctorInput) -> Report {
-    let (mut checks, session) = connection_stages(&input).await;
-    checks.extend(crate::privileges::checks(session.as_ref(), &input.schemas).await);
+    let (mut checks, mut session) = connection_stages(&input).await;
+    checks.extend(crate::privileges::checks(session.as_mut(), &input.schemas).await);
     let server_version = session.as_ref().map(|s| short_version(&s.info().server_version));
     Report::new(SourceSummary::of(input.spec.as_ref().ok()), server_version, checks)
 }

@@ -26,8 +26,8 @@ use std::time::Duration;
 
 use futures_util::{FutureExt, StreamExt};
 use sluice_connect::tokio_postgres::types::{FromSql, Type};
-use sluice_connect::tokio_postgres::{self, Row, SimpleQueryMessage};
-use sluice_connect::{CancelHandle, PooledSession, ReadOnlySession};
+use sluice_connect::tokio_postgres::{self, Row};
+use sluice_connect::{CancelHandle, Isolation, PooledSession, ReadOnlySession, TransactionOptions};
 use tokio::time::Instant;
 
 use crate::gate::{self, StatementKind};
@@ -58,12 +58,16 @@ pub struct QueryRequest {
 /// outright.
 pub trait SessionLoan: Send + Sync + 'static {
     fn session(&self) -> &ReadOnlySession;
+    fn session_mut(&mut self) -> &mut ReadOnlySession;
     /// Close the session instead of returning it (its state is unknown or the connection died).
     fn discard(self: Box<Self>);
 }
 
 impl SessionLoan for PooledSession {
     fn session(&self) -> &ReadOnlySession {
+        self
+    }
+    fn session_mut(&mut self) -> &mut ReadOnlySession {
         self
     }
     fn discard(self: Box<Self>) {
@@ -73,6 +77,9 @@ impl SessionLoan for PooledSession {
 
 impl SessionLoan for ReadOnlySession {
     fn session(&self) -> &ReadOnlySession {
+        self
+    }
+    fn session_mut(&mut self) -> &mut ReadOnlySession {
         self
     }
     fn discard(self: Box<Self>) {}
@@ -178,8 +185,8 @@ pub async fn run<L: SessionLoan>(loan: L, req: QueryRequest) -> Result<RowStream
     let started = Instant::now();
     // Until the first row is in, the loan sits in a guard: if this future is dropped meanwhile
     // (a caller gave up before a slow first row), the guard cancels the statement.
-    let starting = Starting { loan: Some(loan), cancel: cancel.clone() };
-    let outcome = start(starting.session(), &admitted, &req, timeout_ms).await;
+    let mut starting = Starting { loan: Some(loan), cancel: cancel.clone() };
+    let outcome = start(starting.session_mut(), &admitted, &req, timeout_ms).await;
     let loan = starting.disarm();
     match outcome {
         Ok(started_query) => Ok(RowStream {
@@ -213,8 +220,8 @@ struct Starting {
 }
 
 impl Starting {
-    fn session(&self) -> &ReadOnlySession {
-        self.loan.as_deref().expect("the loan is present until disarmed").session()
+    fn session_mut(&mut self) -> &mut ReadOnlySession {
+        self.loan.as_deref_mut().expect("the loan is present until disarmed").session_mut()
     }
 
     /// The first row is in (or the start failed): the caller takes the loan over.
@@ -239,56 +246,28 @@ struct Started {
 }
 
 async fn start(
-    session: &ReadOnlySession,
+    session: &mut ReadOnlySession,
     admitted: &gate::Admitted,
     req: &QueryRequest,
     timeout_ms: Option<u64>,
 ) -> Result<Started, QueryError> {
-    let client = session.client();
-    let mut begin = String::from("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;");
-    let pgbouncer = session.info().pgbouncer;
-    if pgbouncer {
-        // Behind PgBouncer nothing is set at session level: the limits travel with every
-        // transaction.
-        let limits = session.settings();
-        begin.push_str(&format!(
-            " SET LOCAL lock_timeout = {}; SET LOCAL idle_in_transaction_session_timeout = {};",
-            limits.lock_timeout.as_millis(),
-            limits.idle_in_transaction_timeout.as_millis()
-        ));
-        if timeout_ms.is_none() {
-            begin.push_str(&format!(" SET LOCAL statement_timeout = {};", limits.statement_timeout.as_millis()));
-        }
-    }
-    if let Some(ms) = timeout_ms {
-        begin.push_str(&format!(" SET LOCAL statement_timeout = {ms};"));
-    }
-    begin.push_str(
-        " SELECT current_setting('transaction_read_only'), current_setting('TimeZone'), \
-         current_setting('DateStyle'), current_setting('extra_float_digits'), \
-         current_setting('bytea_output');",
-    );
-    let own = ErrorContext { timeout_ms, ..Default::default() };
-    let messages = client.simple_query(&begin).await.map_err(|e| own.map(e))?;
-    let facts: Vec<String> = messages
-        .iter()
-        .find_map(|m| match m {
-            SimpleQueryMessage::Row(r) => {
-                Some((0..r.len()).map(|i| r.get(i).unwrap_or_default().to_string()).collect())
-            }
-            _ => None,
-        })
-        .unwrap_or_default();
-    let fact = |i: usize| facts.get(i).cloned().unwrap_or_default();
-    if fact(0) != "on" {
-        return Err(QueryError::Internal("the transaction did not start read-only; nothing was run".into()));
-    }
-    let fmt = SessionFormat {
-        timezone: fact(1),
-        datestyle: fact(2),
-        extra_float_digits: fact(3).parse().unwrap_or(0),
-        bytea_output: fact(4),
+    // Begun and confirmed read-only by sluice-connect, with the session's limits (`SET LOCAL`;
+    // this request's timeout instead of the session's) and the settings text rendering depends
+    // on, in one round trip. It stays open for the row stream; `release` ends it.
+    let options = TransactionOptions {
+        isolation: Isolation::RepeatableRead,
+        statement_timeout: timeout_ms.map(Duration::from_millis),
+        read_settings: ["TimeZone", "DateStyle", "extra_float_digits", "bytea_output"].map(String::from).to_vec(),
     };
+    let tx = session.read_only_transaction_with(&options).await?;
+    let fact = |name: &str| tx.setting(name).unwrap_or_default().to_string();
+    let fmt = SessionFormat {
+        timezone: fact("TimeZone"),
+        datestyle: fact("DateStyle"),
+        extra_float_digits: fact("extra_float_digits").parse().unwrap_or(0),
+        bytea_output: fact("bytea_output"),
+    };
+    let client = tx.client();
 
     let sql = admitted.sql.as_str();
     let offset = admitted.char_offset;
@@ -608,7 +587,7 @@ impl RowStream {
 
 /// Cancels (when asked), rolls back and gives the session back — or discards it when its state
 /// is unknown.
-async fn release(loan: Box<dyn SessionLoan>, healthy: bool, cancel_first: bool, cancel: CancelHandle) {
+async fn release(mut loan: Box<dyn SessionLoan>, healthy: bool, cancel_first: bool, cancel: CancelHandle) {
     if cancel_first {
         if let Err(e) = cancel.cancel().await {
             tracing::debug!("cancel request failed: {e}");
@@ -620,8 +599,8 @@ async fn release(loan: Box<dyn SessionLoan>, healthy: bool, cancel_first: bool, 
     }
     // A statement that ignores the cancel would hold the session (and its pool slot) until it
     // ends: give up on it after ROLLBACK_WAIT and close the connection instead.
-    let rollback = loan.session().client().batch_execute("ROLLBACK");
-    match tokio::time::timeout(ROLLBACK_WAIT, rollback).await {
+    let rollback = tokio::time::timeout(ROLLBACK_WAIT, loan.session_mut().end_transaction()).await;
+    match rollback {
         Ok(Ok(())) => drop(loan),
         Ok(Err(e)) => {
             tracing::debug!("rollback failed, discarding the session: {e}");

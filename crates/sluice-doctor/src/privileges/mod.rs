@@ -34,13 +34,13 @@ pub(crate) const IDS: [&str; 7] = [
 ];
 
 /// Runs the privilege checks on an open session; without one they are skipped.
-pub(crate) async fn checks(session: Option<&ReadOnlySession>, schemas: &[String]) -> Vec<Check> {
+pub(crate) async fn checks(session: Option<&mut ReadOnlySession>, schemas: &[String]) -> Vec<Check> {
     let Some(session) = session else {
         return IDS.iter().map(|id| Check::skip(id, "not logged in")).collect();
     };
     let started = Instant::now();
     let scope = Scope::of(schemas);
-    let facts = match catalog::read(session.client(), session.info().server_version_num, &scope).await {
+    let facts = match read_facts(session, &scope).await {
         Ok(f) => f,
         Err(e) => {
             let why = format!("could not read the catalog: {}", e.0);
@@ -69,6 +69,17 @@ pub(crate) async fn checks(session: Option<&ReadOnlySession>, schemas: &[String]
     .into_iter()
     .map(|c| c.timed(started))
     .collect()
+}
+
+/// The evidence, read inside one read-only transaction (the only way to reach the session's
+/// client), which is rolled back: the audit never changes anything.
+async fn read_facts(session: &mut ReadOnlySession, scope: &Scope) -> Result<Facts, catalog::CatalogError> {
+    let version = session.info().server_version_num;
+    let tx = session.read_only_transaction().await.map_err(|e| catalog::CatalogError(e.to_string()))?;
+    let facts = catalog::read(tx.client(), version, scope).await;
+    let ended = tx.rollback().await.map_err(|e| catalog::CatalogError(e.to_string()));
+    let facts = facts?;
+    ended.map(|()| facts)
 }
 
 /// The noun a person uses for a `relkind`.
