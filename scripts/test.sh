@@ -5,6 +5,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [[ $(id -u) == 0 ]]; then
-  "$(dirname "$0")/install-deps.sh"
+  scripts/install-deps.sh
+else
+  # Without root nothing can be installed: say what is missing before a long build fails on it.
+  scripts/check-deps.sh
 fi
 exec cargo nextest run --workspace --no-fail-fast "$@"

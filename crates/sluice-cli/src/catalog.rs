@@ -9,6 +9,7 @@ use sluice_connect::Connector;
 
 use crate::conn::ConnArgs;
 use crate::exit::{self, Usage};
+use crate::output::Output;
 
 #[derive(clap::Args, Debug)]
 #[command(args_conflicts_with_subcommands = true)]
@@ -23,7 +24,8 @@ pub struct Args {
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Human)]
     format: Format,
-    /// Write to this file instead of standard output (replaced only once discovery succeeded).
+    /// Write here instead of standard output (`-`). A file is replaced only once discovery
+    /// succeeded; a FIFO or character device is written in place; a symbolic link is followed.
     #[arg(long, value_name = "FILE")]
     output: Option<PathBuf>,
 }
@@ -56,9 +58,8 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     if let Some(Action::Diff(d)) = args.action {
         return diff(d);
     }
-    if let Some(path) = &args.output {
-        check_writable_dir(path)?;
-    }
+    // Opened first: a path that cannot be written fails before the (possibly long) discovery.
+    let mut output = Output::open(args.output.as_deref())?;
     let spec = args.conn.resolve()?.map_err(|e| exit::usage_from(&e))?;
     let mut session = match Connector::new(spec) {
         Ok(c) => match c.connect().await {
@@ -72,13 +73,18 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         Err(e) => return Ok(exit::user_facing(&e)),
     };
     drop(session);
-    let written = match &args.output {
-        Some(path) => write_file(path, |w| render(&catalog, args.format, w)),
-        None => {
-            // A closed pipe (`sluice catalog | head`) is not an error worth a message.
-            let _ = render(&catalog, args.format, std::io::stdout().lock());
-            Ok(())
-        }
+    let written = render(&catalog, args.format, &mut output).and_then(|()| output.commit());
+    let written = match (written, &args.output) {
+        (Ok(()), _) => Ok(()),
+        // A closed pipe (`sluice catalog | head`) is not an error worth a message.
+        (Err(e), None) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        (Err(e), path) => Err(Usage::new(
+            format!(
+                "--output: cannot write {}: {e}",
+                path.as_deref().unwrap_or(Path::new("standard output")).display()
+            ),
+            None,
+        )),
     };
     // The process ends here: freeing a catalog's hundreds of thousands of small allocations one
     // by one would only delay the exit.
@@ -109,22 +115,6 @@ fn read_snapshot(path: &Path) -> Result<Catalog, Usage> {
     Catalog::from_json(&bytes, &path.display().to_string()).map_err(|e| exit::usage_from(&e))
 }
 
-/// Fails before the (possibly long) discovery when the output could not be written anyway.
-fn check_writable_dir(path: &Path) -> Result<(), Usage> {
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    if dir.is_dir() {
-        Ok(())
-    } else {
-        Err(Usage::new(
-            format!("--output: {} is not a directory", dir.display()),
-            Some("create the directory first, or write to standard output".to_string()),
-        ))
-    }
-}
-
 fn render(catalog: &Catalog, format: Format, w: impl Write) -> std::io::Result<()> {
     let mut w = std::io::BufWriter::with_capacity(1 << 16, w);
     match format {
@@ -135,18 +125,6 @@ fn render(catalog: &Catalog, format: Format, w: impl Write) -> std::io::Result<(
         Format::Human => w.write_all(sluice_catalog::render_human(catalog).as_bytes())?,
     }
     w.flush()
-}
-
-/// Writes next to `path` and renames, so a reader never sees half a snapshot.
-fn write_file(path: &Path, write: impl FnOnce(std::fs::File) -> std::io::Result<()>) -> Result<(), Usage> {
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(format!(".tmp-{}", std::process::id()));
-    let tmp = PathBuf::from(tmp);
-    let result = std::fs::File::create(&tmp).and_then(write).and_then(|()| std::fs::rename(&tmp, path));
-    result.map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        Usage::new(format!("--output: cannot write {}: {e}", path.display()), None)
-    })
 }
 
 fn write_stdout(bytes: &[u8]) {

@@ -8,6 +8,7 @@ mod catalog;
 mod conn;
 mod doctor;
 mod exit;
+mod output;
 mod query;
 mod setup;
 

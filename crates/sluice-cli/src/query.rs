@@ -1,6 +1,6 @@
 //! `sluice query`: one read-only statement, streamed to stdout or a file.
 
-use std::io::{IsTerminal, Read, Write};
+use std::io::{IsTerminal, Read};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
@@ -12,6 +12,7 @@ use sluice_query::{QueryError, QueryRequest};
 
 use crate::conn::ConnArgs;
 use crate::exit::{self, Usage};
+use crate::output::Output;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -26,8 +27,8 @@ pub struct Args {
     /// Output format.
     #[arg(long, value_enum, default_value_t = OutFormat::Csv)]
     format: OutFormat,
-    /// Write here instead of stdout. The file appears only when the query succeeded (it is
-    /// written as FILE.partial and renamed).
+    /// Write here instead of stdout (`-`). A file is replaced only when the query succeeded;
+    /// a FIFO or character device is written in place; a symbolic link is followed.
     #[arg(long, short = 'o', value_name = "FILE")]
     output: Option<PathBuf>,
     /// Stop after N rows, cancel the rest on the server and mark the output as truncated.
@@ -116,15 +117,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     if let Err(e) = sluice_query::gate::admit(&request.sql) {
         return Ok(fail(&e, &request.sql));
     }
-    let output = match &args.output {
-        Some(path) => {
-            let partial = partial_path(path);
-            let file = std::fs::File::create(&partial)
-                .map_err(|e| Usage::new(format!("--output: cannot create {}: {e}", partial.display()), None))?;
-            Some((path.clone(), partial, file))
-        }
-        None => None,
-    };
+    let output = Output::open(args.output.as_deref())?;
     // Runs on main's single-threaded runtime: the session's connection task and the export share
     // one thread (the server and the Parquet encoder have their own).
     let sql = request.sql.clone();
@@ -140,60 +133,31 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// Connects, runs and exports; `output` is (final path, partial path, open partial file).
+/// Connects, runs and exports into `output`, which is committed only when all went well (a
+/// dropped one leaves a file as it was).
 async fn execute(
     spec: sluice_core::SourceSpec,
     request: QueryRequest,
     format: Format,
     max_rows: Option<u64>,
-    output: Option<(PathBuf, PathBuf, std::fs::File)>,
+    mut output: Output,
 ) -> Result<Summary, QueryError> {
-    let discard_partial = |output: &Option<(PathBuf, PathBuf, std::fs::File)>| {
-        if let Some((_, partial, _)) = output {
-            let _ = std::fs::remove_file(partial);
-        }
-    };
     let session = match Connector::new(spec) {
         Ok(c) => c.connect().await,
         Err(e) => Err(e),
     };
     let session = match session {
         Ok(s) => s,
-        Err(e) => {
-            discard_partial(&output);
-            return Err(QueryError::from(e));
-        }
+        Err(e) => return Err(QueryError::from(e)),
     };
     let cancel = session.cancel_handle();
     // Ctrl-C may come before the first row (a statement that sorts or sleeps first).
-    let stream = match with_interrupt(&cancel, sluice_query::run(session, request)).await {
-        Ok(s) => s,
-        Err(e) => {
-            discard_partial(&output);
-            return Err(e);
-        }
-    };
+    let stream = with_interrupt(&cancel, sluice_query::run(session, request)).await?;
     let mut exporter = format.exporter(ExportContext { max_rows });
-    match output {
-        Some((path, partial, file)) => {
-            let mut file = std::io::BufWriter::with_capacity(1 << 20, file);
-            let result =
-                with_interrupt(&cancel, export::export(stream, exporter.as_mut(), Sink::Blocking(&mut file))).await;
-            let result = result.and_then(|s| file.flush().map(|()| s).map_err(QueryError::Output));
-            drop(file);
-            match result {
-                Ok(s) => std::fs::rename(&partial, &path).map(|()| s).map_err(QueryError::Output),
-                Err(e) => {
-                    let _ = std::fs::remove_file(&partial);
-                    Err(e)
-                }
-            }
-        }
-        None => {
-            let mut stdout = std::io::stdout();
-            with_interrupt(&cancel, export::export(stream, exporter.as_mut(), Sink::Blocking(&mut stdout))).await
-        }
-    }
+    let summary =
+        with_interrupt(&cancel, export::export(stream, exporter.as_mut(), Sink::Blocking(&mut output))).await?;
+    output.commit().map_err(QueryError::Output)?;
+    Ok(summary)
 }
 
 /// Runs `work` until it ends or Ctrl-C; on Ctrl-C the statement is cancelled on the server
@@ -209,12 +173,6 @@ async fn with_interrupt<T>(
             Err(QueryError::Cancelled)
         }
     }
-}
-
-fn partial_path(path: &Path) -> PathBuf {
-    let mut name = path.file_name().map(|n| n.to_os_string()).unwrap_or_default();
-    name.push(".partial");
-    path.with_file_name(name)
 }
 
 fn note_truncation(summary: &Summary, max_rows: Option<u64>) {
@@ -283,11 +241,6 @@ mod tests {
         for bad in ["", "0", "-1s", "5x", "abc", "9999h"] {
             assert!(parse_duration(bad).is_err(), "{bad}");
         }
-    }
-
-    #[test]
-    fn partial_file_name() {
-        assert_eq!(partial_path(Path::new("/tmp/out.csv")), PathBuf::from("/tmp/out.csv.partial"));
     }
 
     #[test]

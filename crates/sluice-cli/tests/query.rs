@@ -99,6 +99,99 @@ fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
+/// The names in `dir`, sorted.
+fn entries(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .expect("read_dir")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+/// Runs a system command that makes a special file, failing the test with its stderr.
+fn make_node(program: &str, args: &[&str]) {
+    let out = Command::new(program).args(args).output().expect(program);
+    assert!(
+        out.status.success(),
+        "{program} {args:?} failed (the suite runs as root, as scripts/test.sh does): {}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn output_keeps_devices_fifos_and_links_and_replaces_files_atomically() {
+    use std::os::unix::fs::FileTypeExt;
+    let env = Env::new();
+    let dir = env.dir.path();
+    let sql = "SELECT id, name FROM items ORDER BY id";
+    let expected = env.psql_csv(sql);
+
+    // A character device of the test's own (the null device's numbers, in the temporary
+    // directory): written in place, still a device afterwards.
+    let null = dir.join("null");
+    make_node("mknod", &[null.to_str().expect("utf-8"), "c", "1", "3"]);
+    for format in ["csv", "arrow", "parquet"] {
+        let out = env.run(&["--sql", sql, "--format", format, "--output", "null"]);
+        assert!(out.status.success(), "{format}: {}", stderr(&out));
+        let kind = std::fs::symlink_metadata(&null).expect("lstat").file_type();
+        assert!(kind.is_char_device(), "{format}: the device was replaced by {kind:?}");
+    }
+    // The catalog writes the same way.
+    let catalog = Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .args(["catalog", "--url", &env.url(), "--password-file", "pw", "--format", "json", "--output", "null"])
+        .current_dir(dir)
+        .env_clear()
+        .env("HOME", dir)
+        .output()
+        .expect("run sluice catalog");
+    assert!(catalog.status.success(), "{}", stderr(&catalog));
+    assert!(std::fs::symlink_metadata(&null).expect("lstat").file_type().is_char_device());
+
+    // A FIFO: its reader gets the whole result, and it stays a FIFO.
+    let fifo = dir.join("pipe");
+    make_node("mkfifo", &[fifo.to_str().expect("utf-8")]);
+    let reader = {
+        let fifo = fifo.clone();
+        std::thread::spawn(move || std::fs::read_to_string(fifo).expect("read the FIFO"))
+    };
+    let out = env.run(&["--sql", sql, "--output", "pipe"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(reader.join().expect("reader"), expected);
+    assert!(std::fs::symlink_metadata(&fifo).expect("lstat").file_type().is_fifo());
+
+    // A symbolic link: followed, its target replaced, the link kept.
+    std::fs::write(dir.join("target.csv"), "old\n").expect("target");
+    std::os::unix::fs::symlink("target.csv", dir.join("link.csv")).expect("symlink");
+    let out = env.run(&["--sql", sql, "--output", "link.csv"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(std::fs::symlink_metadata(dir.join("link.csv")).expect("lstat").file_type().is_symlink());
+    assert_eq!(std::fs::read_to_string(dir.join("target.csv")).expect("target"), expected);
+
+    // A link to nothing and a directory are refused before connecting: exit 2, nothing made.
+    std::os::unix::fs::symlink("missing/out.csv", dir.join("dangling.csv")).expect("symlink");
+    std::fs::create_dir(dir.join("sub")).expect("dir");
+    let before = entries(dir);
+    for (target, says) in [("dangling.csv", "which does not exist"), ("sub", "is a directory")] {
+        let out = env.run(&["--sql", sql, "--output", target]);
+        assert_eq!(out.status.code(), Some(2), "{target}: {}", stderr(&out));
+        assert!(stderr(&out).contains(says), "{target}: {}", stderr(&out));
+    }
+    assert_eq!(entries(dir), before);
+
+    // A regular file is replaced only by a complete result: a failing query leaves it as it was.
+    std::fs::write(dir.join("keep.csv"), "precious\n").expect("keep");
+    let before = entries(dir);
+    let out = env.run(&["--sql", "SELECT nosuch FROM items", "--output", "keep.csv"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert_eq!(std::fs::read_to_string(dir.join("keep.csv")).expect("keep"), "precious\n");
+    assert_eq!(entries(dir), before, "no temporary file is left behind");
+    // `-` is standard output.
+    let out = env.run(&["--sql", sql, "--output", "-"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), expected);
+}
+
 #[test]
 fn csv_json_stdin_file_and_exit_codes() {
     let env = Env::new();
@@ -123,7 +216,7 @@ fn csv_json_stdin_file_and_exit_codes() {
         serde_json::from_slice(&std::fs::read(env.dir.path().join("out.json")).expect("out.json")).expect("json");
     assert_eq!(doc["truncated"], true);
     assert_eq!(doc["rows"].as_array().map(Vec::len), Some(2));
-    assert!(!env.dir.path().join("out.json.partial").exists());
+    assert_eq!(entries(env.dir.path()), ["out.json", "pw", "q.sql"], "no temporary file is left");
 
     // CSV truncation: exit 0 and one line on stderr.
     let out = env.run(&["--sql", sql, "--max-rows", "1"]);
@@ -141,7 +234,7 @@ fn csv_json_stdin_file_and_exit_codes() {
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("42601") && stderr(&out).contains("at character 15"), "{}", stderr(&out));
     assert!(stderr(&out).contains("LINE 1: SELECT 1 FROM FROM items\n                      ^\n"), "{}", stderr(&out));
-    assert!(!env.dir.path().join("bad.csv").exists() && !env.dir.path().join("bad.csv.partial").exists());
+    assert_eq!(entries(env.dir.path()), ["out.json", "pw", "q.sql"], "a failed --output leaves nothing");
 
     // A write, though the role may INSERT: refused, exit 1, nothing written.
     let out = env.run(&["--sql", "INSERT INTO items VALUES (9, 'x', 1)"]);
