@@ -227,6 +227,7 @@ mod tests {
             comment: None,
             identity: None,
             generated: None,
+            lossy_text: false,
         }
     }
 
@@ -254,8 +255,10 @@ mod tests {
                     comment: None,
                     usable,
                     relations,
+                    lossy_text: false,
                 })
                 .collect(),
+            lossy_text: false,
         }
     }
 

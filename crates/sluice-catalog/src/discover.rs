@@ -2,7 +2,14 @@
 //!
 //! Rows are consumed as they stream in (nothing holds a whole result set); what is kept is the
 //! catalog itself plus the key arrays needed to name constraint and index columns at the end.
+//!
+//! Text in a `SQL_ASCII` database arrives escaped (`sql::txt`): the client turns it back into the
+//! stored bytes, keeps them when they are UTF-8 (as they often are there), and otherwise replaces
+//! each invalid sequence with U+FFFD and flags the object (`lossy_text`). One such byte in a
+//! comment never fails a discovery. Every other server encoding is converted to UTF8 by the
+//! server, as for any client.
 
+use std::cell::Cell;
 use std::collections::HashMap;
 use std::str::FromStr;
 
@@ -68,7 +75,8 @@ async fn run(client: &Client, sql: &str, order: &[Statement], builder: &mut Buil
                     statement: "batch",
                     detail: "more result sets than statements".into(),
                 })?;
-                builder.row(Cells { row: &row, statement })?;
+                let escaped = builder.escaped;
+                builder.row(Cells { row: &row, statement, escaped, lossy: Cell::new(false) })?;
             }
             SimpleQueryMessage::CommandComplete(rows) => {
                 tracing::debug!(
@@ -95,6 +103,10 @@ async fn run(client: &Client, sql: &str, order: &[Statement], builder: &mut Buil
 struct Cells<'a> {
     row: &'a SimpleQueryRow,
     statement: Statement,
+    /// Text values arrive escaped (a `SQL_ASCII` database).
+    escaped: bool,
+    /// Some text value read so far was not UTF-8 (see [`Cells::take_lossy`]).
+    lossy: Cell<bool>,
 }
 
 impl<'a> Cells<'a> {
@@ -110,12 +122,41 @@ impl<'a> Cells<'a> {
         self.get(i)?.ok_or_else(|| self.err(format!("column {i} is null")))
     }
 
+    /// A name, comment or expression (a column the batch sends through `sql::txt`).
     fn string(&self, i: usize) -> Result<String, CatalogError> {
-        self.text(i).map(str::to_string)
+        let text = self.text(i)?;
+        self.decode(text).map_err(|detail| self.err(format!("column {i}: {detail}")))
     }
 
     fn opt_string(&self, i: usize) -> Result<Option<String>, CatalogError> {
-        Ok(self.get(i)?.map(str::to_string))
+        match self.get(i)? {
+            None => Ok(None),
+            Some(_) => self.string(i).map(Some),
+        }
+    }
+
+    /// Names from a `text[]` of escaped names.
+    fn names(&self, i: usize) -> Result<Vec<String>, CatalogError> {
+        self.parsed(i, crate::text::parse_name_array)?
+            .iter()
+            .map(|n| self.decode(n).map_err(|detail| self.err(format!("column {i}: {detail}"))))
+            .collect()
+    }
+
+    fn decode(&self, text: &str) -> Result<String, String> {
+        if !self.escaped {
+            return Ok(text.to_string());
+        }
+        let (decoded, lossy) = crate::text::unescape_bytes(text)?;
+        if lossy {
+            self.lossy.set(true);
+        }
+        Ok(decoded)
+    }
+
+    /// Whether a text value read since the last call was not UTF-8; resets.
+    fn take_lossy(&self) -> bool {
+        self.lossy.replace(false)
     }
 
     fn num<T: FromStr>(&self, i: usize) -> Result<T, CatalogError> {
@@ -163,6 +204,8 @@ struct SchemaRow {
     owner: String,
     usable: bool,
     comment: Option<String>,
+    name_lossy: bool,
+    lossy: bool,
 }
 
 /// One relation while its rows arrive. `relation` is already the output value; the rest is what
@@ -177,11 +220,18 @@ struct Rel {
     attnums: Vec<i16>,
     /// Column-level grant of each entry of `relation.columns` (`None`: no column ACL).
     grants: Vec<Option<bool>>,
-    /// (attnum, expression), applied once the columns are in order.
-    defaults: Vec<(i16, String)>,
-    /// (attnum, comment), likewise.
-    column_comments: Vec<(i16, String)>,
+    /// (attnum, expression, lossy), applied once the columns are in order.
+    defaults: Vec<(i16, String, bool)>,
+    /// (attnum, comment, lossy), likewise.
+    column_comments: Vec<(i16, String, bool)>,
     indexes: Vec<IndexRow>,
+    /// Its name was not UTF-8.
+    name_lossy: bool,
+    /// attnums of the columns whose names were not UTF-8 (almost always none).
+    lossy_attnames: Vec<i16>,
+    /// A key, constraint or inheritance row held text that was not UTF-8; it counts once it is
+    /// known what the user may see.
+    keys_lossy: bool,
     /// Set once `relation` has been moved into the tree.
     taken: bool,
 }
@@ -205,6 +255,11 @@ impl Rel {
             self.attnums.extend(attnums.get(i));
             self.grants.extend(grants.get(i));
         }
+    }
+
+    /// Whether any of these columns' names was not UTF-8.
+    fn names_lossy(&self, key: &[i16]) -> bool {
+        !self.lossy_attnames.is_empty() && key.iter().any(|n| self.lossy_attnames.contains(n))
     }
 
     fn position(&self, attnum: i16) -> Option<usize> {
@@ -237,6 +292,7 @@ struct ConstraintRow {
     parent: u32,
     /// For a foreign key to another schema: [schema, table, column…] from SQL.
     foreign_ref: Option<Vec<String>>,
+    lossy: bool,
 }
 
 struct IndexRow {
@@ -248,6 +304,7 @@ struct IndexRow {
     method: String,
     definition: Option<String>,
     predicate: Option<String>,
+    lossy: bool,
 }
 
 struct InheritRow {
@@ -255,12 +312,17 @@ struct InheritRow {
     parent: u32,
     position: i32,
     parent_name: QualifiedName,
+    lossy: bool,
 }
 
 #[derive(Default)]
 struct Builder {
+    /// Text values arrive escaped (a `SQL_ASCII` database); known from the first row.
+    escaped: bool,
     database: String,
     user: String,
+    /// The database or user name was not UTF-8.
+    meta_lossy: bool,
     discovered_at: String,
     schemas: Vec<SchemaRow>,
     rels: Vec<Rel>,
@@ -291,23 +353,34 @@ impl Builder {
     fn row(&mut self, c: Cells<'_>) -> Result<(), CatalogError> {
         match c.statement {
             Statement::Meta => {
+                self.escaped = c.text(3)? == "SQL_ASCII";
+                let c = Cells { escaped: self.escaped, ..c };
                 self.database = c.string(0)?;
                 self.user = c.string(1)?;
-                self.discovered_at = c.string(2)?;
+                self.meta_lossy = c.take_lossy();
+                self.discovered_at = c.text(2)?.to_string();
             }
-            Statement::Schemas => self.schemas.push(SchemaRow {
-                oid: c.num(0)?,
-                name: c.string(1)?,
-                owner: c.string(2)?,
-                usable: c.bool(3)?,
-                comment: c.opt_string(4)?,
-            }),
+            Statement::Schemas => {
+                let name = c.string(1)?;
+                let name_lossy = c.take_lossy();
+                self.schemas.push(SchemaRow {
+                    oid: c.num(0)?,
+                    name,
+                    owner: c.string(2)?,
+                    usable: c.bool(3)?,
+                    comment: c.opt_string(4)?,
+                    name_lossy,
+                    lossy: name_lossy || c.take_lossy(),
+                });
+            }
             Statement::Relations => self.relation_row(&c)?,
             Statement::Columns => {
                 let oid = c.num(0)?;
                 let attnum: i16 = c.num(1)?;
+                let name = c.string(2)?;
+                let name_lossy = c.take_lossy();
                 let column = Column {
-                    name: c.string(2)?,
+                    name,
                     type_name: c.string(3)?,
                     nullable: !c.bool(4)?,
                     default: None,
@@ -323,9 +396,13 @@ impl Builder {
                         _ => None,
                     }
                     .map(|kind| Generated { kind, expression: String::new() }),
+                    lossy_text: name_lossy || c.take_lossy(),
                 };
                 let grant = c.opt_bool(7)?;
                 if let Some(rel) = self.rel_mut(oid) {
+                    if name_lossy {
+                        rel.lossy_attnames.push(attnum);
+                    }
                     rel.attnums.push(attnum);
                     rel.relation.columns.push(column);
                     if rel.access == Access::Columns {
@@ -337,8 +414,9 @@ impl Builder {
                 let oid = c.num(0)?;
                 let attnum = c.num(1)?;
                 let expr = c.opt_string(2)?;
+                let lossy = c.take_lossy();
                 if let (Some(rel), Some(expr)) = (self.rel_mut(oid), expr) {
-                    rel.defaults.push((attnum, expr));
+                    rel.defaults.push((attnum, expr, lossy));
                 }
             }
             Statement::Comments => {
@@ -346,10 +424,12 @@ impl Builder {
                 let attnum: i16 = c.num(1)?;
                 if let Some(rel) = self.rel_mut(oid) {
                     let text = c.string(2)?;
+                    let lossy = c.take_lossy();
                     if attnum == 0 {
                         rel.relation.comment = Some(text);
+                        rel.relation.lossy_text |= lossy;
                     } else {
-                        rel.column_comments.push((attnum, text));
+                        rel.column_comments.push((attnum, text, lossy));
                     }
                 }
             }
@@ -360,13 +440,14 @@ impl Builder {
                     None => Vec::new(),
                 };
                 let foreign_ref = match c.get(10)? {
-                    Some(_) => Some(c.parsed(10, crate::text::parse_name_array)?),
+                    Some(_) => Some(c.names(10)?),
                     None => None,
                 };
+                let name = c.string(2)?;
                 self.constraints.push(ConstraintRow {
                     oid: c.num(0)?,
                     rel: c.num(1)?,
-                    name: c.string(2)?,
+                    name,
                     kind,
                     key: c.parsed(4, crate::text::parse_int2_array)?,
                     ref_rel: c.num(5)?,
@@ -375,6 +456,7 @@ impl Builder {
                     on_delete: FkAction::from_code(c.text(8)?),
                     parent: c.num(9)?,
                     foreign_ref,
+                    lossy: c.take_lossy(),
                 });
             }
             Statement::Indexes => {
@@ -388,6 +470,7 @@ impl Builder {
                     method: c.opt_string(6)?.unwrap_or_default(),
                     definition: c.opt_string(7)?,
                     predicate: c.opt_string(8)?,
+                    lossy: c.take_lossy(),
                 };
                 if let Some(rel) = self.rel_mut(oid) {
                     rel.indexes.push(index);
@@ -401,6 +484,7 @@ impl Builder {
                         parent: c.num(1)?,
                         position: c.num(2)?,
                         parent_name: QualifiedName { schema: c.string(3)?, name: c.string(4)? },
+                        lossy: c.take_lossy(),
                     });
                 }
             }
@@ -419,6 +503,8 @@ impl Builder {
             "c" => Access::Columns,
             _ => Access::None,
         };
+        let name = c.string(2)?;
+        let name_lossy = c.take_lossy();
         let relation = Relation {
             row_estimate: c.opt_num(6)?,
             size_bytes: c.opt_num(7)?,
@@ -426,11 +512,12 @@ impl Builder {
             columns_limited: access == Access::Columns,
             partition_bound: c.opt_string(9)?,
             partition_key: c.opt_string(10)?,
-            ..Relation::new(c.string(2)?, kind, c.string(4)?)
+            ..Relation::new(name, kind, c.string(4)?)
         };
         // relnatts counts dropped columns too: at most a little more than needed.
         let natts = c.num::<usize>(11)?.min(1600);
         let mut relation = relation;
+        relation.lossy_text = name_lossy || c.take_lossy();
         relation.columns.reserve_exact(natts);
         self.by_oid.insert(oid, self.rels.len());
         self.rels.push(Rel {
@@ -444,6 +531,9 @@ impl Builder {
             defaults: Vec::new(),
             column_comments: Vec::new(),
             indexes: Vec::new(),
+            name_lossy,
+            lossy_attnames: Vec::new(),
+            keys_lossy: false,
             taken: false,
         });
         Ok(())
@@ -462,18 +552,20 @@ impl Builder {
 
         for rel in &mut self.rels {
             rel.sort_columns();
-            for (attnum, expr) in std::mem::take(&mut rel.defaults) {
+            for (attnum, expr, lossy) in std::mem::take(&mut rel.defaults) {
                 let Some(col) = rel.position(attnum).and_then(|i| rel.relation.columns.get_mut(i)) else {
                     continue;
                 };
+                col.lossy_text |= lossy;
                 match &mut col.generated {
                     Some(g) => g.expression = expr,
                     None => col.default = Some(expr),
                 }
             }
-            for (attnum, text) in std::mem::take(&mut rel.column_comments) {
+            for (attnum, text, lossy) in std::mem::take(&mut rel.column_comments) {
                 if let Some(col) = rel.position(attnum).and_then(|i| rel.relation.columns.get_mut(i)) {
                     col.comment = Some(text);
+                    col.lossy_text |= lossy;
                 }
             }
         }
@@ -493,6 +585,7 @@ impl Builder {
             let Some(rel) = self.rels.get_mut(i) else {
                 continue;
             };
+            rel.relation.lossy_text |= row.lossy;
             if rel.is_partition {
                 parent_of.insert(row.child, row.parent);
                 rel.relation.partition_of = Some(row.parent_name);
@@ -525,7 +618,14 @@ impl Builder {
             .map(|s| {
                 let mut relations = by_schema.remove(&s.oid).unwrap_or_default();
                 relations.sort_unstable_by(|a, b| a.name.cmp(&b.name));
-                Schema { name: s.name, owner: s.owner, comment: s.comment, usable: s.usable, relations }
+                Schema {
+                    name: s.name,
+                    owner: s.owner,
+                    comment: s.comment,
+                    usable: s.usable,
+                    relations,
+                    lossy_text: s.lossy,
+                }
             })
             .collect();
         schemas.sort_unstable_by(|a, b| a.name.cmp(&b.name));
@@ -533,7 +633,10 @@ impl Builder {
         let mut schema_filter = opts.schemas.clone();
         schema_filter.sort();
         schema_filter.dedup();
+        let lossy_text =
+            self.meta_lossy || schemas.iter().any(|s| s.lossy_text || s.relations.iter().any(relation_lossy));
         Ok(Catalog {
+            lossy_text,
             database: self.database,
             server_version: info.server_version.clone(),
             server_version_num: info.server_version_num,
@@ -550,8 +653,9 @@ impl Builder {
         let mut constraints = std::mem::take(&mut self.constraints);
         let owner_of: HashMap<u32, u32> = constraints.iter().map(|c| (c.oid, c.rel)).collect();
         constraints.sort_unstable_by(|a, b| (a.rel, &a.name).cmp(&(b.rel, &b.name)));
-        let schema_names: HashMap<u32, &str> = self.schemas.iter().map(|s| (s.oid, s.name.as_str())).collect();
-        let mut resolved: Vec<(usize, Resolved)> = Vec::with_capacity(constraints.len());
+        let schema_names: HashMap<u32, (&str, bool)> =
+            self.schemas.iter().map(|s| (s.oid, (s.name.as_str(), s.name_lossy))).collect();
+        let mut resolved: Vec<(usize, Resolved, bool)> = Vec::with_capacity(constraints.len());
         for con in constraints {
             let Some(&i) = self.by_oid.get(&con.rel) else {
                 continue;
@@ -560,6 +664,7 @@ impl Builder {
                 continue;
             };
             let columns = rel.names(&con.key);
+            let mut lossy = con.lossy || rel.names_lossy(&con.key);
             let item = match con.kind {
                 b'p' => Resolved::PrimaryKey(columns),
                 b'u' => Resolved::Unique(columns),
@@ -576,11 +681,12 @@ impl Builder {
                             (two.next().unwrap_or_default(), two.next().unwrap_or_default(), rest)
                         }
                         _ => match self.rel(con.ref_rel) {
-                            Some(r) => (
-                                schema_names.get(&r.namespace).map(|s| s.to_string()).unwrap_or_default(),
-                                r.relation.name.clone(),
-                                r.names(&con.ref_key),
-                            ),
+                            Some(r) => {
+                                let (schema, schema_lossy) =
+                                    schema_names.get(&r.namespace).copied().unwrap_or_default();
+                                lossy |= schema_lossy || r.name_lossy || r.names_lossy(&con.ref_key);
+                                (schema.to_string(), r.relation.name.clone(), r.names(&con.ref_key))
+                            }
                             None => (
                                 String::new(),
                                 format!("#{}", con.ref_rel),
@@ -600,12 +706,13 @@ impl Builder {
                 }
                 _ => continue,
             };
-            resolved.push((i, item));
+            resolved.push((i, item, lossy));
         }
-        for (i, item) in resolved {
+        for (i, item, lossy) in resolved {
             let Some(rel) = self.rels.get_mut(i) else {
                 continue;
             };
+            rel.keys_lossy |= lossy;
             match item {
                 Resolved::PrimaryKey(cols) => rel.relation.primary_key = Some(cols),
                 Resolved::Unique(cols) => rel.relation.unique.push(cols),
@@ -633,6 +740,7 @@ fn finish_relation(rel: &mut Rel) {
         rel.indexes = Vec::new();
         return;
     }
+    rel.relation.lossy_text |= rel.keys_lossy;
     let mut indexes: Vec<Index> = std::mem::take(&mut rel.indexes)
         .into_iter()
         .map(|ix| {
@@ -640,6 +748,7 @@ fn finish_relation(rel: &mut Rel) {
             let (key, include) = ix.key.split_at(split);
             let plain: Vec<i16> = key.iter().copied().filter(|n| *n != 0).collect();
             let has_expression = plain.len() != key.len();
+            rel.relation.lossy_text |= ix.lossy || rel.names_lossy(&plain) || rel.names_lossy(include);
             Index {
                 columns: rel.names(&plain),
                 include: rel.names(include),
@@ -659,6 +768,11 @@ fn finish_relation(rel: &mut Rel) {
         let mut keep = grants.into_iter();
         rel.relation.columns.retain(|_| keep.next().flatten() == Some(true));
     }
+}
+
+/// Whether a relation, one of its columns or partitions holds text that was not UTF-8.
+fn relation_lossy(r: &Relation) -> bool {
+    r.lossy_text || r.columns.iter().any(|c| c.lossy_text) || r.partitions.iter().any(relation_lossy)
 }
 
 /// Takes relation `i` out of `rels` with its partitions (recursively) nested under it.
@@ -707,6 +821,7 @@ mod tests {
             comment: None,
             identity: None,
             generated: None,
+            lossy_text: false,
         }
     }
 
@@ -728,6 +843,9 @@ mod tests {
             defaults: Vec::new(),
             column_comments: Vec::new(),
             indexes: Vec::new(),
+            name_lossy: false,
+            lossy_attnames: Vec::new(),
+            keys_lossy: false,
             taken: false,
         }
     }

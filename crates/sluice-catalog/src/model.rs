@@ -4,6 +4,11 @@
 //! Unicode code points whatever the server's collation; columns in ordinal order; unique
 //! constraints, foreign keys and indexes by constraint/index name. Two discoveries of an unchanged
 //! database therefore serialize to the same bytes apart from `discovered_at`.
+//!
+//! Text that was not valid UTF-8 on the server (possible only in a `SQL_ASCII` database, which
+//! stores whatever bytes it was given) is decoded with each invalid sequence replaced by U+FFFD,
+//! and the object holding it says `lossy_text: true`; such a name cannot be typed back as it
+//! is, and two names that differ only in their invalid bytes look alike.
 
 use std::fmt;
 
@@ -30,6 +35,10 @@ pub struct Catalog {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub schema_filter: Vec<String>,
     pub schemas: Vec<Schema>,
+    /// Some text in this snapshot (`database`, `user`, or any object's) was not valid UTF-8 and
+    /// holds U+FFFD in place of its invalid bytes; the objects concerned say `lossy_text` too.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub lossy_text: bool,
 }
 
 impl Catalog {
@@ -87,6 +96,9 @@ pub struct Schema {
     #[serde(default = "yes")]
     pub usable: bool,
     pub relations: Vec<Relation>,
+    /// Its name, owner or comment was not valid UTF-8 (U+FFFD replaces the invalid bytes).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub lossy_text: bool,
 }
 
 fn yes() -> bool {
@@ -139,6 +151,12 @@ pub struct Relation {
     /// Parents of a table that uses (non-partition) inheritance, in inheritance order.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub inherits: Vec<QualifiedName>,
+    /// Some of its own text was not valid UTF-8 (U+FFFD replaces the invalid bytes): its name,
+    /// owner, comment, partition bound or key, a constraint or index name or expression, or a
+    /// name it refers to (key columns, referenced tables and columns, parents). Its columns and
+    /// partitions carry their own flag.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub lossy_text: bool,
 }
 
 impl Relation {
@@ -165,6 +183,7 @@ impl Relation {
             partition_bound: None,
             partition_key: None,
             inherits: Vec::new(),
+            lossy_text: false,
         }
     }
 
@@ -252,6 +271,10 @@ pub struct Column {
     pub identity: Option<Identity>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub generated: Option<Generated>,
+    /// Its name, type, default, generated expression or comment was not valid UTF-8 (U+FFFD
+    /// replaces the invalid bytes).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub lossy_text: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -25,6 +25,12 @@ pub fn render_human(c: &Catalog) -> String {
     if !c.schema_filter.is_empty() {
         let _ = writeln!(out, "only schemas: {}", c.schema_filter.join(", "));
     }
+    if c.lossy_text {
+        out.push_str(
+            "note: some names, comments or expressions are not valid UTF-8 in this database; \
+             \u{FFFD} stands for each invalid byte sequence (lossy_text in the JSON snapshot)\n",
+        );
+    }
     for s in &c.schemas {
         let _ = write!(out, "\nschema {} (owner {})", s.name, s.owner);
         if !s.usable {

@@ -19,6 +19,14 @@
 //!   workers too: a background refresh should not take them from the customer's workload.
 //! - Only built-in result types, text format: no type lookups, no named statements, so it runs
 //!   through PgBouncer in transaction mode.
+//! - Every name, comment and expression goes through [`txt`]. A `SQL_ASCII` database stores
+//!   whatever bytes it was given and the server does not convert them for a UTF8 client: it
+//!   validates each outgoing text value as UTF-8 instead, and one Latin-1 byte in one comment
+//!   fails the whole batch (SQLSTATE 22021). There, `txt` sends the stored bytes through
+//!   `encode(convert_to(…, 'SQL_ASCII'), 'escape')` — ASCII as is, other bytes as `\ooo`, a
+//!   backslash doubled — and the client decodes them (see `discover.rs`). The test is an
+//!   uncorrelated sub-select, evaluated once per statement; every other encoding sends text
+//!   unchanged (the server converts it to UTF8).
 
 use sluice_connect::SessionSettings;
 
@@ -83,6 +91,18 @@ impl Features {
     }
 }
 
+/// True in a `SQL_ASCII` database: evaluated once per statement (an init plan).
+const RAW_BYTES: &str = "(SELECT pg_catalog.current_setting('server_encoding') = 'SQL_ASCII')";
+
+/// A text expression as the server can always send it (see the module docs): escaped bytes in a
+/// `SQL_ASCII` database, the text itself elsewhere.
+pub(crate) fn txt(expr: &str) -> String {
+    format!(
+        "CASE WHEN {RAW_BYTES} THEN pg_catalog.encode(pg_catalog.convert_to({expr}, 'SQL_ASCII'), 'escape') \
+         ELSE {expr} END"
+    )
+}
+
 /// Relation kinds discovery lists.
 const KINDS: &str = "('r', 'p', 'v', 'm', 'f')";
 
@@ -127,22 +147,29 @@ pub(crate) fn batch(
     if features.jit {
         stmts.push((Statement::Settings, "SET LOCAL jit = off".into()));
     }
+    // database, user, start time, server encoding (the escaping of every later text value)
     stmts.push((
         Statement::Meta,
-        "SELECT pg_catalog.current_database(), current_user, \
-         pg_catalog.to_char(pg_catalog.now() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
-            .into(),
+        format!(
+            "SELECT {}, {}, \
+             pg_catalog.to_char(pg_catalog.now() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), \
+             pg_catalog.current_setting('server_encoding')",
+            txt("pg_catalog.current_database()"),
+            txt("current_user")
+        ),
     ));
     // oid, name, owner, usable, comment
     stmts.push((
         Statement::Schemas,
         format!(
-            "SELECT n.oid, n.nspname, pg_catalog.pg_get_userbyid(n.nspowner), \
-             pg_catalog.has_schema_privilege(n.oid, 'USAGE'), d.description \
+            "SELECT n.oid, {}, {}, pg_catalog.has_schema_privilege(n.oid, 'USAGE'), {} \
              FROM pg_catalog.pg_namespace n \
              LEFT JOIN pg_catalog.pg_description d ON d.objoid = n.oid \
              AND d.classoid = 'pg_catalog.pg_namespace'::pg_catalog.regclass AND d.objsubid = 0 \
-             WHERE {schema_pred}"
+             WHERE {schema_pred}",
+            txt("n.nspname"),
+            txt("pg_catalog.pg_get_userbyid(n.nspowner)"),
+            txt("d.description")
         ),
     ));
     // oid, namespace, name, relkind, owner, access (t: table grant, c: some columns, n: none),
@@ -150,7 +177,7 @@ pub(crate) fn batch(
     stmts.push((
         Statement::Relations,
         format!(
-            "SELECT c.oid, c.relnamespace, c.relname, c.relkind, pg_catalog.pg_get_userbyid(c.relowner), \
+            "SELECT c.oid, c.relnamespace, {relname}, c.relkind, {relowner}, \
              CASE WHEN pg_catalog.has_table_privilege(c.oid, 'SELECT') THEN 't' \
              WHEN pg_catalog.has_any_column_privilege(c.oid, 'SELECT') THEN 'c' ELSE 'n' END, \
              CASE WHEN {unknown_stats} OR c.relkind = 'v' THEN NULL ELSE c.reltuples::int8 END, \
@@ -159,9 +186,13 @@ pub(crate) fn batch(
              FROM pg_catalog.pg_class t WHERE t.oid = c.reltoastrelid), 0) END) \
              * pg_catalog.current_setting('block_size')::int8 END, \
              c.relispartition, \
-             CASE WHEN c.relispartition THEN pg_catalog.pg_get_expr(c.relpartbound, 0) END, \
-             CASE WHEN c.relkind = 'p' THEN pg_catalog.pg_get_partkeydef(c.oid) END, c.relnatts \
-             FROM pg_catalog.pg_class c WHERE c.relkind IN {KINDS} AND c.relnamespace IN ({usable})"
+             CASE WHEN c.relispartition THEN {bound} END, \
+             CASE WHEN c.relkind = 'p' THEN {partkey} END, c.relnatts \
+             FROM pg_catalog.pg_class c WHERE c.relkind IN {KINDS} AND c.relnamespace IN ({usable})",
+            relname = txt("c.relname"),
+            relowner = txt("pg_catalog.pg_get_userbyid(c.relowner)"),
+            bound = txt("pg_catalog.pg_get_expr(c.relpartbound, 0)"),
+            partkey = txt("pg_catalog.pg_get_partkeydef(c.oid)"),
         ),
     ));
     // relation, attnum, name, type, not null, identity, generated, column grant (null: no
@@ -169,12 +200,14 @@ pub(crate) fn batch(
     stmts.push((
         Statement::Columns,
         format!(
-            "SELECT a.attrelid, a.attnum, a.attname, pg_catalog.format_type(a.atttypid, a.atttypmod), \
+            "SELECT a.attrelid, a.attnum, {}, {}, \
              a.attnotnull, a.attidentity, {generated}, \
              CASE WHEN a.attacl IS NOT NULL THEN pg_catalog.has_column_privilege(a.attrelid, a.attnum, 'SELECT') END \
              FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_class c ON c.oid = a.attrelid \
              WHERE a.attnum > 0 AND NOT a.attisdropped AND c.relkind IN {KINDS} \
-             AND c.relnamespace IN ({usable})"
+             AND c.relnamespace IN ({usable})",
+            txt("a.attname"),
+            txt("pg_catalog.format_type(a.atttypid, a.atttypmod)")
         ),
     ));
     // relation, attnum, expression. `pg_get_expr` gets the relation only for expressions that
@@ -182,10 +215,11 @@ pub(crate) fn batch(
     stmts.push((
         Statement::Defaults,
         format!(
-            "SELECT ad.adrelid, ad.adnum, pg_catalog.pg_get_expr(ad.adbin, \
-             CASE WHEN ad.adbin::text LIKE '%{{VAR %' THEN ad.adrelid ELSE 0 END) \
+            "SELECT ad.adrelid, ad.adnum, {} \
              FROM pg_catalog.pg_attrdef ad JOIN pg_catalog.pg_class c ON c.oid = ad.adrelid \
-             WHERE c.relkind IN {KINDS} AND c.relnamespace IN ({usable})"
+             WHERE c.relkind IN {KINDS} AND c.relnamespace IN ({usable})",
+            txt("pg_catalog.pg_get_expr(ad.adbin, \
+                 CASE WHEN ad.adbin::text LIKE '%{VAR %' THEN ad.adrelid ELSE 0 END)")
         ),
     ));
     // relation, attnum (0: the relation itself), comment. Rows for relations outside the
@@ -201,8 +235,9 @@ pub(crate) fn batch(
     stmts.push((
         Statement::Comments,
         format!(
-            "SELECT d.objoid, d.objsubid, d.description FROM pg_catalog.pg_description d \
-             WHERE d.classoid = 'pg_catalog.pg_class'::pg_catalog.regclass{comment_filter}"
+            "SELECT d.objoid, d.objsubid, {} FROM pg_catalog.pg_description d \
+             WHERE d.classoid = 'pg_catalog.pg_class'::pg_catalog.regclass{comment_filter}",
+            txt("d.description")
         ),
     ));
     // oid, relation, name, type, key attnums, referenced relation, its attnums, on update,
@@ -212,17 +247,21 @@ pub(crate) fn batch(
     stmts.push((
         Statement::Constraints,
         format!(
-            "SELECT co.oid, co.conrelid, co.conname, co.contype, co.conkey, co.confrelid, co.confkey, \
+            "SELECT co.oid, co.conrelid, {conname}, co.contype, co.conkey, co.confrelid, co.confkey, \
              co.confupdtype, co.confdeltype, {conparentid}, \
              CASE WHEN co.contype = 'f' THEN \
-             (SELECT ARRAY[(SELECT rn.nspname::text FROM pg_catalog.pg_namespace rn \
-             WHERE rn.oid = rc.relnamespace), rc.relname::text] || ARRAY(SELECT a.attname::text \
+             (SELECT ARRAY[(SELECT {nspname} FROM pg_catalog.pg_namespace rn \
+             WHERE rn.oid = rc.relnamespace), {relname}] || ARRAY(SELECT {attname} \
              FROM pg_catalog.unnest(co.confkey) WITH ORDINALITY k(n, i) \
              JOIN pg_catalog.pg_attribute a ON a.attrelid = co.confrelid AND a.attnum = k.n ORDER BY k.i) \
              FROM pg_catalog.pg_class rc \
              WHERE rc.oid = co.confrelid AND rc.relnamespace <> co.connamespace) END \
              FROM pg_catalog.pg_constraint co \
-             WHERE co.contype IN ('p', 'u', 'f') AND co.conrelid <> 0 AND co.connamespace IN ({usable})"
+             WHERE co.contype IN ('p', 'u', 'f') AND co.conrelid <> 0 AND co.connamespace IN ({usable})",
+            conname = txt("co.conname"),
+            nspname = txt("rn.nspname::text"),
+            relname = txt("rc.relname::text"),
+            attname = txt("a.attname::text"),
         ),
     ));
     // relation, name, unique, primary, key attnums (int2vector), key count, method,
@@ -230,22 +269,28 @@ pub(crate) fn batch(
     stmts.push((
         Statement::Indexes,
         format!(
-            "SELECT i.indrelid, ic.relname, i.indisunique, i.indisprimary, i.indkey, {nkeyatts}, am.amname, \
-             CASE WHEN i.indexprs IS NOT NULL THEN pg_catalog.pg_get_indexdef(i.indexrelid) END, \
-             pg_catalog.pg_get_expr(i.indpred, i.indrelid) \
+            "SELECT i.indrelid, {relname}, i.indisunique, i.indisprimary, i.indkey, {nkeyatts}, {amname}, \
+             CASE WHEN i.indexprs IS NOT NULL THEN {indexdef} END, {pred} \
              FROM pg_catalog.pg_index i JOIN pg_catalog.pg_class ic ON ic.oid = i.indexrelid \
              LEFT JOIN pg_catalog.pg_am am ON am.oid = ic.relam \
-             WHERE ic.relnamespace IN ({usable})"
+             WHERE ic.relnamespace IN ({usable})",
+            relname = txt("ic.relname"),
+            amname = txt("am.amname"),
+            indexdef = txt("pg_catalog.pg_get_indexdef(i.indexrelid)"),
+            pred = txt("pg_catalog.pg_get_expr(i.indpred, i.indrelid)"),
         ),
     ));
     // child, parent, position, parent schema, parent name
     stmts.push((
         Statement::Inherits,
-        "SELECT i.inhrelid, i.inhparent, i.inhseqno, pn.nspname, pc.relname \
-         FROM pg_catalog.pg_inherits i JOIN pg_catalog.pg_class pc ON pc.oid = i.inhparent \
-         JOIN pg_catalog.pg_namespace pn ON pn.oid = pc.relnamespace \
-         WHERE pc.relkind IN ('r', 'p', 'f')"
-            .into(),
+        format!(
+            "SELECT i.inhrelid, i.inhparent, i.inhseqno, {}, {} \
+             FROM pg_catalog.pg_inherits i JOIN pg_catalog.pg_class pc ON pc.oid = i.inhparent \
+             JOIN pg_catalog.pg_namespace pn ON pn.oid = pc.relnamespace \
+             WHERE pc.relkind IN ('r', 'p', 'f')",
+            txt("pn.nspname"),
+            txt("pc.relname")
+        ),
     ));
 
     let order = stmts.iter().map(|(s, _)| *s).collect();
