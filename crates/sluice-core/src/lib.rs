@@ -1,6 +1,7 @@
 //! Sluice's vocabulary: what a source is and how its parts are spelled.
 //!
-//! Owns the [`SourceSpec`] (plain data, serde), [`SslMode`], [`Network`], the [`Secret`] type, the
+//! Owns the [`SourceSpec`] (plain data, serde) and its split into settings and
+//! [`SourceSecrets`], the [`SourceId`], [`SslMode`], [`Network`], the [`Secret`] type, the
 //! parsers for libpq URIs, key=value strings, `PG*` environment variables and `~/.pgpass`, and the
 //! [`UserFacing`] error contract every other crate implements.
 //!
@@ -12,6 +13,7 @@ mod parse;
 pub mod pgpass;
 mod secret;
 mod spec;
+mod split;
 
 pub use error::{ErrorKind, UserFacing};
 pub use parse::{parse_dsn, ParamSource, SpecError};
@@ -20,3 +22,4 @@ pub use spec::{
     CertSource, ChannelBinding, HostKeyCheck, HostPort, KeySource, Network, SessionAttrs, SourceSpec, SshSpec, SslMode,
     DEFAULT_APPLICATION_NAME, DEFAULT_CONNECT_TIMEOUT_SECS, DEFAULT_PORT,
 };
+pub use split::{BadSourceId, SecretField, SourceId, SourceSecrets};
