@@ -61,7 +61,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     // Opened first: a path that cannot be written fails before the (possibly long) discovery.
     let mut output = Output::open(args.output.as_deref())?;
     let spec = args.conn.resolve()?.map_err(|e| exit::usage_from(&e))?;
-    let mut session = match Connector::new(spec) {
+    let mut session = match Connector::open(spec).await {
         Ok(c) => match c.connect().await {
             Ok(s) => s,
             Err(e) => return Ok(exit::user_facing(&e)),

@@ -142,7 +142,7 @@ async fn execute(
     max_rows: Option<u64>,
     mut output: Output,
 ) -> Result<Summary, QueryError> {
-    let session = match Connector::new(spec) {
+    let session = match Connector::open(spec).await {
         Ok(c) => c.connect().await,
         Err(e) => Err(e),
     };

@@ -33,6 +33,17 @@ impl Connector {
         Connector::with_dialer(spec, dialer)
     }
 
+    /// [`Connector::new`] off the async executor: reading certificate, key and known_hosts files
+    /// and decrypting an SSH key (bcrypt-pbkdf, slow by design) run on tokio's blocking pool, so
+    /// whatever else the runtime serves never waits on them. Async callers use this one.
+    pub async fn open(spec: SourceSpec) -> Result<Connector, ConnectError> {
+        match tokio::task::spawn_blocking(move || Connector::new(spec)).await {
+            Ok(result) => result,
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            Err(_) => Err(ConnectError::Session { message: "the runtime is shutting down".into() }),
+        }
+    }
+
     /// A connector whose streams come from `dialer` (an SSH tunnel, say).
     pub fn with_dialer(spec: SourceSpec, dialer: Dialer) -> Result<Connector, ConnectError> {
         spec.validate()?;
