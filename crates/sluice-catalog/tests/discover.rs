@@ -12,7 +12,7 @@ use sluice_catalog::{
 use std::time::Duration;
 
 use sluice_connect::tokio_postgres;
-use sluice_connect::{Connector, ReadOnlySession, SessionSettings};
+use sluice_connect::{Connector, Pool, PoolOptions, ReadOnlySession, SessionSettings};
 use sluice_core::{ErrorKind, Secret, SourceSpec, SslMode, UserFacing};
 use sluice_testkit::{Cluster, PgBouncer, PgBouncerOptions};
 
@@ -557,4 +557,128 @@ async fn through_pgbouncer_in_transaction_mode_with_the_session_limits() {
     // is clean and discovery works again.
     let again = discover_all(&mut session).await;
     assert!(diff(&first, &again).is_empty());
+}
+
+/// Polls `sql` (run as the superuser) until it returns `want`, failing after `within`.
+async fn wait_for(cluster: &Cluster, sql: &str, want: &str, within: Duration, what: &str) {
+    let started = std::time::Instant::now();
+    loop {
+        let got = cluster.psql(DB, sql).expect("psql");
+        if got == want {
+            return;
+        }
+        assert!(started.elapsed() < within, "{what}: `{sql}` still says {got:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A discovery dropped mid-flight leaves its transaction open on the server; the pool's reset must
+/// end it before the session is handed out again, so the next borrower is never inside it.
+async fn a_dropped_discovery_leaves_no_transaction_behind(pgbouncer: bool) {
+    let cluster = Cluster::start_default().expect("cluster");
+    cluster.create_login("reader", PW).expect("reader");
+    cluster.create_database(DB).expect("database");
+    cluster
+        .psql(
+            DB,
+            "CREATE TABLE public.people (id int PRIMARY KEY, email text);\n\
+             CREATE INDEX people_lower_email ON public.people (lower(email));\n\
+             GRANT SELECT ON public.people TO reader;",
+        )
+        .expect("fixture");
+    let bouncer = pgbouncer.then(|| {
+        PgBouncer::start(
+            &cluster,
+            PgBouncerOptions { users: vec![("reader".into(), PW.into())], default_pool_size: 1, ..Default::default() },
+        )
+        .expect("pgbouncer")
+    });
+    let mut spec = SourceSpec::new(cluster.host(), DB, "reader");
+    spec.hosts[0].port = bouncer.as_ref().map_or(cluster.port(), PgBouncer::port);
+    spec.password = Some(Secret::new(PW));
+    spec.sslmode = SslMode::Disable;
+    spec.pgbouncer = pgbouncer;
+    // Long enough that the discovery is still waiting on the lock when it is dropped.
+    let limits = SessionSettings { lock_timeout: Duration::from_secs(60), ..Default::default() };
+    let pool = Pool::new(
+        Connector::new(spec).expect("connector").with_settings(limits),
+        PoolOptions { max_size: 1, ..Default::default() },
+    );
+    let reader_backends =
+        |state: &str| format!("SELECT count(*) FROM pg_stat_activity WHERE usename = 'reader' AND state = '{state}'");
+
+    // Naming the expression index's keys waits behind this lock, inside the discovery's
+    // transaction.
+    let (holder, connection) =
+        tokio_postgres::connect(&cluster.superuser_url(DB), tokio_postgres::NoTls).await.expect("lock holder");
+    let holder_task = tokio::spawn(connection);
+    holder.batch_execute("BEGIN; LOCK TABLE public.people IN ACCESS EXCLUSIVE MODE").await.expect("take the lock");
+
+    let mut session = pool.get().await.expect("session");
+    let waiting = "SELECT count(*) FROM pg_stat_activity WHERE usename = 'reader' AND wait_event_type = 'Lock'";
+    let old_xact_start = {
+        let options = DiscoverOptions::default();
+        let discovery = discover(&mut session, &options);
+        tokio::pin!(discovery);
+        tokio::select! {
+            r = &mut discovery => panic!("the discovery ended while the lock was held: {r:?}"),
+            () = wait_for(&cluster, waiting, "1", Duration::from_secs(20), "the discovery waits on the lock") => {}
+        }
+        cluster
+            .psql(DB, "SELECT xact_start FROM pg_stat_activity WHERE usename = 'reader' AND wait_event_type = 'Lock'")
+            .expect("the discovery's transaction")
+        // The discovery future is dropped here, mid-flight.
+    };
+    holder.batch_execute("COMMIT").await.expect("release the lock");
+    // The server finishes the abandoned batch and then idles inside its transaction.
+    wait_for(&cluster, &reader_backends("idle in transaction"), "1", Duration::from_secs(20), "left open").await;
+    drop(session);
+
+    let mut next = pool.get().await.expect("the same session, reset");
+    assert_eq!(
+        cluster.psql(DB, &reader_backends("idle in transaction")).expect("activity"),
+        "0",
+        "the reset ended the abandoned transaction before handing the session out"
+    );
+    let tx = next.read_only_transaction().await.expect("a transaction of its own");
+    let rows = tx
+        .client()
+        .simple_query(
+            "SELECT current_setting('transaction_isolation'), \
+             (SELECT xact_start::text FROM pg_stat_activity WHERE pid = pg_backend_pid()), \
+             current_setting('max_parallel_workers_per_gather')",
+        )
+        .await
+        .expect("inspect");
+    let row: Vec<String> = rows
+        .iter()
+        .find_map(|m| match m {
+            tokio_postgres::SimpleQueryMessage::Row(r) => {
+                Some((0..3).map(|i| r.get(i).unwrap_or_default().to_string()).collect())
+            }
+            _ => None,
+        })
+        .expect("a row");
+    // The discovery's transaction was REPEATABLE READ with parallel workers off.
+    assert_eq!(row[0], "read committed", "{row:?}");
+    assert_ne!(row[1], old_xact_start, "a new transaction, not the discovery's");
+    assert_ne!(row[2], "0", "{row:?}");
+    tx.rollback().await.expect("rollback");
+    drop(next);
+
+    // And the pool's session still discovers.
+    let mut again = pool.get().await.expect("session");
+    let c = discover_all(&mut again).await;
+    assert!(c.relation("public", "people").is_some());
+    holder_task.abort();
+}
+
+#[tokio::test]
+async fn a_dropped_discovery_leaves_no_transaction_behind_directly() {
+    a_dropped_discovery_leaves_no_transaction_behind(false).await;
+}
+
+#[tokio::test]
+async fn a_dropped_discovery_leaves_no_transaction_behind_through_pgbouncer() {
+    a_dropped_discovery_leaves_no_transaction_behind(true).await;
 }

@@ -3,6 +3,7 @@
 //! again; one that cannot be reset, or whose connection died, is closed and replaced.
 
 use std::ops::{Deref, DerefMut};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -35,6 +36,24 @@ struct Inner {
     options: PoolOptions,
     permits: Arc<Semaphore>,
     idle: Mutex<Vec<ReadOnlySession>>,
+    /// Callers of `get` waiting for a session to be free.
+    waiting: AtomicUsize,
+}
+
+/// Counts one waiter in [`Inner::waiting`] for as long as it lives (also when `get` is dropped).
+struct Waiting<'a>(&'a AtomicUsize);
+
+impl<'a> Waiting<'a> {
+    fn new(counter: &'a AtomicUsize) -> Waiting<'a> {
+        counter.fetch_add(1, Ordering::SeqCst);
+        Waiting(counter)
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 impl Pool {
@@ -46,6 +65,7 @@ impl Pool {
                 options: PoolOptions { max_size: max, ..options },
                 permits: Arc::new(Semaphore::new(max)),
                 idle: Mutex::new(Vec::new()),
+                waiting: AtomicUsize::new(0),
             }),
         }
     }
@@ -63,13 +83,19 @@ impl Pool {
         self.inner.idle.lock().map(|i| i.len()).unwrap_or(0)
     }
 
+    /// Sessions on loan right now (at most `max_size`).
+    pub fn in_use(&self) -> usize {
+        self.inner.options.max_size - self.inner.permits.available_permits()
+    }
+
+    /// Callers waiting in [`Pool::get`] for a session to be free.
+    pub fn waiting(&self) -> usize {
+        self.inner.waiting.load(Ordering::SeqCst)
+    }
+
     /// A read-only session, waiting while `max_size` are in use.
     pub async fn get(&self) -> Result<PooledSession, ConnectError> {
-        let timeout = self.inner.options.acquire_timeout;
-        let permit = match tokio::time::timeout(timeout, self.inner.permits.clone().acquire_owned()).await {
-            Ok(Ok(p)) => p,
-            _ => return Err(ConnectError::PoolTimeout { secs: timeout.as_secs(), max: self.inner.options.max_size }),
-        };
+        let permit = self.acquire().await?;
         while let Some(mut session) = self.pop_idle() {
             if !session.is_reusable() {
                 continue;
@@ -81,6 +107,29 @@ impl Pool {
         }
         let session = self.inner.connector.connect().await?;
         Ok(self.wrap(session, permit))
+    }
+
+    /// A newly opened session, counted against the cap like any other — for a check that must
+    /// see a fresh login (the doctor). It waits for a free slot like [`Pool::get`]; an idle
+    /// session, if there is one, is closed first, so the source never holds more than
+    /// `max_size` sessions whoever asks. It goes back to the pool when dropped.
+    pub async fn get_fresh(&self) -> Result<PooledSession, ConnectError> {
+        let permit = self.acquire().await?;
+        drop(self.pop_idle());
+        let session = self.inner.connector.connect().await?;
+        Ok(self.wrap(session, permit))
+    }
+
+    /// A slot under the cap, waiting up to `acquire_timeout`.
+    async fn acquire(&self) -> Result<OwnedSemaphorePermit, ConnectError> {
+        let timeout = self.inner.options.acquire_timeout;
+        let waiting = Waiting::new(&self.inner.waiting);
+        let acquired = tokio::time::timeout(timeout, self.inner.permits.clone().acquire_owned()).await;
+        drop(waiting);
+        match acquired {
+            Ok(Ok(p)) => Ok(p),
+            _ => Err(ConnectError::PoolTimeout { secs: timeout.as_secs(), max: self.inner.options.max_size }),
+        }
     }
 
     fn pop_idle(&self) -> Option<ReadOnlySession> {

@@ -193,8 +193,12 @@ impl ReadOnlySession {
     /// Returns the session to the state `establish` left it in: ends any transaction, resets every
     /// setting, role, cursor, listener, advisory lock, temporary object and sequence cache, then
     /// re-applies the read-only settings. Fails when SQL-level prepared statements exist (the
-    /// session is then discarded rather than reused). In PgBouncer mode only the open
-    /// transaction, if any, is ended: there is no session state to reset.
+    /// session is then discarded rather than reused). In PgBouncer mode there is no session state
+    /// to reset, but a transaction may be open — one whose guard or whose future was dropped
+    /// mid-flight — and it would pin its server connection to whoever takes the session next:
+    /// Sluice's own is cleaned up and rolled back, and a `ROLLBACK` is sent even when none is
+    /// known to be open (the driver does not say), so the session is never handed out inside
+    /// one. Any failure on the way discards the session.
     pub(crate) async fn reset(&mut self) -> Result<(), ConnectError> {
         if self.poisoned {
             return Err(session_err("the session was marked unusable"));
@@ -203,7 +207,7 @@ impl ReadOnlySession {
             if self.in_transaction {
                 self.finish(false).await?;
             }
-            return Ok(());
+            return text_rows(&self.client, "ROLLBACK").await.map(drop);
         }
         self.in_transaction = false;
         let sql = format!(

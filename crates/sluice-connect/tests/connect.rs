@@ -264,7 +264,12 @@ async fn sessions_are_read_only_and_the_pool_is_capped() {
     // The sixth waits rather than opening a sixth server connection.
     let p2 = pool.clone();
     let sixth = tokio::spawn(async move { p2.get().await.map(|s| s.info().backend_pid) });
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    let started = Instant::now();
+    while pool.waiting() != 1 {
+        assert!(started.elapsed() < Duration::from_secs(10), "the sixth never asked");
+        tokio::task::yield_now().await;
+    }
+    assert_eq!(pool.in_use(), 5);
     let count = || {
         cluster
             .psql("postgres", "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'pool-cap-test';")
