@@ -30,7 +30,7 @@ use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::metadata::KeyValue;
 use parquet::file::properties::WriterProperties;
 
-use super::{ExportContext, Exporter};
+use super::{ExportContext, ExportOptions, Exporter};
 use crate::decode::{self, Malformed};
 use crate::types::{write_scalar, write_text, Codec, Scalar};
 use crate::{unique_names, Batch, Column, QueryError};
@@ -379,6 +379,10 @@ pub struct ArrowIpc {
 }
 
 impl ArrowIpc {
+    pub fn with_options(ctx: ExportContext, _options: ExportOptions) -> ArrowIpc {
+        ArrowIpc::new(ctx)
+    }
+
     pub fn new(ctx: ExportContext) -> ArrowIpc {
         ArrowIpc {
             ctx,
@@ -493,7 +497,7 @@ impl Exporter for ArrowIpc {
         Ok(())
     }
 
-    fn batch(&mut self, columns: &[Column], batch: &Batch, out: &mut Vec<u8>) -> Result<(), QueryError> {
+    fn batch(&mut self, columns: &[Column], batch: &Batch, out: &mut Vec<u8>) -> Result<bool, QueryError> {
         let (Some(b), Some(schema)) = (self.builders.as_mut(), self.schema.clone()) else {
             return Err(QueryError::Internal("batch before begin".into()));
         };
@@ -503,7 +507,7 @@ impl Exporter for ArrowIpc {
                 self.emit(rb, out)?;
             }
         }
-        Ok(())
+        Ok(false)
     }
 
     fn finish(&mut self, columns: &[Column], truncated: bool, out: &mut Vec<u8>) -> Result<(), QueryError> {
@@ -657,6 +661,10 @@ impl Default for Parquet {
 }
 
 impl Parquet {
+    pub fn with_options(_options: ExportOptions) -> Parquet {
+        Parquet::new()
+    }
+
     pub fn new() -> Parquet {
         Parquet { builders: None, schema: None, worker: None }
     }
@@ -673,7 +681,7 @@ impl Exporter for Parquet {
         Ok(())
     }
 
-    fn batch(&mut self, columns: &[Column], batch: &Batch, out: &mut Vec<u8>) -> Result<(), QueryError> {
+    fn batch(&mut self, columns: &[Column], batch: &Batch, out: &mut Vec<u8>) -> Result<bool, QueryError> {
         let (Some(b), Some(schema), Some(w)) = (self.builders.as_mut(), self.schema.clone(), self.worker.as_mut())
         else {
             return Err(QueryError::Internal("batch before begin".into()));
@@ -685,7 +693,7 @@ impl Exporter for Parquet {
             }
         }
         w.collect(out);
-        Ok(())
+        Ok(false)
     }
 
     fn finish(&mut self, _: &[Column], truncated: bool, out: &mut Vec<u8>) -> Result<(), QueryError> {

@@ -1,10 +1,17 @@
 //! JSON document and NDJSON lines (see the module docs of `export` for the value mapping).
 
-use super::Exporter;
+use super::cell::{json_escaped, write_part, Cursor, Escape};
+use super::{cut_point, truncation_marker, ExportOptions, Exporter, OUT_CHUNK};
 use crate::decode::{self, Malformed};
 use crate::types::{write_scalar, write_text, Codec, Scalar};
 use crate::{unique_names, Batch, Column, QueryError};
 
+/// A value cut by [`ExportOptions::max_cell_bytes`] becomes a JSON string: its text's kept part
+/// followed by the [`truncation_marker`](super::truncation_marker) (a json/jsonb value too, since
+/// the cut one is no longer JSON). The document then ends with
+/// `"truncated_columns":["name",…]` (the columns' names as in `columns`) before `"truncated"`;
+/// NDJSON has only the in-band marker. Arrays with default bounds are written whole (as nested
+/// JSON arrays) and never cut.
 #[derive(Debug)]
 pub struct Json {
     lines: bool,
@@ -12,12 +19,27 @@ pub struct Json {
     keys: Vec<Vec<u8>>,
     first_row: bool,
     scratch: Vec<u8>,
+    at: Cursor,
+    options: ExportOptions,
+    cut: Vec<bool>,
 }
 
 impl Json {
     /// `{"columns":[…],"rows":[[…],…],"truncated":bool}`.
     pub fn document() -> Json {
-        Json { lines: false, keys: Vec::new(), first_row: true, scratch: Vec::new() }
+        Json {
+            lines: false,
+            keys: Vec::new(),
+            first_row: true,
+            scratch: Vec::new(),
+            at: Cursor::default(),
+            options: ExportOptions::default(),
+            cut: Vec::new(),
+        }
+    }
+
+    pub fn with_options(self, options: ExportOptions) -> Json {
+        Json { options, ..self }
     }
 
     /// One JSON object per line, keyed by the unique column names.
@@ -29,26 +51,7 @@ impl Json {
 /// A JSON string literal for UTF-8 text.
 pub(crate) fn string(out: &mut Vec<u8>, text: &[u8]) {
     out.push(b'"');
-    let mut start = 0;
-    for (i, &c) in text.iter().enumerate() {
-        let esc: &[u8] = match c {
-            b'"' => b"\\\"",
-            b'\\' => b"\\\\",
-            b'\n' => b"\\n",
-            b'\r' => b"\\r",
-            b'\t' => b"\\t",
-            0..=0x1f | 0x7f => b"",
-            _ => continue,
-        };
-        out.extend_from_slice(&text[start..i]);
-        if esc.is_empty() {
-            out.extend_from_slice(format!("\\u{c:04x}").as_bytes());
-        } else {
-            out.extend_from_slice(esc);
-        }
-        start = i + 1;
-    }
-    out.extend_from_slice(&text[start..]);
+    json_escaped(out, text);
     out.push(b'"');
 }
 
@@ -111,6 +114,7 @@ fn value(codec: Codec, raw: &[u8], out: &mut Vec<u8>, scratch: &mut Vec<u8>) -> 
 
 impl Exporter for Json {
     fn begin(&mut self, columns: &[Column], out: &mut Vec<u8>) -> Result<(), QueryError> {
+        self.cut = vec![false; columns.len()];
         if self.lines {
             self.keys = unique_names(columns)
                 .iter()
@@ -138,39 +142,121 @@ impl Exporter for Json {
         Ok(())
     }
 
-    fn batch(&mut self, columns: &[Column], batch: &Batch, out: &mut Vec<u8>) -> Result<(), QueryError> {
-        for r in 0..batch.len() {
-            if self.lines {
-                out.push(b'{');
-            } else {
-                if !self.first_row {
-                    out.push(b',');
+    fn batch(&mut self, columns: &[Column], batch: &Batch, out: &mut Vec<u8>) -> Result<bool, QueryError> {
+        let Json { lines, keys, first_row, scratch, at: cursor, options, cut } = self;
+        let mut at = std::mem::take(cursor);
+        while at.row < batch.len() {
+            if at.col == 0 && at.offset.is_none() {
+                if *lines {
+                    out.push(b'{');
+                } else {
+                    if !*first_row {
+                        out.push(b',');
+                    }
+                    out.extend_from_slice(b"\n[");
                 }
-                out.extend_from_slice(b"\n[");
+                *first_row = false;
             }
-            self.first_row = false;
-            for (i, c) in columns.iter().enumerate() {
-                if i > 0 {
-                    out.push(b',');
+            while let Some(c) = columns.get(at.col) {
+                let fresh = at.offset.is_none();
+                if fresh {
+                    if at.col > 0 {
+                        out.push(b',');
+                    }
+                    if let Some(k) = keys.get(at.col) {
+                        out.extend_from_slice(k);
+                    }
                 }
-                if let Some(k) = self.keys.get(i) {
-                    out.extend_from_slice(k);
+                let malformed =
+                    |m: Malformed| QueryError::Internal(format!("column {} held a malformed {} value", c.name, m.0));
+                let Some(raw) = batch.value(at.row, at.col) else {
+                    out.extend_from_slice(b"null");
+                    at.col += 1;
+                    continue;
+                };
+                // The value's text, and whether it is embedded as it is (JSON) or as a string.
+                let (text, embedded): (&[u8], bool) = match c.codec {
+                    Codec::ServerText | Codec::Scalar(Scalar::Text) => (raw, false),
+                    Codec::Scalar(Scalar::Json) => (raw, true),
+                    Codec::Scalar(Scalar::Jsonb) => (decode::jsonb_text(raw).map_err(malformed)?, true),
+                    Codec::Scalar(
+                        s @ (Scalar::Bool
+                        | Scalar::Int2
+                        | Scalar::Int4
+                        | Scalar::Int8
+                        | Scalar::Oid
+                        | Scalar::Float4
+                        | Scalar::Float8
+                        | Scalar::Numeric),
+                    ) => {
+                        scalar(s, raw, out, scratch).map_err(malformed)?;
+                        at.col += 1;
+                        continue;
+                    }
+                    Codec::Array(_) if decode::array(raw).map_err(malformed)?.default_bounds() => {
+                        value(c.codec, raw, out, scratch).map_err(malformed)?;
+                        at.col += 1;
+                        continue;
+                    }
+                    codec => {
+                        if fresh {
+                            scratch.clear();
+                            write_text(codec, raw, scratch).map_err(malformed)?;
+                        }
+                        (&scratch[..], false)
+                    }
+                };
+                let keep = options.max_cell_bytes.map_or(text.len(), |cap| cut_point(text, cap));
+                let as_string = !embedded || keep < text.len();
+                if fresh && as_string {
+                    out.push(b'"');
                 }
-                match batch.value(r, i) {
-                    None => out.extend_from_slice(b"null"),
-                    Some(raw) => value(c.codec, raw, out, &mut self.scratch).map_err(|m| {
-                        QueryError::Internal(format!("column {} held a malformed {} value", c.name, m.0))
-                    })?,
+                let escape = if as_string { Escape::Json } else { Escape::Verbatim };
+                if let Some(next) = write_part(out, &text[..keep], at.offset.unwrap_or(0), escape) {
+                    at.offset = Some(next);
+                    *cursor = at;
+                    return Ok(true);
                 }
+                if keep < text.len() {
+                    out.extend_from_slice(truncation_marker(text.len() - keep).as_bytes());
+                    if let Some(flag) = cut.get_mut(at.col) {
+                        *flag = true;
+                    }
+                }
+                if as_string {
+                    out.push(b'"');
+                }
+                at.offset = None;
+                at.col += 1;
             }
-            out.extend_from_slice(if self.lines { b"}\n" } else { b"]" });
+            out.extend_from_slice(if *lines { b"}\n" } else { b"]" });
+            at.row += 1;
+            at.col = 0;
+            if out.len() >= OUT_CHUNK && at.row < batch.len() {
+                *cursor = at;
+                return Ok(true);
+            }
         }
-        Ok(())
+        Ok(false)
     }
 
-    fn finish(&mut self, _: &[Column], truncated: bool, out: &mut Vec<u8>) -> Result<(), QueryError> {
+    fn cut_columns(&self) -> Vec<usize> {
+        self.cut.iter().enumerate().filter(|(_, &c)| c).map(|(i, _)| i).collect()
+    }
+
+    fn finish(&mut self, columns: &[Column], truncated: bool, out: &mut Vec<u8>) -> Result<(), QueryError> {
         if !self.lines {
             out.extend_from_slice(if self.first_row { b"]" } else { b"\n]" });
+            if self.cut.contains(&true) {
+                out.extend_from_slice(b",\"truncated_columns\":[");
+                for (n, i) in self.cut_columns().into_iter().enumerate() {
+                    if n > 0 {
+                        out.push(b',');
+                    }
+                    string(out, columns.get(i).map_or("", |c| c.name.as_str()).as_bytes());
+                }
+                out.push(b']');
+            }
             out.extend_from_slice(if truncated { b",\"truncated\":true}\n" } else { b",\"truncated\":false}\n" });
         }
         Ok(())

@@ -27,6 +27,7 @@
 //! field metadata (`pg_name`).
 
 pub mod arrow;
+mod cell;
 mod csv;
 mod json;
 
@@ -47,16 +48,69 @@ pub struct ExportContext {
     pub max_rows: Option<u64>,
 }
 
+/// Output is handed on to the sink once it holds about this many bytes, also in the middle of a
+/// batch or of one large value, so a huge cell is never copied whole into the output buffer.
+pub const OUT_CHUNK: usize = 1 << 20;
+
+/// Options for interactive use.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ExportOptions {
+    /// Cut every value whose text (or, for Arrow/Parquet binary and text columns, whose bytes) is
+    /// longer than this many bytes: see [`truncation_marker`] for what the cut looks like and
+    /// how each format flags the column.
+    pub max_cell_bytes: Option<usize>,
+}
+
+/// The marker a cut value ends with: `…[truncated N bytes]`, N being how many bytes of the
+/// value's text were left out. The kept part ends at a UTF-8 character boundary (bytea keeps
+/// whole bytes), so it is at most `max_cell_bytes` long; the marker comes on top.
+pub fn truncation_marker(left_out: usize) -> String {
+    format!("…[truncated {left_out} bytes]")
+}
+
+/// The longest prefix of `text` of at most `cap` bytes that ends on a UTF-8 character boundary
+/// (for text that is not UTF-8, just `cap` bytes).
+pub(crate) fn cut_point(text: &[u8], cap: usize) -> usize {
+    if text.len() <= cap {
+        return text.len();
+    }
+    let continuation = |at: usize| text.get(at).is_some_and(|b| b & 0xC0 == 0x80);
+    // Back off continuation bytes (10xxxxxx): at most three in valid UTF-8.
+    let mut at = cap;
+    for _ in 0..3 {
+        if at > 0 && continuation(at) {
+            at -= 1;
+        }
+    }
+    if continuation(at) {
+        cap
+    } else {
+        at
+    }
+}
+
 /// Turns a stream of batches into bytes, appending them to `out`.
 pub trait Exporter: Send {
     fn begin(&mut self, columns: &[Column], out: &mut Vec<u8>) -> Result<(), QueryError>;
-    fn batch(&mut self, columns: &[Column], batch: &Batch, out: &mut Vec<u8>) -> Result<(), QueryError>;
+    /// Appends the output for `batch`. Returns true when it stopped early because `out` reached
+    /// [`OUT_CHUNK`] with more of this batch to come: the caller hands `out` on, clears it and
+    /// calls again with the same batch.
+    fn batch(&mut self, columns: &[Column], batch: &Batch, out: &mut Vec<u8>) -> Result<bool, QueryError>;
+    /// After a batch's rows were released: output that waited for that (an encoded record
+    /// batch), one piece at a time. False once there is none left.
+    fn settle(&mut self, _out: &mut Vec<u8>) -> Result<bool, QueryError> {
+        Ok(false)
+    }
     /// After the last batch; `truncated` when `max_rows` cut the result short.
     fn finish(&mut self, columns: &[Column], truncated: bool, out: &mut Vec<u8>) -> Result<(), QueryError>;
     /// After `finish`: output still held back (a spooled result), one piece at a time, so it
     /// never has to sit in memory whole. False once there is none left.
     fn more(&mut self, _out: &mut Vec<u8>) -> Result<bool, QueryError> {
         Ok(false)
+    }
+    /// The indexes of the columns in which a value was cut by [`ExportOptions::max_cell_bytes`].
+    fn cut_columns(&self) -> Vec<usize> {
+        Vec::new()
     }
 }
 
@@ -93,12 +147,17 @@ impl Format {
     }
 
     pub fn exporter(self, ctx: ExportContext) -> Box<dyn Exporter> {
+        self.exporter_with(ctx, ExportOptions::default())
+    }
+
+    /// An exporter with [`ExportOptions`] (a per-cell cap for interactive use).
+    pub fn exporter_with(self, ctx: ExportContext, options: ExportOptions) -> Box<dyn Exporter> {
         match self {
-            Format::Csv => Box::new(Csv::default()),
-            Format::Json => Box::new(Json::document()),
-            Format::Ndjson => Box::new(Json::lines()),
-            Format::Arrow => Box::new(ArrowIpc::new(ctx)),
-            Format::Parquet => Box::new(Parquet::new()),
+            Format::Csv => Box::new(Csv::with_options(options)),
+            Format::Json => Box::new(Json::document().with_options(options)),
+            Format::Ndjson => Box::new(Json::lines().with_options(options)),
+            Format::Arrow => Box::new(ArrowIpc::with_options(ctx, options)),
+            Format::Parquet => Box::new(Parquet::with_options(options)),
         }
     }
 }
@@ -165,17 +224,32 @@ pub async fn export(
 
 async fn pump(stream: &mut RowStream, exporter: &mut dyn Exporter, sink: &mut Sink<'_>) -> Result<(), QueryError> {
     let columns: Vec<Column> = stream.columns().to_vec();
-    let mut out = Vec::with_capacity(1 << 20);
+    let mut out = Vec::with_capacity(OUT_CHUNK + (64 << 10));
     exporter.begin(&columns, &mut out)?;
     sink.write(&out).await?;
     sink.flush().await?;
     out.clear();
     while let Some(batch) = stream.next_batch().await? {
-        exporter.batch(&columns, &batch, &mut out)?;
+        while exporter.batch(&columns, &batch, &mut out)? {
+            sink.write(&out).await?;
+            out.clear();
+        }
         drop(batch);
         if !out.is_empty() {
             sink.write(&out).await?;
             out.clear();
+        }
+        while exporter.settle(&mut out)? {
+            sink.write(&out).await?;
+            out.clear();
+        }
+        if !out.is_empty() {
+            sink.write(&out).await?;
+            out.clear();
+        }
+        // A huge value grew the buffer: give the memory back.
+        if out.capacity() > 4 * OUT_CHUNK {
+            out = Vec::with_capacity(OUT_CHUNK + (64 << 10));
         }
     }
     exporter.finish(&columns, stream.is_truncated(), &mut out)?;

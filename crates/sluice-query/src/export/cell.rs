@@ -1,0 +1,115 @@
+//! Writing one value's text piece by piece, so a huge value goes to the sink in
+//! [`OUT_CHUNK`](super::OUT_CHUNK)-sized pieces instead of being copied whole into the output.
+
+use super::OUT_CHUNK;
+
+/// Where a batch's output stopped when the output buffer filled up.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct Cursor {
+    pub row: usize,
+    pub col: usize,
+    /// In the middle of a value: how many bytes of its text were written already.
+    pub offset: Option<usize>,
+    /// CSV: whether the value being written is quoted.
+    pub quoted: bool,
+}
+
+/// How a value's bytes are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Escape {
+    /// As they are.
+    Verbatim,
+    /// Inside a quoted CSV field: `"` doubled.
+    CsvQuoted,
+    /// Inside a JSON string literal.
+    Json,
+}
+
+/// How much of a value is escaped in one go.
+const PIECE: usize = 64 << 10;
+
+/// Writes `text[from..]` escaped into `out`, stopping once `out` holds [`OUT_CHUNK`] bytes.
+/// Returns where it stopped, or `None` when all of `text` was written.
+pub(crate) fn write_part(out: &mut Vec<u8>, text: &[u8], from: usize, escape: Escape) -> Option<usize> {
+    let mut at = from.min(text.len());
+    while at < text.len() {
+        let end = (at + PIECE).min(text.len());
+        let piece = &text[at..end];
+        match escape {
+            Escape::Verbatim => out.extend_from_slice(piece),
+            Escape::CsvQuoted => csv_quoted(out, piece),
+            Escape::Json => json_escaped(out, piece),
+        }
+        at = end;
+        if out.len() >= OUT_CHUNK && at < text.len() {
+            return Some(at);
+        }
+    }
+    None
+}
+
+fn csv_quoted(out: &mut Vec<u8>, text: &[u8]) {
+    let mut start = 0;
+    for (i, &c) in text.iter().enumerate() {
+        if c == b'"' {
+            out.extend_from_slice(&text[start..=i]);
+            out.push(b'"');
+            start = i + 1;
+        }
+    }
+    out.extend_from_slice(&text[start..]);
+}
+
+/// The inside of a JSON string literal for UTF-8 text (byte-wise, so any split point is fine).
+pub(crate) fn json_escaped(out: &mut Vec<u8>, text: &[u8]) {
+    let mut start = 0;
+    for (i, &c) in text.iter().enumerate() {
+        let esc: &[u8] = match c {
+            b'"' => b"\\\"",
+            b'\\' => b"\\\\",
+            b'\n' => b"\\n",
+            b'\r' => b"\\r",
+            b'\t' => b"\\t",
+            0..=0x1f | 0x7f => b"",
+            _ => continue,
+        };
+        out.extend_from_slice(&text[start..i]);
+        if esc.is_empty() {
+            out.extend_from_slice(format!("\\u{c:04x}").as_bytes());
+        } else {
+            out.extend_from_slice(esc);
+        }
+        start = i + 1;
+    }
+    out.extend_from_slice(&text[start..]);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pieces_join_to_the_whole() {
+        let text: Vec<u8> = (0..3 * OUT_CHUNK).map(|i| if i % 7 == 0 { b'"' } else { b'a' }).collect();
+        for escape in [Escape::Verbatim, Escape::CsvQuoted, Escape::Json] {
+            let mut whole = Vec::new();
+            let mut from = Some(0);
+            let mut pieces = 0;
+            while let Some(at) = from {
+                let mut out = Vec::new();
+                from = write_part(&mut out, &text, at, escape);
+                assert!(out.len() < OUT_CHUNK + 2 * PIECE, "{escape:?}: a piece of {}", out.len());
+                whole.extend_from_slice(&out);
+                pieces += 1;
+            }
+            assert!(pieces >= 3, "{escape:?}");
+            let mut once = Vec::new();
+            match escape {
+                Escape::Verbatim => once.extend_from_slice(&text),
+                Escape::CsvQuoted => csv_quoted(&mut once, &text),
+                Escape::Json => json_escaped(&mut once, &text),
+            }
+            assert_eq!(whole, once, "{escape:?}");
+        }
+    }
+}

@@ -1,0 +1,121 @@
+//! A value far larger than the output buffer goes through every format byte for byte, and the
+//! per-cell cap cuts at a character boundary with its marker and flags the column.
+
+mod common;
+
+use arrow_array::{Array, StringArray};
+use common::*;
+use sluice_query::export::{self, truncation_marker, ExportContext, ExportOptions, Format, Sink};
+use sluice_query::run;
+
+/// About 20 MB of text holding every character CSV and JSON escape, and a two-byte one.
+const UNIT: &str = "ab\"c,é\\\n\t";
+const REPEAT: usize = 2_000_000;
+const BIG: &str = "SELECT repeat(E'ab\"c,é\\\\\\n\\t', 2000000) AS big, 7 AS n";
+
+fn big() -> String {
+    UNIT.repeat(REPEAT)
+}
+
+async fn export_with(env: &Env, sql: &str, format: Format, options: ExportOptions) -> (Vec<u8>, Vec<usize>) {
+    let session = env.pool.get().await.expect("session");
+    let stream = run(session, req(sql, format)).await.expect("run");
+    let mut exporter = format.exporter_with(ExportContext::default(), options);
+    let mut out = Vec::new();
+    export::export(stream, exporter.as_mut(), Sink::Blocking(&mut out)).await.expect("export");
+    (out, exporter.cut_columns())
+}
+
+fn csv_field(text: &str) -> String {
+    format!("\"{}\"", text.replace('"', "\"\""))
+}
+
+fn arrow_strings(bytes: Vec<u8>) -> (Vec<String>, arrow_schema::SchemaRef) {
+    let reader = arrow_ipc::reader::StreamReader::try_new(std::io::Cursor::new(bytes), None).expect("ipc");
+    let schema = reader.schema();
+    let mut values = Vec::new();
+    for batch in reader {
+        let batch = batch.expect("batch");
+        let col = batch.column(0).as_any().downcast_ref::<StringArray>().expect("utf8").clone();
+        values.extend((0..col.len()).map(|i| col.value(i).to_string()));
+    }
+    (values, schema)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_20_mb_cell_round_trips_in_every_format() {
+    let env = env();
+    let expected = big();
+    assert_eq!(expected.len(), 20_000_000);
+    let none = ExportOptions::default();
+
+    let (csv, cut) = export_with(&env, BIG, Format::Csv, none).await;
+    assert_eq!(String::from_utf8(csv).expect("utf8"), format!("big,n\n{},7\n", csv_field(&expected)));
+    assert!(cut.is_empty());
+
+    let (json, _) = export_with(&env, BIG, Format::Json, none).await;
+    let doc: serde_json::Value = serde_json::from_slice(&json).expect("json");
+    assert_eq!(doc["rows"][0][0].as_str(), Some(expected.as_str()));
+    assert_eq!(doc["rows"][0][1].to_string(), "7");
+    assert!(doc.get("truncated_columns").is_none());
+
+    let (ndjson, _) = export_with(&env, BIG, Format::Ndjson, none).await;
+    let line: serde_json::Value = serde_json::from_slice(&ndjson).expect("ndjson");
+    assert_eq!(line["big"].as_str(), Some(expected.as_str()));
+
+    let (arrow, _) = export_with(&env, BIG, Format::Arrow, none).await;
+    let (values, _) = arrow_strings(arrow);
+    assert_eq!(values, vec![expected.clone()]);
+
+    let (pq, _) = export_with(&env, BIG, Format::Parquet, none).await;
+    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(bytes::Bytes::from(pq))
+        .expect("parquet")
+        .build()
+        .expect("reader");
+    let mut values = Vec::new();
+    for batch in reader {
+        let batch = batch.expect("batch");
+        let col = batch.column(0).as_any().downcast_ref::<StringArray>().expect("utf8").clone();
+        values.extend((0..col.len()).map(|i| col.value(i).to_string()));
+    }
+    assert_eq!(values, vec![expected]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cell_cap_cuts_at_a_character_boundary_and_flags_the_column() {
+    let env = env();
+    let full = big();
+    // Byte 3 of the unit starts `"`, byte 6 is the second byte of `é`: a cap there backs off
+    // to the start of `é`.
+    let cap = 10 * UNIT.len() + 6;
+    let kept = &full[..cap - 1];
+    assert!(full.is_char_boundary(cap - 1) && !full.is_char_boundary(cap));
+    let cell = format!("{kept}{}", truncation_marker(full.len() - kept.len()));
+    let options = ExportOptions { max_cell_bytes: Some(cap) };
+    let sql = "SELECT repeat(E'ab\"c,é\\\\\\n\\t', 2000000) AS big, 'short' AS small, '{\"a\": [1, 2]}'::jsonb AS j";
+
+    let (csv, cut) = export_with(&env, sql, Format::Csv, options).await;
+    assert_eq!(
+        String::from_utf8(csv).expect("utf8"),
+        format!("big,small,j\n{},short,\"{{\"\"a\"\": [1, 2]}}\"\n", csv_field(&cell))
+    );
+    assert_eq!(cut, vec![0]);
+
+    let (json, cut) = export_with(&env, sql, Format::Json, options).await;
+    let doc: serde_json::Value = serde_json::from_slice(&json).expect("json");
+    assert_eq!(doc["rows"][0][0].as_str(), Some(cell.as_str()));
+    assert_eq!(doc["rows"][0][1].as_str(), Some("short"));
+    assert_eq!(doc["rows"][0][2], serde_json::json!({"a": [1, 2]}));
+    assert_eq!(doc["truncated_columns"], serde_json::json!(["big"]));
+    assert_eq!(doc["truncated"], serde_json::json!(false));
+    assert_eq!(cut, vec![0]);
+
+    // A json value that is cut is no longer JSON: it becomes a string, marker included.
+    let small = ExportOptions { max_cell_bytes: Some(5) };
+    let (ndjson, cut) = export_with(&env, sql, Format::Ndjson, small).await;
+    let line: serde_json::Value = serde_json::from_slice(&ndjson).expect("ndjson");
+    assert_eq!(line["small"].as_str(), Some("short"));
+    let j = r#"{"a": [1, 2]}"#;
+    assert_eq!(line["j"].as_str(), Some(format!("{}{}", &j[..5], truncation_marker(j.len() - 5)).as_str()));
+    assert_eq!(cut, vec![0, 2]);
+}
