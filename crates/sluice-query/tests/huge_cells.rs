@@ -118,4 +118,22 @@ async fn the_cell_cap_cuts_at_a_character_boundary_and_flags_the_column() {
     let j = r#"{"a": [1, 2]}"#;
     assert_eq!(line["j"].as_str(), Some(format!("{}{}", &j[..5], truncation_marker(j.len() - 5)).as_str()));
     assert_eq!(cut, vec![0, 2]);
+
+    // Arrow: the value ends with the marker (the schema went out before the cut was known).
+    let (arrow, cut) = export_with(&env, sql, Format::Arrow, options).await;
+    let (values, _) = arrow_strings(arrow);
+    assert_eq!(values, vec![cell.clone()]);
+    assert_eq!(cut, vec![0]);
+
+    // Parquet: the same value, and the footer lists the cut columns.
+    let (pq, cut) = export_with(&env, sql, Format::Parquet, options).await;
+    assert_eq!(cut, vec![0]);
+    let builder = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(bytes::Bytes::from(pq))
+        .expect("parquet");
+    let kv = builder.metadata().file_metadata().key_value_metadata().cloned().unwrap_or_default();
+    let listed = kv.iter().find(|k| k.key == sluice_query::export::arrow::TRUNCATED_COLUMNS_KEY);
+    assert_eq!(listed.and_then(|k| k.value.as_deref()), Some(r#"["big"]"#));
+    let batch = builder.build().expect("reader").next().expect("a batch").expect("batch");
+    let col = batch.column(0).as_any().downcast_ref::<StringArray>().expect("utf8");
+    assert_eq!(col.value(0), cell);
 }

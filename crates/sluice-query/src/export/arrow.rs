@@ -12,7 +12,8 @@
 //! `pg_type` (e.g. `numeric(12,2)`, `integer[]`, `mood`), `pg_type_oid` and `pg_name` (the
 //! column's name as PostgreSQL gave it; field names are [`unique_names`]).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
+use std::fmt::Write as _;
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -23,22 +24,29 @@ use arrow_array::builder::{
     Time64MicrosecondBuilder, TimestampMicrosecondBuilder, UInt32Builder,
 };
 use arrow_array::{ArrayRef, RecordBatch};
-use arrow_ipc::writer::StreamWriter;
+use arrow_buffer::Buffer;
+use arrow_ipc::writer::{StreamEncoder, StreamWriter};
 use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::metadata::KeyValue;
 use parquet::file::properties::WriterProperties;
 
-use super::{ExportContext, ExportOptions, Exporter};
+use super::{cut_point, truncation_marker, ExportContext, ExportOptions, Exporter, OUT_CHUNK};
 use crate::decode::{self, Malformed};
 use crate::types::{write_scalar, write_text, Codec, Scalar};
 use crate::{unique_names, Batch, Column, QueryError};
 
 /// The schema metadata key that says whether `max_rows` cut the result short.
 pub const TRUNCATED_KEY: &str = "sluice.truncated";
+/// The Parquet key-value metadata key listing, as a JSON array of field names, the columns in
+/// which [`ExportOptions::max_cell_bytes`] cut a value (absent when none was cut).
+pub const TRUNCATED_COLUMNS_KEY: &str = "sluice.truncated_columns";
 /// Rows per Arrow record batch (and the unit Parquet receives).
 pub const RECORD_BATCH_ROWS: usize = 65_536;
+/// A record batch is also written once its text and binary values reach this many bytes, so a
+/// batch of huge values is not held until it has its rows.
+pub const RECORD_BATCH_BYTES: usize = 32 << 20;
 /// Rows per Parquet row group: bounds the writer's memory.
 pub const ROW_GROUP_ROWS: usize = 65_536;
 /// A partly filled record batch is written after this long, so slow results still stream.
@@ -159,15 +167,29 @@ struct Builders {
     /// Rows per record batch: builders are created at this capacity, so they never regrow.
     capacity: usize,
     rows: usize,
+    /// Bytes of text and binary values appended since the last `take`.
+    bytes: usize,
     scratch: Vec<u8>,
     since: Instant,
+    max_cell_bytes: Option<usize>,
+    cut: Vec<bool>,
 }
 
 impl Builders {
-    fn new(columns: &[Column], capacity: usize) -> Builders {
+    fn new(columns: &[Column], capacity: usize, options: ExportOptions) -> Builders {
         let plans: Vec<Plan> = columns.iter().map(plan).collect();
         let builders = plans.iter().map(|p| make_builder(&p.data_type, capacity)).collect();
-        Builders { plans, builders, capacity, rows: 0, scratch: Vec::new(), since: Instant::now() }
+        Builders {
+            plans,
+            builders,
+            capacity,
+            rows: 0,
+            bytes: 0,
+            scratch: Vec::new(),
+            since: Instant::now(),
+            max_cell_bytes: options.max_cell_bytes,
+            cut: vec![false; columns.len()],
+        }
     }
 
     fn append(&mut self, columns: &[Column], batch: &Batch) -> Result<(), QueryError> {
@@ -185,12 +207,19 @@ impl Builders {
                     c.name, c.type_name
                 )),
             };
+            let mut cell = Cell { scratch: &mut self.scratch, cap: self.max_cell_bytes, cut: false, bytes: 0 };
             for r in 0..batch.len() {
                 let raw = batch.value(r, i);
                 if plan.list {
-                    append_list(b.as_mut(), plan, raw, &mut self.scratch).map_err(failed)?;
+                    append_list(b.as_mut(), plan, raw, &mut cell).map_err(failed)?;
                 } else {
-                    append(b.as_mut(), plan.kind, plan.scale, raw, &mut self.scratch).map_err(failed)?;
+                    append(b.as_mut(), plan.kind, plan.scale, raw, &mut cell).map_err(failed)?;
+                }
+            }
+            self.bytes += cell.bytes;
+            if cell.cut {
+                if let Some(flag) = self.cut.get_mut(i) {
+                    *flag = true;
                 }
             }
         }
@@ -199,7 +228,9 @@ impl Builders {
     }
 
     fn due(&self) -> bool {
-        self.rows >= self.capacity || (self.rows > 0 && self.since.elapsed() >= FLUSH_AFTER)
+        self.rows >= self.capacity
+            || self.bytes >= RECORD_BATCH_BYTES
+            || (self.rows > 0 && self.since.elapsed() >= FLUSH_AFTER)
     }
 
     fn take(&mut self, schema: &SchemaRef) -> Result<Option<RecordBatch>, QueryError> {
@@ -208,10 +239,40 @@ impl Builders {
             return Ok(None);
         }
         self.rows = 0;
+        self.bytes = 0;
         let arrays: Vec<ArrayRef> = self.builders.iter_mut().map(|b| b.finish()).collect();
         // `finish` leaves empty builders; start the next batch at full capacity.
         self.builders = self.plans.iter().map(|p| make_builder(&p.data_type, self.capacity)).collect();
         RecordBatch::try_new(schema.clone(), arrays).map(Some).map_err(|e| QueryError::Encode(e.to_string()))
+    }
+
+    fn cut_columns(&self) -> Vec<usize> {
+        self.cut.iter().enumerate().filter(|(_, &c)| c).map(|(i, _)| i).collect()
+    }
+}
+
+/// What appending one column's values needs besides the builder.
+struct Cell<'a> {
+    scratch: &'a mut Vec<u8>,
+    /// [`ExportOptions::max_cell_bytes`].
+    cap: Option<usize>,
+    /// Set when a value was cut.
+    cut: bool,
+    /// Bytes of text and binary values appended.
+    bytes: usize,
+}
+
+/// How much of `value` is appended under the cap, and the marker when it is cut (returned
+/// separately, so that the kept part is not copied).
+fn cut_at(cap: Option<usize>, value: &[u8]) -> (usize, Option<String>) {
+    let keep = cap.map_or(value.len(), |cap| cut_point(value, cap));
+    (keep, (keep < value.len()).then(|| truncation_marker(value.len() - keep)))
+}
+
+impl Cell<'_> {
+    fn note(&mut self, kept: usize, cut: bool) {
+        self.bytes += kept;
+        self.cut |= cut;
     }
 }
 
@@ -247,7 +308,7 @@ fn append(
     kind: Kind,
     scale: i8,
     raw: Option<&[u8]>,
-    scratch: &mut Vec<u8>,
+    cell: &mut Cell<'_>,
 ) -> Result<(), AppendError> {
     match kind {
         Kind::Bool => downcast::<BooleanBuilder>(b)?.append_option(raw.map(decode::bool_).transpose()?),
@@ -274,7 +335,19 @@ fn append(
             };
             downcast::<Decimal256Builder>(b)?.append_option(v)
         }
-        Kind::Binary => downcast::<BinaryBuilder>(b)?.append_option(raw),
+        Kind::Binary => {
+            let bb = downcast::<BinaryBuilder>(b)?;
+            let Some(r) = raw else {
+                bb.append_null();
+                return Ok(());
+            };
+            let (keep, marker) = cut_at(cell.cap, r);
+            cell.note(keep, marker.is_some());
+            match marker {
+                None => bb.append_value(r),
+                Some(marker) => bb.append_value([&r[..keep], marker.as_bytes()].concat()),
+            }
+        }
         Kind::Date => {
             let v = raw.map(decode::be_i32).transpose()?.map(|d| match d {
                 i32::MAX | i32::MIN => d,
@@ -292,18 +365,38 @@ fn append(
         }
         Kind::Text(codec) => {
             let sb = downcast::<StringBuilder>(b)?;
-            match raw {
-                None => sb.append_null(),
-                Some(r) => {
-                    scratch.clear();
-                    match codec {
-                        Codec::Scalar(s) => write_scalar(s, r, scratch)?,
-                        other => write_text(other, r, scratch)?,
-                    }
-                    let text = std::str::from_utf8(scratch).map_err(|_| Malformed("text"))?;
-                    sb.append_value(text)
+            let Some(r) = raw else {
+                sb.append_null();
+                return Ok(());
+            };
+            // Text the row already holds is appended from there; other types are rendered.
+            let text: &[u8] = match codec {
+                Codec::ServerText | Codec::Scalar(Scalar::Text | Scalar::Json) => r,
+                Codec::Scalar(Scalar::Jsonb) => decode::jsonb_text(r)?,
+                Codec::Scalar(s) => {
+                    cell.scratch.clear();
+                    write_scalar(s, r, cell.scratch)?;
+                    cell.scratch
+                }
+                other => {
+                    cell.scratch.clear();
+                    write_text(other, r, cell.scratch)?;
+                    cell.scratch
+                }
+            };
+            let text = std::str::from_utf8(text).map_err(|_| Malformed("text"))?;
+            let (keep, marker) = cut_at(cell.cap, text.as_bytes());
+            match &marker {
+                None => sb.append_value(text),
+                Some(marker) => {
+                    // `cut_point` cuts valid UTF-8 at a character boundary.
+                    let kept = text.get(..keep).ok_or(Malformed("text"))?;
+                    sb.write_str(kept).map_err(|_| Malformed("text"))?;
+                    sb.write_str(marker).map_err(|_| Malformed("text"))?;
+                    sb.append_value("");
                 }
             }
+            cell.note(keep, marker.is_some());
         }
     }
     Ok(())
@@ -313,7 +406,7 @@ fn append_list(
     b: &mut dyn ArrayBuilder,
     plan: &Plan,
     raw: Option<&[u8]>,
-    scratch: &mut Vec<u8>,
+    cell: &mut Cell<'_>,
 ) -> Result<(), AppendError> {
     let lb = downcast::<ListBuilder<Box<dyn ArrayBuilder>>>(b)?;
     let Some(raw) = raw else {
@@ -322,7 +415,7 @@ fn append_list(
     };
     let a = decode::array(raw)?;
     for e in &a.elems {
-        append(lb.values().as_mut(), plan.kind, plan.scale, *e, scratch)?;
+        append(lb.values().as_mut(), plan.kind, plan.scale, *e, cell)?;
     }
     lb.append(true);
     Ok(())
@@ -364,47 +457,86 @@ fn encode_err(e: impl std::fmt::Display) -> QueryError {
 /// end, and the schema message that says so comes first: the batches are encoded as they fill
 /// into a spool (memory, then a temporary file past [`SPOOL_IN_MEMORY`]), and after the
 /// schema they are handed on a piece at a time — memory stays flat whatever `max_rows` is.
+///
+/// A record batch is written when it has [`RECORD_BATCH_ROWS`] rows or [`RECORD_BATCH_BYTES`]
+/// of values, and its encoding refers to the arrays' own buffers (no copy): it goes out in
+/// [`OUT_CHUNK`] pieces after the rows it came from were released. With
+/// [`ExportOptions::max_cell_bytes`], the schema is already out when a value is cut, so the cut
+/// is marked in band only (the value ends with the marker; bytea values too); Parquet, whose
+/// footer is written last, also lists the cut columns in its key-value metadata
+/// ([`TRUNCATED_COLUMNS_KEY`]).
 pub struct ArrowIpc {
     ctx: ExportContext,
+    options: ExportOptions,
     builders: Option<Builders>,
     schema: Option<SchemaRef>,
+    /// The stream's schema message and end-of-stream marker.
     writer: Option<StreamWriter<Shared>>,
-    /// With a row limit: the batches' IPC messages, behind a provisional schema message of
-    /// `spooled_schema_len` bytes.
-    spool: Option<StreamWriter<Spool>>,
-    spooled_schema_len: u64,
+    /// Encodes record batches; the schema message it puts before the first one (`skip` bytes)
+    /// is dropped, since `writer` wrote the real one.
+    encoder: Option<StreamEncoder>,
+    skip: usize,
+    /// Encoded buffers not yet handed on.
+    pending: VecDeque<Buffer>,
+    /// With a row limit: the batches' IPC messages, written before the schema is known.
+    spool: Option<Spool>,
     /// After `finish` with a row limit: the spooled messages still to hand on.
     replay: Option<Spool>,
     buf: Shared,
 }
 
 impl ArrowIpc {
-    pub fn with_options(ctx: ExportContext, _options: ExportOptions) -> ArrowIpc {
-        ArrowIpc::new(ctx)
+    pub fn with_options(ctx: ExportContext, options: ExportOptions) -> ArrowIpc {
+        ArrowIpc { options, ..ArrowIpc::new(ctx) }
     }
 
     pub fn new(ctx: ExportContext) -> ArrowIpc {
         ArrowIpc {
             ctx,
+            options: ExportOptions::default(),
             builders: None,
             schema: None,
             writer: None,
+            encoder: None,
+            skip: 0,
+            pending: VecDeque::new(),
             spool: None,
-            spooled_schema_len: 0,
             replay: None,
             buf: Shared::default(),
         }
     }
 
-    fn emit(&mut self, batch: RecordBatch, out: &mut Vec<u8>) -> Result<(), QueryError> {
-        if let Some(w) = self.writer.as_mut() {
-            w.write(&batch).map_err(encode_err)?;
-            self.buf.drain_into(out);
-        } else if let Some(s) = self.spool.as_mut() {
-            s.write(&batch).map_err(encode_err)?;
+    /// Encodes `batch` into `pending` (or straight into the spool), without copying its values.
+    fn encode(&mut self, batch: RecordBatch) -> Result<(), QueryError> {
+        let Some(encoder) = self.encoder.as_mut() else {
+            return Err(QueryError::Internal("batch before begin".into()));
+        };
+        let buffers = encoder.encode(&batch).map_err(encode_err)?;
+        drop(batch);
+        for mut b in buffers {
+            if self.skip > 0 {
+                let n = self.skip.min(b.len());
+                self.skip -= n;
+                b = b.slice(n);
+            }
+            if b.is_empty() {
+                continue;
+            }
+            match self.spool.as_mut() {
+                Some(spool) => spool.write_all(b.as_slice()).map_err(encode_err)?,
+                None => self.pending.push_back(b),
+            }
         }
         Ok(())
     }
+}
+
+/// The length of the schema message a [`StreamEncoder`] puts before its first batch.
+fn schema_message_len(schema: &Schema) -> Result<usize, QueryError> {
+    let twin = StreamEncoder::try_new(schema).map_err(encode_err)?;
+    let total: usize = twin.finish().map_err(encode_err)?.iter().map(|b| b.len()).sum();
+    // `finish` adds the end-of-stream marker: a continuation and a zero length.
+    total.checked_sub(8).ok_or_else(|| QueryError::Internal("an Arrow schema message shorter than expected".into()))
 }
 
 /// Encoded IPC messages waiting for their schema message: in memory up to [`SPOOL_IN_MEMORY`]
@@ -482,30 +614,44 @@ impl Spool {
 
 impl Exporter for ArrowIpc {
     fn begin(&mut self, columns: &[Column], out: &mut Vec<u8>) -> Result<(), QueryError> {
-        self.builders = Some(Builders::new(columns, RECORD_BATCH_ROWS));
+        self.builders = Some(Builders::new(columns, RECORD_BATCH_ROWS, self.options));
         // Record batches carry the plain schema; the stream's schema message adds the metadata.
-        self.schema = Some(Arc::new(schema(columns, None)));
+        let plain = schema(columns, None);
+        self.skip = schema_message_len(&plain)?;
+        self.encoder = Some(StreamEncoder::try_new(&plain).map_err(encode_err)?);
+        self.schema = Some(Arc::new(plain));
         if self.ctx.max_rows.is_none() {
             let s = schema(columns, Some(false));
             self.writer = Some(StreamWriter::try_new(self.buf.clone(), &s).map_err(encode_err)?);
             self.buf.drain_into(out);
         } else {
-            let mut spool = StreamWriter::try_new(Spool::default(), &schema(columns, None)).map_err(encode_err)?;
-            self.spooled_schema_len = spool.get_mut().len;
-            self.spool = Some(spool);
+            self.spool = Some(Spool::default());
         }
         Ok(())
     }
 
-    fn batch(&mut self, columns: &[Column], batch: &Batch, out: &mut Vec<u8>) -> Result<bool, QueryError> {
+    fn batch(&mut self, columns: &[Column], batch: &Batch, _out: &mut Vec<u8>) -> Result<bool, QueryError> {
         let (Some(b), Some(schema)) = (self.builders.as_mut(), self.schema.clone()) else {
             return Err(QueryError::Internal("batch before begin".into()));
         };
         b.append(columns, batch)?;
         if b.due() {
             if let Some(rb) = b.take(&schema)? {
-                self.emit(rb, out)?;
+                self.encode(rb)?;
             }
+        }
+        Ok(false)
+    }
+
+    fn settle(&mut self, out: &mut Vec<u8>) -> Result<bool, QueryError> {
+        while let Some(b) = self.pending.pop_front() {
+            let room = OUT_CHUNK.saturating_sub(out.len()).max(1);
+            if b.len() > room {
+                out.extend_from_slice(&b.as_slice()[..room]);
+                self.pending.push_front(b.slice(room));
+                return Ok(true);
+            }
+            out.extend_from_slice(b.as_slice());
         }
         Ok(false)
     }
@@ -515,41 +661,43 @@ impl Exporter for ArrowIpc {
             return Err(QueryError::Internal("finish before begin".into()));
         };
         if let Some(rb) = b.take(&schema)? {
-            self.emit(rb, out)?;
+            self.encode(rb)?;
         }
-        if let Some(mut spooled) = self.spool.take() {
-            // The real schema message, then the spooled batch messages (without the provisional
-            // schema; record batch messages do not repeat it), then the end of stream in `more`.
-            // The spooling writer is dropped unfinished, so it wrote no end-of-stream marker.
+        if let Some(mut spool) = self.spool.take() {
+            // The real schema message, then the spooled batch messages, then the end of stream
+            // in `more`.
             let s = schema_with(columns, truncated);
             self.writer = Some(StreamWriter::try_new(self.buf.clone(), &s).map_err(encode_err)?);
             self.buf.drain_into(out);
-            let mut spool = std::mem::take(spooled.get_mut());
             spool.flush().map_err(encode_err)?;
-            spool.rewind_to(self.spooled_schema_len).map_err(encode_err)?;
+            spool.rewind_to(0).map_err(encode_err)?;
             self.replay = Some(spool);
             return Ok(());
         }
-        if let Some(w) = self.writer.as_mut() {
-            w.finish().map_err(encode_err)?;
-        }
-        self.buf.drain_into(out);
+        // The last batch's pieces and the end of stream follow in `more`.
         Ok(())
     }
 
     fn more(&mut self, out: &mut Vec<u8>) -> Result<bool, QueryError> {
-        let Some(spool) = self.replay.as_mut() else {
-            return Ok(false);
-        };
-        if spool.read_piece(out).map_err(encode_err)? {
+        if self.settle(out)? || !out.is_empty() {
             return Ok(true);
         }
-        self.replay = None;
-        if let Some(w) = self.writer.as_mut() {
-            w.finish().map_err(encode_err)?;
+        if let Some(spool) = self.replay.as_mut() {
+            if spool.read_piece(out).map_err(encode_err)? {
+                return Ok(true);
+            }
+            self.replay = None;
         }
-        self.buf.drain_into(out);
-        Ok(!out.is_empty())
+        if let Some(mut w) = self.writer.take() {
+            w.finish().map_err(encode_err)?;
+            self.buf.drain_into(out);
+            return Ok(!out.is_empty());
+        }
+        Ok(false)
+    }
+
+    fn cut_columns(&self) -> Vec<usize> {
+        self.builders.as_ref().map(Builders::cut_columns).unwrap_or_default()
     }
 }
 
@@ -566,6 +714,7 @@ fn schema_with(columns: &[Column], truncated: bool) -> Schema {
 /// channel of two, so decoding the next rows overlaps compressing the previous ones; the encoded
 /// bytes come back to the exporter and go out with the next batch.
 pub struct Parquet {
+    options: ExportOptions,
     builders: Option<Builders>,
     schema: Option<SchemaRef>,
     worker: Option<Encoder>,
@@ -576,7 +725,7 @@ pub const PARQUET_BATCH_ROWS: usize = 16_384;
 
 enum ToEncoder {
     Batch(RecordBatch),
-    Finish { truncated: bool },
+    Finish { truncated: bool, cut: Option<String> },
 }
 
 struct Encoder {
@@ -614,11 +763,14 @@ impl Encoder {
                             writer.write(&rb).map_err(|e| e.to_string())?;
                             send(&outbox);
                         }
-                        ToEncoder::Finish { truncated } => {
+                        ToEncoder::Finish { truncated, cut } => {
                             writer.append_key_value_metadata(KeyValue::new(
                                 TRUNCATED_KEY.to_string(),
                                 truncated.to_string(),
                             ));
+                            if let Some(cut) = cut {
+                                writer.append_key_value_metadata(KeyValue::new(TRUNCATED_COLUMNS_KEY.to_string(), cut));
+                            }
                             writer.close().map_err(|e| e.to_string())?;
                             send(&outbox);
                             return Ok(());
@@ -661,12 +813,12 @@ impl Default for Parquet {
 }
 
 impl Parquet {
-    pub fn with_options(_options: ExportOptions) -> Parquet {
-        Parquet::new()
+    pub fn with_options(options: ExportOptions) -> Parquet {
+        Parquet { options, ..Parquet::new() }
     }
 
     pub fn new() -> Parquet {
-        Parquet { builders: None, schema: None, worker: None }
+        Parquet { options: ExportOptions::default(), builders: None, schema: None, worker: None }
     }
 }
 
@@ -676,7 +828,7 @@ impl Exporter for Parquet {
         let worker = Encoder::start(s.clone())?;
         worker.collect(out);
         self.worker = Some(worker);
-        self.builders = Some(Builders::new(columns, PARQUET_BATCH_ROWS));
+        self.builders = Some(Builders::new(columns, PARQUET_BATCH_ROWS, self.options));
         self.schema = Some(s);
         Ok(())
     }
@@ -687,7 +839,7 @@ impl Exporter for Parquet {
             return Err(QueryError::Internal("batch before begin".into()));
         };
         b.append(columns, batch)?;
-        if b.rows >= PARQUET_BATCH_ROWS {
+        if b.rows >= PARQUET_BATCH_ROWS || b.bytes >= RECORD_BATCH_BYTES {
             if let Some(rb) = b.take(&schema)? {
                 w.send(ToEncoder::Batch(rb))?;
             }
@@ -696,7 +848,7 @@ impl Exporter for Parquet {
         Ok(false)
     }
 
-    fn finish(&mut self, _: &[Column], truncated: bool, out: &mut Vec<u8>) -> Result<(), QueryError> {
+    fn finish(&mut self, columns: &[Column], truncated: bool, out: &mut Vec<u8>) -> Result<(), QueryError> {
         let (Some(b), Some(schema), Some(mut w)) = (self.builders.as_mut(), self.schema.clone(), self.worker.take())
         else {
             return Err(QueryError::Internal("finish before begin".into()));
@@ -704,7 +856,15 @@ impl Exporter for Parquet {
         if let Some(rb) = b.take(&schema)? {
             w.send(ToEncoder::Batch(rb))?;
         }
-        w.send(ToEncoder::Finish { truncated })?;
+        let names = unique_names(columns);
+        let cut: Vec<serde_json::Value> =
+            b.cut_columns().into_iter().filter_map(|i| names.get(i).cloned().map(serde_json::Value::String)).collect();
+        let cut = (!cut.is_empty()).then(|| serde_json::Value::Array(cut).to_string());
+        w.send(ToEncoder::Finish { truncated, cut })?;
         w.join(out)
+    }
+
+    fn cut_columns(&self) -> Vec<usize> {
+        self.builders.as_ref().map(Builders::cut_columns).unwrap_or_default()
     }
 }
