@@ -53,7 +53,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
 fn fix_sql_note(report: &Report) -> String {
     let count = |s: Status| report.checks.iter().filter(|c| c.status == s).count();
     let (fail, warn) = (count(Status::Fail), count(Status::Warn));
-    let failed: Vec<&str> = report.checks.iter().filter(|c| c.status == Status::Fail).map(|c| c.id).collect();
+    let failed: Vec<&str> = report.checks.iter().filter(|c| c.status == Status::Fail).map(|c| c.id.as_ref()).collect();
     format!(
         "sluice doctor: {fail} check(s) failed{}, {warn} warned; the fix script for the privilege checks is on stdout",
         if failed.is_empty() { String::new() } else { format!(" ({})", failed.join(", ")) }

@@ -95,7 +95,8 @@ async fn main() {
             let t = Instant::now();
             let report = sluice_doctor::run(DoctorInput { spec: Ok(spec.clone()), schemas: scope.clone() }).await;
             let elapsed = t.elapsed();
-            let failed: Vec<&str> = report.checks.iter().filter(|c| c.status == Status::Fail).map(|c| c.id).collect();
+            let failed: Vec<&str> =
+                report.checks.iter().filter(|c| c.status == Status::Fail).map(|c| c.id.as_ref()).collect();
             assert!(failed.is_empty(), "checks failed: {failed:?}\n{}", report.to_json());
             if i == 0 {
                 continue; // warm-up

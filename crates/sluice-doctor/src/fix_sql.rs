@@ -17,7 +17,7 @@ impl Report {
         let mut seen: HashSet<String> = HashSet::new();
         let mut body: Vec<String> = Vec::new();
         for check in &self.checks {
-            if !IDS.contains(&check.id) || !matches!(check.status, Status::Warn | Status::Fail) {
+            if !IDS.contains(&check.id.as_ref()) || !matches!(check.status, Status::Warn | Status::Fail) {
                 continue;
             }
             let Some(fix) = &check.fix else { continue };

@@ -1,10 +1,11 @@
+use std::borrow::Cow;
 use std::time::Instant;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use sluice_core::SourceSpec;
 
 /// A check's verdict.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Status {
     Pass,
@@ -33,10 +34,11 @@ impl CheckId {
     pub const AUDIT_LOGGING: &'static str = "audit_logging";
 }
 
-/// One line of the report.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// One line of the report. The id is one of [`CheckId`]'s (borrowed), or, in a report parsed
+/// back from JSON, its text (owned) — which may be an id a newer Sluice added.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Check {
-    pub id: &'static str,
+    pub id: Cow<'static, str>,
     pub status: Status,
     /// One sentence.
     pub summary: String,
@@ -49,7 +51,7 @@ pub struct Check {
 
 impl Check {
     pub fn new(id: &'static str, status: Status, summary: impl Into<String>) -> Check {
-        Check { id, status, summary: summary.into(), detail: None, fix: None, elapsed_ms: 0 }
+        Check { id: Cow::Borrowed(id), status, summary: summary.into(), detail: None, fix: None, elapsed_ms: 0 }
     }
 
     pub fn skip(id: &'static str, why: impl Into<String>) -> Check {
@@ -73,7 +75,7 @@ impl Check {
 }
 
 /// The source as the report shows it: never a password or key.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SourceSummary {
     pub host: Option<String>,
     pub port: Option<u16>,
@@ -99,8 +101,9 @@ impl SourceSummary {
     }
 }
 
-/// The whole verdict. `ok` is false when any check failed.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// The whole verdict. `ok` is false when any check failed. Serializes to the stable JSON the CLI
+/// prints, and parses back from it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Report {
     pub ok: bool,
     pub source: SourceSummary,

@@ -1,11 +1,12 @@
 //! The connection stages: config → dns → tcp → ssh → tls → auth → server_version.
 
+use std::ops::{Deref, DerefMut};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use std::sync::Arc;
-
 use sluice_connect::{
-    probe_postgres, resolve, tcp_connect, ConnectError, Connector, Dialer, ReadOnlySession, SshTunnel, Stage,
+    probe_postgres, resolve, tcp_connect, ConnectError, Connector, Dialer, Pool, PooledSession, ReadOnlySession,
+    SshTunnel, Stage,
 };
 use sluice_core::{HostPort, Network, SourceSpec, SpecError, SslMode, UserFacing};
 
@@ -24,10 +25,69 @@ const MIN_SERVER_VERSION_NUM: u32 = 100_000;
 
 /// Runs every check that can run and returns the report.
 pub async fn run(input: DoctorInput) -> Report {
-    let (mut checks, mut session) = connection_stages(&input).await;
-    checks.extend(crate::privileges::checks(session.as_mut(), &input.schemas).await);
+    run_with(input, None, &mut |_| {}).await
+}
+
+/// [`run`], handing each check to `on_check` as soon as it is decided (so a page can show the
+/// stages live), in report order. With a `pool` (the source's own, or a separately capped one)
+/// the login is a fresh session taken through it ([`Pool::get_fresh`]): it waits for a free slot
+/// and counts against the cap, so a source never holds more sessions than its cap whoever is
+/// testing it; the session goes back to the pool afterwards. The pool must be for the source
+/// `input` describes: the other stages use `input`'s spec.
+pub async fn run_with(input: DoctorInput, pool: Option<&Pool>, on_check: &mut (dyn FnMut(&Check) + Send)) -> Report {
+    let mut checks = Checks { list: Vec::new(), on_check };
+    let mut session = connection_stages(&input, pool, &mut checks).await;
+    for check in crate::privileges::checks(session.as_deref_mut(), &input.schemas).await {
+        checks.push(check);
+    }
     let server_version = session.as_ref().map(|s| short_version(&s.info().server_version));
-    Report::new(SourceSummary::of(input.spec.as_ref().ok()), server_version, checks)
+    Report::new(SourceSummary::of(input.spec.as_ref().ok()), server_version, checks.list)
+}
+
+/// The checks so far; each one pushed is also handed to the caller's callback.
+pub(crate) struct Checks<'a> {
+    list: Vec<Check>,
+    on_check: &'a mut (dyn FnMut(&Check) + Send),
+}
+
+impl Checks<'_> {
+    fn push(&mut self, check: Check) {
+        (self.on_check)(&check);
+        self.list.push(check);
+    }
+
+    fn failed(&self, id: &str) -> bool {
+        self.list.iter().any(|c| c.id == id && c.status == Status::Fail)
+    }
+
+    fn all_passed(&self) -> bool {
+        self.list.iter().all(|c| c.status != Status::Fail)
+    }
+}
+
+/// The session the privilege checks run on: the doctor's own, or one on loan from a pool.
+pub(crate) enum Held {
+    Own(ReadOnlySession),
+    Pooled(PooledSession),
+}
+
+impl Deref for Held {
+    type Target = ReadOnlySession;
+    fn deref(&self) -> &ReadOnlySession {
+        match self {
+            Held::Own(s) => s,
+            Held::Pooled(s) => s,
+        }
+    }
+}
+
+impl DerefMut for Held {
+    fn deref_mut(&mut self) -> &mut ReadOnlySession {
+        match self {
+            Held::Own(s) => s,
+            Held::Pooled(s) => s,
+        }
+    }
 }
 
 fn short_version(v: &str) -> String {
@@ -56,44 +116,53 @@ fn prepare(input: &DoctorInput) -> Result<Prepared<'_>, Box<dyn UserFacing>> {
 }
 
 /// `config` failed: every later stage is skipped.
-fn invalid_source(message: String, hint: Option<String>, started: Instant) -> Vec<Check> {
-    let mut checks = vec![Check::new(CheckId::CONFIG, Status::Fail, message).fix(hint).timed(started)];
+fn invalid_source(message: String, hint: Option<String>, started: Instant, checks: &mut Checks<'_>) {
+    checks.push(Check::new(CheckId::CONFIG, Status::Fail, message).fix(hint).timed(started));
     skip_rest(
-        &mut checks,
+        checks,
         &[CheckId::DNS, CheckId::TCP, CheckId::SSH, CheckId::TLS, CheckId::AUTH, CheckId::SERVER_VERSION],
         "the source is not valid",
     );
-    checks
 }
 
 /// The connection stages; also returns the session when `auth` passed, for later checks.
-pub(crate) async fn connection_stages(input: &DoctorInput) -> (Vec<Check>, Option<ReadOnlySession>) {
+pub(crate) async fn connection_stages(
+    input: &DoctorInput,
+    pool: Option<&Pool>,
+    checks: &mut Checks<'_>,
+) -> Option<Held> {
     let started = Instant::now();
     let (spec, tunnel, connector) = match prepare(input) {
         Ok(ready) => ready,
-        Err(e) => return (invalid_source(e.message(), e.hint(), started), None),
+        Err(e) => {
+            invalid_source(e.message(), e.hint(), started, checks);
+            return None;
+        }
     };
-    let mut checks = vec![config_check(spec).timed(started)];
+    checks.push(config_check(spec).timed(started));
     let timeout = Duration::from_secs(spec.connect_timeout_secs);
 
     // dns and tcp are about what Sluice itself dials: the database, or the bastion in front of it
     // (which then resolves and dials the database; the ssh check reports on that part).
     let reachable = match &tunnel {
-        Some(t) => network_checks(std::slice::from_ref(t.bastion()), false, timeout, &mut checks).await,
-        None => network_checks(&spec.hosts, true, timeout, &mut checks).await,
+        Some(t) => network_checks(std::slice::from_ref(t.bastion()), false, timeout, checks).await,
+        None => network_checks(&spec.hosts, true, timeout, checks).await,
     };
     match &tunnel {
         Some(t) if reachable => checks.push(ssh_check(t, &spec.hosts).await),
         Some(_) => checks.push(Check::skip(CheckId::SSH, "the bastion is not reachable")),
         None => checks.push(Check::skip(CheckId::SSH, "no SSH tunnel configured")),
     }
-    if !reachable || checks.iter().any(|c| c.id == CheckId::SSH && c.status == Status::Fail) {
-        skip_rest(&mut checks, &[CheckId::TLS, CheckId::AUTH, CheckId::SERVER_VERSION], "the server is not reachable");
-        return (checks, None);
+    if !reachable || checks.failed(CheckId::SSH) {
+        skip_rest(checks, &[CheckId::TLS, CheckId::AUTH, CheckId::SERVER_VERSION], "the server is not reachable");
+        return None;
     }
 
     let started = Instant::now();
-    let result = connector.connect().await;
+    let result = match pool {
+        Some(pool) => pool.get_fresh().await.map(Held::Pooled),
+        None => connector.connect().await.map(Held::Own),
+    };
     let elapsed = started;
     let session = match result {
         Ok(s) => s,
@@ -102,19 +171,15 @@ pub(crate) async fn connection_stages(input: &DoctorInput) -> (Vec<Check>, Optio
             match e.stage() {
                 Stage::Auth | Stage::Session => {
                     checks.push(tls_passed_before_auth(spec, &e).timed(elapsed));
-                    checks.push(if failed.id == CheckId::AUTH {
-                        failed
-                    } else {
-                        Check { id: CheckId::AUTH, ..failed }
-                    });
+                    checks.push(Check { id: CheckId::AUTH.into(), ..failed });
                 }
                 _ => {
-                    checks.push(Check { id: CheckId::TLS, ..failed });
+                    checks.push(Check { id: CheckId::TLS.into(), ..failed });
                     checks.push(Check::skip(CheckId::AUTH, "the TLS stage failed"));
                 }
             }
             checks.push(Check::skip(CheckId::SERVER_VERSION, "not logged in"));
-            return (checks, None);
+            return None;
         }
     };
     checks.push(tls_check(spec, session.info().tls.as_ref()).timed(elapsed));
@@ -124,11 +189,10 @@ pub(crate) async fn connection_stages(input: &DoctorInput) -> (Vec<Check>, Optio
             .timed(elapsed),
     );
     checks.push(version_check(&session));
-    let ok = checks.iter().all(|c| c.status != Status::Fail);
-    (checks, ok.then_some(session))
+    checks.all_passed().then_some(session)
 }
 
-fn skip_rest(checks: &mut Vec<Check>, ids: &[&'static str], why: &str) {
+fn skip_rest(checks: &mut Checks<'_>, ids: &[&'static str], why: &str) {
     for id in ids {
         checks.push(Check::skip(id, why));
     }
@@ -187,7 +251,7 @@ async fn ssh_check(tunnel: &SshTunnel, hosts: &[HostPort]) -> Check {
 
 /// dns and tcp for every host (probing that it is PostgreSQL when `probe_pg`); returns whether
 /// any host is reachable.
-async fn network_checks(hosts: &[HostPort], probe_pg: bool, timeout: Duration, checks: &mut Vec<Check>) -> bool {
+async fn network_checks(hosts: &[HostPort], probe_pg: bool, timeout: Duration, checks: &mut Checks<'_>) -> bool {
     let started = Instant::now();
     let mut resolved: Vec<(HostPort, Vec<std::net::SocketAddr>)> = Vec::new();
     let mut dns_failures = Vec::new();

@@ -440,8 +440,9 @@ async fn through_pgbouncer_the_report_is_the_same() {
     let input = sluice_doctor::DoctorInput { spec: Ok(spec), schemas: vec!["analytics".into()] };
     let pooled = sluice_doctor::run(input).await;
 
-    let verdicts =
-        |r: &sluice_doctor::Report| r.checks.iter().map(|c| (c.id, c.status, c.summary.clone())).collect::<Vec<_>>();
+    let verdicts = |r: &sluice_doctor::Report| {
+        r.checks.iter().map(|c| (c.id.clone(), c.status, c.summary.clone())).collect::<Vec<_>>()
+    };
     assert_status(&pooled, CheckId::DEFAULT_PRIVILEGES, Status::Warn);
     assert_eq!(verdicts(&pooled), verdicts(&direct), "{}", bouncer.log());
 }
