@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use sluice_connect::Connector;
 use sluice_core::UserFacing;
-use sluice_query::export::{self, ExportContext, Format, Sink, Summary};
+use sluice_query::export::{self, ExportContext, ExportOptions, Exporter, Format, Sink, Summary};
 use sluice_query::{QueryError, QueryRequest};
 
 use crate::conn::ConnArgs;
@@ -38,6 +38,19 @@ pub struct Args {
     /// seconds). Default: the session's 5 min.
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     timeout: Option<Duration>,
+    /// Refuse statements longer than this many bytes before parsing them.
+    #[arg(
+        long,
+        value_name = "BYTES",
+        default_value_t = sluice_query::gate::DEFAULT_MAX_SQL_BYTES,
+        value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..)
+    )]
+    max_sql_bytes: usize,
+    /// Cut every value longer than this many bytes (for a quick look at wide data): the kept
+    /// part ends at a character boundary and is followed by `…[truncated N bytes]`; the columns
+    /// concerned are named on stderr (and in JSON's `truncated_columns`).
+    #[arg(long, value_name = "BYTES", value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+    max_cell_bytes: Option<usize>,
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -114,14 +127,16 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let format = Format::from(args.format);
     let request = QueryRequest { sql, max_rows: args.max_rows, timeout: args.timeout, flavor: format.flavor() };
     // Refuse what the gate refuses before opening a connection.
-    if let Err(e) = sluice_query::gate::admit(&request.sql) {
+    let gate = sluice_query::gate::GateOptions { max_sql_bytes: args.max_sql_bytes };
+    if let Err(e) = sluice_query::gate::admit_with(&request.sql, &gate) {
         return Ok(fail(&e, &request.sql));
     }
     let output = Output::open(args.output.as_deref())?;
     // Runs on main's single-threaded runtime: the session's connection task and the export share
     // one thread (the server and the Parquet encoder have their own).
     let sql = request.sql.clone();
-    let outcome = execute(spec, request, format, args.max_rows, output).await;
+    let options = ExportOptions { max_cell_bytes: args.max_cell_bytes };
+    let outcome = execute(spec, request, format, args.max_rows, options, output).await;
     match outcome {
         Ok(summary) => {
             note_truncation(&summary, args.max_rows);
@@ -140,6 +155,7 @@ async fn execute(
     request: QueryRequest,
     format: Format,
     max_rows: Option<u64>,
+    options: ExportOptions,
     mut output: Output,
 ) -> Result<Summary, QueryError> {
     let session = match Connector::open(spec).await {
@@ -153,10 +169,23 @@ async fn execute(
     let cancel = session.cancel_handle();
     // Ctrl-C may come before the first row (a statement that sorts or sleeps first).
     let stream = with_interrupt(&cancel, sluice_query::run(session, request)).await?;
-    let mut exporter = format.exporter(ExportContext { max_rows });
+    let names: Vec<String> = stream.columns().iter().map(|c| c.name.clone()).collect();
+    let mut exporter = format.exporter_with(ExportContext { max_rows }, options);
+    let note_cut = |exporter: &dyn Exporter| {
+        let cut: Vec<&str> =
+            exporter.cut_columns().into_iter().filter_map(|i| names.get(i).map(String::as_str)).collect();
+        if let (false, Some(cap)) = (cut.is_empty(), options.max_cell_bytes) {
+            eprintln!(
+                "sluice: values longer than {cap} bytes were cut (--max-cell-bytes), each ending with \
+                 `…[truncated N bytes]`, in: {}",
+                cut.join(", ")
+            );
+        }
+    };
     let summary =
         with_interrupt(&cancel, export::export(stream, exporter.as_mut(), Sink::Blocking(&mut output))).await?;
     output.commit().map_err(QueryError::Output)?;
+    note_cut(exporter.as_ref());
     Ok(summary)
 }
 
