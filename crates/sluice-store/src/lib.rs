@@ -1,0 +1,678 @@
+//! Sluice's own metadata store: registered sources, users, browser sessions, API and setup
+//! tokens, catalog snapshots, discovery runs and the audit log.
+//!
+//! One [`Store`] API over two backends, each with native SQL and its own migrations:
+//! SQLite (the default: `sluice.db` in a data directory, WAL, `synchronous=FULL` so an
+//! acknowledged write survives a kill, foreign keys on, an exclusive lock file so one process
+//! owns it) and PostgreSQL 12+ (several instances sharing one store). The backend is chosen once,
+//! from the location, when the store opens; no query branches on it.
+//!
+//! Source secrets are sealed field by field ([`seal`]); passwords are Argon2id hashes and token,
+//! session and setup secrets SHA-256 hashes ([`auth`]). Nothing the store hands out or reports
+//! carries a secret, except the values a caller asks for by name ([`Store::source_spec`]) and
+//! the new secrets returned once at creation.
+//!
+//! Must not know customer databases, connections, HTTP or the CLI, and must not depend on any
+//! Sluice crate but `sluice-core`.
+
+pub mod auth;
+mod error;
+mod location;
+mod model;
+mod postgres;
+pub mod seal;
+mod sqlite;
+
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use sluice_core::{KeySource, Secret, SecretField, SourceId, SourceSecrets, SourceSpec};
+use tokio::sync::Semaphore;
+use zeroize::Zeroizing;
+
+pub use auth::{OneTimeSecret, MIN_PASSWORD_CHARS, TOKEN_PREFIX};
+pub use error::StoreError;
+pub use location::{StoreLocation, DB_FILE_NAME};
+pub use model::{
+    ApiToken, AuditEntry, AuditFilter, AuditId, AuditPage, DiscoveryRun, Millis, NewAuditEntry, QueryCompletion,
+    QueryOutcome, Role, RunId, RunOutcome, Session, SnapshotId, SnapshotMeta, SourceRecord, TokenRole, User, UserId,
+};
+pub use seal::{MasterKey, KEY_FILE_NAME, MASTER_KEY_ENV};
+
+use seal::{SealContext, Sealed};
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// Where the master key comes from.
+#[derive(Debug, Clone)]
+pub enum KeyConfig {
+    /// The key itself (e.g. [`MasterKey::from_env`]).
+    Key(MasterKey),
+    /// A key file that must exist (base64 text, mode 0600).
+    File(PathBuf),
+    /// SQLite only: `master.key` in the data directory, created with a new random key when the
+    /// store is created. A PostgreSQL store refuses this: its instances must share one key.
+    DataDir,
+}
+
+impl KeyConfig {
+    /// [`MASTER_KEY_ENV`] when it is set, else [`KeyConfig::DataDir`].
+    pub fn from_env() -> Result<KeyConfig> {
+        Ok(match MasterKey::from_env()? {
+            Some(key) => KeyConfig::Key(key),
+            None => KeyConfig::DataDir,
+        })
+    }
+}
+
+/// How many Argon2id hashes may run at once (each takes 19 MiB and tens of milliseconds).
+const CONCURRENT_PASSWORD_HASHES: usize = 2;
+
+/// A new API token: what it may do and on which source.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewApiToken {
+    pub name: String,
+    pub role: TokenRole,
+    pub source: Option<SourceId>,
+    pub created_by: Option<UserId>,
+}
+
+/// A new browser session: the cookie's value and the CSRF proof, each shown once.
+#[derive(Debug)]
+pub struct NewSession {
+    pub cookie: OneTimeSecret,
+    pub csrf: OneTimeSecret,
+    pub expires_at: Millis,
+}
+
+pub(crate) enum Backend {
+    Sqlite(sqlite::SqliteBackend),
+    Postgres(postgres::PgBackend),
+}
+
+/// Runs the same call on whichever backend the store opened.
+macro_rules! on_backend {
+    ($self:ident, $b:ident => $call:expr) => {
+        match &$self.backend {
+            Backend::Sqlite($b) => $call,
+            Backend::Postgres($b) => $call,
+        }
+    };
+}
+
+/// The store. Cheap to share behind an `Arc`; every method takes `&self`.
+pub struct Store {
+    backend: Backend,
+    location: StoreLocation,
+    key: RwLock<Arc<MasterKey>>,
+    password_hashes: Arc<Semaphore>,
+    _lock: Option<location::DirLock>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").field("location", &self.location).field("key_id", &self.key_id()).finish()
+    }
+}
+
+impl Store {
+    /// Opens (and creates or migrates) the store at `target`: a data directory, `sqlite://PATH`
+    /// or `postgres://…`. Refuses a SQLite store another process holds, a PostgreSQL server
+    /// older than 12, a missing or malformed key, and a key that is not the store's.
+    pub async fn open(target: &str, key: KeyConfig) -> Result<Store> {
+        let location: StoreLocation = target.parse()?;
+        let (backend, key, lock) = match &location {
+            StoreLocation::Sqlite { file, dir } => {
+                std::fs::create_dir_all(dir)
+                    .map_err(|e| StoreError::backend(&format!("create the data directory {}", dir.display()), e))?;
+                let lock = location::DirLock::acquire(file)?;
+                let fresh = !file.exists();
+                let key = match key {
+                    KeyConfig::Key(k) => k,
+                    KeyConfig::File(path) => MasterKey::read_file(&path)?,
+                    KeyConfig::DataDir => {
+                        let path = dir.join(KEY_FILE_NAME);
+                        if path.exists() {
+                            MasterKey::read_file(&path)?
+                        } else if fresh {
+                            MasterKey::create_file(&path)?
+                        } else {
+                            return Err(StoreError::key(
+                                format!(
+                                    "the store {} exists but its key file {} is missing",
+                                    file.display(),
+                                    path.display()
+                                ),
+                                "restore master.key from your backup, or give the key in SLUICE_MASTER_KEY",
+                            ));
+                        }
+                    }
+                };
+                (Backend::Sqlite(sqlite::SqliteBackend::open(file).await?), key, Some(lock))
+            }
+            StoreLocation::Postgres(pg) => {
+                let key = match key {
+                    KeyConfig::Key(k) => k,
+                    KeyConfig::File(path) => MasterKey::read_file(&path)?,
+                    KeyConfig::DataDir => {
+                        return Err(StoreError::key(
+                            "a PostgreSQL store needs its master key given explicitly",
+                            "set SLUICE_MASTER_KEY (the same on every instance) or give a key file",
+                        ))
+                    }
+                };
+                (Backend::Postgres(postgres::PgBackend::open(pg).await?), key, None)
+            }
+        };
+        let store = Store {
+            backend,
+            location,
+            key: RwLock::new(Arc::new(key)),
+            password_hashes: Arc::new(Semaphore::new(CONCURRENT_PASSWORD_HASHES)),
+            _lock: lock,
+        };
+        store.check_key().await?;
+        Ok(store)
+    }
+
+    /// The first opening seals the check value; every later one must open it.
+    async fn check_key(&self) -> Result<()> {
+        let key = self.key();
+        let stored = match on_backend!(self, b => b.check_value().await)? {
+            Some(sealed) => sealed,
+            None => {
+                let sealed = seal::seal_check(&key)?;
+                on_backend!(self, b => b.init_check(&sealed).await)?
+            }
+        };
+        seal::verify_check(&key, &stored)
+    }
+
+    /// Closes the pool (and, for SQLite, checkpoints the WAL and releases the lock).
+    pub async fn close(self) {
+        on_backend!(self, b => b.close().await)
+    }
+
+    pub fn location(&self) -> &StoreLocation {
+        &self.location
+    }
+
+    /// The id of the master key in use (public; a hash of the key).
+    pub fn key_id(&self) -> String {
+        self.key().id().to_string()
+    }
+
+    fn key(&self) -> Arc<MasterKey> {
+        match self.key.read() {
+            Ok(k) => Arc::clone(&k),
+            Err(poisoned) => Arc::clone(&poisoned.into_inner()),
+        }
+    }
+
+    // ---- sources -------------------------------------------------------------------------
+
+    /// Registers a source: its settings (a spec holding no secret) and its secrets, sealed.
+    pub async fn put_source(
+        &self,
+        id: &SourceId,
+        name: &str,
+        settings: &SourceSpec,
+        secrets: &SourceSecrets,
+    ) -> Result<SourceRecord> {
+        let name = check_name(name)?;
+        let settings_json = settings_json(settings)?;
+        let sealed = self.seal_secrets(id, secrets)?;
+        on_backend!(self, b => b.insert_source(id.as_str(), name, &settings_json, &sealed, secrets.password.is_some()).await)?;
+        self.source(id).await
+    }
+
+    /// Replaces a source's name and settings; each secret in `patch` replaces the stored one and
+    /// every secret `patch` leaves unset keeps its value (as [`SourceSecrets::updated_with`]).
+    pub async fn update_source(
+        &self,
+        id: &SourceId,
+        name: &str,
+        settings: &SourceSpec,
+        patch: &SourceSecrets,
+    ) -> Result<SourceRecord> {
+        let name = check_name(name)?;
+        let settings_json = settings_json(settings)?;
+        let sealed = self.seal_secrets(id, patch)?;
+        let found = on_backend!(self, b => b.update_source(id.as_str(), name, &settings_json, &sealed, patch.password.is_some()).await)?;
+        if !found {
+            return Err(StoreError::NotFound { entity: "source" });
+        }
+        self.source(id).await
+    }
+
+    /// A source's settings and which secrets are set (never their values).
+    pub async fn source(&self, id: &SourceId) -> Result<SourceRecord> {
+        on_backend!(self, b => b.source_row(id.as_str()).await)?
+            .ok_or(StoreError::NotFound { entity: "source" })?
+            .into_record()
+    }
+
+    /// Every source, by name.
+    pub async fn sources(&self) -> Result<Vec<SourceRecord>> {
+        on_backend!(self, b => b.source_rows().await)?.into_iter().map(SourceRow::into_record).collect()
+    }
+
+    /// The whole spec, secrets unsealed: what a connection needs. Nothing else returns secrets.
+    pub async fn source_spec(&self, id: &SourceId) -> Result<SourceSpec> {
+        let record = self.source(id).await?;
+        let rows = on_backend!(self, b => b.source_secrets(id.as_str()).await)?;
+        let key = self.key();
+        let mut secrets = SourceSecrets::default();
+        for (field, sealed) in rows {
+            let field = model::secret_field(&field)?;
+            let plain = seal::open_secret(&key, SealContext { source: id.as_str(), field: field.as_str() }, &sealed)?;
+            set_secret(&mut secrets, field, &plain)?;
+        }
+        Ok(record.settings.with_secrets(secrets))
+    }
+
+    /// Deletes a source with its secrets, snapshots, runs and scoped tokens (audit entries stay).
+    pub async fn delete_source(&self, id: &SourceId) -> Result<()> {
+        if on_backend!(self, b => b.delete_source(id.as_str()).await)? {
+            Ok(())
+        } else {
+            Err(StoreError::NotFound { entity: "source" })
+        }
+    }
+
+    fn seal_secrets(&self, id: &SourceId, secrets: &SourceSecrets) -> Result<Vec<(&'static str, Sealed)>> {
+        let key = self.key();
+        secrets
+            .fields()
+            .into_iter()
+            .filter_map(|field| secret_plaintext(secrets, field).map(|plain| (field, plain)))
+            .map(|(field, plain)| {
+                let ctx = SealContext { source: id.as_str(), field: field.as_str() };
+                Ok((field.as_str(), seal::seal(&key, ctx, &plain)?))
+            })
+            .collect()
+    }
+
+    /// Re-seals every secret and the check value under `new`, in one transaction, and uses `new`
+    /// from then on. `old` must be the key in use. The caller stores `new` (key file or
+    /// environment) before it discards `old`: once this returns, only `new` opens the store.
+    pub async fn rotate_master_key(&self, old: &MasterKey, new: MasterKey) -> Result<()> {
+        let current = self.key();
+        if old.id() != current.id() {
+            return Err(StoreError::Invalid {
+                field: "old key",
+                message: format!("the key given (id {}) is not the key in use (id {})", old.id(), current.id()),
+            });
+        }
+        let reseal = |source: &str, field: &str, sealed: &Sealed| -> Result<Sealed> {
+            let ctx = if source.is_empty() { SealContext::CHECK } else { SealContext { source, field } };
+            let plain = seal::open_secret(old, ctx, sealed)?;
+            seal::seal(&new, ctx, &plain)
+        };
+        on_backend!(self, b => b.reseal_all(&reseal).await)?;
+        let mut guard = match self.key.write() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        *guard = Arc::new(new);
+        Ok(())
+    }
+
+    // ---- users ---------------------------------------------------------------------------
+
+    async fn hash_password(&self, password: &Secret) -> Result<String> {
+        auth::check_password_policy(password)?;
+        let _permit = self.password_hashes.acquire().await.map_err(|e| StoreError::backend("hash a password", e))?;
+        let bytes = Zeroizing::new(password.expose().as_bytes().to_vec());
+        tokio::task::spawn_blocking(move || auth::hash_password_blocking(&bytes))
+            .await
+            .map_err(|e| StoreError::backend("hash a password", e))?
+    }
+
+    async fn verify_password(&self, password: &Secret, phc: String) -> Result<bool> {
+        let _permit = self.password_hashes.acquire().await.map_err(|e| StoreError::backend("verify a password", e))?;
+        let bytes = Zeroizing::new(password.expose().as_bytes().to_vec());
+        tokio::task::spawn_blocking(move || auth::verify_password_blocking(&bytes, &phc))
+            .await
+            .map_err(|e| StoreError::backend("verify a password", e))
+    }
+
+    pub async fn create_user(&self, login: &str, role: Role, password: &Secret) -> Result<User> {
+        let login = check_login(login)?;
+        let hash = self.hash_password(password).await?;
+        on_backend!(self, b => b.insert_user(login, role.as_str(), &hash).await)
+    }
+
+    /// The user when `login` and `password` match an enabled account; `None` otherwise (a
+    /// missing login costs as long as a wrong password).
+    pub async fn authenticate(&self, login: &str, password: &Secret) -> Result<Option<User>> {
+        let found = on_backend!(self, b => b.user_by_login(login).await)?;
+        let (user, phc) = match found {
+            Some(found) => found,
+            None => {
+                self.verify_password(password, auth::dummy_phc().to_string()).await?;
+                return Ok(None);
+            }
+        };
+        let ok = self.verify_password(password, phc).await?;
+        Ok((ok && !user.disabled).then_some(user))
+    }
+
+    pub async fn user(&self, id: UserId) -> Result<User> {
+        on_backend!(self, b => b.user_by_id(id).await)?.ok_or(StoreError::NotFound { entity: "user" })
+    }
+
+    pub async fn users(&self) -> Result<Vec<User>> {
+        on_backend!(self, b => b.users().await)
+    }
+
+    pub async fn set_password(&self, id: UserId, password: &Secret) -> Result<()> {
+        let hash = self.hash_password(password).await?;
+        found(on_backend!(self, b => b.set_password_hash(id, &hash).await)?, "user")
+    }
+
+    /// Disables or re-enables a user; a disabled user's sessions stop working at once.
+    pub async fn set_user_disabled(&self, id: UserId, disabled: bool) -> Result<()> {
+        found(on_backend!(self, b => b.set_disabled(id, disabled).await)?, "user")
+    }
+
+    pub async fn set_user_role(&self, id: UserId, role: Role) -> Result<()> {
+        found(on_backend!(self, b => b.set_role(id, role.as_str()).await)?, "user")
+    }
+
+    // ---- browser sessions ----------------------------------------------------------------
+
+    /// A new session for `user`, valid for `ttl`. Only hashes of the cookie and CSRF secrets
+    /// are stored.
+    pub async fn create_session(&self, user: UserId, ttl: Duration) -> Result<NewSession> {
+        let cookie = auth::random_secret()?;
+        let csrf = auth::random_secret()?;
+        let expires_at = on_backend!(self, b => b.insert_session(
+            &auth::sha256(cookie.expose().as_bytes()),
+            user,
+            &auth::sha256(csrf.expose().as_bytes()),
+            ttl_millis(ttl)?,
+        ).await)?;
+        Ok(NewSession { cookie, csrf, expires_at })
+    }
+
+    /// The live session a cookie names: not revoked, not expired, its user enabled.
+    pub async fn session(&self, cookie: &str) -> Result<Option<Session>> {
+        on_backend!(self, b => b.live_session(&auth::sha256(cookie.as_bytes())).await)
+    }
+
+    pub async fn revoke_session(&self, cookie: &str) -> Result<()> {
+        on_backend!(self, b => b.revoke_session(&auth::sha256(cookie.as_bytes())).await).map(|_| ())
+    }
+
+    /// Revokes every session of a user; returns how many were live.
+    pub async fn revoke_sessions_of(&self, user: UserId) -> Result<u64> {
+        on_backend!(self, b => b.revoke_user_sessions(user).await)
+    }
+
+    // ---- API tokens ----------------------------------------------------------------------
+
+    /// A new token; its full text (`sluice_<public id>_<secret>`) is returned once and only
+    /// the SHA-256 of the secret is stored.
+    pub async fn create_token(&self, new: &NewApiToken) -> Result<(ApiToken, OneTimeSecret)> {
+        let name = check_name(&new.name)?;
+        let (public_id, secret, full) = auth::new_token()?;
+        let hash = auth::sha256(secret.expose().as_bytes());
+        let token = on_backend!(self, b => b.insert_token(
+            &public_id,
+            &hash,
+            name,
+            new.role.as_str(),
+            new.source.as_ref().map(SourceId::as_str),
+            new.created_by,
+        ).await)?;
+        Ok((token, full))
+    }
+
+    /// The token a presented text proves, when it is well formed, known, not revoked and its
+    /// secret matches (compared in constant time); records its use.
+    pub async fn verify_token(&self, text: &str) -> Result<Option<ApiToken>> {
+        let Some((public_id, secret)) = auth::split_token(text) else { return Ok(None) };
+        let Some((token, hash)) = on_backend!(self, b => b.token(public_id).await)? else { return Ok(None) };
+        if !auth::hash_matches(&hash, secret.as_bytes()) || token.revoked {
+            return Ok(None);
+        }
+        on_backend!(self, b => b.touch_token(public_id).await)
+    }
+
+    pub async fn revoke_token(&self, public_id: &str) -> Result<()> {
+        found(on_backend!(self, b => b.revoke_token(public_id).await)?, "token")
+    }
+
+    pub async fn tokens(&self) -> Result<Vec<ApiToken>> {
+        on_backend!(self, b => b.tokens().await)
+    }
+
+    // ---- one-time setup tokens -----------------------------------------------------------
+
+    /// A one-time token for the first administrator's sign-up, valid for `ttl`.
+    pub async fn create_setup_token(&self, ttl: Duration) -> Result<OneTimeSecret> {
+        let secret = auth::random_secret()?;
+        on_backend!(self, b => b.insert_setup_token(&auth::sha256(secret.expose().as_bytes()), ttl_millis(ttl)?).await)?;
+        Ok(secret)
+    }
+
+    /// Uses a setup token up: true exactly once, for an unexpired token.
+    pub async fn consume_setup_token(&self, text: &str) -> Result<bool> {
+        on_backend!(self, b => b.consume_setup_token(&auth::sha256(text.as_bytes())).await)
+    }
+
+    // ---- catalog snapshots ---------------------------------------------------------------
+
+    /// Stores a discovered catalog (its JSON), zstd-compressed, unless it is identical to the
+    /// source's latest snapshot; returns the new snapshot, or `None` when nothing changed.
+    pub async fn put_snapshot(&self, source: &SourceId, json: &[u8]) -> Result<Option<SnapshotMeta>> {
+        let hash = auth::hex(&auth::sha256(json));
+        let json = json.to_vec();
+        let compressed = tokio::task::spawn_blocking(move || zstd::bulk::compress(&json, 3))
+            .await
+            .map_err(|e| StoreError::backend("compress a snapshot", e))?
+            .map_err(|e| StoreError::backend("compress a snapshot", e))?;
+        on_backend!(self, b => b.insert_snapshot_if_new(source.as_str(), &hash, &compressed).await)
+    }
+
+    /// The source's newest snapshot and its JSON.
+    pub async fn latest_snapshot(&self, source: &SourceId) -> Result<Option<(SnapshotMeta, Vec<u8>)>> {
+        match on_backend!(self, b => b.latest_snapshot(source.as_str()).await)? {
+            Some((meta, compressed)) => Ok(Some((meta, decompress(&compressed)?))),
+            None => Ok(None),
+        }
+    }
+
+    /// The source's snapshots, newest first (without their content).
+    pub async fn snapshots(&self, source: &SourceId) -> Result<Vec<SnapshotMeta>> {
+        on_backend!(self, b => b.snapshots(source.as_str()).await)
+    }
+
+    // ---- discovery runs ------------------------------------------------------------------
+
+    pub async fn start_discovery_run(&self, source: &SourceId) -> Result<RunId> {
+        on_backend!(self, b => b.start_run(source.as_str()).await)
+    }
+
+    /// Records how a run ended: once; a finished run is not finished again.
+    pub async fn finish_discovery_run(
+        &self,
+        run: RunId,
+        outcome: RunOutcome,
+        stage: Option<&str>,
+        message: Option<&str>,
+    ) -> Result<()> {
+        found(
+            on_backend!(self, b => b.finish_run(run, outcome.as_str(), stage, message).await)?,
+            "unfinished discovery run",
+        )
+    }
+
+    /// The source's runs, newest first.
+    pub async fn discovery_runs(&self, source: &SourceId, limit: u32) -> Result<Vec<DiscoveryRun>> {
+        on_backend!(self, b => b.runs(source.as_str(), i64::from(limit.clamp(1, 1000))).await)
+    }
+
+    // ---- audit log -----------------------------------------------------------------------
+
+    /// Appends an entry; the log is append-only (the database refuses deletes and rewrites).
+    pub async fn append_audit(&self, entry: &NewAuditEntry) -> Result<AuditId> {
+        let detail = entry.detail.to_string();
+        on_backend!(self, b => b.append_audit(&entry.actor, &entry.kind, entry.source.as_ref().map(SourceId::as_str), &detail, None).await)
+    }
+
+    /// Records a query as it starts (kind `query`); [`Store::complete_query_audit`] adds how it
+    /// ended, so a query that never ends still shows.
+    pub async fn begin_query_audit(&self, actor: &str, source: &SourceId, sql: &str) -> Result<AuditId> {
+        on_backend!(self, b => b.append_audit(actor, "query", Some(source.as_str()), "{}", Some(sql)).await)
+    }
+
+    /// Completes a query's entry, once.
+    pub async fn complete_query_audit(&self, id: AuditId, done: &QueryCompletion) -> Result<()> {
+        found(on_backend!(self, b => b.complete_query(id, done).await)?, "unfinished query audit entry")
+    }
+
+    /// One page of entries matching `filter`, newest first.
+    pub async fn audit(&self, filter: &AuditFilter) -> Result<AuditPage> {
+        let size = filter.page_size()?;
+        let mut entries = on_backend!(self, b => b.audit(filter, size + 1).await)?;
+        let next = if entries.len() as i64 > size {
+            entries.truncate(size as usize);
+            entries.last().map(|e| e.id)
+        } else {
+            None
+        };
+        Ok(AuditPage { entries, next })
+    }
+}
+
+/// A source as a backend reads it.
+pub(crate) struct SourceRow {
+    pub id: String,
+    pub name: String,
+    pub settings: String,
+    pub created_at: Millis,
+    pub updated_at: Millis,
+    pub password_updated_at: Option<Millis>,
+    pub fields: Vec<String>,
+}
+
+impl SourceRow {
+    fn into_record(self) -> Result<SourceRecord> {
+        let settings: SourceSpec = serde_json::from_str(&self.settings)
+            .map_err(|e| StoreError::backend("read a source's stored settings", e))?;
+        let mut secret_fields = self.fields.iter().map(|f| model::secret_field(f)).collect::<Result<Vec<_>>>()?;
+        secret_fields.sort_by_key(|f| SecretField::ALL.iter().position(|g| g == f));
+        Ok(SourceRecord {
+            id: model::source_id(self.id)?,
+            name: self.name,
+            settings,
+            secret_fields,
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+            password_updated_at: self.password_updated_at,
+        })
+    }
+}
+
+fn found(hit: bool, entity: &'static str) -> Result<()> {
+    if hit {
+        Ok(())
+    } else {
+        Err(StoreError::NotFound { entity })
+    }
+}
+
+fn check_name(name: &str) -> Result<&str> {
+    let trimmed = name.trim();
+    if trimmed.is_empty() || trimmed.chars().count() > 200 || trimmed.chars().any(char::is_control) {
+        return Err(StoreError::Invalid { field: "name", message: "use 1 to 200 printable characters".into() });
+    }
+    Ok(trimmed)
+}
+
+fn check_login(login: &str) -> Result<&str> {
+    let ok = !login.is_empty()
+        && login.len() <= 64
+        && login.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b'@'));
+    if ok {
+        Ok(login)
+    } else {
+        Err(StoreError::Invalid {
+            field: "login",
+            message: "use 1 to 64 characters of a-z, A-Z, 0-9, '.', '_', '-' and '@'".into(),
+        })
+    }
+}
+
+fn settings_json(settings: &SourceSpec) -> Result<String> {
+    if !settings.clone().split().1.is_empty() {
+        return Err(StoreError::Invalid {
+            field: "settings",
+            message: "the settings hold secrets: pass them apart (SourceSpec::split)".into(),
+        });
+    }
+    serde_json::to_string(settings).map_err(|e| StoreError::backend("serialize settings", e))
+}
+
+fn ttl_millis(ttl: Duration) -> Result<i64> {
+    i64::try_from(ttl.as_millis())
+        .ok()
+        .filter(|ms| *ms > 0)
+        .ok_or(StoreError::Invalid { field: "ttl", message: "must be positive and below 292 million years".into() })
+}
+
+fn decompress(bytes: &[u8]) -> Result<Vec<u8>> {
+    zstd::stream::decode_all(bytes).map_err(|e| StoreError::backend("decompress a snapshot", e))
+}
+
+/// A secret's stored plaintext: passwords and passphrases as they are; keys as `pem:` + text
+/// or `file:` + path (a key given as a file stays a path).
+fn secret_plaintext(secrets: &SourceSecrets, field: SecretField) -> Option<Zeroizing<Vec<u8>>> {
+    let key = |k: &KeySource| -> Zeroizing<Vec<u8>> {
+        use std::os::unix::ffi::OsStrExt;
+        let mut out = Zeroizing::new(Vec::new());
+        match k {
+            KeySource::Pem(s) => {
+                out.extend_from_slice(b"pem:");
+                out.extend_from_slice(s.expose().as_bytes());
+            }
+            KeySource::File(p) => {
+                out.extend_from_slice(b"file:");
+                out.extend_from_slice(p.as_os_str().as_bytes());
+            }
+        }
+        out
+    };
+    let secret = |s: &Secret| Zeroizing::new(s.expose().as_bytes().to_vec());
+    match field {
+        SecretField::Password => secrets.password.as_ref().map(secret),
+        SecretField::SslKey => secrets.sslkey.as_ref().map(key),
+        SecretField::SshPrivateKey => secrets.ssh_private_key.as_ref().map(key),
+        SecretField::SshPassphrase => secrets.ssh_passphrase.as_ref().map(secret),
+    }
+}
+
+fn set_secret(secrets: &mut SourceSecrets, field: SecretField, plain: &[u8]) -> Result<()> {
+    let bad = || StoreError::Backend { message: format!("a stored {} is not in the store's format", field.as_str()) };
+    let text = || std::str::from_utf8(plain).map(Secret::new).map_err(|_| bad());
+    let key = || -> Result<KeySource> {
+        use std::os::unix::ffi::OsStrExt;
+        if let Some(pem) = plain.strip_prefix(b"pem:") {
+            return std::str::from_utf8(pem).map(|s| KeySource::Pem(Secret::new(s))).map_err(|_| bad());
+        }
+        if let Some(path) = plain.strip_prefix(b"file:") {
+            return Ok(KeySource::File(std::ffi::OsStr::from_bytes(path).into()));
+        }
+        Err(bad())
+    };
+    match field {
+        SecretField::Password => secrets.password = Some(text()?),
+        SecretField::SslKey => secrets.sslkey = Some(key()?),
+        SecretField::SshPrivateKey => secrets.ssh_private_key = Some(key()?),
+        SecretField::SshPassphrase => secrets.ssh_passphrase = Some(text()?),
+    }
+    Ok(())
+}

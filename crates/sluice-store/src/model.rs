@@ -1,0 +1,275 @@
+//! The records the store hands out. Times are milliseconds since the Unix epoch, read from the
+//! database's clock, so several instances sharing one PostgreSQL store agree on them.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::Serialize;
+use sluice_core::{SecretField, SourceId, SourceSpec};
+
+use crate::StoreError;
+
+/// Milliseconds since the Unix epoch, from the database's clock.
+pub type Millis = i64;
+
+macro_rules! id_newtype {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+        #[serde(transparent)]
+        pub struct $name(pub i64);
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, "{}", self.0)
+            }
+        }
+    };
+}
+
+id_newtype!(
+    /// A user's id.
+    UserId
+);
+id_newtype!(
+    /// A catalog snapshot's id.
+    SnapshotId
+);
+id_newtype!(
+    /// A discovery run's id.
+    RunId
+);
+id_newtype!(
+    /// An audit entry's id; ids grow with time, so they are the listing's cursor.
+    AuditId
+);
+
+macro_rules! str_enum {
+    ($(#[$doc:meta])* $name:ident, $field:literal { $($variant:ident => $text:literal),+ $(,)? }) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+        #[serde(rename_all = "snake_case")]
+        pub enum $name {
+            $($variant),+
+        }
+
+        impl $name {
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $($name::$variant => $text),+
+                }
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = StoreError;
+
+            fn from_str(s: &str) -> Result<$name, StoreError> {
+                match s {
+                    $($text => Ok($name::$variant),)+
+                    _ => Err(StoreError::Invalid {
+                        field: $field,
+                        message: format!("`{}` is not one of: {}", s.chars().take(32).collect::<String>(), [$($text),+].join(", ")),
+                    }),
+                }
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+str_enum!(
+    /// What a signed-in person may do.
+    Role, "role" { Admin => "admin", Analyst => "analyst" }
+);
+str_enum!(
+    /// What an API token may do; `refresh` may only trigger catalog refreshes.
+    TokenRole, "role" { Admin => "admin", Analyst => "analyst", Refresh => "refresh" }
+);
+str_enum!(
+    /// How a discovery run ended.
+    RunOutcome, "outcome" { Ok => "ok", Failed => "failed", Cancelled => "cancelled" }
+);
+str_enum!(
+    /// How a query recorded in the audit log ended.
+    QueryOutcome, "outcome" { Ok => "ok", Failed => "failed", Cancelled => "cancelled", Truncated => "truncated" }
+);
+
+/// A registered source as listings show it: settings and which secrets are set, never their
+/// values.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SourceRecord {
+    pub id: SourceId,
+    pub name: String,
+    /// The spec without its secrets.
+    pub settings: SourceSpec,
+    #[serde(serialize_with = "field_names")]
+    pub secret_fields: Vec<SecretField>,
+    pub created_at: Millis,
+    pub updated_at: Millis,
+    pub password_updated_at: Option<Millis>,
+}
+
+fn field_names<S: serde::Serializer>(fields: &[SecretField], s: S) -> Result<S::Ok, S::Error> {
+    s.collect_seq(fields.iter().map(|f| f.as_str()))
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct User {
+    pub id: UserId,
+    pub login: String,
+    pub role: Role,
+    pub created_at: Millis,
+    pub disabled: bool,
+}
+
+/// A live browser session (not revoked, not expired, its user not disabled).
+#[derive(Clone, PartialEq, Eq)]
+pub struct Session {
+    pub user: User,
+    pub created_at: Millis,
+    pub expires_at: Millis,
+    pub(crate) csrf_hash: Vec<u8>,
+}
+
+impl fmt::Debug for Session {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Session")
+            .field("user", &self.user)
+            .field("created_at", &self.created_at)
+            .field("expires_at", &self.expires_at)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Session {
+    /// Whether `token` is this session's CSRF proof (compared in constant time).
+    pub fn csrf_matches(&self, token: &str) -> bool {
+        crate::auth::hash_matches(&self.csrf_hash, token.as_bytes())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ApiToken {
+    /// The public part of the token, shown in listings and audit entries.
+    pub public_id: String,
+    pub name: String,
+    pub role: TokenRole,
+    /// The one source the token may use, when it is scoped.
+    pub source: Option<SourceId>,
+    pub created_by: Option<UserId>,
+    pub created_at: Millis,
+    pub last_used_at: Option<Millis>,
+    pub revoked: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SnapshotMeta {
+    pub id: SnapshotId,
+    pub source: SourceId,
+    /// SHA-256 of the uncompressed JSON, hex.
+    pub content_hash: String,
+    pub discovered_at: Millis,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DiscoveryRun {
+    pub id: RunId,
+    pub source: SourceId,
+    pub started_at: Millis,
+    pub finished_at: Option<Millis>,
+    pub outcome: Option<RunOutcome>,
+    /// The stage a failed run stopped at (a doctor check id, or `discover`).
+    pub stage: Option<String>,
+    pub message: Option<String>,
+}
+
+/// An audit entry to append.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewAuditEntry {
+    /// Who acted: `user:<login>`, `token:<public id>`, `system`.
+    pub actor: String,
+    /// What happened, e.g. `source.create`, `query`, `login.failed`.
+    pub kind: String,
+    pub source: Option<SourceId>,
+    pub detail: serde_json::Value,
+}
+
+/// How a query recorded with [`crate::Store::begin_query_audit`] ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueryCompletion {
+    pub duration_ms: i64,
+    pub rows: i64,
+    pub bytes: i64,
+    pub outcome: QueryOutcome,
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AuditEntry {
+    pub id: AuditId,
+    pub at: Millis,
+    pub actor: String,
+    pub kind: String,
+    pub source: Option<SourceId>,
+    pub detail: serde_json::Value,
+    /// For queries: the statement, and once finished how it went.
+    pub sql: Option<String>,
+    pub finished_at: Option<Millis>,
+    pub duration_ms: Option<i64>,
+    pub rows: Option<i64>,
+    pub bytes: Option<i64>,
+    pub outcome: Option<QueryOutcome>,
+    pub error: Option<String>,
+}
+
+/// Which audit entries to list, newest first. Every filter is optional; `before` is the cursor
+/// (the `next` of the previous page).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AuditFilter {
+    pub actor: Option<String>,
+    pub source: Option<SourceId>,
+    pub kind: Option<String>,
+    /// Entries at or after this time.
+    pub from: Option<Millis>,
+    /// Entries before this time.
+    pub until: Option<Millis>,
+    pub before: Option<AuditId>,
+    /// Page size; 1 to 1000, default 100.
+    pub limit: Option<u32>,
+}
+
+impl AuditFilter {
+    pub const MAX_LIMIT: u32 = 1000;
+
+    pub(crate) fn page_size(&self) -> Result<i64, StoreError> {
+        match self.limit {
+            None => Ok(100),
+            Some(n) if (1..=Self::MAX_LIMIT).contains(&n) => Ok(i64::from(n)),
+            Some(n) => Err(StoreError::Invalid { field: "limit", message: format!("{n} is not between 1 and 1000") }),
+        }
+    }
+}
+
+/// One page of audit entries; `next` is the cursor for the following page, when there is one.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AuditPage {
+    pub entries: Vec<AuditEntry>,
+    pub next: Option<AuditId>,
+}
+
+pub(crate) fn source_id(text: String) -> Result<SourceId, StoreError> {
+    text.parse().map_err(|e: sluice_core::BadSourceId| StoreError::Backend { message: format!("stored {e}") })
+}
+
+pub(crate) fn secret_field(name: &str) -> Result<SecretField, StoreError> {
+    SecretField::ALL
+        .into_iter()
+        .find(|f| f.as_str() == name)
+        .ok_or_else(|| StoreError::Backend { message: format!("unknown stored secret field `{name}`") })
+}
