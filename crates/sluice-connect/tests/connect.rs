@@ -414,3 +414,78 @@ async fn a_private_endpoint_is_dialled_by_its_name_and_verified_by_the_databases
     let e = expect_err(connect(s).await);
     assert!(matches!(e, ConnectError::Tls { failure: TlsFailure::NameMismatch { .. }, .. }), "{e:?}");
 }
+
+/// The session's lock_timeout ends a wait for a lock another session holds (SQLSTATE 55P03)
+/// instead of waiting for as long as the holder keeps it.
+#[tokio::test]
+async fn lock_timeout_ends_a_wait_for_a_held_lock() {
+    let cluster = Cluster::start_default().expect("cluster");
+    cluster.create_login("ro", PW).expect("role");
+    cluster.psql("postgres", "CREATE TABLE held(x int); GRANT SELECT ON held TO ro;").expect("table");
+    let limits = sluice_connect::SessionSettings { lock_timeout: Duration::from_millis(300), ..Default::default() };
+    let connector = Connector::new(spec("127.0.0.1", cluster.port(), "ro", SslMode::Disable)).expect("connector");
+    let mut session = connector.with_settings(limits).connect().await.expect("session");
+    let (holder, connection) =
+        tokio_postgres::connect(&cluster.superuser_url("postgres"), tokio_postgres::NoTls).await.expect("lock holder");
+    let holder_task = tokio::spawn(connection);
+    holder.batch_execute("BEGIN; LOCK TABLE held IN ACCESS EXCLUSIVE MODE").await.expect("take the lock");
+
+    let tx = session.read_only_transaction().await.expect("begin");
+    let shown = tx.client().query_one("SHOW lock_timeout", &[]).await.expect("show");
+    assert_eq!(shown.get::<_, String>(0), "300ms");
+    // A hang guard only: without the limit the read would wait until the holder commits.
+    let read = tokio::time::timeout(Duration::from_secs(30), tx.client().simple_query("SELECT count(*) FROM held"))
+        .await
+        .expect("the wait ends without the holder letting go");
+    let e = read.expect_err("lock_timeout");
+    assert_eq!(e.code().map(|c| c.code()), Some("55P03"), "{e}");
+    tx.rollback().await.expect("rollback");
+    // The holder still has its lock: the limit ended the wait, not the lock.
+    let held = cluster
+        .psql("postgres", "SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation WHERE c.relname = 'held' AND l.granted AND l.mode = 'AccessExclusiveLock'")
+        .expect("locks");
+    assert_eq!(held, "1");
+    holder.batch_execute("COMMIT").await.expect("release");
+    holder_task.abort();
+}
+
+/// The session's idle_in_transaction_session_timeout makes the server end a session left idle
+/// inside a transaction: the server closes it, and the session says so.
+#[tokio::test]
+async fn an_idle_transaction_is_ended_by_the_server() {
+    let cluster = Cluster::start_default().expect("cluster");
+    cluster.create_login("ro", PW).expect("role");
+    let limits = sluice_connect::SessionSettings {
+        idle_in_transaction_timeout: Duration::from_millis(300),
+        ..Default::default()
+    };
+    let connector = Connector::new(spec("127.0.0.1", cluster.port(), "ro", SslMode::Disable)).expect("connector");
+    let mut session = connector.with_settings(limits).connect().await.expect("session");
+    let pid = session.info().backend_pid;
+    let tx = session.read_only_transaction().await.expect("begin");
+    let shown = tx.client().query_one("SHOW idle_in_transaction_session_timeout", &[]).await.expect("show");
+    assert_eq!(shown.get::<_, String>(0), "300ms");
+    // Idle inside the transaction until the server has ended the backend.
+    let started = Instant::now();
+    while cluster
+        .psql("postgres", &format!("SELECT count(*) FROM pg_stat_activity WHERE pid = {pid}"))
+        .expect("activity")
+        != "0"
+    {
+        assert!(started.elapsed() < Duration::from_secs(30), "the server never ended the idle transaction");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let e = tx.client().simple_query("SELECT 1").await.expect_err("the session is gone");
+    assert!(e.is_closed() || e.code().map(|c| c.code()) == Some("25P03"), "{e:?}");
+    drop(tx);
+    let started = Instant::now();
+    while !session.is_closed() {
+        assert!(started.elapsed() < Duration::from_secs(10), "the session never noticed");
+        tokio::task::yield_now().await;
+    }
+    assert!(!session.is_reusable());
+    // The session says why: the server's FATAL (idle-in-transaction timeout, SQLSTATE 25P03)
+    // when the driver read it before the socket closed, else that the connection closed.
+    let why = session.connection_error().expect("the session says why it ended");
+    assert!(why.contains("idle-in-transaction timeout") || why.contains("connection closed"), "{why}");
+}
