@@ -1,0 +1,533 @@
+//! The store's contract, run on both backends: every case below runs once on SQLite and once on
+//! a real PostgreSQL cluster, against the same `Store` API.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{count, Fixture};
+use sluice_core::{
+    HostKeyCheck, KeySource, Network, Secret, SecretField, SourceId, SourceSecrets, SourceSpec, SshSpec,
+};
+use sluice_store::{
+    AuditFilter, KeyConfig, MasterKey, NewApiToken, NewAuditEntry, QueryCompletion, QueryOutcome, Role, RunOutcome,
+    StoreError, TokenRole,
+};
+
+const PASSWORD: &str = "pw-Zq81-unique-db-password";
+const PEM_KEY: &str = "-----BEGIN PRIVATE KEY-----\nssl-KEY-body-6f2a91\n-----END PRIVATE KEY-----\n";
+const SSH_KEY: &str = "-----BEGIN OPENSSH PRIVATE KEY-----\nssh-KEY-body-0c7e55\n-----END OPENSSH PRIVATE KEY-----\n";
+const PASSPHRASE: &str = "passphrase-Hk44-unique";
+
+fn id(s: &str) -> SourceId {
+    s.parse().expect("source id")
+}
+
+/// A spec through a bastion with every secret set, split into settings and secrets.
+fn full_source() -> (SourceSpec, SourceSecrets) {
+    let mut spec = SourceSpec::new("db.internal", "app", "reader");
+    spec.password = Some(Secret::new(PASSWORD));
+    spec.sslkey = Some(KeySource::Pem(Secret::new(PEM_KEY)));
+    spec.network = Network::Ssh(SshSpec {
+        host: "bastion.internal".into(),
+        port: 22,
+        user: "tunnel".into(),
+        private_key: Some(KeySource::Pem(Secret::new(SSH_KEY))),
+        passphrase: Some(Secret::new(PASSPHRASE)),
+        host_key: HostKeyCheck::Fingerprint("SHA256:abc".into()),
+    });
+    spec.split()
+}
+
+fn full_spec() -> SourceSpec {
+    let (settings, secrets) = full_source();
+    settings.with_secrets(secrets)
+}
+
+async fn sources_round_trip_and_an_edit_without_a_secret_keeps_it(f: &Fixture) {
+    let store = f.open().await;
+    let (settings, secrets) = full_source();
+    let prod = id("prod");
+    let created = store.put_source(&prod, "Production", &settings, &secrets).await.expect("put");
+    assert_eq!(created.name, "Production");
+    assert_eq!(created.secret_fields, SecretField::ALL.to_vec());
+    assert_eq!(created.settings, settings);
+    let pw_at = created.password_updated_at.expect("password time");
+    assert!(pw_at >= created.created_at && created.updated_at >= created.created_at);
+    assert_eq!(store.source_spec(&prod).await.expect("spec"), full_spec());
+
+    // A listing says which secrets are set and shows none of them.
+    let json = serde_json::to_string(&store.sources().await.expect("list")).expect("json");
+    assert!(json.contains("\"ssh.passphrase\""), "{json}");
+    for secret in [PASSWORD, "ssl-KEY-body", "ssh-KEY-body", PASSPHRASE] {
+        assert!(!json.contains(secret), "{secret} in {json}");
+    }
+
+    // An edit that does not retype the secrets keeps them; the password time stays.
+    let mut renamed = settings.clone();
+    renamed.database = "app2".into();
+    let edited = store.update_source(&prod, "Prod", &renamed, &SourceSecrets::default()).await.expect("update");
+    assert_eq!(edited.name, "Prod");
+    assert_eq!(edited.password_updated_at, Some(pw_at));
+    let spec = store.source_spec(&prod).await.expect("spec");
+    assert_eq!(spec.database, "app2");
+    assert_eq!(spec.password, Some(Secret::new(PASSWORD)));
+    assert_eq!(spec.sslkey, Some(KeySource::Pem(Secret::new(PEM_KEY))));
+
+    // A new password replaces only the password; a key given as a path stays a path.
+    let patch = SourceSecrets {
+        password: Some(Secret::new("pw-new")),
+        sslkey: Some(KeySource::File("/etc/sluice/client.key".into())),
+        ..SourceSecrets::default()
+    };
+    let edited = store.update_source(&prod, "Prod", &renamed, &patch).await.expect("update");
+    assert!(edited.password_updated_at.expect("time") >= pw_at);
+    let spec = store.source_spec(&prod).await.expect("spec");
+    assert_eq!(spec.password, Some(Secret::new("pw-new")));
+    assert_eq!(spec.sslkey, Some(KeySource::File("/etc/sluice/client.key".into())));
+    match &spec.network {
+        Network::Ssh(ssh) => assert_eq!(ssh.passphrase, Some(Secret::new(PASSPHRASE))),
+        other => panic!("{other:?}"),
+    }
+
+    // A source without secrets has none listed and no password time.
+    let bare = store.put_source(&id("bare"), "Bare", &SourceSpec::new("h", "d", "u"), &SourceSecrets::default()).await;
+    let bare = bare.expect("bare");
+    assert!(bare.secret_fields.is_empty() && bare.password_updated_at.is_none());
+    assert_eq!(
+        store.sources().await.expect("list").iter().map(|s| s.name.as_str()).collect::<Vec<_>>(),
+        ["Bare", "Prod"]
+    );
+
+    // Settings that still hold a secret are refused.
+    let e = store.put_source(&id("leaky"), "Leaky", &full_spec(), &SourceSecrets::default()).await.expect_err("leaky");
+    assert!(matches!(e, StoreError::Invalid { field: "settings", .. }), "{e:?}");
+
+    store.delete_source(&prod).await.expect("delete");
+    assert!(matches!(store.source(&prod).await, Err(StoreError::NotFound { entity: "source" })));
+    assert!(matches!(store.source_spec(&prod).await, Err(StoreError::NotFound { .. })));
+    assert!(matches!(store.delete_source(&prod).await, Err(StoreError::NotFound { .. })));
+    let missing = store.update_source(&prod, "x", &renamed, &SourceSecrets::default()).await;
+    assert!(matches!(missing, Err(StoreError::NotFound { entity: "source" })), "{missing:?}");
+    // Its secrets went with it.
+    assert_eq!(f.raw_exec("DELETE FROM source_secrets WHERE source_id = 'prod'").await, Ok(0));
+}
+
+async fn a_taken_name_or_login_is_a_conflict_naming_the_field(f: &Fixture) {
+    let store = f.open().await;
+    let spec = SourceSpec::new("h", "d", "u");
+    store.put_source(&id("a"), "Warehouse", &spec, &SourceSecrets::default()).await.expect("a");
+    let e = store.put_source(&id("b"), "Warehouse", &spec, &SourceSecrets::default()).await.expect_err("same name");
+    assert!(matches!(&e, StoreError::Conflict { entity: "source", field } if field == "name"), "{e:?}");
+    assert!(e.to_string().contains("a source with this name already exists"), "{e}");
+    let e = store.put_source(&id("a"), "Other", &spec, &SourceSecrets::default()).await.expect_err("same id");
+    assert!(matches!(&e, StoreError::Conflict { field, .. } if field == "id"), "{e:?}");
+    store.put_source(&id("b"), "Lake", &spec, &SourceSecrets::default()).await.expect("b");
+    let e = store.update_source(&id("b"), "Warehouse", &spec, &SourceSecrets::default()).await.expect_err("rename");
+    assert!(matches!(&e, StoreError::Conflict { field, .. } if field == "name"), "{e:?}");
+
+    let pw = Secret::new("long enough password");
+    store.create_user("ana", Role::Analyst, &pw).await.expect("user");
+    let e = store.create_user("ana", Role::Admin, &pw).await.expect_err("same login");
+    assert!(matches!(&e, StoreError::Conflict { entity: "user", field } if field == "login"), "{e:?}");
+}
+
+async fn secrets_never_reach_the_store_in_plaintext(f: &Fixture) {
+    let store = f.open().await;
+    let (settings, secrets) = full_source();
+    store.put_source(&id("prod"), "Production", &settings, &secrets).await.expect("put");
+    let patch = SourceSecrets { password: Some(Secret::new("pw-Rotated-77x")), ..SourceSecrets::default() };
+    store.update_source(&id("prod"), "Production", &settings, &patch).await.expect("update");
+    let token_secret = store
+        .create_token(&NewApiToken { name: "ci".into(), role: TokenRole::Refresh, source: None, created_by: None })
+        .await
+        .expect("token")
+        .1;
+    let user_pw = "user-Password-93kq";
+    store.create_user("root", Role::Admin, &Secret::new(user_pw)).await.expect("user");
+    let session = store.create_session(store.users().await.expect("users")[0].id, Duration::from_secs(60)).await;
+    let session = session.expect("session");
+    let setup = store.create_setup_token(Duration::from_secs(60)).await.expect("setup");
+    let key_b64 = f.key.to_base64();
+    store.close().await;
+
+    let raw = f.raw_bytes().await;
+    assert!(!raw.is_empty() && raw.iter().any(|b| count(b, b"Production") > 0), "the search must see the store's data");
+    let (_, token_secret_part) = token_secret.expose().rsplit_once('_').expect("token");
+    let needles: Vec<&[u8]> = vec![
+        PASSWORD.as_bytes(),
+        b"pw-Rotated-77x",
+        b"ssl-KEY-body",
+        b"ssh-KEY-body",
+        PASSPHRASE.as_bytes(),
+        user_pw.as_bytes(),
+        token_secret_part.as_bytes(),
+        session.cookie.expose().as_bytes(),
+        session.csrf.expose().as_bytes(),
+        setup.expose().as_bytes(),
+        key_b64.as_bytes(),
+    ];
+    for needle in needles {
+        let hits: usize = raw.iter().map(|b| count(b, needle)).sum();
+        assert_eq!(hits, 0, "{} found in the store", String::from_utf8_lossy(needle));
+    }
+}
+
+async fn a_wrong_or_missing_master_key_is_refused(f: &Fixture) {
+    let store = f.open().await;
+    let (settings, secrets) = full_source();
+    store.put_source(&id("prod"), "Production", &settings, &secrets).await.expect("put");
+    let key_id = store.key_id();
+    store.close().await;
+
+    let e = f.open_with(KeyConfig::Key(MasterKey::generate().expect("key"))).await.expect_err("wrong key");
+    assert!(matches!(e, StoreError::Key { .. }), "{e:?}");
+    assert!(e.to_string().contains(&format!("not the key this store was sealed with (id {key_id})")), "{e}");
+
+    let bad = tempfile::tempdir().expect("dir");
+    let path = bad.path().join("bad.key");
+    std::fs::write(&path, "not base64 at all!").expect("write");
+    let mut perms = std::fs::metadata(&path).expect("meta").permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o600);
+    std::fs::set_permissions(&path, perms).expect("chmod");
+    let e = f.open_with(KeyConfig::File(path.clone())).await.expect_err("malformed key");
+    assert!(e.to_string().contains("not valid base64"), "{e}");
+    assert!(!e.to_string().contains("not base64 at all"), "{e}");
+
+    // The right key in a file works; a file others can read is refused.
+    std::fs::write(&path, f.key.to_base64().as_str()).expect("write");
+    f.open_with(KeyConfig::File(path.clone())).await.expect("the right key from a file").close().await;
+    let mut perms = std::fs::metadata(&path).expect("meta").permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o644);
+    std::fs::set_permissions(&path, perms).expect("chmod");
+    let e = f.open_with(KeyConfig::File(path)).await.expect_err("readable key file");
+    assert!(e.to_string().contains("readable by others"), "{e}");
+
+    if f.is_sqlite() {
+        // The data directory's key file is made on first start only: a store without it stays shut.
+        let e = f.open_with(KeyConfig::DataDir).await.expect_err("no key file");
+        assert!(e.to_string().contains("its key file"), "{e}");
+    } else {
+        let e = f.open_with(KeyConfig::DataDir).await.expect_err("postgres needs a key");
+        assert!(e.to_string().contains("needs its master key given explicitly"), "{e}");
+    }
+}
+
+async fn rotation_reseals_every_secret_under_the_new_key(f: &Fixture) {
+    let old = f.key.clone();
+    let store = f.open().await;
+    let (settings, secrets) = full_source();
+    store.put_source(&id("prod"), "Production", &settings, &secrets).await.expect("put");
+    store.put_source(&id("dev"), "Dev", &settings, &secrets).await.expect("put");
+    let new = MasterKey::generate().expect("key");
+
+    let e = store.rotate_master_key(&new, new.clone()).await.expect_err("not the key in use");
+    assert!(matches!(e, StoreError::Invalid { field: "old key", .. }), "{e:?}");
+
+    store.rotate_master_key(&old, new.clone()).await.expect("rotate");
+    assert_eq!(store.key_id(), new.id());
+    assert_eq!(store.source_spec(&id("prod")).await.expect("spec"), full_spec());
+    store.close().await;
+
+    let e = f.open_with(KeyConfig::Key(old)).await.expect_err("the old key no longer opens it");
+    assert!(matches!(e, StoreError::Key { .. }), "{e:?}");
+    let store = f.open_with(KeyConfig::Key(new.clone())).await.expect("the new key opens it");
+    for source in ["prod", "dev"] {
+        assert_eq!(store.source_spec(&id(source)).await.expect("spec"), full_spec());
+    }
+    // Every stored value now carries the new key's id.
+    store.close().await;
+    let sealed_rows = "SELECT count(*) FROM source_secrets".to_string();
+    assert_eq!(f.raw_scalar(sealed_rows).await, 8);
+    let with_new = format!("SELECT count(*) FROM source_secrets WHERE key_id = '{}'", new.id());
+    assert_eq!(f.raw_scalar(with_new).await, 8);
+    let check = format!("SELECT count(*) FROM store_meta WHERE key_id = '{}'", new.id());
+    assert_eq!(f.raw_scalar(check).await, 1);
+}
+
+async fn users_sign_in_only_with_the_right_password_while_enabled(f: &Fixture) {
+    let store = f.open().await;
+    let pw = Secret::new("correct horse battery");
+    let ana = store.create_user("ana", Role::Analyst, &pw).await.expect("user");
+    assert_eq!((ana.login.as_str(), ana.role, ana.disabled), ("ana", Role::Analyst, false));
+    assert_eq!(store.authenticate("ana", &pw).await.expect("auth"), Some(ana.clone()));
+    assert_eq!(store.authenticate("ana", &Secret::new("correct horse batterY")).await.expect("auth"), None);
+    assert_eq!(store.authenticate("bob", &pw).await.expect("auth"), None);
+
+    let e = store.create_user("bob", Role::Admin, &Secret::new("short")).await.expect_err("short");
+    assert!(matches!(e, StoreError::Invalid { field: "password", .. }), "{e:?}");
+    let e = store.create_user("bad login", Role::Admin, &pw).await.expect_err("login");
+    assert!(matches!(e, StoreError::Invalid { field: "login", .. }), "{e:?}");
+
+    let new_pw = Secret::new("a new long password");
+    store.set_password(ana.id, &new_pw).await.expect("set password");
+    assert_eq!(store.authenticate("ana", &pw).await.expect("auth"), None);
+    assert!(store.authenticate("ana", &new_pw).await.expect("auth").is_some());
+    store.set_user_role(ana.id, Role::Admin).await.expect("role");
+    assert_eq!(store.user(ana.id).await.expect("user").role, Role::Admin);
+    store.set_user_disabled(ana.id, true).await.expect("disable");
+    assert_eq!(store.authenticate("ana", &new_pw).await.expect("auth"), None);
+    assert!(store.users().await.expect("users")[0].disabled);
+    assert!(matches!(store.user(sluice_store::UserId(9999)).await, Err(StoreError::NotFound { entity: "user" })));
+    assert!(matches!(
+        store.set_user_disabled(sluice_store::UserId(9999), true).await,
+        Err(StoreError::NotFound { .. })
+    ));
+}
+
+async fn sessions_are_found_by_their_cookie_until_revoked(f: &Fixture) {
+    let store = f.open().await;
+    let ana = store.create_user("ana", Role::Analyst, &Secret::new("correct horse battery")).await.expect("user");
+    let s = store.create_session(ana.id, Duration::from_secs(3600)).await.expect("session");
+    let live = store.session(s.cookie.expose()).await.expect("lookup").expect("live");
+    assert_eq!(live.user, ana);
+    assert_eq!(live.expires_at, s.expires_at);
+    assert!(live.expires_at - live.created_at == 3_600_000);
+    assert!(live.csrf_matches(s.csrf.expose()));
+    assert!(!live.csrf_matches(s.cookie.expose()));
+    assert!(!format!("{live:?} {s:?}").contains(s.cookie.expose()));
+    assert_eq!(store.session("not-a-cookie").await.expect("lookup"), None);
+
+    let other = store.create_session(ana.id, Duration::from_secs(3600)).await.expect("session");
+    store.revoke_session(s.cookie.expose()).await.expect("revoke");
+    assert_eq!(store.session(s.cookie.expose()).await.expect("lookup"), None);
+    assert!(store.session(other.cookie.expose()).await.expect("lookup").is_some());
+    // A disabled user's sessions stop at once; revoking all of a user's counts the live ones.
+    store.set_user_disabled(ana.id, true).await.expect("disable");
+    assert_eq!(store.session(other.cookie.expose()).await.expect("lookup"), None);
+    store.set_user_disabled(ana.id, false).await.expect("enable");
+    assert!(store.session(other.cookie.expose()).await.expect("lookup").is_some());
+    assert_eq!(store.revoke_sessions_of(ana.id).await.expect("revoke all"), 1);
+    assert_eq!(store.session(other.cookie.expose()).await.expect("lookup"), None);
+    let e = store.create_session(sluice_store::UserId(9999), Duration::from_secs(1)).await.expect_err("no user");
+    assert!(matches!(e, StoreError::NotFound { entity: "user" }), "{e:?}");
+}
+
+async fn tokens_verify_until_revoked_and_only_with_their_secret(f: &Fixture) {
+    let store = f.open().await;
+    store
+        .put_source(&id("prod"), "Production", &SourceSpec::new("h", "d", "u"), &SourceSecrets::default())
+        .await
+        .expect("src");
+    let new = NewApiToken {
+        name: "nightly refresh".into(),
+        role: TokenRole::Refresh,
+        source: Some(id("prod")),
+        created_by: None,
+    };
+    let (token, text) = store.create_token(&new).await.expect("token");
+    assert!(text.expose().starts_with(&format!("sluice_{}_", token.public_id)), "shape");
+    assert_eq!(
+        (token.role, token.source.clone(), token.last_used_at, token.revoked),
+        (TokenRole::Refresh, Some(id("prod")), None, false)
+    );
+
+    let ok = store.verify_token(text.expose()).await.expect("verify").expect("valid");
+    assert_eq!(ok.public_id, token.public_id);
+    assert!(ok.last_used_at.is_some());
+
+    // The right public id with another secret, a malformed text, an unknown id: all refused.
+    let (prefix, secret) = text.expose().rsplit_once('_').expect("shape");
+    let mut wrong = secret.as_bytes().to_vec();
+    wrong[0] = if wrong[0] == b'A' { b'B' } else { b'A' };
+    let wrong = format!("{prefix}_{}", String::from_utf8(wrong).expect("utf8"));
+    assert_eq!(store.verify_token(&wrong).await.expect("verify"), None);
+    assert_eq!(store.verify_token(prefix).await.expect("verify"), None);
+    assert_eq!(store.verify_token("sluice_000000000000_x").await.expect("verify"), None);
+    assert_eq!(store.verify_token("").await.expect("verify"), None);
+
+    let listed = serde_json::to_string(&store.tokens().await.expect("list")).expect("json");
+    assert!(listed.contains(&token.public_id) && !listed.contains(secret), "{listed}");
+
+    store.revoke_token(&token.public_id).await.expect("revoke");
+    assert_eq!(store.verify_token(text.expose()).await.expect("verify"), None);
+    assert!(store.tokens().await.expect("list")[0].revoked);
+    assert!(matches!(store.revoke_token("nope").await, Err(StoreError::NotFound { entity: "token" })));
+
+    let scoped_to_nothing = NewApiToken { source: Some(id("ghost")), ..new };
+    let e = store.create_token(&scoped_to_nothing).await.expect_err("no such source");
+    assert!(matches!(e, StoreError::NotFound { .. }), "{e:?}");
+}
+
+async fn a_setup_token_works_exactly_once(f: &Fixture) {
+    let store = f.open().await;
+    let t = store.create_setup_token(Duration::from_secs(600)).await.expect("setup");
+    assert!(!store.consume_setup_token("something else").await.expect("consume"));
+    assert!(store.consume_setup_token(t.expose()).await.expect("consume"));
+    assert!(!store.consume_setup_token(t.expose()).await.expect("consume again"));
+}
+
+async fn a_snapshot_is_stored_only_when_the_catalog_changed(f: &Fixture) {
+    let store = f.open().await;
+    let prod = id("prod");
+    store
+        .put_source(&prod, "Production", &SourceSpec::new("h", "d", "u"), &SourceSecrets::default())
+        .await
+        .expect("src");
+    assert_eq!(store.latest_snapshot(&prod).await.expect("latest"), None);
+    let v1 = br#"{"schemas":[{"name":"public","relations":[]}]}"#.repeat(50);
+    let v2 = br#"{"schemas":[{"name":"sales","relations":[]}]}"#.to_vec();
+    let first = store.put_snapshot(&prod, &v1).await.expect("put").expect("new");
+    assert_eq!(first.content_hash.len(), 64);
+    assert_eq!(store.put_snapshot(&prod, &v1).await.expect("put again"), None);
+    let second = store.put_snapshot(&prod, &v2).await.expect("put").expect("changed");
+    assert!(second.id > first.id);
+    // Back to the first catalog: it differs from the latest, so it is stored again.
+    let third = store.put_snapshot(&prod, &v1).await.expect("put").expect("changed back");
+    assert_eq!(third.content_hash, first.content_hash);
+    let (meta, json) = store.latest_snapshot(&prod).await.expect("latest").expect("some");
+    assert_eq!((meta, json), (third.clone(), v1.clone()));
+    let ids: Vec<_> = store.snapshots(&prod).await.expect("list").into_iter().map(|s| s.id).collect();
+    assert_eq!(ids, [third.id, second.id, first.id]);
+    let e = store.put_snapshot(&id("ghost"), &v1).await.expect_err("no source");
+    assert!(matches!(e, StoreError::NotFound { entity: "source" }), "{e:?}");
+}
+
+async fn discovery_runs_start_and_finish_once(f: &Fixture) {
+    let store = f.open().await;
+    let prod = id("prod");
+    store
+        .put_source(&prod, "Production", &SourceSpec::new("h", "d", "u"), &SourceSecrets::default())
+        .await
+        .expect("src");
+    let a = store.start_discovery_run(&prod).await.expect("start");
+    let b = store.start_discovery_run(&prod).await.expect("start");
+    store
+        .finish_discovery_run(a, RunOutcome::Failed, Some("auth"), Some("password authentication failed"))
+        .await
+        .expect("finish");
+    let again = store.finish_discovery_run(a, RunOutcome::Ok, None, None).await;
+    assert!(matches!(again, Err(StoreError::NotFound { .. })), "{again:?}");
+    let runs = store.discovery_runs(&prod, 10).await.expect("runs");
+    assert_eq!(runs.iter().map(|r| r.id).collect::<Vec<_>>(), [b, a]);
+    assert_eq!((runs[1].outcome, runs[1].stage.as_deref()), (Some(RunOutcome::Failed), Some("auth")));
+    assert!(runs[1].finished_at.is_some() && runs[0].finished_at.is_none());
+    assert!(matches!(store.start_discovery_run(&id("ghost")).await, Err(StoreError::NotFound { entity: "source" })));
+}
+
+async fn the_audit_log_filters_pages_and_refuses_rewrites(f: &Fixture) {
+    let store = f.open().await;
+    let prod = id("prod");
+    let mut ids = Vec::new();
+    for i in 0..25 {
+        let entry = NewAuditEntry {
+            actor: if i % 2 == 0 { "user:ana".into() } else { "token:abc".into() },
+            kind: if i % 5 == 0 { "source.update".into() } else { "login".into() },
+            source: (i % 3 == 0).then(|| prod.clone()),
+            detail: serde_json::json!({ "n": i }),
+        };
+        ids.push(store.append_audit(&entry).await.expect("append"));
+    }
+    assert!(ids.windows(2).all(|w| w[0] < w[1]), "ids grow");
+
+    // Ana's entries, 4 to a page, newest first, followed by their cursor.
+    let mut filter = AuditFilter { actor: Some("user:ana".into()), limit: Some(4), ..AuditFilter::default() };
+    let mut seen = Vec::new();
+    loop {
+        let page = store.audit(&filter).await.expect("page");
+        assert!(page.entries.len() <= 4);
+        seen.extend(page.entries.iter().map(|e| (e.id, e.detail["n"].as_i64().expect("n"))));
+        match page.next {
+            Some(next) => filter.before = Some(next),
+            None => break,
+        }
+    }
+    let expected: Vec<_> = (0..25).rev().filter(|i| i % 2 == 0).map(|i| (ids[i as usize], i)).collect();
+    assert_eq!(seen, expected);
+
+    let both = AuditFilter { source: Some(prod.clone()), kind: Some("source.update".into()), ..AuditFilter::default() };
+    let hits: Vec<_> = store.audit(&both).await.expect("page").entries.iter().map(|e| e.detail["n"].clone()).collect();
+    assert_eq!(hits, [serde_json::json!(15), serde_json::json!(0)]);
+
+    // A time range: everything from the 10th entry's time on includes it and all later ones.
+    let all = store.audit(&AuditFilter::default()).await.expect("all").entries;
+    let tenth = all.iter().find(|e| e.id == ids[10]).expect("tenth").at;
+    let from = store.audit(&AuditFilter { from: Some(tenth), ..AuditFilter::default() }).await.expect("from").entries;
+    assert!(from.iter().all(|e| e.at >= tenth) && from.iter().any(|e| e.id == ids[10]) && from.len() >= 15);
+    let until =
+        store.audit(&AuditFilter { until: Some(tenth), ..AuditFilter::default() }).await.expect("until").entries;
+    assert!(until.iter().all(|e| e.at < tenth));
+    assert_eq!(from.len() + until.len(), 25);
+    let e = store.audit(&AuditFilter { limit: Some(0), ..AuditFilter::default() }).await.expect_err("limit");
+    assert!(matches!(e, StoreError::Invalid { field: "limit", .. }), "{e:?}");
+
+    // A query is recorded as it starts and completed once.
+    let q = store.begin_query_audit("user:ana", &prod, "select 1").await.expect("begin");
+    let started = store.audit(&AuditFilter { kind: Some("query".into()), ..AuditFilter::default() }).await.expect("q");
+    assert_eq!((started.entries[0].sql.as_deref(), started.entries[0].outcome), (Some("select 1"), None));
+    let done = QueryCompletion { duration_ms: 12, rows: 1, bytes: 2, outcome: QueryOutcome::Ok, error: None };
+    store.complete_query_audit(q, &done).await.expect("complete");
+    assert!(matches!(store.complete_query_audit(q, &done).await, Err(StoreError::NotFound { .. })));
+    let finished = store.audit(&AuditFilter { kind: Some("query".into()), ..AuditFilter::default() }).await.expect("q");
+    let entry = &finished.entries[0];
+    assert_eq!(
+        (entry.rows, entry.bytes, entry.duration_ms, entry.outcome),
+        (Some(1), Some(2), Some(12), Some(QueryOutcome::Ok))
+    );
+    assert!(entry.finished_at.expect("finished") >= entry.at);
+
+    // The database itself refuses to delete or rewrite entries.
+    for sql in [
+        "DELETE FROM audit_log",
+        "UPDATE audit_log SET actor = 'someone else'",
+        "UPDATE audit_log SET rows = 99 WHERE kind = 'query'",
+    ] {
+        let e = f.raw_exec(sql).await.expect_err(sql);
+        assert!(e.contains("append-only"), "{sql}: {e}");
+    }
+    if !f.is_sqlite() {
+        let e = f.raw_exec("TRUNCATE audit_log").await.expect_err("truncate");
+        assert!(e.contains("append-only"), "{e}");
+    }
+    assert_eq!(
+        store.audit(&AuditFilter { limit: Some(1000), ..AuditFilter::default() }).await.expect("all").entries.len(),
+        26
+    );
+}
+
+async fn a_store_url_password_never_shows(f: &Fixture) {
+    let store = f.open().await;
+    let shown = format!("{store:?} {}", store.location());
+    assert!(!shown.contains(sluice_testkit::SUPERUSER_PASSWORD), "{shown}");
+    assert!(!shown.contains(&*f.key.to_base64()), "{shown}");
+}
+
+/// Each case as a test on each backend.
+macro_rules! on_both_backends {
+    ($($case:ident),+ $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test]
+                async fn $case() {
+                    let f = crate::common::Fixture::sqlite();
+                    super::$case(&f).await;
+                }
+            )+
+        }
+        mod postgres {
+            $(
+                #[tokio::test]
+                async fn $case() {
+                    let f = crate::common::Fixture::postgres();
+                    super::$case(&f).await;
+                }
+            )+
+        }
+    };
+}
+
+on_both_backends!(
+    sources_round_trip_and_an_edit_without_a_secret_keeps_it,
+    a_taken_name_or_login_is_a_conflict_naming_the_field,
+    secrets_never_reach_the_store_in_plaintext,
+    a_wrong_or_missing_master_key_is_refused,
+    rotation_reseals_every_secret_under_the_new_key,
+    users_sign_in_only_with_the_right_password_while_enabled,
+    sessions_are_found_by_their_cookie_until_revoked,
+    tokens_verify_until_revoked_and_only_with_their_secret,
+    a_setup_token_works_exactly_once,
+    a_snapshot_is_stored_only_when_the_catalog_changed,
+    discovery_runs_start_and_finish_once,
+    the_audit_log_filters_pages_and_refuses_rewrites,
+    a_store_url_password_never_shows,
+);
