@@ -98,21 +98,32 @@ type Prepared<'a> = (&'a SourceSpec, Option<Arc<SshTunnel>>, Connector);
 
 /// Everything the `config` check vouches for: a valid spec, its bastion (kept so the doctor can
 /// run the ssh stages on it) and the connector (certificates and keys read).
-fn prepare(input: &DoctorInput) -> Result<Prepared<'_>, Box<dyn UserFacing>> {
+async fn prepare(input: &DoctorInput) -> Result<Prepared<'_>, Box<dyn UserFacing>> {
     let spec = input.spec.as_ref().map_err(|e| Box::new(e.clone()) as Box<dyn UserFacing>)?;
+    let owned = spec.clone();
+    // File reads and SSH key decryption (bcrypt-pbkdf, slow by design) stay off the executor.
+    let (tunnel, connector) = match tokio::task::spawn_blocking(move || build_connector(owned)).await {
+        Ok(built) => built.map_err(|e| Box::new(e) as Box<dyn UserFacing>)?,
+        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        Err(_) => {
+            return Err(Box::new(ConnectError::Session { message: "the runtime is shutting down".into() }));
+        }
+    };
+    Ok((spec, tunnel, connector))
+}
+
+/// Reads the bastion's key and known_hosts file and the certificates: blocking work.
+fn build_connector(spec: SourceSpec) -> Result<(Option<Arc<SshTunnel>>, Connector), ConnectError> {
     let timeout = Duration::from_secs(spec.connect_timeout_secs);
     let tunnel = match &spec.network {
-        Network::Ssh(ssh) => {
-            Some(Arc::new(SshTunnel::new(ssh, timeout).map_err(|e| Box::new(e) as Box<dyn UserFacing>)?))
-        }
+        Network::Ssh(ssh) => Some(Arc::new(SshTunnel::new(ssh, timeout)?)),
         _ => None,
     };
     let connector = match &tunnel {
-        Some(t) => Connector::with_dialer(spec.clone(), Dialer::Tunnel(t.clone())),
-        None => Connector::new(spec.clone()),
-    }
-    .map_err(|e| Box::new(e) as Box<dyn UserFacing>)?;
-    Ok((spec, tunnel, connector))
+        Some(t) => Connector::with_dialer(spec, Dialer::Tunnel(t.clone()))?,
+        None => Connector::new(spec)?,
+    };
+    Ok((tunnel, connector))
 }
 
 /// `config` failed: every later stage is skipped.
@@ -132,7 +143,7 @@ pub(crate) async fn connection_stages(
     checks: &mut Checks<'_>,
 ) -> Option<Held> {
     let started = Instant::now();
-    let (spec, tunnel, connector) = match prepare(input) {
+    let (spec, tunnel, connector) = match prepare(input).await {
         Ok(ready) => ready,
         Err(e) => {
             invalid_source(e.message(), e.hint(), started, checks);
