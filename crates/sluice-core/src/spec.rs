@@ -56,6 +56,10 @@ pub struct SourceSpec {
     /// work runs in its own `BEGIN READ ONLY` with `SET LOCAL` limits. Default false.
     #[serde(default)]
     pub pgbouncer: bool,
+    /// How the login proves who it is: the password (default), or a short-lived AWS RDS IAM token
+    /// generated for each connection attempt.
+    #[serde(default)]
+    pub auth: Auth,
 }
 
 fn default_connect_timeout() -> u64 {
@@ -85,6 +89,7 @@ impl SourceSpec {
             network: Network::Direct,
             target_session_attrs: SessionAttrs::Any,
             pgbouncer: false,
+            auth: Auth::Password,
         }
     }
 
@@ -167,6 +172,103 @@ impl SourceSpec {
         }
         if let Network::Ssh(ssh) = &self.network {
             ssh.validate()?;
+        }
+        if let Auth::RdsIam(iam) = &self.auth {
+            if !self.sslmode.requires_tls() {
+                return Err(E::new(
+                    "sslmode",
+                    format!("auth=rds_iam needs TLS, and sslmode={} may send the token in plaintext", self.sslmode),
+                    "use sslmode=verify-full with the RDS CA bundle as sslrootcert (RDS refuses IAM logins without TLS)",
+                ));
+            }
+            if self.password.is_some() {
+                return Err(E::new(
+                    "password",
+                    "a password was given together with auth=rds_iam",
+                    "remove the password (PGPASSWORD, --password-file, the URI): the login uses a short-lived IAM token; or use auth=password",
+                ));
+            }
+            iam.validate()?;
+        }
+        Ok(())
+    }
+}
+
+/// How a source logs in.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case", tag = "method")]
+pub enum Auth {
+    /// The source's password (or none: certificate, trust).
+    #[default]
+    Password,
+    /// AWS RDS IAM database authentication: a token signed with AWS credentials (SigV4, valid
+    /// 15 minutes) stands in for the password, generated anew for every connection attempt.
+    RdsIam(RdsIam),
+}
+
+impl Auth {
+    pub fn label(&self) -> &'static str {
+        match self {
+            Auth::Password => "password",
+            Auth::RdsIam(_) => "rds_iam",
+        }
+    }
+}
+
+/// What an RDS IAM token is signed for.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+pub struct RdsIam {
+    /// The database's AWS region, e.g. `eu-west-1`.
+    pub region: String,
+    /// The RDS endpoint's name to sign for, when the dialled host differs from it (a private
+    /// endpoint, or a name only the bastion resolves). Defaults to each dialled host.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sign_host: Option<String>,
+    /// The port to sign for. Defaults to each dialled host's port.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sign_port: Option<u16>,
+}
+
+impl RdsIam {
+    pub fn new(region: impl Into<String>) -> RdsIam {
+        RdsIam { region: region.into(), sign_host: None, sign_port: None }
+    }
+
+    /// The `host:port` a token for a connection to `dialled` is signed for.
+    pub fn signed_for(&self, dialled: &HostPort) -> HostPort {
+        HostPort {
+            host: self.sign_host.clone().unwrap_or_else(|| dialled.host.clone()),
+            port: self.sign_port.unwrap_or(dialled.port),
+        }
+    }
+
+    fn validate(&self) -> Result<(), crate::SpecError> {
+        use crate::SpecError as E;
+        let region_ok = !self.region.is_empty()
+            && self.region.len() <= 64
+            && self.region.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+        if !region_ok {
+            return Err(E::new(
+                "auth.region",
+                format!("`{}` is not an AWS region", self.region),
+                "give the database's region, e.g. --aws-region eu-west-1",
+            ));
+        }
+        if let Some(host) = &self.sign_host {
+            if host.is_empty() || host.contains(|c: char| c.is_whitespace() || c == '/') {
+                return Err(E::new(
+                    "auth.sign_host",
+                    format!("`{host}` is not a host name to sign for"),
+                    "give the RDS endpoint's DNS name, e.g. mydb.abc123.eu-west-1.rds.amazonaws.com",
+                ));
+            }
+        }
+        if self.sign_port == Some(0) {
+            return Err(E::new(
+                "auth.sign_port",
+                "port 0 is not a valid port",
+                "give the RDS endpoint's port, usually 5432",
+            ));
         }
         Ok(())
     }
@@ -516,6 +618,55 @@ mod tests {
         assert!(e.hint.contains("sslmode=require"), "{e:?}");
         s.channel_binding = ChannelBinding::Prefer;
         assert!(s.validate().is_ok());
+    }
+
+    #[test]
+    fn rds_iam_needs_tls_and_no_password() {
+        let mut s = SourceSpec::new("db", "app", "ro");
+        assert_eq!(s.auth, Auth::Password);
+        s.auth = Auth::RdsIam(RdsIam::new("eu-west-1"));
+        assert!(s.validate().is_ok());
+        for mode in [SslMode::Disable, SslMode::Allow, SslMode::Prefer] {
+            s.sslmode = mode;
+            let e = s.validate().expect_err("plaintext possible");
+            assert_eq!(e.field, "sslmode", "{mode}");
+            assert!(e.message.contains("rds_iam") && e.hint.contains("verify-full"), "{e:?}");
+        }
+        for mode in [SslMode::Require, SslMode::VerifyCa, SslMode::VerifyFull] {
+            s.sslmode = mode;
+            assert!(s.validate().is_ok(), "{mode}");
+        }
+        s.password = Some(Secret::new("pw"));
+        let e = s.validate().expect_err("password with rds_iam");
+        assert_eq!(e.field, "password");
+        assert!(!format!("{e:?}").contains("pw\""), "{e:?}");
+        s.password = None;
+        for (iam, field) in [
+            (RdsIam::new(""), "auth.region"),
+            (RdsIam::new("EU West"), "auth.region"),
+            (RdsIam { sign_host: Some(" ".into()), ..RdsIam::new("eu-west-1") }, "auth.sign_host"),
+            (RdsIam { sign_port: Some(0), ..RdsIam::new("eu-west-1") }, "auth.sign_port"),
+        ] {
+            s.auth = Auth::RdsIam(iam);
+            assert_eq!(s.validate().map_err(|e| e.field), Err(field));
+        }
+    }
+
+    #[test]
+    fn auth_serializes_with_a_method_tag_and_defaults_to_password() {
+        let mut s = SourceSpec::new("db", "app", "ro");
+        s.auth = Auth::RdsIam(RdsIam { sign_port: Some(5433), ..RdsIam::new("eu-west-1") });
+        let json = serde_json::to_value(&s).expect("json");
+        assert_eq!(json["auth"], serde_json::json!({"method": "rds_iam", "region": "eu-west-1", "sign_port": 5433}));
+        let back: SourceSpec = serde_json::from_value(json.clone()).expect("parse");
+        assert_eq!(back, s);
+        let mut old = json;
+        old.as_object_mut().expect("object").remove("auth");
+        let old: SourceSpec = serde_json::from_value(old).expect("parse");
+        assert_eq!(old.auth, Auth::Password);
+        let signed = RdsIam { sign_host: Some("rds.example".into()), ..RdsIam::new("eu-west-1") }
+            .signed_for(&HostPort { host: "127.0.0.1".into(), port: 6000 });
+        assert_eq!(signed, HostPort { host: "rds.example".into(), port: 6000 });
     }
 
     #[test]
