@@ -171,6 +171,7 @@ FROM generate_series(1, 3000) i;
 INSERT INTO staff_salaries VALUES ('ada', 98000), ('grace', 105000);
 
 CREATE SCHEMA analytics AUTHORIZATION etl;
+GRANT SELECT ON ALL TABLES IN SCHEMA public TO etl;
 SET ROLE etl;
 CREATE TABLE analytics.daily_revenue AS
 SELECT date_trunc('day', o.placed_at)::date AS day, sum(i.quantity * i.unit_price) AS revenue
