@@ -1,24 +1,22 @@
 //! Running one admitted statement on a read-only session and streaming its rows.
 //!
 //! The protocol, step by step (every statement Sluice sends is its own, except the user's
-//! statement, which travels alone in one Parse of the extended protocol, unnamed):
+//! statement, which travels alone in Parse messages of the extended protocol, as admitted):
 //!
-//! 1. `BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET LOCAL statement_timeout …;` and a
-//!    snapshot-taking `SELECT` that also reads the settings text rendering depends on. Once a
-//!    snapshot exists, `SET TRANSACTION READ WRITE` is no longer accepted.
-//! 2. For SELECT-like statements, two describe queries that plan the statement as a subquery
-//!    joined `ON false` (it never runs): the column names, then the column types — each result
-//!    of a built-in type, so the driver never needs its own type lookup (whose named statements
-//!    break behind PgBouncer, and whose cold-cache lookup can deadlock a large result).
-//! 3. The statement itself, through `query_typed_raw` (unnamed statement and portal). Columns
-//!    Sluice cannot render exactly are wrapped as `format('%s', col)` — the type's own output
-//!    function — in an outer SELECT; when there are none the statement is sent unchanged.
-//!    Only unnamed statements are used and every result column Sluice reads is of a built-in
-//!    type, so nothing of the request outlives its transaction on a server connection: the same
-//!    protocol is correct behind PgBouncer in transaction mode, where the session-level limits
-//!    are absent and step 1 sets them with `SET LOCAL`.
-//! 4. `ROLLBACK`, always: after the last row, after an error, after truncation (preceded by a
-//!    cancel request), and from a spawned task when the stream is dropped early.
+//! 1. A read-only transaction from `sluice_connect` (`BEGIN ISOLATION LEVEL REPEATABLE READ READ
+//!    ONLY`, `SET LOCAL` limits, and a snapshot-taking `SELECT` that confirms it is read-only and
+//!    reads the settings text rendering depends on). Once a snapshot exists, `SET TRANSACTION
+//!    READ WRITE` is no longer accepted.
+//! 2. Parse + Describe of the statement as it is ([`crate::describe`]): column names, type OIDs
+//!    and modifiers, without executing it. The statement is closed at once.
+//! 3. In one round trip: Sluice's catalog query naming the column types, then the statement
+//!    itself through `query_typed_raw` (unnamed statement and portal) — unchanged, or, when some
+//!    columns must be rendered by the server, inside a SELECT that reaches them by position
+//!    ([`crate::describe::wrap`]). Every column of what executes has a built-in type, so the
+//!    driver never looks a type up while rows wait unread.
+//! 4. The transaction is ended, always: after the last row, after an error, after truncation
+//!    (preceded by a cancel request), and from a spawned task when the stream is dropped early.
+//!    Behind PgBouncer in transaction mode that also deallocates every statement prepared in it.
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -30,8 +28,9 @@ use sluice_connect::tokio_postgres::{self, Row};
 use sluice_connect::{CancelHandle, Isolation, PooledSession, ReadOnlySession, TransactionOptions};
 use tokio::time::Instant;
 
+use crate::describe;
 use crate::gate::{self, StatementKind};
-use crate::types::{Codec, Column, Flavor, Scalar, SessionFormat};
+use crate::types::{Column, Flavor, SessionFormat};
 use crate::QueryError;
 
 /// Rows handed to exporters per batch at most (fewer when the server is slower than the reader).
@@ -132,7 +131,6 @@ pub struct RowStream {
     truncated: bool,
     finished: bool,
     failed: bool,
-    pending: Option<Row>,
     ctx: ErrorContext,
     deadline: Option<Instant>,
 }
@@ -199,7 +197,6 @@ pub async fn run<L: SessionLoan>(loan: L, req: QueryRequest) -> Result<RowStream
             truncated: false,
             finished: false,
             failed: false,
-            pending: started_query.first,
             ctx: started_query.ctx,
             deadline: req.timeout.map(|t| started + t + CLIENT_GRACE),
         }),
@@ -241,9 +238,11 @@ impl Drop for Starting {
 struct Started {
     columns: Vec<Column>,
     rows: Pin<Box<tokio_postgres::RowStream>>,
-    first: Option<Row>,
     ctx: ErrorContext,
 }
+
+/// The settings [`SessionFormat`] is made of, read when the transaction begins.
+const FORMAT_SETTINGS: [&str; 4] = ["TimeZone", "DateStyle", "extra_float_digits", "bytea_output"];
 
 async fn start(
     session: &mut ReadOnlySession,
@@ -251,80 +250,55 @@ async fn start(
     req: &QueryRequest,
     timeout_ms: Option<u64>,
 ) -> Result<Started, QueryError> {
-    // Begun and confirmed read-only by sluice-connect, with the session's limits (`SET LOCAL`;
-    // this request's timeout instead of the session's) and the settings text rendering depends
-    // on, in one round trip. It stays open for the row stream; `release` ends it.
     let options = TransactionOptions {
         isolation: Isolation::RepeatableRead,
         statement_timeout: timeout_ms.map(Duration::from_millis),
-        read_settings: ["TimeZone", "DateStyle", "extra_float_digits", "bytea_output"].map(String::from).to_vec(),
+        read_settings: FORMAT_SETTINGS.iter().map(|s| s.to_string()).collect(),
     };
     let tx = session.read_only_transaction_with(&options).await?;
-    let fact = |name: &str| tx.setting(name).unwrap_or_default().to_string();
+    let setting = |name: &str| tx.setting(name).unwrap_or_default().to_string();
     let fmt = SessionFormat {
-        timezone: fact("TimeZone"),
-        datestyle: fact("DateStyle"),
-        extra_float_digits: fact("extra_float_digits").parse().unwrap_or(0),
-        bytea_output: fact("bytea_output"),
+        timezone: setting("TimeZone"),
+        datestyle: setting("DateStyle"),
+        extra_float_digits: setting("extra_float_digits").parse().unwrap_or(0),
+        bytea_output: setting("bytea_output"),
     };
+    // The transaction stays open after the guard goes: the stream's end (or its drop) ends it
+    // with `end_transaction`.
     let client = tx.client();
 
     let sql = admitted.sql.as_str();
     let offset = admitted.char_offset;
-    if admitted.kind != StatementKind::Select {
-        // EXPLAIN and SHOW return text, json or xml (built-in types) and always at least one
-        // row, whose description gives the columns.
-        let ctx = ErrorContext { shift: 0, offset, timeout_ms };
-        let mut rows = Box::pin(query(client, sql, ctx).await?);
-        let first = match rows.next().await {
-            Some(Ok(r)) => Some(r),
-            Some(Err(e)) => return Err(ctx.map(e)),
-            None => None,
-        };
-        let columns = first.as_ref().map(|r| r.columns().iter().map(wire_column).collect()).unwrap_or_default();
-        return Ok(Started { columns, rows, first, ctx });
+    let own = ErrorContext { shift: 0, offset, timeout_ms };
+    if let Some(e) = describe::parameter_error(sql, offset) {
+        return Err(e);
     }
-
-    let names = describe_names(client, sql, offset, timeout_ms).await?;
-    let described = describe_types(client, sql, names.len(), offset, timeout_ms).await?;
-    let mut columns: Vec<Column> = names
-        .into_iter()
-        .zip(described)
-        .map(|(name, t)| Column {
-            name,
-            codec: Codec::for_oid(t.wire_oid, &fmt, req.flavor),
-            type_name: t.name,
-            type_oid: t.oid,
-            typmod: -1,
-        })
-        .collect();
-    if req.flavor == Flavor::Typed {
-        describe_typmods(client, sql, &mut columns, offset, timeout_ms).await?;
-    }
-
-    let wrap = columns.iter().any(|c| c.codec == Codec::ServerText);
-    let (main, shift) = if wrap {
-        let list: Vec<String> = (1..=columns.len()).map(|i| format!("c{i}")).collect();
-        let select: Vec<String> = columns
-            .iter()
-            .enumerate()
-            .map(|(i, c)| match c.codec {
-                Codec::ServerText => format!(
-                    "CASE WHEN pg_catalog.num_nulls(q.c{n}) = 0 THEN pg_catalog.format('%s', q.c{n}) END",
-                    n = i + 1
-                ),
-                _ => format!("q.c{}", i + 1),
-            })
-            .collect();
-        let prefix = format!("SELECT {} FROM (\n", select.join(", "));
-        let shift = prefix.chars().count();
-        (format!("{prefix}{sql}\n) AS q({})", list.join(", ")), shift)
-    } else {
-        (sql.to_string(), 0)
-    };
+    let wire = describe::describe(client, sql).await.map_err(|e| own.map(e))?;
+    let utility = admitted.kind != StatementKind::Select;
+    let codecs = describe::codecs(&wire, &fmt, req.flavor, utility);
+    let (main, shift) = describe::wrap(sql, &codecs);
     let ctx = ErrorContext { shift, offset, timeout_ms };
-    let rows = Box::pin(query(client, &main, ctx).await?);
-    Ok(Started { columns, rows, first: None, ctx })
+
+    // The catalog query goes first and the statement right behind it, without waiting: one
+    // round trip for both.
+    let (names, rows) = match describe::type_names_sql(&wire) {
+        Some(names_sql) => {
+            let (names, rows) =
+                futures_util::future::join(client.simple_query(&names_sql), query(client, &main, ctx)).await;
+            // A position in Sluice's own query is no position in the user's text.
+            let names = names.map_err(|e| ErrorContext { shift: usize::MAX, offset: 0, timeout_ms }.map(e));
+            (Some(names), rows)
+        }
+        None => (None, query(client, &main, ctx).await),
+    };
+    // The catalog query ran first: its error, if any, is the cause of the statement's.
+    let names = match names {
+        Some(messages) => describe::parse_type_names(&messages?, wire.len()).map_err(QueryError::Internal)?,
+        None => Vec::new(),
+    };
+    let rows = Box::pin(rows?);
+    let columns = describe::columns(wire, codecs, names);
+    Ok(Started { columns, rows, ctx })
 }
 
 async fn query(
@@ -334,129 +308,6 @@ async fn query(
 ) -> Result<tokio_postgres::RowStream, QueryError> {
     let params: Vec<(&(dyn tokio_postgres::types::ToSql + Sync), Type)> = Vec::new();
     client.query_typed_raw(sql, params).await.map_err(|e| ctx.map(e))
-}
-
-/// The statement as a never-executed subquery: `ON false` keeps one all-NULL row whose columns
-/// have the statement's names and types.
-fn probe(sql: &str, alias: &str) -> (String, String) {
-    ("SELECT q.* FROM (VALUES (1)) AS d(x) LEFT JOIN LATERAL (\n".to_string(), format!("{sql}\n) AS {alias} ON false"))
-}
-
-async fn describe_names(
-    client: &tokio_postgres::Client,
-    sql: &str,
-    offset: usize,
-    timeout_ms: Option<u64>,
-) -> Result<Vec<String>, QueryError> {
-    let (inner_prefix, inner_suffix) = probe(sql, "q");
-    // json (not jsonb) keeps duplicate keys and their order.
-    let prefix =
-        format!("SELECT k FROM pg_catalog.json_object_keys((SELECT pg_catalog.row_to_json(s) FROM ({inner_prefix}");
-    let text = format!("{prefix}{inner_suffix}) AS s)) AS k");
-    let ctx = ErrorContext { shift: prefix.chars().count(), offset, timeout_ms };
-    collect_text(client, &text, ctx).await
-}
-
-struct Described {
-    oid: u32,
-    /// The OID the wire carries: a domain's base type (one level), else the type itself.
-    wire_oid: u32,
-    name: String,
-}
-
-async fn describe_types(
-    client: &tokio_postgres::Client,
-    sql: &str,
-    n: usize,
-    offset: usize,
-    timeout_ms: Option<u64>,
-) -> Result<Vec<Described>, QueryError> {
-    if n == 0 {
-        return Ok(Vec::new());
-    }
-    let list: Vec<String> = (1..=n).map(|i| format!("c{i}")).collect();
-    let typeofs: Vec<String> = (1..=n).map(|i| format!("pg_catalog.pg_typeof(s.c{i})")).collect();
-    let (inner_prefix, inner_suffix) = probe(sql, &format!("q({})", list.join(", ")));
-    let prefix = format!(
-        "SELECT (t.oid::int8)::text, (CASE WHEN t.typtype = 'd' THEN t.typbasetype ELSE t.oid END)::int8::text, \
-         pg_catalog.format_type(t.oid, NULL) FROM ({inner_prefix}"
-    );
-    let text = format!(
-        "{prefix}{inner_suffix}) AS s, LATERAL unnest(ARRAY[{}]::pg_catalog.oid[]) WITH ORDINALITY AS u(oid, i) \
-         JOIN pg_catalog.pg_type t ON t.oid = u.oid ORDER BY u.i",
-        typeofs.join(", ")
-    );
-    let ctx = ErrorContext { shift: prefix.chars().count(), offset, timeout_ms };
-    let flat = collect_text(client, &text, ctx).await?;
-    let out: Vec<Described> = flat
-        .chunks(3)
-        .map(|c| Described {
-            oid: c.first().and_then(|v| v.parse().ok()).unwrap_or(0),
-            wire_oid: c.get(1).and_then(|v| v.parse().ok()).unwrap_or(0),
-            name: c.get(2).cloned().unwrap_or_default(),
-        })
-        .collect();
-    if out.len() != n {
-        return Err(QueryError::Internal(format!("described {} column types for {n} columns", out.len())));
-    }
-    Ok(out)
-}
-
-/// The declared type modifiers of numeric columns (decimal precision and scale for typed
-/// outputs): the probe's one all-NULL row carries them in its description.
-async fn describe_typmods(
-    client: &tokio_postgres::Client,
-    sql: &str,
-    columns: &mut [Column],
-    offset: usize,
-    timeout_ms: Option<u64>,
-) -> Result<(), QueryError> {
-    let wanted: Vec<usize> = columns
-        .iter()
-        .enumerate()
-        .filter(|(_, c)| matches!(c.codec, Codec::Scalar(Scalar::Numeric) | Codec::Array(Scalar::Numeric)))
-        .map(|(i, _)| i)
-        .collect();
-    if wanted.is_empty() {
-        return Ok(());
-    }
-    let list: Vec<String> = (1..=columns.len()).map(|i| format!("c{i}")).collect();
-    let select: Vec<String> = wanted.iter().map(|i| format!("s.c{}", i + 1)).collect();
-    let (inner_prefix, inner_suffix) = probe(sql, &format!("q({})", list.join(", ")));
-    let prefix = format!("SELECT {} FROM ({inner_prefix}", select.join(", "));
-    let text = format!("{prefix}{inner_suffix}) AS s");
-    let ctx = ErrorContext { shift: prefix.chars().count(), offset, timeout_ms };
-    let rows = query(client, &text, ctx).await?;
-    let mut rows = std::pin::pin!(rows);
-    while let Some(row) = rows.next().await {
-        let row = row.map_err(|e| ctx.map(e))?;
-        for (j, &i) in wanted.iter().enumerate() {
-            if let (Some(c), Some(w)) = (columns.get_mut(i), row.columns().get(j)) {
-                c.typmod = w.type_modifier();
-            }
-        }
-    }
-    Ok(())
-}
-
-/// Runs one of Sluice's own describe queries (all columns text) and returns every value, row
-/// after row.
-async fn collect_text(
-    client: &tokio_postgres::Client,
-    sql: &str,
-    ctx: ErrorContext,
-) -> Result<Vec<String>, QueryError> {
-    let rows = query(client, sql, ctx).await?;
-    let mut rows = std::pin::pin!(rows);
-    let mut out = Vec::new();
-    while let Some(row) = rows.next().await {
-        let row = row.map_err(|e| ctx.map(e))?;
-        for i in 0..row.len() {
-            let v: Option<String> = row.try_get(i).map_err(|e| ctx.map(e))?;
-            out.push(v.unwrap_or_default());
-        }
-    }
-    Ok(out)
 }
 
 impl RowStream {
@@ -534,9 +385,6 @@ impl RowStream {
     }
 
     async fn next_row(&mut self) -> Result<Option<Row>, QueryError> {
-        if let Some(r) = self.pending.take() {
-            return Ok(Some(r));
-        }
         let Some(stream) = self.rows.as_mut() else {
             return Ok(None);
         };
@@ -631,22 +479,5 @@ fn release_later(loan: Box<dyn SessionLoan>, cancel_first: bool, cancel: CancelH
             handle.spawn(release(loan, true, cancel_first, cancel));
         }
         Err(_) => loan.discard(),
-    }
-}
-
-/// A column from the wire description of a statement whose types are all built in.
-pub(crate) fn wire_column(c: &tokio_postgres::Column) -> Column {
-    let oid = c.type_().oid();
-    let codec = match oid {
-        114 => Codec::Scalar(Scalar::Json),
-        3802 => Codec::Scalar(Scalar::Jsonb),
-        _ => Codec::Scalar(Scalar::Text),
-    };
-    Column {
-        name: c.name().to_string(),
-        type_name: c.type_().name().to_string(),
-        type_oid: oid,
-        typmod: c.type_modifier(),
-        codec,
     }
 }

@@ -15,6 +15,7 @@
 //! and Sluice's own fixed describe/transaction statements ever reaches the server.
 
 pub mod decode;
+mod describe;
 mod error;
 mod exec;
 pub mod export;

@@ -103,6 +103,44 @@ pub fn psql_csv(cluster: &Cluster, sql: &str) -> String {
     String::from_utf8(out.stdout).expect("utf8 from psql")
 }
 
+/// What `psql` says of a statement: its CSV output, or the error it printed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Psql {
+    Csv(String),
+    Error { sqlstate: String, message: String, position: Option<u32>, hint: Option<String> },
+}
+
+/// `psql --csv` as the analyst, errors included (`VERBOSITY=verbose` prints the SQLSTATE). The
+/// position is read off psql's `LINE 1:` caret when the statement is one line and psql did not
+/// shorten it.
+pub fn psql_outcome(cluster: &Cluster, sql: &str) -> Psql {
+    let out = Command::new("psql")
+        .args(["-X", "--csv", "-v", "VERBOSITY=verbose", "-h", "127.0.0.1", "-p"])
+        .arg(cluster.port().to_string())
+        .args(["-U", USER, "-d", DB, "-c", sql])
+        .env("PGPASSWORD", PW)
+        .env("PGCLIENTENCODING", "UTF8")
+        .env("PGSSLMODE", "disable")
+        .output()
+        .expect("run psql");
+    if out.status.success() {
+        return Psql::Csv(String::from_utf8(out.stdout).expect("utf8 from psql"));
+    }
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    let lines: Vec<&str> = err.lines().collect();
+    let first = lines.iter().find_map(|l| l.strip_prefix("ERROR:  ")).unwrap_or_else(|| panic!("psql: {err}"));
+    let (sqlstate, message) = first.split_once(": ").unwrap_or_else(|| panic!("psql: {err}"));
+    let hint = lines.iter().find_map(|l| l.strip_prefix("HINT:  ")).map(str::to_string);
+    let position = lines.iter().position(|l| l.starts_with("LINE 1: ")).and_then(|i| {
+        let shown = &lines[i]["LINE 1: ".len()..];
+        let caret = lines.get(i + 1)?;
+        let col = caret.chars().position(|c| c == '^')?;
+        let single_line = !sql.contains('\n') && !shown.starts_with("...") && !shown.ends_with("...");
+        (single_line && shown == sql).then(|| (col - "LINE 1: ".chars().count() + 1) as u32)
+    });
+    Psql::Error { sqlstate: sqlstate.to_string(), message: message.to_string(), position, hint }
+}
+
 /// Parses RFC 4180 CSV (as psql writes it) into records of fields.
 pub fn parse_csv(text: &str) -> Vec<Vec<String>> {
     let mut records = Vec::new();
