@@ -54,7 +54,12 @@ impl PgBackend {
             .map_err(|_| StoreError::Backend { message: format!("unexpected server_version_num `{version}`") })?;
         if num < MIN_SERVER_VERSION_NUM {
             pool.close().await;
-            return Err(StoreError::UnsupportedServer { version: format!("{}.{}", num / 10000, num % 10000 / 100) });
+            let version = if num >= 100000 {
+                format!("{}.{}", num / 10000, num % 10000)
+            } else {
+                format!("{}.{}.{}", num / 10000, num / 100 % 100, num % 100)
+            };
+            return Err(StoreError::UnsupportedServer { version });
         }
         MIGRATOR.run(&pool).await.map_err(|e| StoreError::backend("migrate the store", e))?;
         Ok(PgBackend { pool })

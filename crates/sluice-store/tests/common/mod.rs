@@ -32,6 +32,22 @@ impl Fixture {
         Fixture { backend: Backend::Postgres { cluster, url }, key: MasterKey::generate().expect("key") }
     }
 
+    /// Whether the store can live on this cluster. Below PostgreSQL 12 (the version matrix runs
+    /// every test on older servers too) it asserts the store's refusal instead, and the case
+    /// ends there.
+    pub async fn supported(&self) -> bool {
+        let Backend::Postgres { cluster, .. } = &self.backend else { return true };
+        let version = cluster.version_num().expect("server version");
+        if version >= 120000 {
+            return true;
+        }
+        let e = self.open_with(KeyConfig::Key(self.key.clone())).await.expect_err("a server below 12 is refused");
+        assert!(matches!(e, StoreError::UnsupportedServer { .. }), "{e:?}");
+        assert!(e.to_string().contains(&format!("PostgreSQL {}.", version / 10000)), "{e}");
+        assert!(e.to_string().contains("PostgreSQL 12 or newer is needed"), "{e}");
+        false
+    }
+
     pub fn is_sqlite(&self) -> bool {
         matches!(self.backend, Backend::Sqlite { .. })
     }
