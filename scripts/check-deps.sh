@@ -17,6 +17,12 @@ for dep in "${SLUICE_DEPS[@]}"; do
     missing+=("$name (Debian package $package)")
   fi
 done
+py=$(botocore_python)
+if "$py" -c 'import botocore' >/dev/null 2>&1; then
+  [[ -n ${VERBOSE:-} ]] && printf 'check-deps: %-14s %s\n' botocore "$py" >&2
+else
+  missing+=("botocore in $py (scripts/install-deps.sh installs it)")
+fi
 if ! cargo nextest --version >/dev/null 2>&1; then
   missing+=("cargo-nextest (cargo install --locked cargo-nextest)")
 fi

@@ -20,7 +20,15 @@ SLUICE_DEPS=(
   runuser:util-linux
   npm:npm
   node:nodejs
+  python3:python3
+  python3-venv:python3-venv
 )
+
+# The interpreter with botocore that the RDS IAM token parity test runs (installed by
+# install-deps.sh into a venv outside the repo).
+botocore_python() {
+  echo "${SLUICE_BOTOCORE_PYTHON:-/var/cache/sluice-py/bin/python3}"
+}
 
 # The server binaries' directory: $PG_BIN when set, else the newest Debian major.
 pg_bin_dir() {
@@ -74,6 +82,7 @@ dep_path() {
       [[ -n $bin ]] || { [[ -x /usr/sbin/pgbouncer ]] && bin=/usr/sbin/pgbouncer; }
       [[ -n $bin ]] && echo "$bin" ;;
     time) [[ -x /usr/bin/time ]] && echo /usr/bin/time ;;
+    python3-venv) python3 -c 'import venv, ensurepip' 2>/dev/null && echo "python3 venv" ;;
     *) command -v "$1" 2>/dev/null ;;
   esac
 }

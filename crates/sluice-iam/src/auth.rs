@@ -1,0 +1,86 @@
+//! What a connector holds for an `rds_iam` source: a token per connection attempt.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use sluice_core::{HostPort, RdsIam, Secret};
+
+use crate::token::{self, TokenRequest};
+use crate::{chain, Credentials, Env, IamError};
+
+/// The time tokens are signed at: the system clock, or a fixed one in tests.
+pub type Clock = Arc<dyn Fn() -> SystemTime + Send + Sync>;
+
+/// Credentials are fetched again this long before they expire, and long-term ones at least this
+/// often (a rotated key file is then picked up).
+const REFRESH_BEFORE_EXPIRY: Duration = Duration::from_secs(300);
+const MAX_CACHE: Duration = Duration::from_secs(900);
+
+/// Signs a fresh token for every login. Tokens are never cached; credentials are, until shortly
+/// before they expire. Cheap to clone (shared cache).
+#[derive(Clone)]
+pub struct IamAuth {
+    spec: RdsIam,
+    env: Arc<Env>,
+    clock: Clock,
+    cached: Arc<Mutex<Option<(Credentials, SystemTime)>>>,
+}
+
+impl std::fmt::Debug for IamAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IamAuth").field("spec", &self.spec).finish_non_exhaustive()
+    }
+}
+
+impl IamAuth {
+    /// Credentials from `env` (usually [`Env::from_process`]), signed at the system clock.
+    pub fn new(spec: RdsIam, env: Env) -> IamAuth {
+        IamAuth { spec, env: Arc::new(env), clock: Arc::new(SystemTime::now), cached: Arc::new(Mutex::new(None)) }
+    }
+
+    /// Signs at `clock`'s time instead of the system's.
+    pub fn with_clock(mut self, clock: Clock) -> IamAuth {
+        self.clock = clock;
+        self
+    }
+
+    pub fn spec(&self) -> &RdsIam {
+        &self.spec
+    }
+
+    /// The credentials: cached ones while they are fresh, else the chain's.
+    pub async fn credentials(&self) -> Result<Credentials, IamError> {
+        let now = (self.clock)();
+        if let Ok(cached) = self.cached.lock() {
+            if let Some((creds, until)) = cached.as_ref() {
+                if now < *until {
+                    return Ok(creds.clone());
+                }
+            }
+        }
+        let creds = chain::resolve(&self.env, &self.spec.region).await?;
+        let mut until = now + MAX_CACHE;
+        if let Some(expiry) = creds.expiry {
+            until = until.min(expiry.checked_sub(REFRESH_BEFORE_EXPIRY).unwrap_or(expiry));
+        }
+        tracing::debug!(source = %creds.source, "AWS credentials for the RDS IAM token");
+        if let Ok(mut cached) = self.cached.lock() {
+            *cached = Some((creds.clone(), until));
+        }
+        Ok(creds)
+    }
+
+    /// A new token for logging in as `user` to `dialled` (signed for the spec's `sign_host` /
+    /// `sign_port` when given).
+    pub async fn token(&self, dialled: &HostPort, user: &str) -> Result<Secret, IamError> {
+        let creds = self.credentials().await?;
+        self.token_with(&creds, dialled, user)
+    }
+
+    /// A new token from credentials already at hand.
+    pub fn token_with(&self, creds: &Credentials, dialled: &HostPort, user: &str) -> Result<Secret, IamError> {
+        let target = self.spec.signed_for(dialled);
+        let request = TokenRequest { host: &target.host, port: target.port, user, region: &self.spec.region };
+        token::generate(creds, &request, (self.clock)())
+    }
+}
