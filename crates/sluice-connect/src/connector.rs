@@ -1,7 +1,8 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use sluice_core::{ChannelBinding, HostPort, Network, SessionAttrs, SourceSpec, SslMode};
+use sluice_core::{Auth, ChannelBinding, HostPort, Network, SessionAttrs, SourceSpec, SslMode};
+use sluice_iam::{Env, IamAuth};
 use tokio_postgres::config::{ChannelBinding as DriverChannelBinding, SslMode as DriverSslMode};
 
 use crate::cancel::CancelHandle;
@@ -17,6 +18,8 @@ pub struct Connector {
     tls: TlsSetup,
     dialer: Dialer,
     settings: SessionSettings,
+    /// For `auth = rds_iam`: signs the password of every login attempt.
+    iam: Option<IamAuth>,
 }
 
 impl Connector {
@@ -48,7 +51,25 @@ impl Connector {
     pub fn with_dialer(spec: SourceSpec, dialer: Dialer) -> Result<Connector, ConnectError> {
         spec.validate()?;
         let tls = TlsSetup::from_spec(&spec)?;
-        Ok(Connector { spec: Arc::new(spec), tls, dialer, settings: SessionSettings::default() })
+        let iam = match &spec.auth {
+            Auth::Password => None,
+            Auth::RdsIam(iam) => Some(IamAuth::new(iam.clone(), Env::from_process())),
+        };
+        Ok(Connector { spec: Arc::new(spec), tls, dialer, settings: SessionSettings::default(), iam })
+    }
+
+    /// Replaces the token signer of an `rds_iam` source (another environment, a fixed clock).
+    /// Ignored for a password source.
+    pub fn with_iam(mut self, iam: IamAuth) -> Connector {
+        if self.iam.is_some() {
+            self.iam = Some(iam);
+        }
+        self
+    }
+
+    /// The token signer of an `rds_iam` source.
+    pub fn iam(&self) -> Option<&IamAuth> {
+        self.iam.as_ref()
     }
 
     pub fn with_settings(mut self, settings: SessionSettings) -> Connector {
@@ -146,6 +167,11 @@ impl Connector {
     }
 
     async fn handshake(&self, host: HostPort, mode: DriverSslMode) -> Result<ReadOnlySession, ConnectError> {
+        // A fresh token for every attempt: never one kept from an earlier login.
+        let token = match &self.iam {
+            Some(iam) => Some(iam.token(&host, &self.spec.user).await?),
+            None => None,
+        };
         let stream = self.dialer.dial(&host).await?;
         let server_name = self.spec.tls_name_for(&host).to_string();
         let info = Arc::new(Mutex::new(None::<TlsInfo>));
@@ -163,7 +189,7 @@ impl Connector {
                 ChannelBinding::Prefer => DriverChannelBinding::Prefer,
                 ChannelBinding::Require => DriverChannelBinding::Require,
             });
-        if let Some(pw) = &self.spec.password {
+        if let Some(pw) = token.as_ref().or(self.spec.password.as_ref()) {
             config.password(pw.expose());
         }
         let timeout = self.timeout();
@@ -216,6 +242,14 @@ impl Connector {
         if let Some(db) = e.as_db_error() {
             let code = db.code().code().to_string();
             let message = db.message().to_string();
+            if let (Some(iam), true) = (&self.iam, code.starts_with("28")) {
+                return ConnectError::IamLogin {
+                    code,
+                    message,
+                    region: iam.spec().region.clone(),
+                    user: self.spec.user.clone(),
+                };
+            }
             return if code.starts_with("28") || code == "3D000" || code == "42501" {
                 ConnectError::Auth { code, message, server_hint: db.hint().map(str::to_string) }
             } else {

@@ -166,6 +166,12 @@ pub enum ConnectError {
     Tls { addr: String, failure: TlsFailure },
     #[error("the server refused the login: {message}")]
     Auth { code: String, message: String, server_hint: Option<String> },
+    /// No RDS IAM token could be made (no credentials, or a credential source failed).
+    #[error("{0}")]
+    Iam(#[from] sluice_iam::IamError),
+    /// The server refused an RDS IAM token.
+    #[error("the server refused the RDS IAM token for {user}: {message}")]
+    IamLogin { code: String, message: String, region: String, user: String },
     /// `channel_binding=require`, and the login was not bound to the TLS connection.
     #[error("channel_binding=require, but {reason}")]
     ChannelBinding { addr: String, reason: ChannelBindingRefusal },
@@ -191,9 +197,11 @@ impl ConnectError {
             ConnectError::Tcp { .. } | ConnectError::NotPostgres { .. } => Stage::Tcp,
             ConnectError::Ssh { .. } => Stage::Ssh,
             ConnectError::TlsUnsupported { .. } | ConnectError::Tls { .. } => Stage::Tls,
-            ConnectError::Auth { .. } | ConnectError::ChannelBinding { .. } | ConnectError::Server { .. } => {
-                Stage::Auth
-            }
+            ConnectError::Auth { .. }
+            | ConnectError::Iam(_)
+            | ConnectError::IamLogin { .. }
+            | ConnectError::ChannelBinding { .. }
+            | ConnectError::Server { .. } => Stage::Auth,
             ConnectError::Timeout { stage, .. } => *stage,
             ConnectError::Session { .. }
             | ConnectError::NoMatchingHost { .. }
@@ -205,7 +213,9 @@ impl ConnectError {
     /// The SQLSTATE, when the server sent one.
     pub fn sqlstate(&self) -> Option<&str> {
         match self {
-            ConnectError::Auth { code, .. } | ConnectError::Server { code, .. } => Some(code),
+            ConnectError::Auth { code, .. }
+            | ConnectError::IamLogin { code, .. }
+            | ConnectError::Server { code, .. } => Some(code),
             _ => None,
         }
     }
@@ -215,7 +225,9 @@ impl UserFacing for ConnectError {
     fn kind(&self) -> ErrorKind {
         match self {
             ConnectError::Spec(_) | ConnectError::Config { .. } => ErrorKind::Config,
+            ConnectError::Iam(e) => e.kind(),
             ConnectError::Auth { .. }
+            | ConnectError::IamLogin { .. }
             | ConnectError::ChannelBinding { .. }
             | ConnectError::Ssh { failure: SshFailure::AuthRefused, .. } => ErrorKind::Auth,
             ConnectError::Server { .. } | ConnectError::Session { .. } => ErrorKind::Database,
@@ -231,6 +243,12 @@ impl UserFacing for ConnectError {
     fn hint(&self) -> Option<String> {
         let hint = match self {
             ConnectError::Spec(e) => return e.hint(),
+            ConnectError::Iam(e) => return e.hint(),
+            ConnectError::IamLogin { region, user, .. } => {
+                let causes = sluice_iam::login_failure_causes(region, user);
+                let numbered: Vec<String> = causes.iter().enumerate().map(|(i, c)| format!("{}. {c}", i + 1)).collect();
+                format!("check, in this order: {}", numbered.join(" "))
+            }
             ConnectError::Config { hint, .. } | ConnectError::Ssh { hint, .. } => hint.clone(),
             ConnectError::Dns { .. } => "check the host name; from inside a private network, use the name its DNS resolves".into(),
             ConnectError::Tcp { reason, .. } if reason.contains("refused") => {

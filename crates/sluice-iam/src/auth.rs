@@ -84,3 +84,21 @@ impl IamAuth {
         token::generate(creds, &request, (self.clock)())
     }
 }
+
+/// Why a server refuses an IAM token, in the order a DBA should check: one line each.
+pub fn login_failure_causes(region: &str, user: &str) -> Vec<String> {
+    vec![
+        format!("the role lacks rds_iam: GRANT rds_iam TO \"{user}\";"),
+        "IAM database authentication is disabled on the instance or cluster: enable it \
+         (aws rds modify-db-instance --enable-iam-database-authentication --apply-immediately)"
+            .to_string(),
+        format!(
+            "the IAM policy of the credentials lacks rds-db:connect on \
+             arn:aws:rds-db:{region}:ACCOUNT:dbuser:DBI-RESOURCE-ID/{user} (the instance's resource id, \
+             db-…, not its name; cluster-… for Aurora)"
+        ),
+        "the clock of the machine running Sluice is off by more than a few minutes: the token is \
+         valid 15 minutes from its X-Amz-Date (sync it with NTP)"
+            .to_string(),
+    ]
+}

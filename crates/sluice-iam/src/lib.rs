@@ -24,7 +24,7 @@ mod profile;
 mod time;
 pub mod token;
 
-pub use auth::{Clock, IamAuth};
+pub use auth::{login_failure_causes, Clock, IamAuth};
 pub use credentials::{CredentialSource, Credentials};
 pub use env::Env;
 pub use error::IamError;
