@@ -163,6 +163,20 @@ pub struct Column {
     pub codec: Codec,
 }
 
+/// A column as a response describes it: `{"name", "type", "type_oid", "typmod"}` (the codec is
+/// Sluice's own business).
+impl serde::Serialize for Column {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut st = s.serialize_struct("Column", 4)?;
+        st.serialize_field("name", &self.name)?;
+        st.serialize_field("type", &self.type_name)?;
+        st.serialize_field("type_oid", &self.type_oid)?;
+        st.serialize_field("typmod", &self.typmod)?;
+        st.end()
+    }
+}
+
 impl Column {
     /// numeric(p, s) as declared (also for numeric(p, s)[]), from the type modifier.
     pub fn numeric_precision_scale(&self) -> Option<(u8, i8)> {

@@ -27,6 +27,7 @@
 //! field metadata (`pg_name`).
 
 pub mod arrow;
+mod body;
 mod cell;
 mod csv;
 mod json;
@@ -36,6 +37,7 @@ use std::str::FromStr;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 
 pub use self::arrow::{ArrowIpc, Parquet};
+pub use self::body::{spawn_body, Body, BodyError, BODY_CHUNKS};
 pub use self::csv::Csv;
 pub use self::json::Json;
 use crate::{unique_names, Batch, Column, Flavor, QueryError, RowStream};
@@ -173,7 +175,7 @@ impl FromStr for Format {
 }
 
 /// What an export produced.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Summary {
     pub rows: u64,
     pub truncated: bool,
@@ -184,6 +186,9 @@ pub enum Sink<'a> {
     Async(&'a mut (dyn AsyncWrite + Unpin + Send)),
     /// A blocking writer (a file, stdout): written from the calling task.
     Blocking(&'a mut (dyn std::io::Write + Send)),
+    /// Chunks handed to a reader on another task ([`spawn_body`]); a reader that went away is a
+    /// broken pipe.
+    Channel(&'a tokio::sync::mpsc::Sender<Result<bytes::Bytes, BodyError>>),
 }
 
 impl Sink<'_> {
@@ -191,6 +196,11 @@ impl Sink<'_> {
         match self {
             Sink::Async(w) => w.write_all(buf).await,
             Sink::Blocking(w) => w.write_all(buf),
+            Sink::Channel(_) if buf.is_empty() => Ok(()),
+            Sink::Channel(tx) => tx
+                .send(Ok(bytes::Bytes::copy_from_slice(buf)))
+                .await
+                .map_err(|_| std::io::Error::from(std::io::ErrorKind::BrokenPipe)),
         }
         .map_err(QueryError::Output)
     }
@@ -199,6 +209,7 @@ impl Sink<'_> {
         match self {
             Sink::Async(w) => w.flush().await,
             Sink::Blocking(w) => w.flush(),
+            Sink::Channel(_) => Ok(()),
         }
         .map_err(QueryError::Output)
     }
