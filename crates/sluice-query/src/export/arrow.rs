@@ -30,7 +30,8 @@ use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::metadata::KeyValue;
-use parquet::file::properties::WriterProperties;
+use parquet::file::properties::{EnabledStatistics, WriterProperties};
+use parquet::schema::types::ColumnPath;
 
 use super::{cut_point, truncation_marker, ExportContext, ExportOptions, Exporter, OUT_CHUNK};
 use crate::decode::{self, Malformed};
@@ -716,6 +717,8 @@ fn schema_with(columns: &[Column], truncated: bool) -> Schema {
 pub struct Parquet {
     options: ExportOptions,
     builders: Option<Builders>,
+    /// A full record batch, handed to the encoder once the rows it came from were released.
+    pending: Option<RecordBatch>,
     schema: Option<SchemaRef>,
     worker: Option<Encoder>,
 }
@@ -737,11 +740,21 @@ struct Encoder {
 impl Encoder {
     fn start(schema: SchemaRef) -> Result<Encoder, QueryError> {
         let level = ZstdLevel::try_new(1).map_err(encode_err)?;
-        let props = WriterProperties::builder()
+        // Min/max statistics copy whole values (they are cut to 64 bytes only when written), so
+        // a huge text or binary value would be held three times: fixed-width columns keep them,
+        // variable-width ones (text, binary, lists) go without.
+        let mut props = WriterProperties::builder()
             .set_compression(Compression::ZSTD(level))
             .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
             .set_dictionary_enabled(false)
-            .build();
+            .set_statistics_enabled(EnabledStatistics::None);
+        for f in schema.fields() {
+            if f.data_type().is_primitive() || f.data_type() == &DataType::Boolean {
+                props = props
+                    .set_column_statistics_enabled(ColumnPath::new(vec![f.name().clone()]), EnabledStatistics::Page);
+            }
+        }
+        let props = props.build();
         let buf = Shared::default();
         let mut writer = ArrowWriter::try_new(buf.clone(), schema, Some(props)).map_err(encode_err)?;
         let (to, inbox) = std::sync::mpsc::sync_channel::<ToEncoder>(2);
@@ -818,7 +831,7 @@ impl Parquet {
     }
 
     pub fn new() -> Parquet {
-        Parquet { options: ExportOptions::default(), builders: None, schema: None, worker: None }
+        Parquet { options: ExportOptions::default(), builders: None, pending: None, schema: None, worker: None }
     }
 }
 
@@ -840,9 +853,18 @@ impl Exporter for Parquet {
         };
         b.append(columns, batch)?;
         if b.rows >= PARQUET_BATCH_ROWS || b.bytes >= RECORD_BATCH_BYTES {
-            if let Some(rb) = b.take(&schema)? {
-                w.send(ToEncoder::Batch(rb))?;
-            }
+            self.pending = b.take(&schema)?;
+        }
+        w.collect(out);
+        Ok(false)
+    }
+
+    fn settle(&mut self, out: &mut Vec<u8>) -> Result<bool, QueryError> {
+        let Some(w) = self.worker.as_mut() else {
+            return Ok(false);
+        };
+        if let Some(rb) = self.pending.take() {
+            w.send(ToEncoder::Batch(rb))?;
         }
         w.collect(out);
         Ok(false)
@@ -853,6 +875,9 @@ impl Exporter for Parquet {
         else {
             return Err(QueryError::Internal("finish before begin".into()));
         };
+        if let Some(rb) = self.pending.take() {
+            w.send(ToEncoder::Batch(rb))?;
+        }
         if let Some(rb) = b.take(&schema)? {
             w.send(ToEncoder::Batch(rb))?;
         }
