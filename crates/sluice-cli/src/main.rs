@@ -10,7 +10,9 @@ mod doctor;
 mod exit;
 mod output;
 mod query;
+mod serve;
 mod setup;
+mod token;
 
 use std::process::ExitCode;
 
@@ -39,6 +41,10 @@ enum Command {
     /// Discover every schema, table, view and column the user can see (`catalog diff OLD NEW`
     /// compares two snapshots).
     Catalog(catalog::Args),
+    /// Run the workspace service: the HTTP API over the store (see README, "sluice serve").
+    Serve(serve::Args),
+    /// Manage API tokens offline, against the store (`token create`).
+    Token(token::Args),
 }
 
 fn main() -> ExitCode {
@@ -73,6 +79,8 @@ fn main() -> ExitCode {
             Command::Query(args) => query::run(args).await,
             Command::SetupSql(args) => setup::run(args),
             Command::Catalog(args) => catalog::run(args).await,
+            Command::Serve(args) => serve::run(args).await,
+            Command::Token(args) => token::run(args).await,
         }
     });
     match result {

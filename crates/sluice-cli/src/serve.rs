@@ -1,0 +1,113 @@
+//! `sluice serve`: the workspace service on one address, over a store in a data directory
+//! (SQLite) or a shared PostgreSQL store.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use sluice_server::{AppState, Config};
+use sluice_store::{KeyConfig, Store};
+
+use crate::exit::{self, Usage};
+
+/// How long the printed setup link stays valid.
+const SETUP_TTL: Duration = Duration::from_secs(3600);
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// The data directory of the SQLite store (and its master.key).
+    #[arg(long, value_name = "DIR", default_value = "./sluice-data")]
+    data_dir: PathBuf,
+    /// The address to listen on. Anything but a loopback address needs --insecure-http (TLS
+    /// termination in Sluice itself is not available yet: put a TLS proxy in front).
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    /// A shared store instead of the data directory: postgres://USER@HOST/DATABASE (or
+    /// sqlite://PATH). Its master key comes from SLUICE_MASTER_KEY.
+    #[arg(long, value_name = "URL")]
+    store: Option<String>,
+    /// The URL people reach the service at (for the setup link; https makes cookies Secure).
+    #[arg(long, value_name = "URL")]
+    public_url: Option<String>,
+    /// Serve plain HTTP on a non-loopback address (behind a TLS-terminating proxy).
+    #[arg(long)]
+    insecure_http: bool,
+}
+
+/// The store a command names: `--store URL`, else the data directory.
+pub async fn open_store(data_dir: &std::path::Path, store: Option<&str>) -> anyhow::Result<Store> {
+    let target = match store {
+        Some(url) => url.to_string(),
+        None => data_dir.display().to_string(),
+    };
+    let key = KeyConfig::from_env().map_err(|e| exit::usage_from(&e))?;
+    Store::open(&target, key).await.map_err(|e| exit::usage_from(&e).into())
+}
+
+pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
+    if !args.listen.ip().is_loopback() && !args.insecure_http {
+        return Err(Usage::new(
+            format!("--listen {} is not a loopback address, and Sluice does not terminate TLS itself yet", args.listen),
+            Some(
+                "serve on 127.0.0.1 behind a TLS proxy, or pass --insecure-http if a proxy in front terminates TLS"
+                    .into(),
+            ),
+        )
+        .into());
+    }
+    let public_url = args.public_url.as_deref().map(|u| u.trim_end_matches('/').to_string());
+    if let Some(url) = &public_url {
+        if !(url.starts_with("https://") || url.starts_with("http://")) {
+            return Err(Usage::new(format!("--public-url {url} is not an http(s) URL"), None).into());
+        }
+    }
+    let store = Arc::new(open_store(&args.data_dir, args.store.as_deref()).await?);
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .map_err(|e| Usage::new(format!("cannot listen on {}: {e}", args.listen), None))?;
+    let bound = listener.local_addr()?;
+    let base = public_url.clone().unwrap_or_else(|| format!("http://{bound}"));
+    if store.users().await.map_err(|e| exit::usage_from(&e))?.is_empty() {
+        let token = store.create_setup_token(SETUP_TTL).await.map_err(|e| exit::usage_from(&e))?;
+        eprintln!("No administrator yet. Create the first one within the hour (the link works once):");
+        eprintln!("  {base}/setup#token={}", token.expose());
+        eprintln!(
+            "  or: curl -X POST {base}/api/v1/setup -H 'Content-Type: application/json' -d '{{\"setup_token\":\"{}\",\"login\":\"admin\",\"password\":\"…\"}}'",
+            token.expose()
+        );
+    }
+    let config = Config { secure_cookies: base.starts_with("https://"), ..Config::default() };
+    let state = AppState::new(store.clone(), config);
+    eprintln!("sluice serve: listening on http://{bound} (store: {})", store.location());
+    sluice_server::serve(listener, state, shutdown_signal()).await?;
+    eprintln!("sluice serve: stopped");
+    if let Ok(store) = Arc::try_unwrap(store) {
+        store.close().await;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => {
+                let _ = interrupt.await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = interrupt => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = interrupt.await;
+    }
+}

@@ -1,0 +1,327 @@
+//! The source form of the API (the setup guide's fields) and how it maps onto a `SourceSpec`;
+//! the view a response shows (settings, which secrets are set and the password's age — never a
+//! secret).
+//!
+//! Certificates and keys are PEM text only: a path would let an API caller read the server's
+//! own files.
+
+use serde::{Deserialize, Serialize};
+use sluice_core::{
+    CertSource, HostKeyCheck, HostPort, KeySource, Network, Secret, SecretField, SessionAttrs, SourceSecrets,
+    SourceSpec, SshSpec, SslMode,
+};
+use sluice_store::SourceRecord;
+
+use crate::ApiError;
+
+/// The form, for creating (required fields checked in [`SourceForm::to_spec`]) and for editing
+/// (every field optional: what is left out keeps its value, secrets included).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceForm {
+    pub id: Option<String>,
+    pub name: Option<String>,
+    pub network: Option<NetworkKind>,
+    pub host: Option<String>,
+    pub port: Option<u16>,
+    pub database: Option<String>,
+    pub user: Option<String>,
+    pub password: Option<String>,
+    pub sslmode: Option<SslMode>,
+    pub sslrootcert: Option<String>,
+    pub sslcert: Option<String>,
+    pub sslkey: Option<String>,
+    pub tls_server_name: Option<String>,
+    pub target_session_attrs: Option<SessionAttrs>,
+    pub pgbouncer: Option<bool>,
+    pub connect_timeout_secs: Option<u64>,
+    pub ssh: Option<SshForm>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NetworkKind {
+    Direct,
+    Ssh,
+    PrivateEndpoint,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SshForm {
+    pub host: Option<String>,
+    pub port: Option<u16>,
+    pub user: Option<String>,
+    pub private_key: Option<String>,
+    pub passphrase: Option<String>,
+    /// The bastion's host key fingerprint, `SHA256:…`.
+    pub host_key: Option<String>,
+}
+
+fn pem(field: &str, value: &str) -> Result<(), ApiError> {
+    if value.trim_start().starts_with("-----BEGIN") {
+        Ok(())
+    } else {
+        Err(ApiError::invalid(field, "give the PEM text (starting with -----BEGIN), not a file name"))
+    }
+}
+
+impl SourceForm {
+    /// The spec (secrets included) this form describes on top of `base` (the stored spec, for an
+    /// edit; `None` for a new source, which must then give host, database and user). The
+    /// returned secrets are only those the form carries.
+    pub fn to_spec(&self, base: Option<&SourceSpec>) -> Result<(SourceSpec, SourceSecrets), ApiError> {
+        let required = |v: &Option<String>, field: &str| -> Result<String, ApiError> {
+            match v {
+                Some(s) => Ok(s.clone()),
+                None => Err(ApiError::invalid(field, format!("{field} is required"))),
+            }
+        };
+        let mut spec = match base {
+            Some(b) => b.clone(),
+            None => SourceSpec::new(
+                required(&self.host, "host")?,
+                required(&self.database, "database")?,
+                required(&self.user, "user")?,
+            ),
+        };
+        if let Some(host) = &self.host {
+            let port = spec.hosts.first().map(|h| h.port).unwrap_or(sluice_core::DEFAULT_PORT);
+            spec.hosts = vec![HostPort { host: host.clone(), port }];
+        }
+        if let Some(port) = self.port {
+            for h in &mut spec.hosts {
+                h.port = port;
+            }
+        }
+        if let Some(v) = &self.database {
+            spec.database = v.clone();
+        }
+        if let Some(v) = &self.user {
+            spec.user = v.clone();
+        }
+        if let Some(v) = self.sslmode {
+            spec.sslmode = v;
+        }
+        if let Some(v) = &self.sslrootcert {
+            spec.sslrootcert = match v.as_str() {
+                "" => None,
+                "system" => Some(CertSource::System),
+                text => {
+                    pem("sslrootcert", text)?;
+                    Some(CertSource::Pem(text.to_string()))
+                }
+            };
+        }
+        if let Some(v) = &self.sslcert {
+            spec.sslcert = if v.is_empty() {
+                None
+            } else {
+                pem("sslcert", v)?;
+                Some(CertSource::Pem(v.clone()))
+            };
+        }
+        if let Some(v) = &self.tls_server_name {
+            spec.tls_server_name = (!v.is_empty()).then(|| v.clone());
+        }
+        if let Some(v) = self.target_session_attrs {
+            spec.target_session_attrs = v;
+        }
+        if let Some(v) = self.pgbouncer {
+            spec.pgbouncer = v;
+        }
+        if let Some(v) = self.connect_timeout_secs {
+            spec.connect_timeout_secs = v;
+        }
+        let mut secrets = SourceSecrets::default();
+        if let Some(p) = &self.password {
+            secrets.password = Some(Secret::new(p.as_str()));
+        }
+        if let Some(k) = &self.sslkey {
+            pem("sslkey", k)?;
+            secrets.sslkey = Some(KeySource::Pem(Secret::new(k.as_str())));
+        }
+        let kind = self.network.unwrap_or(match &spec.network {
+            Network::Direct => NetworkKind::Direct,
+            Network::Ssh(_) => NetworkKind::Ssh,
+            Network::PrivateEndpoint => NetworkKind::PrivateEndpoint,
+        });
+        spec.network = match kind {
+            NetworkKind::Direct => {
+                if self.ssh.is_some() {
+                    return Err(ApiError::invalid("ssh", "ssh settings need network `ssh`"));
+                }
+                Network::Direct
+            }
+            NetworkKind::PrivateEndpoint => Network::PrivateEndpoint,
+            NetworkKind::Ssh => {
+                let old = match &spec.network {
+                    Network::Ssh(s) => Some(s.clone()),
+                    _ => None,
+                };
+                let form = self.ssh.as_ref();
+                let pick = |new: Option<&String>, old: Option<&String>, field: &str| -> Result<String, ApiError> {
+                    new.or(old).cloned().ok_or_else(|| ApiError::invalid(field, format!("{field} is required")))
+                };
+                let host = pick(form.and_then(|f| f.host.as_ref()), old.as_ref().map(|o| &o.host), "ssh.host")?;
+                let user = pick(form.and_then(|f| f.user.as_ref()), old.as_ref().map(|o| &o.user), "ssh.user")?;
+                let port = form.and_then(|f| f.port).or(old.as_ref().map(|o| o.port)).unwrap_or(22);
+                let host_key = match (form.and_then(|f| f.host_key.as_ref()), old.as_ref().map(|o| &o.host_key)) {
+                    (Some(fp), _) => HostKeyCheck::Fingerprint(fp.clone()),
+                    (None, Some(k)) => k.clone(),
+                    (None, None) => {
+                        return Err(ApiError::invalid("ssh.host_key", "the bastion's host key fingerprint is required"))
+                    }
+                };
+                if let Some(f) = form {
+                    if let Some(k) = &f.private_key {
+                        pem("ssh.private_key", k)?;
+                        secrets.ssh_private_key = Some(KeySource::Pem(Secret::new(k.as_str())));
+                    }
+                    if let Some(p) = &f.passphrase {
+                        secrets.ssh_passphrase = Some(Secret::new(p.as_str()));
+                    }
+                }
+                Network::Ssh(SshSpec { host, port, user, private_key: None, passphrase: None, host_key })
+            }
+        };
+        if self.ssh.is_some() && kind != NetworkKind::Ssh {
+            return Err(ApiError::invalid("ssh", "ssh settings need network `ssh`"));
+        }
+        Ok((spec, secrets))
+    }
+}
+
+/// A source as responses show it.
+#[derive(Debug, Serialize)]
+pub struct SourceView {
+    pub id: String,
+    pub name: String,
+    pub network: NetworkKind,
+    pub host: String,
+    pub port: u16,
+    pub database: String,
+    pub user: String,
+    pub sslmode: SslMode,
+    pub sslrootcert: Option<String>,
+    pub sslcert: Option<String>,
+    pub sslkey_set: bool,
+    pub tls_server_name: Option<String>,
+    pub target_session_attrs: SessionAttrs,
+    pub pgbouncer: bool,
+    pub connect_timeout_secs: u64,
+    pub ssh: Option<SshView>,
+    pub password_set: bool,
+    pub password_updated_at: Option<i64>,
+    pub password_age_days: Option<i64>,
+    /// `ok`, `warn` from day 80, `rotate` from day 90 (the rotation advice of the setup guide).
+    pub password_rotation: Option<&'static str>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct SshView {
+    pub host: String,
+    pub port: u16,
+    pub user: String,
+    pub host_key: Option<String>,
+    pub private_key_set: bool,
+    pub passphrase_set: bool,
+}
+
+/// Days from which a password's age is warned about, and flagged.
+pub const PASSWORD_WARN_DAYS: i64 = 80;
+pub const PASSWORD_FLAG_DAYS: i64 = 90;
+
+fn cert_text(c: &Option<CertSource>) -> Option<String> {
+    match c {
+        None => None,
+        Some(CertSource::System) => Some("system".into()),
+        Some(CertSource::Pem(p)) => Some(p.clone()),
+        Some(CertSource::File(p)) => Some(p.display().to_string()),
+    }
+}
+
+impl SourceView {
+    pub fn of(r: &SourceRecord, now_ms: i64) -> SourceView {
+        let s = &r.settings;
+        let has = |f: SecretField| r.secret_fields.contains(&f);
+        let first = s.hosts.first();
+        let age = r.password_updated_at.map(|at| (now_ms - at).max(0) / 86_400_000);
+        SourceView {
+            id: r.id.to_string(),
+            name: r.name.clone(),
+            network: match &s.network {
+                Network::Direct => NetworkKind::Direct,
+                Network::Ssh(_) => NetworkKind::Ssh,
+                Network::PrivateEndpoint => NetworkKind::PrivateEndpoint,
+            },
+            host: first.map(|h| h.host.clone()).unwrap_or_default(),
+            port: first.map(|h| h.port).unwrap_or_default(),
+            database: s.database.clone(),
+            user: s.user.clone(),
+            sslmode: s.sslmode,
+            sslrootcert: cert_text(&s.sslrootcert),
+            sslcert: cert_text(&s.sslcert),
+            sslkey_set: has(SecretField::SslKey),
+            tls_server_name: s.tls_server_name.clone(),
+            target_session_attrs: s.target_session_attrs,
+            pgbouncer: s.pgbouncer,
+            connect_timeout_secs: s.connect_timeout_secs,
+            ssh: match &s.network {
+                Network::Ssh(ssh) => Some(SshView {
+                    host: ssh.host.clone(),
+                    port: ssh.port,
+                    user: ssh.user.clone(),
+                    host_key: match &ssh.host_key {
+                        HostKeyCheck::Fingerprint(f) => Some(f.clone()),
+                        HostKeyCheck::KnownHosts(_) => None,
+                    },
+                    private_key_set: has(SecretField::SshPrivateKey),
+                    passphrase_set: has(SecretField::SshPassphrase),
+                }),
+                _ => None,
+            },
+            password_set: has(SecretField::Password),
+            password_updated_at: r.password_updated_at,
+            password_age_days: age,
+            password_rotation: age.map(|d| {
+                if d >= PASSWORD_FLAG_DAYS {
+                    "rotate"
+                } else if d >= PASSWORD_WARN_DAYS {
+                    "warn"
+                } else {
+                    "ok"
+                }
+            }),
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+        }
+    }
+}
+
+/// A source id from a name: lower-case letters, digits and `-`.
+pub fn slug(name: &str) -> String {
+    let mut out = String::new();
+    for c in name.trim().chars().flat_map(char::to_lowercase) {
+        if c.is_ascii_alphanumeric() {
+            out.push(c);
+        } else if !out.ends_with('-') && !out.is_empty() {
+            out.push('-');
+        }
+    }
+    let out: String = out.trim_end_matches('-').chars().take(sluice_core::SourceId::MAX_LEN).collect();
+    if out.is_empty() {
+        "source".into()
+    } else {
+        out
+    }
+}
+
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}

@@ -1,0 +1,187 @@
+//! The workspace service: Sluice's HTTP API over the store ([`sluice_store`]) and the engine
+//! (doctor, catalog, query), JSON under `/api/v1`.
+//!
+//! [`serve`] is the one entry point: it takes a bound listener (tests bind port 0) and a shutdown
+//! future, and drains open requests before it returns. [`router`] builds the routes, one module
+//! per resource under `routes/`; authorization is an extractor named for the access it proves
+//! ([`auth::Authenticated`], [`auth::RequireAdmin`]), so a handler's signature states who may
+//! call it. Every error is an [`ApiError`] (`{"error":{"code","message","field"}}`): bad input
+//! is a 4xx naming the field. Each source has one capped [`sluice_connect::Pool`], held in
+//! [`AppState`], built on first use and rebuilt when the source is edited.
+//!
+//! Must not do: decide what SQL may run, speak the PostgreSQL protocol, or keep state of its own
+//! outside the store (sign-in throttling and pools are per instance, by design).
+
+pub mod auth;
+mod error;
+mod form;
+mod routes;
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::extract::{DefaultBodyLimit, Request};
+use axum::http::{HeaderName, HeaderValue};
+use axum::middleware::Next;
+use axum::response::Response;
+use axum::Router;
+use sluice_connect::{Connector, Pool, PoolOptions};
+use sluice_core::SourceId;
+use sluice_store::Store;
+use tracing::Instrument;
+
+pub use error::{ApiError, ApiJson};
+
+/// The header a request id travels in, both ways.
+pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// How the service behaves; [`Config::default`] is what `sluice serve` uses.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Cookies are marked `Secure` (the public URL is https).
+    pub secure_cookies: bool,
+    /// Sessions per source (the pool's cap, and so the source's query concurrency).
+    pub pool_size: usize,
+    /// How long a request waits for one of a source's sessions before it gets 429.
+    pub pool_wait: Duration,
+    /// How many requests may wait for a source's sessions at once; more get 429 at once.
+    pub pool_queue: usize,
+    /// The largest request body accepted.
+    pub body_limit: usize,
+    /// Row cap of interactive (JSON) queries when the request gives none.
+    pub interactive_max_rows: u64,
+    /// Failed sign-ins (per login and address) before further attempts get 429.
+    pub sign_in_failures: u32,
+    /// How long sign-in stays refused after too many failures.
+    pub sign_in_lockout: Duration,
+    /// How long a browser session lives.
+    pub session_ttl: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        Config {
+            secure_cookies: false,
+            pool_size: 5,
+            pool_wait: Duration::from_secs(10),
+            pool_queue: 32,
+            body_limit: 2 << 20,
+            interactive_max_rows: 10_000,
+            sign_in_failures: 5,
+            sign_in_lockout: Duration::from_secs(60),
+            session_ttl: Duration::from_secs(12 * 3600),
+        }
+    }
+}
+
+/// Everything the handlers share. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: Arc<Store>,
+    config: Config,
+    pools: tokio::sync::Mutex<HashMap<SourceId, Pool>>,
+    sign_ins: Mutex<HashMap<String, auth::Failures>>,
+}
+
+impl AppState {
+    pub fn new(store: Arc<Store>, config: Config) -> AppState {
+        AppState {
+            inner: Arc::new(Inner {
+                store,
+                config,
+                pools: tokio::sync::Mutex::new(HashMap::new()),
+                sign_ins: Mutex::new(HashMap::new()),
+            }),
+        }
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.inner.config
+    }
+
+    /// The source's pool, built from its stored spec on first use.
+    pub async fn pool(&self, id: &SourceId) -> Result<Pool, ApiError> {
+        let mut pools = self.inner.pools.lock().await;
+        if let Some(pool) = pools.get(id) {
+            return Ok(pool.clone());
+        }
+        let spec = self.store().source_spec(id).await?;
+        let connector = Connector::open(spec).await?;
+        let options = PoolOptions { max_size: self.config().pool_size, acquire_timeout: self.config().pool_wait };
+        let pool = Pool::new(connector, options);
+        pools.insert(id.clone(), pool.clone());
+        Ok(pool)
+    }
+
+    /// Forgets a source's pool (after an edit or a delete); its sessions close once returned.
+    pub async fn drop_pool(&self, id: &SourceId) {
+        self.inner.pools.lock().await.remove(id);
+    }
+
+    fn sign_ins(&self) -> std::sync::MutexGuard<'_, HashMap<String, auth::Failures>> {
+        match self.inner.sign_ins.lock() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        }
+    }
+}
+
+/// The API's routes with their layers.
+pub fn router(state: AppState) -> Router {
+    let limit = state.config().body_limit;
+    Router::new()
+        .nest("/api/v1", routes::api())
+        .fallback(routes::not_found)
+        .layer(DefaultBodyLimit::max(limit))
+        // Outermost: every response, errors and rejections included, carries the request id.
+        .layer(axum::middleware::from_fn(request_id))
+        .with_state(state)
+}
+
+/// Serves the API on `listener` until `shutdown` completes, then stops accepting and waits for
+/// open requests (running queries included) to finish.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
+    axum::serve(listener, app).with_graceful_shutdown(shutdown).await
+}
+
+/// The incoming `X-Request-Id` when it is short printable text, else a new one: on the request's
+/// span and echoed on the response.
+async fn request_id(mut req: Request, next: Next) -> Response {
+    let id = req
+        .headers()
+        .get(&REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic()))
+        .map(str::to_string)
+        .unwrap_or_else(new_request_id);
+    let value = HeaderValue::from_str(&id).unwrap_or_else(|_| HeaderValue::from_static("invalid"));
+    req.headers_mut().insert(REQUEST_ID, value.clone());
+    let span = tracing::info_span!("request", id = %id, method = %req.method(), path = %req.uri().path());
+    let mut response = next.run(req).instrument(span).await;
+    response.headers_mut().insert(REQUEST_ID, value);
+    response
+}
+
+fn new_request_id() -> String {
+    let mut bytes = [0u8; 12];
+    if getrandom::fill(&mut bytes).is_err() {
+        return "unknown".into();
+    }
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}

@@ -1,0 +1,76 @@
+//! `GET /audit`: the log, newest first, filtered by user, source, kind and time, paged by cursor.
+
+use axum::extract::{RawQuery, State};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::Deserialize;
+use sluice_core::SourceId;
+use sluice_store::{AuditFilter, AuditId};
+
+use crate::auth::RequireAdmin;
+use crate::{ApiError, AppState};
+
+pub fn routes() -> Router<AppState> {
+    Router::new().route("/audit", get(list))
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AuditQuery {
+    /// A login (`user:<login>` in the log) or an actor as the log spells it (`token:<id>`).
+    user: Option<String>,
+    source: Option<String>,
+    kind: Option<String>,
+    /// Milliseconds since the epoch: entries at or after.
+    from: Option<i64>,
+    /// Milliseconds since the epoch: entries before.
+    to: Option<i64>,
+    /// The `next` of the previous page.
+    cursor: Option<i64>,
+    limit: Option<u32>,
+}
+
+async fn list(
+    State(state): State<AppState>,
+    RequireAdmin(_): RequireAdmin,
+    RawQuery(raw): RawQuery,
+) -> Result<Response, ApiError> {
+    let q: AuditQuery = match raw.as_deref() {
+        None | Some("") => AuditQuery::default(),
+        Some(text) => serde_urlencoded_query(text)?,
+    };
+    let source = match &q.source {
+        Some(s) => Some(s.parse::<SourceId>().map_err(|e| ApiError::invalid("source", e.to_string()))?),
+        None => None,
+    };
+    let filter = AuditFilter {
+        actor: q.user.map(|u| if u.contains(':') { u } else { format!("user:{u}") }),
+        source,
+        kind: q.kind,
+        from: q.from,
+        until: q.to,
+        before: q.cursor.map(AuditId),
+        limit: q.limit,
+    };
+    Ok(Json(state.store().audit(&filter).await?).into_response())
+}
+
+/// Query parameters through axum's own parser, with its failure as a 400 naming the field.
+fn serde_urlencoded_query(text: &str) -> Result<AuditQuery, ApiError> {
+    let uri: axum::http::Uri =
+        format!("/?{text}").parse().map_err(|_| ApiError::invalid("query", "the query string is malformed"))?;
+    axum::extract::Query::<AuditQuery>::try_from_uri(&uri).map(|q| q.0).map_err(|e| {
+        let message = e.body_text();
+        let field = ["user", "source", "kind", "from", "to", "cursor", "limit"]
+            .into_iter()
+            .find(|f| message.contains(&format!("`{f}`")) || message.contains(&format!("{f}:")));
+        let mut api = ApiError::invalid("query", message.clone());
+        if let Some(f) = field {
+            api.field = Some(f.to_string());
+        } else if let Some(unknown) = message.split("unknown field `").nth(1).and_then(|m| m.split('`').next()) {
+            api.field = Some(unknown.to_string());
+        }
+        api
+    })
+}

@@ -1,0 +1,219 @@
+//! `POST /sources/{id}/query`: the gate first, then a session from the source's pool (a bounded
+//! wait, then 429), an audit entry before the first row and its completion after the last, and
+//! the rows streamed in the requested format. A client that goes away cancels the statement.
+
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderValue};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::Router;
+use bytes::Bytes;
+use futures_util::Stream;
+use serde::Deserialize;
+use sluice_query::export::{self, BodyError, ExportContext, Format};
+use sluice_query::{QueryError, QueryRequest};
+use sluice_store::{AuditId, QueryCompletion, QueryOutcome};
+use tokio::sync::oneshot;
+
+use super::source_id;
+use crate::auth::Authenticated;
+use crate::{ApiError, ApiJson, AppState};
+
+pub fn routes() -> Router<AppState> {
+    Router::new().route("/sources/{id}/query", post(query))
+}
+
+#[derive(Debug, Clone, Copy, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum FormatName {
+    #[default]
+    Json,
+    Csv,
+    Ndjson,
+    Arrow,
+    Parquet,
+}
+
+impl FormatName {
+    fn format(self) -> Format {
+        match self {
+            FormatName::Json => Format::Json,
+            FormatName::Csv => Format::Csv,
+            FormatName::Ndjson => Format::Ndjson,
+            FormatName::Arrow => Format::Arrow,
+            FormatName::Parquet => Format::Parquet,
+        }
+    }
+
+    fn content_type(self) -> &'static str {
+        match self {
+            FormatName::Json => "application/json",
+            FormatName::Csv => "text/csv; charset=utf-8",
+            FormatName::Ndjson => "application/x-ndjson",
+            FormatName::Arrow => "application/vnd.apache.arrow.stream",
+            FormatName::Parquet => "application/vnd.apache.parquet",
+        }
+    }
+
+    /// Files get `Content-Disposition: attachment`.
+    fn extension(self) -> Option<&'static str> {
+        match self {
+            FormatName::Csv => Some("csv"),
+            FormatName::Arrow => Some("arrow"),
+            FormatName::Parquet => Some("parquet"),
+            FormatName::Json | FormatName::Ndjson => None,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct QueryBody {
+    sql: String,
+    #[serde(default)]
+    format: FormatName,
+    max_rows: Option<u64>,
+    timeout_ms: Option<u64>,
+}
+
+async fn query(
+    State(state): State<AppState>,
+    Authenticated(who): Authenticated,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<QueryBody>,
+) -> Result<Response, ApiError> {
+    let id = source_id(&id)?;
+    who.may_use(&id)?;
+    // The gate first: a refused statement never waits for a session.
+    sluice_query::gate::admit(&body.sql)?;
+    if body.max_rows == Some(0) {
+        return Err(ApiError::invalid("max_rows", "must be at least 1 (leave it out for the default)"));
+    }
+    if body.timeout_ms == Some(0) {
+        return Err(ApiError::invalid("timeout_ms", "must be at least 1 (leave it out for the source's default)"));
+    }
+    let format = body.format;
+    // Interactive JSON is capped unless the request says otherwise; exports are not.
+    let max_rows = match (body.max_rows, format) {
+        (Some(n), _) => Some(n),
+        (None, FormatName::Json) => Some(state.config().interactive_max_rows),
+        (None, _) => None,
+    };
+    state.store().source(&id).await?;
+    let pool = state.pool(&id).await?;
+    if pool.waiting() >= state.config().pool_queue {
+        return Err(ApiError::too_many("every session of this source is busy and the queue is full", 1));
+    }
+    let session = pool.get().await?;
+    let started = Instant::now();
+    let audit_id = state.store().begin_query_audit(&who.actor, &id, &body.sql).await?;
+    let request = QueryRequest {
+        sql: body.sql,
+        max_rows,
+        timeout: body.timeout_ms.map(Duration::from_millis),
+        flavor: format.format().flavor(),
+    };
+    let stream = match sluice_query::run(session, request).await {
+        Ok(s) => s,
+        Err(e) => {
+            complete(&state, audit_id, started, 0, 0, Err(&e)).await;
+            return Err(e.into());
+        }
+    };
+    let exporter = format.format().exporter(ExportContext { max_rows });
+    let (body, handle) = export::spawn_body(stream, exporter);
+    let (done_tx, done_rx) = oneshot::channel();
+    let bytes = Arc::new(AtomicU64::new(0));
+    let counted = Counted { inner: body, bytes: bytes.clone(), done: Some(done_tx) };
+    let audit_state = state.clone();
+    tokio::spawn(async move {
+        let result = match handle.await {
+            Ok(r) => r,
+            Err(e) => Err(QueryError::Internal(format!("the export task ended abnormally: {e}"))),
+        };
+        // Wait until the body is gone (sent whole, or dropped), so the byte count is final.
+        let _ = done_rx.await;
+        let sent = bytes.load(Ordering::SeqCst);
+        let rows = result.as_ref().map(|s| s.rows).unwrap_or(0);
+        complete(&audit_state, audit_id, started, rows, sent, result.as_ref().map(|s| s.truncated)).await;
+    });
+    let mut response = Body::from_stream(counted).into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(format.content_type()));
+    if let Some(ext) = format.extension() {
+        let name = format!("attachment; filename=\"{}-query.{ext}\"", id.as_str());
+        if let Ok(v) = HeaderValue::from_str(&name) {
+            headers.insert(header::CONTENT_DISPOSITION, v);
+        }
+    }
+    Ok(response)
+}
+
+/// Completes the query's audit entry; a failure to record is logged (the response is gone).
+async fn complete(
+    state: &AppState,
+    id: AuditId,
+    started: Instant,
+    rows: u64,
+    bytes: u64,
+    result: Result<bool, &QueryError>,
+) {
+    let (outcome, error) = match result {
+        Ok(true) => (QueryOutcome::Truncated, None),
+        Ok(false) => (QueryOutcome::Ok, None),
+        Err(e) if e.is_broken_pipe() => (QueryOutcome::Cancelled, Some("the client went away".to_string())),
+        Err(QueryError::Cancelled) => (QueryOutcome::Cancelled, Some(e_text(result))),
+        Err(_) => (QueryOutcome::Failed, Some(e_text(result))),
+    };
+    let done = QueryCompletion {
+        duration_ms: i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX),
+        rows: i64::try_from(rows).unwrap_or(i64::MAX),
+        bytes: i64::try_from(bytes).unwrap_or(i64::MAX),
+        outcome,
+        error,
+    };
+    if let Err(e) = state.store().complete_query_audit(id, &done).await {
+        tracing::error!(error = %e, audit = %id, "could not complete a query's audit entry");
+    }
+}
+
+fn e_text(result: Result<bool, &QueryError>) -> String {
+    match result {
+        Err(e) => sluice_core::UserFacing::message(e),
+        Ok(_) => String::new(),
+    }
+}
+
+/// The export's body, counting the bytes handed to the client and saying when it is dropped.
+struct Counted {
+    inner: export::Body,
+    bytes: Arc<AtomicU64>,
+    done: Option<oneshot::Sender<()>>,
+}
+
+impl Stream for Counted {
+    type Item = Result<Bytes, BodyError>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let polled = Pin::new(&mut self.inner).poll_next(cx);
+        if let Poll::Ready(Some(Ok(chunk))) = &polled {
+            self.bytes.fetch_add(chunk.len() as u64, Ordering::SeqCst);
+        }
+        polled
+    }
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        if let Some(done) = self.done.take() {
+            let _ = done.send(());
+        }
+    }
+}

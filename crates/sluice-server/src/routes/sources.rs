@@ -1,0 +1,271 @@
+//! Sources: the form, Test Connection (the doctor's report, or its checks streamed as NDJSON),
+//! catalog refresh and the latest snapshot.
+
+use std::convert::Infallible;
+
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use bytes::Bytes;
+use futures_util::StreamExt;
+use serde_json::json;
+use sluice_catalog::DiscoverOptions;
+use sluice_connect::Pool;
+use sluice_core::{SourceId, SourceSpec, SpecError};
+use sluice_doctor::DoctorInput;
+use sluice_store::{RunOutcome, StoreError};
+use tokio::sync::mpsc;
+
+use super::{audit, source_id};
+use crate::auth::{Authenticated, RequireAdmin};
+use crate::form::{now_ms, slug, SourceForm, SourceView};
+use crate::{ApiError, ApiJson, AppState};
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/sources", get(list).post(create))
+        .route("/sources/test", post(test_form))
+        .route("/sources/{id}", get(show).patch(edit).delete(remove))
+        .route("/sources/{id}/test", post(test_saved))
+        .route("/sources/{id}/refresh", post(refresh))
+        .route("/sources/{id}/catalog", get(catalog))
+}
+
+async fn list(State(state): State<AppState>, Authenticated(who): Authenticated) -> Result<Response, ApiError> {
+    let now = now_ms();
+    let sources: Vec<SourceView> = state
+        .store()
+        .sources()
+        .await?
+        .iter()
+        .filter(|r| who.may_use(&r.id).is_ok())
+        .map(|r| SourceView::of(r, now))
+        .collect();
+    Ok(Json(json!({ "sources": sources })).into_response())
+}
+
+async fn show(
+    State(state): State<AppState>,
+    Authenticated(who): Authenticated,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let id = source_id(&id)?;
+    who.may_use(&id)?;
+    let record = state.store().source(&id).await?;
+    Ok(Json(SourceView::of(&record, now_ms())).into_response())
+}
+
+/// The spec with its secrets, validated as a connection would validate it.
+fn validated(spec: &SourceSpec, secrets: &sluice_core::SourceSecrets) -> Result<(), ApiError> {
+    spec.clone().with_secrets(secrets.clone()).validate().map_err(ApiError::from)
+}
+
+async fn create(
+    State(state): State<AppState>,
+    RequireAdmin(who): RequireAdmin,
+    ApiJson(form): ApiJson<SourceForm>,
+) -> Result<Response, ApiError> {
+    let name = form.name.clone().ok_or_else(|| ApiError::invalid("name", "name is required"))?;
+    let id: SourceId = match &form.id {
+        Some(id) => id.parse().map_err(|e: sluice_core::BadSourceId| ApiError::invalid("id", e.to_string()))?,
+        None => slug(&name).parse().map_err(|e: sluice_core::BadSourceId| ApiError::invalid("name", e.to_string()))?,
+    };
+    let (spec, secrets) = form.to_spec(None)?;
+    validated(&spec, &secrets)?;
+    let record = state.store().put_source(&id, &name, &spec, &secrets).await?;
+    audit(&state, &who, "source.create", Some(&id), json!({"name": record.name})).await?;
+    if !secrets.is_empty() {
+        let fields: Vec<&str> = secrets.fields().iter().map(|f| f.as_str()).collect();
+        audit(&state, &who, "source.secret_set", Some(&id), json!({"fields": fields})).await?;
+    }
+    Ok((StatusCode::CREATED, Json(SourceView::of(&record, now_ms()))).into_response())
+}
+
+/// Changes what the form gives; everything left out (secrets included) keeps its value. The
+/// source's pool is rebuilt on its next use.
+async fn edit(
+    State(state): State<AppState>,
+    RequireAdmin(who): RequireAdmin,
+    Path(id): Path<String>,
+    ApiJson(form): ApiJson<SourceForm>,
+) -> Result<Response, ApiError> {
+    let id = source_id(&id)?;
+    if form.id.as_ref().is_some_and(|new| new != id.as_str()) {
+        return Err(ApiError::invalid("id", "a source's id cannot change"));
+    }
+    let current = state.store().source(&id).await?;
+    let full = state.store().source_spec(&id).await?;
+    let (_, stored_secrets) = full.split();
+    let (spec, patch) = form.to_spec(Some(&current.settings))?;
+    validated(&spec, &stored_secrets.clone().updated_with(patch.clone()))?;
+    let name = form.name.clone().unwrap_or_else(|| current.name.clone());
+    let record = state.store().update_source(&id, &name, &spec, &patch).await?;
+    state.drop_pool(&id).await;
+    audit(&state, &who, "source.update", Some(&id), json!({"name": record.name})).await?;
+    if !patch.is_empty() {
+        let fields: Vec<&str> = patch.fields().iter().map(|f| f.as_str()).collect();
+        audit(&state, &who, "source.secret_changed", Some(&id), json!({"fields": fields})).await?;
+    }
+    Ok(Json(SourceView::of(&record, now_ms())).into_response())
+}
+
+async fn remove(
+    State(state): State<AppState>,
+    RequireAdmin(who): RequireAdmin,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let id = source_id(&id)?;
+    let record = state.store().source(&id).await?;
+    state.store().delete_source(&id).await?;
+    state.drop_pool(&id).await;
+    audit(&state, &who, "source.delete", Some(&id), json!({"name": record.name})).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// Tests an unsaved form.
+async fn test_form(
+    State(state): State<AppState>,
+    RequireAdmin(_): RequireAdmin,
+    headers: HeaderMap,
+    ApiJson(form): ApiJson<SourceForm>,
+) -> Result<Response, ApiError> {
+    let _ = state;
+    let (spec, secrets) = form.to_spec(None)?;
+    let spec = spec.with_secrets(secrets);
+    let checked: Result<SourceSpec, SpecError> = spec.validate().map(|()| spec);
+    Ok(doctor_response(checked, None, &headers))
+}
+
+/// Tests a saved source through its pool.
+async fn test_saved(
+    State(state): State<AppState>,
+    RequireAdmin(_): RequireAdmin,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let id = source_id(&id)?;
+    let spec = state.store().source_spec(&id).await?;
+    // A spec the connector refuses (a certificate that does not parse) still gets its report:
+    // the doctor's config check says what is wrong.
+    let pool = state.pool(&id).await.ok();
+    let checked: Result<SourceSpec, SpecError> = spec.validate().map(|()| spec);
+    Ok(doctor_response(checked, pool, &headers))
+}
+
+fn wants_ndjson(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|t| t.split(';').next().is_some_and(|t| t.trim().eq_ignore_ascii_case("application/x-ndjson")))
+}
+
+/// The doctor's report as `sluice doctor --format json` prints it; or, for NDJSON, each check
+/// on its own line as soon as it is decided, then a summary line.
+fn doctor_response(spec: Result<SourceSpec, SpecError>, pool: Option<Pool>, headers: &HeaderMap) -> Response {
+    let input = DoctorInput { spec, schemas: Vec::new() };
+    let ndjson = wants_ndjson(headers);
+    let (tx, rx) = mpsc::unbounded_channel::<Bytes>();
+    tokio::spawn(async move {
+        let lines = tx.clone();
+        let mut on_check = move |check: &sluice_doctor::Check| {
+            if ndjson {
+                if let Ok(mut line) = serde_json::to_vec(check) {
+                    line.push(b'\n');
+                    let _ = lines.send(Bytes::from(line));
+                }
+            }
+        };
+        let report = sluice_doctor::run_with(input, pool.as_ref(), &mut on_check).await;
+        let last = if ndjson {
+            let summary =
+                json!({"summary": {"ok": report.ok, "source": report.source, "server_version": report.server_version}});
+            format!("{summary}\n")
+        } else {
+            report.to_json() + "\n"
+        };
+        let _ = tx.send(Bytes::from(last));
+    });
+    let stream = tokio_stream_from(rx).map(Ok::<_, Infallible>);
+    let mut response = Body::from_stream(stream).into_response();
+    let content_type = if ndjson { "application/x-ndjson" } else { "application/json" };
+    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    response
+}
+
+/// An unbounded receiver as a stream.
+fn tokio_stream_from(mut rx: mpsc::UnboundedReceiver<Bytes>) -> impl futures_util::Stream<Item = Bytes> {
+    futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx))
+}
+
+/// Runs discovery now through the source's pool and stores the snapshot (unless identical to
+/// the latest).
+async fn refresh(
+    State(state): State<AppState>,
+    RequireAdmin(who): RequireAdmin,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let id = source_id(&id)?;
+    state.store().source(&id).await?;
+    let run = state.store().start_discovery_run(&id).await?;
+    let outcome = discover(&state, &id).await;
+    match outcome {
+        Ok(json) => {
+            let stored = state.store().put_snapshot(&id, &json).await;
+            let (outcome, message) = match &stored {
+                Ok(_) => (RunOutcome::Ok, None),
+                Err(e) => (RunOutcome::Failed, Some(e.to_string())),
+            };
+            state.store().finish_discovery_run(run, outcome, None, message.as_deref()).await?;
+            let snapshot = stored?;
+            audit(&state, &who, "source.refresh", Some(&id), json!({"run": run, "changed": snapshot.is_some()}))
+                .await?;
+            Ok(Json(json!({"run": run, "changed": snapshot.is_some(), "snapshot": snapshot})).into_response())
+        }
+        Err((stage, e)) => {
+            state.store().finish_discovery_run(run, RunOutcome::Failed, Some(stage), Some(&e.message)).await?;
+            Err(e)
+        }
+    }
+}
+
+async fn discover(state: &AppState, id: &SourceId) -> Result<Vec<u8>, (&'static str, ApiError)> {
+    let pool = state.pool(id).await.map_err(|e| ("config", e))?;
+    let mut session = pool.get().await.map_err(|e| {
+        let stage = e.stage().id();
+        (stage, ApiError::from(e))
+    })?;
+    let catalog = sluice_catalog::discover(&mut session, &DiscoverOptions::default()).await.map_err(|e| {
+        use sluice_core::UserFacing;
+        ("discover", ApiError::new(StatusCode::BAD_GATEWAY, "discovery_failed", e.message()).with_hint(e.hint()))
+    })?;
+    drop(session);
+    serde_json::to_vec(&catalog).map_err(|e| ("discover", ApiError::internal(e)))
+}
+
+/// The latest snapshot: `{"snapshot": {id, discovered_at, …}, "catalog": <the catalog JSON>}`.
+async fn catalog(
+    State(state): State<AppState>,
+    Authenticated(who): Authenticated,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let id = source_id(&id)?;
+    who.may_use(&id)?;
+    state.store().source(&id).await?;
+    let Some((meta, json)) = state.store().latest_snapshot(&id).await? else {
+        return Err(ApiError::from(StoreError::NotFound { entity: "catalog snapshot" })
+            .with_hint(Some("refresh the source first: POST /api/v1/sources/{id}/refresh".into())));
+    };
+    let meta = serde_json::to_vec(&meta).map_err(ApiError::internal)?;
+    let mut body = Vec::with_capacity(json.len() + meta.len() + 32);
+    body.extend_from_slice(b"{\"snapshot\":");
+    body.extend_from_slice(&meta);
+    body.extend_from_slice(b",\"catalog\":");
+    body.extend_from_slice(&json);
+    body.extend_from_slice(b"}");
+    Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
+}
