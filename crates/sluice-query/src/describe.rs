@@ -22,6 +22,13 @@
 //! driver asks for every result column in binary (its Bind has one result-format code, binary,
 //! and no public API sends another), so those columns are rendered by [`wrap`]: an outer SELECT
 //! that names the statement's columns only by position.
+//!
+//! In a `SQL_ASCII` database the server checks every name and text value it sends a UTF8
+//! client and refuses bytes that are not UTF-8 (SQLSTATE 22021), also in a RowDescription. There
+//! the names are read first as bytea ([`names_sql`]: the statement as a never-executed derived
+//! table, its whole-row value's keys), and the statement is described with its columns renamed
+//! by position ([`aliased_sql`]); text-carrying columns are fetched as the stored bytes by
+//! [`wrap`] ([`Codec::RawText`]). Both steps happen only in such a database.
 
 use sluice_connect::tokio_postgres::{self, SimpleQueryMessage};
 
@@ -132,8 +139,16 @@ pub(crate) fn parse_type_names(messages: &[SimpleQueryMessage], n: usize) -> Res
 }
 
 /// How each column travels and is rendered. `utility` is for EXPLAIN and SHOW, which cannot be
-/// wrapped: their columns are text, json or xml, and xml's binary form is its text.
+/// wrapped: their columns are text, json or xml, and xml's binary form is its text (in a
+/// `SQL_ASCII` database too: their text must then be UTF-8, or the server refuses to send it).
 pub(crate) fn codecs(wire: &[WireColumn], fmt: &SessionFormat, flavor: Flavor, utility: bool) -> Vec<Codec> {
+    let as_is;
+    let fmt = if utility && fmt.raw_text {
+        as_is = SessionFormat { raw_text: false, ..fmt.clone() };
+        &as_is
+    } else {
+        fmt
+    };
     wire.iter()
         .map(|w| match Codec::for_oid(w.oid, fmt, flavor) {
             Codec::ServerText if utility => Codec::Scalar(Scalar::Text),
@@ -142,14 +157,71 @@ pub(crate) fn codecs(wire: &[WireColumn], fmt: &SessionFormat, flavor: Flavor, u
         .collect()
 }
 
-/// The result columns: names from the wire, type names from the catalog.
-pub(crate) fn columns(wire: Vec<WireColumn>, codecs: Vec<Codec>, names: Vec<(u32, String)>) -> Vec<Column> {
+/// A `SQL_ASCII` database's query that names the statement's columns as their stored bytes, one
+/// bytea row per column in order (duplicates kept: `json`, unlike `jsonb`, keeps repeated keys),
+/// and how many characters precede the statement in it. The statement is a derived table joined
+/// `ON false` to one row, so it is planned but yields nothing; the row its columns make there
+/// (`s.*`, which no column the statement names `s` can shadow), all NULL, still has every
+/// column's name.
+pub(crate) fn names_sql(sql: &str) -> (String, usize) {
+    let prefix = "SELECT pg_catalog.convert_to(k.k, 'SQL_ASCII') FROM pg_catalog.json_object_keys((\
+                  SELECT pg_catalog.row_to_json(s.*) FROM (SELECT q.* FROM (VALUES (1)) AS d(x) LEFT JOIN (\n";
+    let text = format!("{prefix}{sql}\n) AS q ON false) AS s)) WITH ORDINALITY AS k(k, i) ORDER BY k.i");
+    (text, prefix.chars().count())
+}
+
+/// The statement with its `n` columns renamed `c1` … `cN` by position, for a Describe whose
+/// RowDescription holds only names that are ASCII; and the characters before the statement.
+pub(crate) fn aliased_sql(sql: &str, n: usize) -> (String, usize) {
+    let prefix = "SELECT * FROM (\n";
+    let list: Vec<String> = (1..=n).map(|i| format!("c{i}")).collect();
+    let text =
+        if n == 0 { format!("{prefix}{sql}\n) AS q") } else { format!("{prefix}{sql}\n) AS q({})", list.join(", ")) };
+    (text, prefix.chars().count())
+}
+
+/// Gives described columns the names [`names_sql`] read: UTF-8 names as they are, others decoded
+/// with U+FFFD and their bytes kept.
+pub(crate) fn rename(wire: &mut [WireColumn], names: Vec<Vec<u8>>) -> Result<Vec<Option<Vec<u8>>>, String> {
+    if names.len() != wire.len() {
+        return Err(format!("named {} columns of {}", names.len(), wire.len()));
+    }
+    Ok(wire
+        .iter_mut()
+        .zip(names)
+        .map(|(w, raw)| match String::from_utf8(raw) {
+            Ok(name) => {
+                w.name = name;
+                None
+            }
+            Err(e) => {
+                let raw = e.into_bytes();
+                let mut name = Vec::with_capacity(raw.len() + 2);
+                crate::decode::push_utf8_lossy(&mut name, &raw);
+                w.name = String::from_utf8_lossy(&name).into_owned();
+                Some(raw)
+            }
+        })
+        .collect())
+}
+
+/// The result columns: names from the wire (and a `SQL_ASCII` name's bytes, by position), type
+/// names from the catalog.
+pub(crate) fn columns(
+    wire: Vec<WireColumn>,
+    codecs: Vec<Codec>,
+    names: Vec<(u32, String)>,
+    mut name_bytes: Vec<Option<Vec<u8>>>,
+) -> Vec<Column> {
+    name_bytes.resize(wire.len(), None);
     wire.into_iter()
         .zip(codecs)
         .zip(names)
-        .map(|((w, codec), (type_oid, type_name))| Column {
+        .zip(name_bytes)
+        .map(|(((w, codec), (type_oid, type_name)), name_bytes)| Column {
             codec,
             name: w.name,
+            name_bytes,
             type_name,
             type_oid,
             typmod: w.typmod,
@@ -171,13 +243,18 @@ pub(crate) fn columns(wire: Vec<WireColumn>, codecs: Vec<Codec>, names: Vec<(u32
 /// ) AS q(c1, c2)
 /// ```
 ///
+/// and a [`Codec::RawText`] column (a `SQL_ASCII` database) is that text's stored bytes, as
+/// bytea, which the server sends without checking them against the client encoding:
+/// `pg_catalog.convert_to(pg_catalog.format('%s', q.c2), 'SQL_ASCII')` (converting to
+/// `SQL_ASCII` returns the bytes unchanged).
+///
 /// No name can collide: the statement is a derived table at the top level and not `LATERAL`, so
 /// nothing of the outer SELECT is in scope inside it (it resolves every name exactly as alone),
 /// and the outer SELECT reaches its columns only through the column alias list, by position, so
 /// the names the statement gives them (repeated, `?column?`, `q`, `c1`, quoted) play no part.
 /// Everything outside the statement is schema-qualified, so no `search_path` can reroute it.
 pub(crate) fn wrap(sql: &str, codecs: &[Codec]) -> (String, usize) {
-    if !codecs.contains(&Codec::ServerText) {
+    if !codecs.iter().any(|c| c.server_rendered()) {
         return (sql.to_string(), 0);
     }
     let select: Vec<String> = codecs
@@ -187,6 +264,11 @@ pub(crate) fn wrap(sql: &str, codecs: &[Codec]) -> (String, usize) {
             Codec::ServerText => format!(
                 "CASE WHEN pg_catalog.num_nulls(q.c{n}) OPERATOR(pg_catalog.=) 0 \
                  THEN pg_catalog.format('%s', q.c{n}) END",
+                n = i + 1
+            ),
+            Codec::RawText { .. } => format!(
+                "CASE WHEN pg_catalog.num_nulls(q.c{n}) OPERATOR(pg_catalog.=) 0 \
+                 THEN pg_catalog.convert_to(pg_catalog.format('%s', q.c{n}), 'SQL_ASCII') END",
                 n = i + 1
             ),
             _ => format!("q.c{}", i + 1),
@@ -235,14 +317,45 @@ mod tests {
             datestyle: "ISO, MDY".into(),
             extra_float_digits: 1,
             bytea_output: "hex".into(),
+            raw_text: false,
         };
         let wire = |oid| WireColumn { name: "QUERY PLAN".into(), oid, typmod: -1, origin: None };
         let cols = [wire(25), wire(114), wire(142)];
-        assert_eq!(
-            codecs(&cols, &fmt, Flavor::Text, true),
-            [Codec::Scalar(Scalar::Text), Codec::Scalar(Scalar::Json), Codec::Scalar(Scalar::Text)]
-        );
+        let as_is = [Codec::Scalar(Scalar::Text), Codec::Scalar(Scalar::Json), Codec::Scalar(Scalar::Text)];
+        assert_eq!(codecs(&cols, &fmt, Flavor::Text, true), as_is);
         assert_eq!(codecs(&cols, &fmt, Flavor::Text, false)[2], Codec::ServerText);
+        let sql_ascii = SessionFormat { raw_text: true, ..fmt };
+        assert_eq!(codecs(&cols, &sql_ascii, Flavor::Text, true), as_is);
+        assert_eq!(
+            codecs(&cols, &sql_ascii, Flavor::Text, false),
+            [Codec::RawText { json: false }, Codec::RawText { json: true }, Codec::RawText { json: false }]
+        );
+    }
+
+    #[test]
+    fn raw_text_columns_travel_as_stored_bytes() {
+        let cols = [Codec::Scalar(Scalar::Int4), Codec::RawText { json: false }];
+        let (text, shift) = wrap("SELECT 1, 'x'", &cols);
+        assert!(text.starts_with("SELECT q.c1, CASE WHEN pg_catalog.num_nulls(q.c2)"), "{text}");
+        assert!(text.contains("THEN pg_catalog.convert_to(pg_catalog.format('%s', q.c2), 'SQL_ASCII') END"), "{text}");
+        assert_eq!(&text[shift..], "SELECT 1, 'x'\n) AS q(c1, c2)");
+    }
+
+    #[test]
+    fn sql_ascii_names_are_read_by_position() {
+        let (text, shift) = names_sql("SELECT 1 AS s, 2 AS k -- note");
+        assert!(text[shift..].starts_with("SELECT 1 AS s, 2 AS k -- note\n) AS q ON false) AS s"), "{text}");
+        assert!(text.ends_with("WITH ORDINALITY AS k(k, i) ORDER BY k.i"), "{text}");
+        let (text, shift) = aliased_sql("SELECT 1, 2", 2);
+        assert_eq!((&text[..shift], &text[shift..]), ("SELECT * FROM (\n", "SELECT 1, 2\n) AS q(c1, c2)"));
+        assert_eq!(aliased_sql("SELECT", 0).0, "SELECT * FROM (\nSELECT\n) AS q");
+
+        let wire = |n: &str| WireColumn { name: n.into(), oid: 25, typmod: -1, origin: None };
+        let mut cols = [wire("c1"), wire("c2")];
+        let bytes = rename(&mut cols, vec![b"plain".to_vec(), b"caf\xe9".to_vec()]).expect("renamed");
+        assert_eq!((cols[0].name.as_str(), cols[1].name.as_str()), ("plain", "caf\u{FFFD}"));
+        assert_eq!(bytes, [None, Some(b"caf\xe9".to_vec())]);
+        assert!(rename(&mut cols, vec![b"one".to_vec()]).is_err());
     }
 
     #[test]

@@ -242,7 +242,7 @@ struct Started {
 }
 
 /// The settings [`SessionFormat`] is made of, read when the transaction begins.
-const FORMAT_SETTINGS: [&str; 4] = ["TimeZone", "DateStyle", "extra_float_digits", "bytea_output"];
+const FORMAT_SETTINGS: [&str; 5] = ["TimeZone", "DateStyle", "extra_float_digits", "bytea_output", "server_encoding"];
 
 async fn start(
     session: &mut ReadOnlySession,
@@ -262,6 +262,7 @@ async fn start(
         datestyle: setting("DateStyle"),
         extra_float_digits: setting("extra_float_digits").parse().unwrap_or(0),
         bytea_output: setting("bytea_output"),
+        raw_text: setting("server_encoding") == "SQL_ASCII",
     };
     // The transaction stays open after the guard goes: the stream's end (or its drop) ends it
     // with `end_transaction`.
@@ -273,8 +274,12 @@ async fn start(
     if let Some(e) = describe::parameter_error(sql, offset) {
         return Err(e);
     }
-    let wire = describe::describe(client, sql).await.map_err(|e| own.map(e))?;
     let utility = admitted.kind != StatementKind::Select;
+    let (wire, name_bytes) = if fmt.raw_text && !utility {
+        describe_sql_ascii(client, sql, offset, timeout_ms).await?
+    } else {
+        (describe::describe(client, sql).await.map_err(|e| own.map(e))?, Vec::new())
+    };
     let codecs = describe::codecs(&wire, &fmt, req.flavor, utility);
     let (main, shift) = describe::wrap(sql, &codecs);
     let ctx = ErrorContext { shift, offset, timeout_ms };
@@ -297,8 +302,33 @@ async fn start(
         None => Vec::new(),
     };
     let rows = Box::pin(rows?);
-    let columns = describe::columns(wire, codecs, names);
+    let columns = describe::columns(wire, codecs, names, name_bytes);
     Ok(Started { columns, rows, ctx })
+}
+
+/// Describes a statement in a `SQL_ASCII` database, whose RowDescription the server refuses to
+/// send when a name is not UTF-8: the names first, as bytea ([`describe::names_sql`]), then the
+/// statement with its columns renamed by position. Also returns the bytes of each name that is
+/// not UTF-8. One round trip more than elsewhere, in such databases only.
+async fn describe_sql_ascii(
+    client: &tokio_postgres::Client,
+    sql: &str,
+    offset: usize,
+    timeout_ms: Option<u64>,
+) -> Result<(Vec<describe::WireColumn>, Vec<Option<Vec<u8>>>), QueryError> {
+    let (names_sql, shift) = describe::names_sql(sql);
+    let ctx = ErrorContext { shift, offset, timeout_ms };
+    let rows = client.query_typed(&names_sql, &[]).await.map_err(|e| ctx.map(e))?;
+    let names = rows
+        .iter()
+        .map(|r| r.try_get::<_, Vec<u8>>(0))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| QueryError::Internal(format!("reading the column names: {e}")))?;
+    let (aliased, shift) = describe::aliased_sql(sql, names.len());
+    let ctx = ErrorContext { shift, offset, timeout_ms };
+    let mut wire = describe::describe(client, &aliased).await.map_err(|e| ctx.map(e))?;
+    let bytes = describe::rename(&mut wire, names).map_err(QueryError::Internal)?;
+    Ok((wire, bytes))
 }
 
 async fn query(

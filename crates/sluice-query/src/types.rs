@@ -25,6 +25,10 @@ pub struct SessionFormat {
     pub datestyle: String,
     pub extra_float_digits: i32,
     pub bytea_output: String,
+    /// The database's `server_encoding` is `SQL_ASCII`: its text is whatever bytes were stored,
+    /// which the server refuses to send a UTF8 client unless they are UTF-8, so text-carrying
+    /// columns travel as the bytes themselves ([`Codec::RawText`]).
+    pub raw_text: bool,
 }
 
 impl SessionFormat {
@@ -70,6 +74,12 @@ pub enum Codec {
     Array(Scalar),
     /// The server's own text output for the type.
     ServerText,
+    /// The server's own text output as the bytes a `SQL_ASCII` database stores (sent as bytea,
+    /// so never checked against the client encoding): maybe not UTF-8. `json` when the column is
+    /// json or jsonb (whose syntax is ASCII, so the text stays JSON once decoded).
+    RawText {
+        json: bool,
+    },
 }
 
 impl Scalar {
@@ -138,6 +148,18 @@ impl Scalar {
 
 impl Codec {
     pub fn for_oid(oid: u32, fmt: &SessionFormat, flavor: Flavor) -> Codec {
+        let codec = Codec::exact(oid, fmt, flavor);
+        match codec {
+            // Text, json, jsonb and every server-rendered value carry text, which the server
+            // checks against the client encoding even in binary; numbers, dates, bytea and the
+            // like do not, and keep their binary decoding.
+            Codec::Scalar(s) | Codec::Array(s) if s.is_plain() => codec,
+            _ if fmt.raw_text => Codec::RawText { json: matches!(codec, Codec::Scalar(Scalar::Json | Scalar::Jsonb)) },
+            _ => codec,
+        }
+    }
+
+    fn exact(oid: u32, fmt: &SessionFormat, flavor: Flavor) -> Codec {
         if let Some(s) = Scalar::for_oid(oid, fmt, flavor) {
             return Codec::Scalar(s);
         }
@@ -146,13 +168,24 @@ impl Codec {
         }
         Codec::ServerText
     }
+
+    /// Whether the server renders this column's text in the outer SELECT that reaches the
+    /// statement's columns by position.
+    pub fn server_rendered(self) -> bool {
+        matches!(self, Codec::ServerText | Codec::RawText { .. })
+    }
 }
 
 /// One result column.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Column {
-    /// As PostgreSQL named it; may repeat (see [`unique_names`]).
+    /// As PostgreSQL named it; may repeat (see [`unique_names`]). In a `SQL_ASCII` database, a
+    /// name that is not UTF-8 is decoded with U+FFFD for each invalid sequence (see
+    /// [`Column::name_bytes`]).
     pub name: String,
+    /// The name's bytes as stored, when they are not UTF-8 (a `SQL_ASCII` database): what CSV's
+    /// header writes, as psql does.
+    pub name_bytes: Option<Vec<u8>>,
     /// `format_type` of the column's type, without modifiers: `integer`, `numeric`, `mood`,
     /// `text[]`, `public.citext`.
     pub type_name: String,
@@ -225,7 +258,7 @@ pub fn unique_names(columns: &[Column]) -> Vec<String> {
 /// Appends PostgreSQL's text output for one non-NULL value.
 pub fn write_text(codec: Codec, raw: &[u8], out: &mut Vec<u8>) -> Result<(), Malformed> {
     match codec {
-        Codec::ServerText => {
+        Codec::ServerText | Codec::RawText { .. } => {
             out.extend_from_slice(raw);
             Ok(())
         }
@@ -267,6 +300,7 @@ mod tests {
             type_oid: 23,
             typmod: -1,
             codec: Codec::Scalar(Scalar::Int4),
+            name_bytes: None,
         }
     }
 
@@ -283,6 +317,7 @@ mod tests {
             datestyle: "ISO, MDY".into(),
             extra_float_digits: 1,
             bytea_output: "hex".into(),
+            raw_text: false,
         };
         assert_eq!(Codec::for_oid(1184, &utc, Flavor::Text), Codec::Scalar(Scalar::TimestampTz));
         assert_eq!(Codec::for_oid(1185, &utc, Flavor::Text), Codec::Array(Scalar::TimestampTz));
@@ -295,6 +330,32 @@ mod tests {
         let low = SessionFormat { extra_float_digits: 0, ..utc };
         assert_eq!(Codec::for_oid(701, &low, Flavor::Text), Codec::ServerText);
         assert_eq!(Codec::for_oid(1186, &low, Flavor::Typed), Codec::ServerText);
+    }
+
+    #[test]
+    fn sql_ascii_sends_every_text_carrying_column_as_bytes() {
+        let fmt = SessionFormat {
+            timezone: "UTC".into(),
+            datestyle: "ISO, MDY".into(),
+            extra_float_digits: 1,
+            bytea_output: "hex".into(),
+            raw_text: true,
+        };
+        for flavor in [Flavor::Text, Flavor::Typed] {
+            // text, varchar, bpchar, name, json, jsonb, text[], jsonb[], interval, an unknown OID.
+            for oid in [25, 1043, 1042, 19, 1009, 3807, 1186, 99_999] {
+                assert_eq!(Codec::for_oid(oid, &fmt, flavor), Codec::RawText { json: false }, "{oid} {flavor:?}");
+            }
+            for oid in [114, 3802] {
+                assert_eq!(Codec::for_oid(oid, &fmt, flavor), Codec::RawText { json: true }, "{oid} {flavor:?}");
+            }
+            assert_eq!(Codec::for_oid(23, &fmt, flavor), Codec::Scalar(Scalar::Int4));
+            assert_eq!(Codec::for_oid(17, &fmt, flavor), Codec::Scalar(Scalar::Bytea));
+            assert_eq!(Codec::for_oid(1007, &fmt, flavor), Codec::Array(Scalar::Int4));
+            assert_eq!(Codec::for_oid(2950, &fmt, flavor), Codec::Scalar(Scalar::Uuid));
+        }
+        assert!(Codec::RawText { json: true }.server_rendered() && Codec::ServerText.server_rendered());
+        assert!(!Codec::Scalar(Scalar::Text).server_rendered());
     }
 
     #[test]

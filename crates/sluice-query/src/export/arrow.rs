@@ -11,6 +11,13 @@
 //! text, varchar, char, name, uuid, json, jsonb and every type the server renders → Utf8. Each field's metadata carries
 //! `pg_type` (e.g. `numeric(12,2)`, `integer[]`, `mood`), `pg_type_oid` and `pg_name` (the
 //! column's name as PostgreSQL gave it; field names are [`unique_names`]).
+//!
+//! In a `SQL_ASCII` database text-carrying columns ([`Codec::RawText`]) are Utf8 (arrays of text
+//! too, in their PostgreSQL text form) whose values are the stored bytes where they are UTF-8 and
+//! are decoded with U+FFFD for each invalid byte sequence where not. The schema goes first, so such
+//! a field says so in advance with the metadata `pg_encoding` = `SQL_ASCII`; Parquet's footer, and
+//! a row-limited Arrow stream's schema (held until the end), also list the columns in which bytes
+//! were replaced ([`LOSSY_COLUMNS_KEY`]).
 
 use std::collections::{HashMap, VecDeque};
 use std::fmt::Write as _;
@@ -43,6 +50,12 @@ pub const TRUNCATED_KEY: &str = "sluice.truncated";
 /// The Parquet key-value metadata key listing, as a JSON array of field names, the columns in
 /// which [`ExportOptions::max_cell_bytes`] cut a value (absent when none was cut).
 pub const TRUNCATED_COLUMNS_KEY: &str = "sluice.truncated_columns";
+/// The key-value metadata key (Parquet's footer; a row-limited Arrow stream's schema) listing, as
+/// a JSON array of field names, the columns whose text (a value, or the name) was not UTF-8 and
+/// was written with U+FFFD (absent when none).
+pub const LOSSY_COLUMNS_KEY: &str = "sluice.lossy_columns";
+/// The field metadata key set to `SQL_ASCII` on a text field from a `SQL_ASCII` database.
+pub const ENCODING_KEY: &str = "pg_encoding";
 /// Rows per Arrow record batch (and the unit Parquet receives).
 pub const RECORD_BATCH_ROWS: usize = 65_536;
 /// A record batch is also written once its text and binary values reach this many bytes, so a
@@ -125,14 +138,19 @@ fn plan(c: &Column) -> Plan {
             let (kind, elem) = scalar_kind(s, numeric);
             Plan { kind, list: true, data_type: DataType::List(Arc::new(Field::new("item", elem, true))), scale }
         }
-        Codec::ServerText => {
-            Plan { kind: Kind::Text(Codec::ServerText), list: false, data_type: DataType::Utf8, scale: 0 }
+        Codec::ServerText | Codec::RawText { .. } => {
+            Plan { kind: Kind::Text(c.codec), list: false, data_type: DataType::Utf8, scale: 0 }
         }
     }
 }
 
 /// The Arrow schema for these columns; `truncated` adds the [`TRUNCATED_KEY`] metadata.
 pub fn schema(columns: &[Column], truncated: Option<bool>) -> Schema {
+    schema_with_meta(columns, truncated, None)
+}
+
+/// [`schema`], and `lossy` (a JSON array of field names) as [`LOSSY_COLUMNS_KEY`].
+fn schema_with_meta(columns: &[Column], truncated: Option<bool>, lossy: Option<String>) -> Schema {
     let names = unique_names(columns);
     let fields: Vec<Field> = columns
         .iter()
@@ -146,17 +164,23 @@ pub fn schema(columns: &[Column], truncated: Option<bool>) -> Schema {
                     None => format!("{type_name}{suffix}"),
                 };
             }
-            let meta = HashMap::from([
+            let mut meta = HashMap::from([
                 ("pg_type".to_string(), type_name),
                 ("pg_type_oid".to_string(), c.type_oid.to_string()),
                 ("pg_name".to_string(), c.name.clone()),
             ]);
+            if matches!(c.codec, Codec::RawText { .. }) {
+                meta.insert(ENCODING_KEY.to_string(), "SQL_ASCII".to_string());
+            }
             Field::new(name, plan(c).data_type, true).with_metadata(meta)
         })
         .collect();
     let mut meta = HashMap::new();
     if let Some(t) = truncated {
         meta.insert(TRUNCATED_KEY.to_string(), t.to_string());
+    }
+    if let Some(lossy) = lossy {
+        meta.insert(LOSSY_COLUMNS_KEY.to_string(), lossy);
     }
     Schema::new_with_metadata(fields, meta)
 }
@@ -174,6 +198,7 @@ struct Builders {
     since: Instant,
     max_cell_bytes: Option<usize>,
     cut: Vec<bool>,
+    lossy: Vec<bool>,
 }
 
 impl Builders {
@@ -190,6 +215,7 @@ impl Builders {
             since: Instant::now(),
             max_cell_bytes: options.max_cell_bytes,
             cut: vec![false; columns.len()],
+            lossy: columns.iter().map(|c| c.name_bytes.is_some()).collect(),
         }
     }
 
@@ -208,7 +234,8 @@ impl Builders {
                     c.name, c.type_name
                 )),
             };
-            let mut cell = Cell { scratch: &mut self.scratch, cap: self.max_cell_bytes, cut: false, bytes: 0 };
+            let mut cell =
+                Cell { scratch: &mut self.scratch, cap: self.max_cell_bytes, cut: false, lossy: false, bytes: 0 };
             for r in 0..batch.len() {
                 let raw = batch.value(r, i);
                 if plan.list {
@@ -220,6 +247,11 @@ impl Builders {
             self.bytes += cell.bytes;
             if cell.cut {
                 if let Some(flag) = self.cut.get_mut(i) {
+                    *flag = true;
+                }
+            }
+            if cell.lossy {
+                if let Some(flag) = self.lossy.get_mut(i) {
                     *flag = true;
                 }
             }
@@ -250,6 +282,18 @@ impl Builders {
     fn cut_columns(&self) -> Vec<usize> {
         self.cut.iter().enumerate().filter(|(_, &c)| c).map(|(i, _)| i).collect()
     }
+
+    fn lossy_columns(&self) -> Vec<usize> {
+        self.lossy.iter().enumerate().filter(|(_, &l)| l).map(|(i, _)| i).collect()
+    }
+}
+
+/// Field names of `indexes` as a JSON array, or `None` when there are none.
+fn names_json(columns: &[Column], indexes: Vec<usize>) -> Option<String> {
+    let names = unique_names(columns);
+    let listed: Vec<serde_json::Value> =
+        indexes.into_iter().filter_map(|i| names.get(i).cloned().map(serde_json::Value::String)).collect();
+    (!listed.is_empty()).then(|| serde_json::Value::Array(listed).to_string())
 }
 
 /// What appending one column's values needs besides the builder.
@@ -259,6 +303,8 @@ struct Cell<'a> {
     cap: Option<usize>,
     /// Set when a value was cut.
     cut: bool,
+    /// Set when a value was not UTF-8 and was decoded with U+FFFD.
+    lossy: bool,
     /// Bytes of text and binary values appended.
     bytes: usize,
 }
@@ -373,6 +419,13 @@ fn append(
             // Text the row already holds is appended from there; other types are rendered.
             let text: &[u8] = match codec {
                 Codec::ServerText | Codec::Scalar(Scalar::Text | Scalar::Json) => r,
+                Codec::RawText { .. } if std::str::from_utf8(r).is_ok() => r,
+                Codec::RawText { .. } => {
+                    cell.scratch.clear();
+                    decode::push_utf8_lossy(cell.scratch, r);
+                    cell.lossy = true;
+                    cell.scratch
+                }
                 Codec::Scalar(Scalar::Jsonb) => decode::jsonb_text(r)?,
                 Codec::Scalar(s) => {
                     cell.scratch.clear();
@@ -661,13 +714,14 @@ impl Exporter for ArrowIpc {
         let (Some(b), Some(schema)) = (self.builders.as_mut(), self.schema.clone()) else {
             return Err(QueryError::Internal("finish before begin".into()));
         };
+        let lossy = names_json(columns, b.lossy_columns());
         if let Some(rb) = b.take(&schema)? {
             self.encode(rb)?;
         }
         if let Some(mut spool) = self.spool.take() {
             // The real schema message, then the spooled batch messages, then the end of stream
             // in `more`.
-            let s = schema_with(columns, truncated);
+            let s = schema_with_meta(columns, Some(truncated), lossy);
             self.writer = Some(StreamWriter::try_new(self.buf.clone(), &s).map_err(encode_err)?);
             self.buf.drain_into(out);
             spool.flush().map_err(encode_err)?;
@@ -700,10 +754,10 @@ impl Exporter for ArrowIpc {
     fn cut_columns(&self) -> Vec<usize> {
         self.builders.as_ref().map(Builders::cut_columns).unwrap_or_default()
     }
-}
 
-fn schema_with(columns: &[Column], truncated: bool) -> Schema {
-    schema(columns, Some(truncated))
+    fn lossy_columns(&self) -> Vec<usize> {
+        self.builders.as_ref().map(Builders::lossy_columns).unwrap_or_default()
+    }
 }
 
 /// Parquet, zstd-compressed (level 1, plain encoding: dictionary pages cost more CPU than they
@@ -728,7 +782,7 @@ pub const PARQUET_BATCH_ROWS: usize = 16_384;
 
 enum ToEncoder {
     Batch(RecordBatch),
-    Finish { truncated: bool, cut: Option<String> },
+    Finish { truncated: bool, cut: Option<String>, lossy: Option<String> },
 }
 
 struct Encoder {
@@ -776,13 +830,16 @@ impl Encoder {
                             writer.write(&rb).map_err(|e| e.to_string())?;
                             send(&outbox);
                         }
-                        ToEncoder::Finish { truncated, cut } => {
+                        ToEncoder::Finish { truncated, cut, lossy } => {
                             writer.append_key_value_metadata(KeyValue::new(
                                 TRUNCATED_KEY.to_string(),
                                 truncated.to_string(),
                             ));
                             if let Some(cut) = cut {
                                 writer.append_key_value_metadata(KeyValue::new(TRUNCATED_COLUMNS_KEY.to_string(), cut));
+                            }
+                            if let Some(lossy) = lossy {
+                                writer.append_key_value_metadata(KeyValue::new(LOSSY_COLUMNS_KEY.to_string(), lossy));
                             }
                             writer.close().map_err(|e| e.to_string())?;
                             send(&outbox);
@@ -881,15 +938,17 @@ impl Exporter for Parquet {
         if let Some(rb) = b.take(&schema)? {
             w.send(ToEncoder::Batch(rb))?;
         }
-        let names = unique_names(columns);
-        let cut: Vec<serde_json::Value> =
-            b.cut_columns().into_iter().filter_map(|i| names.get(i).cloned().map(serde_json::Value::String)).collect();
-        let cut = (!cut.is_empty()).then(|| serde_json::Value::Array(cut).to_string());
-        w.send(ToEncoder::Finish { truncated, cut })?;
+        let cut = names_json(columns, b.cut_columns());
+        let lossy = names_json(columns, b.lossy_columns());
+        w.send(ToEncoder::Finish { truncated, cut, lossy })?;
         w.join(out)
     }
 
     fn cut_columns(&self) -> Vec<usize> {
         self.builders.as_ref().map(Builders::cut_columns).unwrap_or_default()
+    }
+
+    fn lossy_columns(&self) -> Vec<usize> {
+        self.builders.as_ref().map(Builders::lossy_columns).unwrap_or_default()
     }
 }

@@ -12,6 +12,8 @@ pub(crate) struct Cursor {
     pub offset: Option<usize>,
     /// CSV: whether the value being written is quoted.
     pub quoted: bool,
+    /// JSON: the value being written is not UTF-8 and was decoded (with U+FFFD) into scratch.
+    pub decoded: bool,
 }
 
 /// How a value's bytes are written.

@@ -10,7 +10,9 @@ use crate::{Batch, Column, QueryError};
 /// doubled) when it holds a comma, a quote, CR or LF, or is exactly `\.` — psql's rule. NULL is
 /// an empty field, as in psql (which does not tell it from an empty string). A value cut by
 /// [`ExportOptions::max_cell_bytes`] ends with its [`truncation_marker`](super::truncation_marker)
-/// inside the field; CSV has no other place to flag it.
+/// inside the field; CSV has no other place to flag it. Text from a `SQL_ASCII` database
+/// ([`Codec::RawText`], and a name's [`Column::name_bytes`]) is written as the bytes it is, as
+/// `psql --csv` prints it with `client_encoding=SQL_ASCII`.
 #[derive(Debug, Default)]
 pub struct Csv {
     scratch: Vec<u8>,
@@ -51,7 +53,7 @@ impl Exporter for Csv {
             if i > 0 {
                 out.push(b',');
             }
-            field(out, c.name.as_bytes());
+            field(out, c.name_bytes.as_deref().unwrap_or(c.name.as_bytes()));
         }
         out.push(b'\n');
         Ok(())
@@ -83,7 +85,7 @@ impl Exporter for Csv {
                         at.col += 1;
                         continue;
                     }
-                    Codec::ServerText | Codec::Scalar(Scalar::Text | Scalar::Json) => raw,
+                    Codec::ServerText | Codec::RawText { .. } | Codec::Scalar(Scalar::Text | Scalar::Json) => raw,
                     Codec::Scalar(Scalar::Jsonb) => decode::jsonb_text(raw).map_err(malformed)?,
                     codec => {
                         if fresh {

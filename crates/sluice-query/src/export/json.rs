@@ -12,6 +12,11 @@ use crate::{unique_names, Batch, Column, QueryError};
 /// `"truncated_columns":["name",…]` (the columns' names as in `columns`) before `"truncated"`;
 /// NDJSON has only the in-band marker. Arrays with default bounds are written whole (as nested
 /// JSON arrays) and never cut.
+///
+/// Text from a `SQL_ASCII` database ([`Codec::RawText`]; json and jsonb are still embedded) that
+/// is not UTF-8 is written with U+FFFD for each invalid byte sequence; the document then ends with
+/// `"lossy_columns":["name",…]` before `"truncated"` (the columns whose values or name lost bytes
+/// so), and NDJSON leaves it to the caller ([`Exporter::lossy_columns`]).
 #[derive(Debug)]
 pub struct Json {
     lines: bool,
@@ -22,6 +27,7 @@ pub struct Json {
     at: Cursor,
     options: ExportOptions,
     cut: Vec<bool>,
+    lossy: Vec<bool>,
 }
 
 impl Json {
@@ -35,6 +41,7 @@ impl Json {
             at: Cursor::default(),
             options: ExportOptions::default(),
             cut: Vec::new(),
+            lossy: Vec::new(),
         }
     }
 
@@ -87,6 +94,16 @@ fn value(codec: Codec, raw: &[u8], out: &mut Vec<u8>, scratch: &mut Vec<u8>) -> 
             string(out, raw);
             Ok(())
         }
+        Codec::RawText { json } => {
+            scratch.clear();
+            decode::push_utf8_lossy(scratch, raw);
+            if json {
+                out.extend_from_slice(scratch);
+            } else {
+                string(out, scratch);
+            }
+            Ok(())
+        }
         Codec::Array(s) => {
             let a = decode::array(raw)?;
             if !a.default_bounds() {
@@ -115,6 +132,7 @@ fn value(codec: Codec, raw: &[u8], out: &mut Vec<u8>, scratch: &mut Vec<u8>) -> 
 impl Exporter for Json {
     fn begin(&mut self, columns: &[Column], out: &mut Vec<u8>) -> Result<(), QueryError> {
         self.cut = vec![false; columns.len()];
+        self.lossy = columns.iter().map(|c| c.name_bytes.is_some()).collect();
         if self.lines {
             self.keys = unique_names(columns)
                 .iter()
@@ -143,7 +161,7 @@ impl Exporter for Json {
     }
 
     fn batch(&mut self, columns: &[Column], batch: &Batch, out: &mut Vec<u8>) -> Result<bool, QueryError> {
-        let Json { lines, keys, first_row, scratch, at: cursor, options, cut } = self;
+        let Json { lines, keys, first_row, scratch, at: cursor, options, cut, lossy } = self;
         let mut at = std::mem::take(cursor);
         while at.row < batch.len() {
             if at.col == 0 && at.offset.is_none() {
@@ -177,6 +195,20 @@ impl Exporter for Json {
                 // The value's text, and whether it is embedded as it is (JSON) or as a string.
                 let (text, embedded): (&[u8], bool) = match c.codec {
                     Codec::ServerText | Codec::Scalar(Scalar::Text) => (raw, false),
+                    // Checked once per value: a value written in pieces resumes from where its
+                    // first piece put it.
+                    Codec::RawText { json } if fresh => {
+                        at.decoded = std::str::from_utf8(raw).is_err();
+                        if at.decoded {
+                            scratch.clear();
+                            decode::push_utf8_lossy(scratch, raw);
+                            if let Some(flag) = lossy.get_mut(at.col) {
+                                *flag = true;
+                            }
+                        }
+                        (if at.decoded { &scratch[..] } else { raw }, json)
+                    }
+                    Codec::RawText { json } => (if at.decoded { &scratch[..] } else { raw }, json),
                     Codec::Scalar(Scalar::Json) => (raw, true),
                     Codec::Scalar(Scalar::Jsonb) => (decode::jsonb_text(raw).map_err(malformed)?, true),
                     Codec::Scalar(
@@ -244,12 +276,26 @@ impl Exporter for Json {
         self.cut.iter().enumerate().filter(|(_, &c)| c).map(|(i, _)| i).collect()
     }
 
+    fn lossy_columns(&self) -> Vec<usize> {
+        self.lossy.iter().enumerate().filter(|(_, &l)| l).map(|(i, _)| i).collect()
+    }
+
     fn finish(&mut self, columns: &[Column], truncated: bool, out: &mut Vec<u8>) -> Result<(), QueryError> {
         if !self.lines {
             out.extend_from_slice(if self.first_row { b"]" } else { b"\n]" });
             if self.cut.contains(&true) {
                 out.extend_from_slice(b",\"truncated_columns\":[");
                 for (n, i) in self.cut_columns().into_iter().enumerate() {
+                    if n > 0 {
+                        out.push(b',');
+                    }
+                    string(out, columns.get(i).map_or("", |c| c.name.as_str()).as_bytes());
+                }
+                out.push(b']');
+            }
+            if self.lossy.contains(&true) {
+                out.extend_from_slice(b",\"lossy_columns\":[");
+                for (n, i) in self.lossy_columns().into_iter().enumerate() {
                     if n > 0 {
                         out.push(b',');
                     }

@@ -114,6 +114,12 @@ pub trait Exporter: Send {
     fn cut_columns(&self) -> Vec<usize> {
         Vec::new()
     }
+    /// The indexes of the columns whose text (a value, or the name) was not UTF-8 and was written
+    /// with U+FFFD for each invalid byte sequence: text from a `SQL_ASCII` database, in every
+    /// format but CSV, which writes the bytes as they are.
+    fn lossy_columns(&self) -> Vec<usize> {
+        Vec::new()
+    }
 }
 
 /// The output formats.
