@@ -186,7 +186,23 @@ async fn execute(
         with_interrupt(&cancel, export::export(stream, exporter.as_mut(), Sink::Blocking(&mut output))).await?;
     output.commit().map_err(QueryError::Output)?;
     note_cut(exporter.as_ref());
+    note_lossy(exporter.as_ref(), &names);
     Ok(summary)
+}
+
+/// Names on stderr the columns whose text was not UTF-8 (a `SQL_ASCII` database) and was written
+/// with U+FFFD: NDJSON has no place for it in band, and the other formats' own flag is easy to
+/// miss. CSV writes the bytes as they are and never reports any.
+fn note_lossy(exporter: &dyn Exporter, names: &[String]) {
+    let lossy: Vec<&str> =
+        exporter.lossy_columns().into_iter().filter_map(|i| names.get(i).map(String::as_str)).collect();
+    if !lossy.is_empty() {
+        eprintln!(
+            "sluice: text that is not UTF-8 (the database's encoding is SQL_ASCII) was written with U+FFFD \
+             for each invalid byte sequence in: {}; --format csv keeps the bytes as they are",
+            lossy.join(", ")
+        );
+    }
 }
 
 /// Runs `work` until it ends or Ctrl-C; on Ctrl-C the statement is cancelled on the server
