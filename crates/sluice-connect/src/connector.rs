@@ -30,7 +30,7 @@ impl Connector {
         spec.validate()?;
         let timeout = Duration::from_secs(spec.connect_timeout_secs);
         let dialer = match &spec.network {
-            Network::Direct | Network::PrivateEndpoint => Dialer::Direct { timeout },
+            Network::Direct | Network::PrivateEndpoint => Dialer::direct(timeout),
             Network::Ssh(ssh) => Dialer::Tunnel(Arc::new(SshTunnel::new(ssh, timeout)?)),
         };
         Connector::with_dialer(spec, dialer)
@@ -70,6 +70,14 @@ impl Connector {
     /// The token signer of an `rds_iam` source.
     pub fn iam(&self) -> Option<&IamAuth> {
         self.iam.as_ref()
+    }
+
+    /// Checks every address this connector dials against `policy`: the database's (direct and
+    /// private endpoint), or the SSH bastion's, for sessions, reconnections and cancel requests
+    /// alike. Default: [`crate::NetworkPolicy::default`].
+    pub fn with_policy(mut self, policy: crate::NetworkPolicy) -> Connector {
+        self.dialer = self.dialer.with_policy(policy);
+        self
     }
 
     pub fn with_settings(mut self, settings: SessionSettings) -> Connector {

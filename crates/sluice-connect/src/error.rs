@@ -187,13 +187,24 @@ pub enum ConnectError {
     Lost { addr: String, reason: String },
     #[error("waited {secs} s for a free session (the pool holds at most {max})")]
     PoolTimeout { secs: u64, max: usize },
+    /// The network policy refuses an address the host resolved to; nothing was sent to it.
+    #[error("{}", refused_message(host, refusal))]
+    Refused { host: String, refusal: crate::policy::Refusal },
+}
+
+fn refused_message(host: &str, refusal: &crate::policy::Refusal) -> String {
+    if host.parse::<std::net::IpAddr>().is_ok() {
+        format!("{refusal}; nothing was sent to it")
+    } else {
+        format!("`{host}` resolves to {}, and {refusal}; nothing was sent to it", refusal.addr.ip())
+    }
 }
 
 impl ConnectError {
     pub fn stage(&self) -> Stage {
         match self {
             ConnectError::Spec(_) | ConnectError::Config { .. } => Stage::Config,
-            ConnectError::Dns { .. } => Stage::Dns,
+            ConnectError::Dns { .. } | ConnectError::Refused { .. } => Stage::Dns,
             ConnectError::Tcp { .. } | ConnectError::NotPostgres { .. } => Stage::Tcp,
             ConnectError::Ssh { .. } => Stage::Ssh,
             ConnectError::TlsUnsupported { .. } | ConnectError::Tls { .. } => Stage::Tls,
@@ -224,7 +235,7 @@ impl ConnectError {
 impl UserFacing for ConnectError {
     fn kind(&self) -> ErrorKind {
         match self {
-            ConnectError::Spec(_) | ConnectError::Config { .. } => ErrorKind::Config,
+            ConnectError::Spec(_) | ConnectError::Config { .. } | ConnectError::Refused { .. } => ErrorKind::Config,
             ConnectError::Iam(e) => e.kind(),
             ConnectError::Auth { .. }
             | ConnectError::IamLogin { .. }
@@ -289,6 +300,7 @@ impl UserFacing for ConnectError {
             ConnectError::NoMatchingHost { .. } => "check the host list and target_session_attrs".into(),
             ConnectError::Lost { .. } => "the server closed the connection or the network dropped; retry".into(),
             ConnectError::PoolTimeout { .. } => "all sessions are busy; retry, or raise the pool size".into(),
+            ConnectError::Refused { refusal, .. } => refusal.hint(),
         };
         Some(hint)
     }

@@ -11,6 +11,8 @@
 //! [`Pool`] caps how many sessions one source may hold; [`CancelHandle`] sends cancel requests
 //! down the same dialer and TLS. [`Connector::new`] picks the dialer from the spec's
 //! `network`; [`SshTunnel::check_stages`] reports the bastion steps one by one for the doctor.
+//! Every address Sluice dials itself is checked first against the [`NetworkPolicy`]
+//! ([`policy`]; [`Connector::with_policy`]).
 //!
 //! Must not do: parse connection strings (that is `sluice-core`), run user SQL or decide what
 //! SQL is allowed (that is `sluice-query`), or print anything.
@@ -19,6 +21,7 @@ mod cancel;
 pub mod channel_binding;
 mod connector;
 mod error;
+pub mod policy;
 mod pool;
 mod session;
 mod ssh;
@@ -29,12 +32,13 @@ mod transport;
 pub use cancel::CancelHandle;
 pub use connector::Connector;
 pub use error::{ChannelBindingRefusal, ConnectError, SshFailure, Stage, TlsFailure};
+pub use policy::NetworkPolicy;
 pub use pool::{Pool, PoolOptions, PooledSession};
 pub use session::{ReadOnlySession, SessionInfo, SessionSettings};
 pub use ssh::{Keepalive, SshStage, SshStageReport, SshTunnel};
 pub use tls::TlsInfo;
 pub use transaction::{Isolation, ReadOnlyTransaction, TransactionOptions};
-pub use transport::{probe_postgres, resolve, tcp_connect, BoxedStream, Dialer, Stream, Tunnel};
+pub use transport::{probe_postgres, resolve, resolve_allowed, tcp_connect, BoxedStream, Dialer, Stream, Tunnel};
 
 /// The driver Sluice is built on, re-exported so the crates above use exactly this version.
 pub use tokio_postgres;

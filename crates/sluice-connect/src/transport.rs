@@ -11,6 +11,7 @@ use sluice_core::HostPort;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+use crate::policy::NetworkPolicy;
 use crate::{ConnectError, Stage};
 
 /// Any byte stream to a PostgreSQL server.
@@ -24,13 +25,18 @@ pub type BoxedStream = Box<dyn Stream>;
 /// `direct-tcpip` channels. The host is the database as the tunnel's far end sees it.
 pub trait Tunnel: Send + Sync + 'static {
     fn open(&self, target: HostPort) -> Pin<Box<dyn Future<Output = Result<BoxedStream, ConnectError>> + Send + '_>>;
+
+    /// This tunnel with `policy` checked on every address it dials itself (an SSH bastion's).
+    /// The hosts it opens streams to are resolved by the far end, out of Sluice's sight.
+    fn with_policy(self: Arc<Self>, policy: Arc<NetworkPolicy>) -> Arc<dyn Tunnel>;
 }
 
 /// How one source's streams are opened. Cheap to clone; shared by sessions and cancel requests.
 #[derive(Clone)]
 pub enum Dialer {
-    /// Resolve and dial the host (direct connections and private endpoints).
-    Direct { timeout: Duration },
+    /// Resolve the host, check every address against the policy, and dial (direct connections
+    /// and private endpoints).
+    Direct { timeout: Duration, policy: Arc<NetworkPolicy> },
     /// Open a channel through a tunnel.
     Tunnel(Arc<dyn Tunnel>),
 }
@@ -38,13 +44,30 @@ pub enum Dialer {
 impl std::fmt::Debug for Dialer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Dialer::Direct { timeout } => f.debug_struct("Direct").field("timeout", timeout).finish(),
+            Dialer::Direct { timeout, policy } => {
+                f.debug_struct("Direct").field("timeout", timeout).field("policy", policy).finish()
+            }
             Dialer::Tunnel(_) => f.write_str("Tunnel"),
         }
     }
 }
 
 impl Dialer {
+    /// Direct dialling under [`NetworkPolicy::default`].
+    pub fn direct(timeout: Duration) -> Dialer {
+        Dialer::Direct { timeout, policy: Arc::new(NetworkPolicy::default()) }
+    }
+
+    /// This dialer with `policy` checked on every address it dials: the database's for direct
+    /// dialling, the bastion's for a tunnel.
+    pub fn with_policy(self, policy: NetworkPolicy) -> Dialer {
+        let policy = Arc::new(policy);
+        match self {
+            Dialer::Direct { timeout, .. } => Dialer::Direct { timeout, policy },
+            Dialer::Tunnel(t) => Dialer::Tunnel(t.with_policy(policy)),
+        }
+    }
+
     pub fn dial(
         &self,
         target: &HostPort,
@@ -54,8 +77,8 @@ impl Dialer {
         let this = self.clone();
         Box::pin(async move {
             match this {
-                Dialer::Direct { timeout } => {
-                    let addrs = resolve(&target, timeout).await?;
+                Dialer::Direct { timeout, policy } => {
+                    let addrs = resolve_allowed(&target, timeout, &policy).await?;
                     let tcp = tcp_connect(&addrs, timeout).await?;
                     Ok(Box::new(tcp) as BoxedStream)
                 }
@@ -76,6 +99,23 @@ pub async fn resolve(target: &HostPort, timeout: Duration) -> Result<Vec<SocketA
     };
     if addrs.is_empty() {
         return Err(ConnectError::Dns { host: target.host.clone(), reason: "the name has no addresses".into() });
+    }
+    Ok(addrs)
+}
+
+/// [`resolve`], then every address checked against `policy`: a host any of whose addresses the
+/// policy refuses is refused whole, before anything is sent to it. Dial only the addresses this
+/// returns (never the name again), so the addresses checked are the ones dialled.
+pub async fn resolve_allowed(
+    target: &HostPort,
+    timeout: Duration,
+    policy: &NetworkPolicy,
+) -> Result<Vec<SocketAddr>, ConnectError> {
+    let addrs = resolve(target, timeout).await?;
+    for addr in &addrs {
+        if let Err(refusal) = policy.check(*addr) {
+            return Err(ConnectError::Refused { host: target.host.clone(), refusal });
+        }
     }
     Ok(addrs)
 }

@@ -29,6 +29,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 
 use self::host_keys::{fingerprint, HostKeyPolicy, Verdict};
+use crate::policy::NetworkPolicy;
 use crate::{BoxedStream, ConnectError, SshFailure, Stage, Tunnel};
 
 /// How often the bastion is asked whether it is alive, and how many unanswered asks end the
@@ -89,6 +90,9 @@ pub struct SshTunnel {
     policy: Arc<HostKeyPolicy>,
     timeout: Duration,
     keepalive: Keepalive,
+    /// Checked on the bastion's addresses before each TCP connection to it, reconnections too.
+    /// The database host is resolved by the bastion: Sluice never sees its address.
+    network: Arc<NetworkPolicy>,
     /// The shared session; `None` until first needed and after it died.
     session: tokio::sync::Mutex<Option<Arc<Handle<Verifier>>>>,
 }
@@ -134,8 +138,15 @@ impl SshTunnel {
             policy: Arc::new(policy),
             timeout,
             keepalive: Keepalive::default(),
+            network: Arc::new(NetworkPolicy::default()),
             session: tokio::sync::Mutex::new(None),
         })
+    }
+
+    /// Checks the bastion's addresses against `policy` (default: [`NetworkPolicy::default`]).
+    pub fn with_network_policy(mut self, policy: NetworkPolicy) -> SshTunnel {
+        self.network = Arc::new(policy);
+        self
     }
 
     pub fn with_keepalive(mut self, keepalive: Keepalive) -> SshTunnel {
@@ -227,7 +238,9 @@ impl SshTunnel {
             hint: "check the bastion's host name and port, and that it accepts connections from Sluice's address (security groups, firewalls)".into(),
         }
         };
-        let addrs = crate::resolve(&self.bastion, self.timeout).await.map_err(|e| match e {
+        let addrs = crate::resolve_allowed(&self.bastion, self.timeout, &self.network).await.map_err(|e| match e {
+            // The policy's refusal is the dns stage's, as for a database host.
+            e @ ConnectError::Refused { .. } => e,
             ConnectError::Dns { reason, .. } => unreachable(format!("its name does not resolve ({reason})")),
             ConnectError::Timeout { secs, .. } => unreachable(format!("its name did not resolve within {secs} s")),
             other => unreachable(other.to_string()),
@@ -440,6 +453,24 @@ impl ChannelError {
 }
 
 impl Tunnel for SshTunnel {
+    fn with_policy(self: Arc<Self>, policy: Arc<NetworkPolicy>) -> Arc<dyn Tunnel> {
+        if *self.network == *policy {
+            return self;
+        }
+        // A tunnel of its own (key and host keys shared): a session opened under another policy
+        // is never reused.
+        Arc::new(SshTunnel {
+            bastion: self.bastion.clone(),
+            user: self.user.clone(),
+            key: self.key.clone(),
+            policy: self.policy.clone(),
+            timeout: self.timeout,
+            keepalive: self.keepalive,
+            network: policy,
+            session: tokio::sync::Mutex::new(None),
+        })
+    }
+
     fn open(&self, target: HostPort) -> Pin<Box<dyn Future<Output = Result<BoxedStream, ConnectError>> + Send + '_>> {
         Box::pin(async move {
             // A session that died since it was last used is found out here: retry once on a
