@@ -75,7 +75,11 @@ pub fn generate(credentials: &Credentials, request: &TokenRequest<'_>, now: Syst
         SignableBody::empty(),
     )
     .map_err(|e| IamError::Sign(e.to_string()))?;
-    let (instructions, _signature) = sign(signable, &params).map_err(|e| IamError::Sign(e.to_string()))?.into_parts();
+    // aws-sigv4 traces the canonical request, whose query string holds the session token: the
+    // signing runs where no subscriber can see it, whatever the log filter.
+    let signed =
+        tracing::subscriber::with_default(tracing::subscriber::NoSubscriber::default(), || sign(signable, &params));
+    let (instructions, _signature) = signed.map_err(|e| IamError::Sign(e.to_string()))?.into_parts();
 
     // botocore's order: the operation's parameters, then the authentication parameters as it
     // adds them, the session token last before the signature.
