@@ -2,7 +2,9 @@
 
 use std::path::{Path, PathBuf};
 
-use sluice_core::{parse_dsn, pgpass, HostKeyCheck, KeySource, Network, Secret, SourceSpec, SpecError, SshSpec};
+use sluice_core::{
+    parse_dsn, pgpass, Auth, HostKeyCheck, KeySource, Network, RdsIam, Secret, SourceSpec, SpecError, SshSpec,
+};
 
 use crate::exit::Usage;
 
@@ -27,6 +29,67 @@ pub struct ConnArgs {
     pub network: Option<NetworkKind>,
     #[command(flatten)]
     pub ssh: SshArgs,
+    #[command(flatten)]
+    pub iam: IamArgs,
+}
+
+/// How the login proves itself.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AuthKind {
+    /// The password (--password-file, PGPASSWORD, ~/.pgpass), or none.
+    Password,
+    /// AWS RDS IAM database authentication: a token signed with AWS credentials, new for every
+    /// connection, valid 15 minutes.
+    #[value(name = "rds_iam", alias = "rds-iam")]
+    RdsIam,
+}
+
+/// AWS RDS IAM authentication. Credentials come from the standard AWS chain: environment,
+/// shared files (AWS_PROFILE), web identity, ECS, EC2 instance metadata.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct IamArgs {
+    /// `password` (default) or `rds_iam`.
+    #[arg(long, value_enum, value_name = "METHOD")]
+    pub auth: Option<AuthKind>,
+    /// The database's AWS region (default: AWS_REGION, then AWS_DEFAULT_REGION).
+    #[arg(long, value_name = "REGION")]
+    pub aws_region: Option<String>,
+    /// The RDS endpoint name the token is signed for, when the host dialled differs from it (a
+    /// private endpoint, a tunnel's local name).
+    #[arg(long, value_name = "HOST")]
+    pub iam_sign_host: Option<String>,
+    /// The RDS endpoint port the token is signed for, when it differs from the port dialled.
+    #[arg(long, value_name = "PORT")]
+    pub iam_sign_port: Option<u16>,
+}
+
+impl IamArgs {
+    /// The auth method; IAM-only flags without `--auth rds_iam` are an invocation error.
+    fn auth(&self) -> Result<Auth, Usage> {
+        if self.auth != Some(AuthKind::RdsIam) {
+            let stray = [
+                (self.aws_region.is_some(), "--aws-region"),
+                (self.iam_sign_host.is_some(), "--iam-sign-host"),
+                (self.iam_sign_port.is_some(), "--iam-sign-port"),
+            ];
+            if let Some((_, flag)) = stray.iter().find(|(given, _)| *given) {
+                return Err(Usage::new(format!("{flag} needs --auth rds_iam"), None));
+            }
+            return Ok(Auth::Password);
+        }
+        let region = self
+            .aws_region
+            .clone()
+            .or_else(|| std::env::var("AWS_REGION").ok().filter(|r| !r.is_empty()))
+            .or_else(|| std::env::var("AWS_DEFAULT_REGION").ok().filter(|r| !r.is_empty()))
+            .ok_or_else(|| {
+                Usage::new(
+                    "--auth rds_iam needs the database's region",
+                    Some("give --aws-region REGION (or set AWS_REGION)".to_string()),
+                )
+            })?;
+        Ok(Auth::RdsIam(RdsIam { region, sign_host: self.iam_sign_host.clone(), sign_port: self.iam_sign_port }))
+    }
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -125,7 +188,8 @@ impl ConnArgs {
             (None, Some(NetworkKind::Direct)) => spec.network = Network::Direct,
             (None, None) => {}
         }
-        if spec.password.is_none() {
+        spec.auth = self.iam.auth()?;
+        if spec.password.is_none() && spec.auth == Auth::Password {
             spec.password = pgpass_password(&spec);
         }
         Ok(spec.validate().map(|()| spec))

@@ -22,6 +22,7 @@ impl CheckId {
     pub const DNS: &'static str = "dns";
     pub const TCP: &'static str = "tcp";
     pub const SSH: &'static str = "ssh";
+    pub const IAM: &'static str = "iam";
     pub const TLS: &'static str = "tls";
     pub const AUTH: &'static str = "auth";
     pub const SERVER_VERSION: &'static str = "server_version";

@@ -1,14 +1,14 @@
-//! The connection stages: config → dns → tcp → ssh → tls → auth → server_version.
+//! The connection stages: config → dns → tcp → ssh → iam → tls → auth → server_version.
 
 use std::ops::{Deref, DerefMut};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use sluice_connect::{
-    probe_postgres, resolve_allowed, tcp_connect, ConnectError, Connector, Dialer, NetworkPolicy, Pool, PooledSession,
-    ReadOnlySession, SshTunnel, Stage,
+    probe_postgres, resolve, tcp_connect, ConnectError, Connector, Dialer, Pool, PooledSession, ReadOnlySession,
+    SshTunnel, Stage,
 };
-use sluice_core::{HostPort, Network, SourceSpec, SpecError, SslMode, UserFacing};
+use sluice_core::{Auth, HostPort, Network, SourceSpec, SpecError, SslMode, UserFacing};
 
 use crate::report::{Check, CheckId, Report, SourceSummary, Status};
 
@@ -35,21 +35,8 @@ pub async fn run(input: DoctorInput) -> Report {
 /// testing it; the session goes back to the pool afterwards. The pool must be for the source
 /// `input` describes: the other stages use `input`'s spec.
 pub async fn run_with(input: DoctorInput, pool: Option<&Pool>, on_check: &mut (dyn FnMut(&Check) + Send)) -> Report {
-    run_under(input, &NetworkPolicy::default(), pool, on_check).await
-}
-
-/// [`run_with`] under `network`: every address the doctor dials is checked against it, as the
-/// source's connector checks them, and a refused one fails the `dns` check (the later connection
-/// stages are skipped, as for any dns failure). A `pool` logs in under its own connector's
-/// policy, which should be this one.
-pub async fn run_under(
-    input: DoctorInput,
-    network: &NetworkPolicy,
-    pool: Option<&Pool>,
-    on_check: &mut (dyn FnMut(&Check) + Send),
-) -> Report {
     let mut checks = Checks { list: Vec::new(), on_check };
-    let mut session = connection_stages(&input, network, pool, &mut checks).await;
+    let mut session = connection_stages(&input, pool, &mut checks).await;
     for check in crate::privileges::checks(session.as_deref_mut(), &input.schemas).await {
         checks.push(check);
     }
@@ -111,12 +98,11 @@ type Prepared<'a> = (&'a SourceSpec, Option<Arc<SshTunnel>>, Connector);
 
 /// Everything the `config` check vouches for: a valid spec, its bastion (kept so the doctor can
 /// run the ssh stages on it) and the connector (certificates and keys read).
-async fn prepare<'a>(input: &'a DoctorInput, network: &NetworkPolicy) -> Result<Prepared<'a>, Box<dyn UserFacing>> {
+async fn prepare(input: &DoctorInput) -> Result<Prepared<'_>, Box<dyn UserFacing>> {
     let spec = input.spec.as_ref().map_err(|e| Box::new(e.clone()) as Box<dyn UserFacing>)?;
     let owned = spec.clone();
-    let network = network.clone();
     // File reads and SSH key decryption (bcrypt-pbkdf, slow by design) stay off the executor.
-    let (tunnel, connector) = match tokio::task::spawn_blocking(move || build_connector(owned, network)).await {
+    let (tunnel, connector) = match tokio::task::spawn_blocking(move || build_connector(owned)).await {
         Ok(built) => built.map_err(|e| Box::new(e) as Box<dyn UserFacing>)?,
         Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
         Err(_) => {
@@ -127,21 +113,16 @@ async fn prepare<'a>(input: &'a DoctorInput, network: &NetworkPolicy) -> Result<
 }
 
 /// Reads the bastion's key and known_hosts file and the certificates: blocking work.
-fn build_connector(
-    spec: SourceSpec,
-    network: NetworkPolicy,
-) -> Result<(Option<Arc<SshTunnel>>, Connector), ConnectError> {
+fn build_connector(spec: SourceSpec) -> Result<(Option<Arc<SshTunnel>>, Connector), ConnectError> {
     let timeout = Duration::from_secs(spec.connect_timeout_secs);
     let tunnel = match &spec.network {
-        Network::Ssh(ssh) => Some(Arc::new(SshTunnel::new(ssh, timeout)?.with_network_policy(network.clone()))),
+        Network::Ssh(ssh) => Some(Arc::new(SshTunnel::new(ssh, timeout)?)),
         _ => None,
     };
-    // The tunnel already has this policy, so the connector keeps the same tunnel.
     let connector = match &tunnel {
         Some(t) => Connector::with_dialer(spec, Dialer::Tunnel(t.clone()))?,
         None => Connector::new(spec)?,
-    }
-    .with_policy(network);
+    };
     Ok((tunnel, connector))
 }
 
@@ -150,7 +131,7 @@ fn invalid_source(message: String, hint: Option<String>, started: Instant, check
     checks.push(Check::new(CheckId::CONFIG, Status::Fail, message).fix(hint).timed(started));
     skip_rest(
         checks,
-        &[CheckId::DNS, CheckId::TCP, CheckId::SSH, CheckId::TLS, CheckId::AUTH, CheckId::SERVER_VERSION],
+        &[CheckId::DNS, CheckId::TCP, CheckId::SSH, CheckId::IAM, CheckId::TLS, CheckId::AUTH, CheckId::SERVER_VERSION],
         "the source is not valid",
     );
 }
@@ -158,12 +139,11 @@ fn invalid_source(message: String, hint: Option<String>, started: Instant, check
 /// The connection stages; also returns the session when `auth` passed, for later checks.
 pub(crate) async fn connection_stages(
     input: &DoctorInput,
-    network: &NetworkPolicy,
     pool: Option<&Pool>,
     checks: &mut Checks<'_>,
 ) -> Option<Held> {
     let started = Instant::now();
-    let (spec, tunnel, connector) = match prepare(input, network).await {
+    let (spec, tunnel, connector) = match prepare(input).await {
         Ok(ready) => ready,
         Err(e) => {
             invalid_source(e.message(), e.hint(), started, checks);
@@ -176,13 +156,18 @@ pub(crate) async fn connection_stages(
     // dns and tcp are about what Sluice itself dials: the database, or the bastion in front of it
     // (which then resolves and dials the database; the ssh check reports on that part).
     let reachable = match &tunnel {
-        Some(t) => network_checks(std::slice::from_ref(t.bastion()), false, timeout, network, checks).await,
-        None => network_checks(&spec.hosts, true, timeout, network, checks).await,
+        Some(t) => network_checks(std::slice::from_ref(t.bastion()), false, timeout, checks).await,
+        None => network_checks(&spec.hosts, true, timeout, checks).await,
     };
     match &tunnel {
         Some(t) if reachable => checks.push(ssh_check(t, &spec.hosts).await),
         Some(_) => checks.push(Check::skip(CheckId::SSH, "the bastion is not reachable")),
         None => checks.push(Check::skip(CheckId::SSH, "no SSH tunnel configured")),
+    }
+    checks.push(iam_check(spec, &connector).await);
+    if checks.failed(CheckId::IAM) {
+        skip_rest(checks, &[CheckId::TLS, CheckId::AUTH, CheckId::SERVER_VERSION], "no RDS IAM token");
+        return None;
     }
     if !reachable || checks.failed(CheckId::SSH) {
         skip_rest(checks, &[CheckId::TLS, CheckId::AUTH, CheckId::SERVER_VERSION], "the server is not reachable");
@@ -221,6 +206,43 @@ pub(crate) async fn connection_stages(
     );
     checks.push(version_check(&session));
     checks.all_passed().then_some(session)
+}
+
+/// For an `rds_iam` source: which source of the AWS chain supplied credentials, and that a token
+/// was signed for the first host (nothing secret is shown).
+async fn iam_check(spec: &SourceSpec, connector: &Connector) -> Check {
+    let started = Instant::now();
+    let (Auth::RdsIam(iam), Some(signer), Some(host)) = (&spec.auth, connector.iam(), spec.primary_host()) else {
+        return Check::skip(CheckId::IAM, "the source logs in with a password");
+    };
+    let creds = match signer.credentials().await {
+        Ok(c) => c,
+        Err(e) => return Check::new(CheckId::IAM, Status::Fail, e.message()).fix(e.hint()).timed(started),
+    };
+    let target = iam.signed_for(host);
+    match signer.token_with(&creds, host, &spec.user) {
+        Err(e) => Check::new(CheckId::IAM, Status::Fail, e.message()).fix(e.hint()).timed(started),
+        Ok(_token) => {
+            let expiry = match creds.expiry.and_then(|t| t.duration_since(std::time::SystemTime::now()).ok()) {
+                Some(left) => format!("temporary credentials, valid {} more min", left.as_secs() / 60),
+                None if creds.expiry.is_some() => "temporary credentials, already expired".to_string(),
+                None => "long-term credentials".to_string(),
+            };
+            Check::new(
+                CheckId::IAM,
+                Status::Pass,
+                format!("AWS credentials from {}; an RDS IAM token was signed", creds.source),
+            )
+            .detail(format!(
+                "source {}, access key id {}, {expiry}; token for {} at {target} in {}, valid 15 min, signed anew for every login",
+                creds.source.id(),
+                creds.access_key_id,
+                spec.user,
+                iam.region
+            ))
+            .timed(started)
+        }
+    }
 }
 
 fn skip_rest(checks: &mut Checks<'_>, ids: &[&'static str], why: &str) {
@@ -281,20 +303,13 @@ async fn ssh_check(tunnel: &SshTunnel, hosts: &[HostPort]) -> Check {
 }
 
 /// dns and tcp for every host (probing that it is PostgreSQL when `probe_pg`); returns whether
-/// any host is reachable. A host whose address the network policy refuses fails at dns, and is
-/// never dialled.
-async fn network_checks(
-    hosts: &[HostPort],
-    probe_pg: bool,
-    timeout: Duration,
-    network: &NetworkPolicy,
-    checks: &mut Checks<'_>,
-) -> bool {
+/// any host is reachable.
+async fn network_checks(hosts: &[HostPort], probe_pg: bool, timeout: Duration, checks: &mut Checks<'_>) -> bool {
     let started = Instant::now();
     let mut resolved: Vec<(HostPort, Vec<std::net::SocketAddr>)> = Vec::new();
     let mut dns_failures = Vec::new();
     for host in hosts {
-        match resolve_allowed(host, timeout, network).await {
+        match resolve(host, timeout).await {
             Ok(addrs) => resolved.push((host.clone(), addrs)),
             Err(e) => dns_failures.push(e),
         }
