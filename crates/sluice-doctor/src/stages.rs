@@ -5,8 +5,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use sluice_connect::{
-    probe_postgres, resolve, tcp_connect, ConnectError, Connector, Dialer, Pool, PooledSession, ReadOnlySession,
-    SshTunnel, Stage,
+    probe_postgres, resolve_allowed, tcp_connect, ConnectError, Connector, Dialer, NetworkPolicy, Pool, PooledSession,
+    ReadOnlySession, SshTunnel, Stage,
 };
 use sluice_core::{Auth, HostPort, Network, SourceSpec, SpecError, SslMode, UserFacing};
 
@@ -35,8 +35,21 @@ pub async fn run(input: DoctorInput) -> Report {
 /// testing it; the session goes back to the pool afterwards. The pool must be for the source
 /// `input` describes: the other stages use `input`'s spec.
 pub async fn run_with(input: DoctorInput, pool: Option<&Pool>, on_check: &mut (dyn FnMut(&Check) + Send)) -> Report {
+    run_under(input, &NetworkPolicy::default(), pool, on_check).await
+}
+
+/// [`run_with`] under `network`: every address the doctor dials is checked against it, as the
+/// source's connector checks them, and a refused one fails the `dns` check (the later connection
+/// stages are skipped, as for any dns failure). A `pool` logs in under its own connector's
+/// policy, which should be this one.
+pub async fn run_under(
+    input: DoctorInput,
+    network: &NetworkPolicy,
+    pool: Option<&Pool>,
+    on_check: &mut (dyn FnMut(&Check) + Send),
+) -> Report {
     let mut checks = Checks { list: Vec::new(), on_check };
-    let mut session = connection_stages(&input, pool, &mut checks).await;
+    let mut session = connection_stages(&input, network, pool, &mut checks).await;
     for check in crate::privileges::checks(session.as_deref_mut(), &input.schemas).await {
         checks.push(check);
     }
@@ -98,11 +111,12 @@ type Prepared<'a> = (&'a SourceSpec, Option<Arc<SshTunnel>>, Connector);
 
 /// Everything the `config` check vouches for: a valid spec, its bastion (kept so the doctor can
 /// run the ssh stages on it) and the connector (certificates and keys read).
-async fn prepare(input: &DoctorInput) -> Result<Prepared<'_>, Box<dyn UserFacing>> {
+async fn prepare<'a>(input: &'a DoctorInput, network: &NetworkPolicy) -> Result<Prepared<'a>, Box<dyn UserFacing>> {
     let spec = input.spec.as_ref().map_err(|e| Box::new(e.clone()) as Box<dyn UserFacing>)?;
     let owned = spec.clone();
+    let network = network.clone();
     // File reads and SSH key decryption (bcrypt-pbkdf, slow by design) stay off the executor.
-    let (tunnel, connector) = match tokio::task::spawn_blocking(move || build_connector(owned)).await {
+    let (tunnel, connector) = match tokio::task::spawn_blocking(move || build_connector(owned, network)).await {
         Ok(built) => built.map_err(|e| Box::new(e) as Box<dyn UserFacing>)?,
         Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
         Err(_) => {
@@ -113,16 +127,21 @@ async fn prepare(input: &DoctorInput) -> Result<Prepared<'_>, Box<dyn UserFacing
 }
 
 /// Reads the bastion's key and known_hosts file and the certificates: blocking work.
-fn build_connector(spec: SourceSpec) -> Result<(Option<Arc<SshTunnel>>, Connector), ConnectError> {
+fn build_connector(
+    spec: SourceSpec,
+    network: NetworkPolicy,
+) -> Result<(Option<Arc<SshTunnel>>, Connector), ConnectError> {
     let timeout = Duration::from_secs(spec.connect_timeout_secs);
     let tunnel = match &spec.network {
-        Network::Ssh(ssh) => Some(Arc::new(SshTunnel::new(ssh, timeout)?)),
+        Network::Ssh(ssh) => Some(Arc::new(SshTunnel::new(ssh, timeout)?.with_network_policy(network.clone()))),
         _ => None,
     };
+    // The tunnel already has this policy, so the connector keeps the same tunnel.
     let connector = match &tunnel {
         Some(t) => Connector::with_dialer(spec, Dialer::Tunnel(t.clone()))?,
         None => Connector::new(spec)?,
-    };
+    }
+    .with_policy(network);
     Ok((tunnel, connector))
 }
 
@@ -139,11 +158,12 @@ fn invalid_source(message: String, hint: Option<String>, started: Instant, check
 /// The connection stages; also returns the session when `auth` passed, for later checks.
 pub(crate) async fn connection_stages(
     input: &DoctorInput,
+    network: &NetworkPolicy,
     pool: Option<&Pool>,
     checks: &mut Checks<'_>,
 ) -> Option<Held> {
     let started = Instant::now();
-    let (spec, tunnel, connector) = match prepare(input).await {
+    let (spec, tunnel, connector) = match prepare(input, network).await {
         Ok(ready) => ready,
         Err(e) => {
             invalid_source(e.message(), e.hint(), started, checks);
@@ -156,8 +176,8 @@ pub(crate) async fn connection_stages(
     // dns and tcp are about what Sluice itself dials: the database, or the bastion in front of it
     // (which then resolves and dials the database; the ssh check reports on that part).
     let reachable = match &tunnel {
-        Some(t) => network_checks(std::slice::from_ref(t.bastion()), false, timeout, checks).await,
-        None => network_checks(&spec.hosts, true, timeout, checks).await,
+        Some(t) => network_checks(std::slice::from_ref(t.bastion()), false, timeout, network, checks).await,
+        None => network_checks(&spec.hosts, true, timeout, network, checks).await,
     };
     match &tunnel {
         Some(t) if reachable => checks.push(ssh_check(t, &spec.hosts).await),
@@ -303,13 +323,20 @@ async fn ssh_check(tunnel: &SshTunnel, hosts: &[HostPort]) -> Check {
 }
 
 /// dns and tcp for every host (probing that it is PostgreSQL when `probe_pg`); returns whether
-/// any host is reachable.
-async fn network_checks(hosts: &[HostPort], probe_pg: bool, timeout: Duration, checks: &mut Checks<'_>) -> bool {
+/// any host is reachable. A host whose address the network policy refuses fails at dns, and is
+/// never dialled.
+async fn network_checks(
+    hosts: &[HostPort],
+    probe_pg: bool,
+    timeout: Duration,
+    network: &NetworkPolicy,
+    checks: &mut Checks<'_>,
+) -> bool {
     let started = Instant::now();
     let mut resolved: Vec<(HostPort, Vec<std::net::SocketAddr>)> = Vec::new();
     let mut dns_failures = Vec::new();
     for host in hosts {
-        match resolve(host, timeout).await {
+        match resolve_allowed(host, timeout, network).await {
             Ok(addrs) => resolved.push((host.clone(), addrs)),
             Err(e) => dns_failures.push(e),
         }
