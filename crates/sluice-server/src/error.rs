@@ -286,11 +286,16 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
             let inner = e.into_inner();
             let message = inner.to_string();
             let mut field = (path != ".").then_some(path);
+            // An unknown field's path ends with its name (serde_path_to_error may repeat it); a
+            // missing one's does not.
             if let Some(unknown) = message.strip_prefix("unknown field `").and_then(|m| m.split('`').next()) {
-                field = Some(match field {
-                    Some(parent) => format!("{parent}.{unknown}"),
-                    None => unknown.to_string(),
-                });
+                let mut parts: Vec<&str> =
+                    field.as_deref().unwrap_or_default().split('.').filter(|p| !p.is_empty()).collect();
+                while parts.last() == Some(&unknown) {
+                    parts.pop();
+                }
+                parts.push(unknown);
+                field = Some(parts.join("."));
             } else if let Some(missing) = message.strip_prefix("missing field `").and_then(|m| m.split('`').next()) {
                 field = Some(match field {
                     Some(parent) => format!("{parent}.{missing}"),

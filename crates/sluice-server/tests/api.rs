@@ -1,0 +1,511 @@
+//! The API end to end: a real store (SQLite in a temp dir), a real PostgreSQL cluster with
+//! Sluice's read-only role made by its own setup script, and the router driven request by
+//! request. Every response body is kept and searched for the source's password at the end.
+
+use std::cell::RefCell;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use axum::http::{header, HeaderMap, Method, Request, StatusCode};
+use axum::Router;
+use http_body_util::BodyExt;
+use serde_json::{json, Value};
+use sluice_doctor::{generate_password, setup_sql, SetupOptions, DEFAULT_STATEMENT_TIMEOUT};
+use sluice_server::{AppState, Config};
+use sluice_store::{KeyConfig, Store};
+use sluice_testkit::Cluster;
+use tower::ServiceExt;
+
+const DB: &str = "shop";
+
+struct Target {
+    cluster: Cluster,
+    password: String,
+}
+
+/// A cluster with a small shop schema and Sluice's read-only role `sluice_ro`.
+fn target() -> Target {
+    let cluster = Cluster::start_default().expect("cluster");
+    cluster.create_database(DB).expect("database");
+    cluster
+        .psql(
+            DB,
+            "CREATE TABLE customers (id int PRIMARY KEY, name text, note text);
+             INSERT INTO customers SELECT g, 'customer ' || g, CASE WHEN g % 3 = 0 THEN 'a \"quoted\", note' END
+               FROM generate_series(1, 50) g;",
+        )
+        .expect("fixture");
+    let password = generate_password().expect("password");
+    let script = setup_sql(&SetupOptions {
+        user: "sluice_ro".into(),
+        database: DB.into(),
+        schemas: vec!["public".into()],
+        elt_owners: vec![],
+        read_all_data: false,
+        password: password.clone(),
+        statement_timeout: DEFAULT_STATEMENT_TIMEOUT,
+    })
+    .expect("setup script");
+    cluster.psql(DB, &script).expect("setup script runs");
+    Target { cluster, password: password.expose().to_string() }
+}
+
+struct Api {
+    router: Router,
+    store: Arc<Store>,
+    bodies: RefCell<Vec<Vec<u8>>>,
+    _dir: tempfile::TempDir,
+}
+
+struct Reply {
+    status: StatusCode,
+    headers: HeaderMap,
+    body: Vec<u8>,
+}
+
+impl Reply {
+    fn json(&self) -> Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
+    }
+
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    /// Asserts a 4xx error naming `field`.
+    fn refused(&self, status: StatusCode, field: &str) -> Value {
+        assert_eq!(self.status, status, "{}", self.text());
+        let v = self.json();
+        assert_eq!(v["error"]["field"], json!(field), "{v}");
+        assert!(v["error"]["message"].as_str().is_some_and(|m| !m.is_empty()), "{v}");
+        v
+    }
+}
+
+/// Who sends a request.
+#[derive(Clone, Copy)]
+enum As<'a> {
+    Nobody,
+    Token(&'a str),
+    /// Session cookie and, when given, the CSRF header.
+    Cookie(&'a str, Option<&'a str>),
+}
+
+impl Api {
+    async fn start(config: Config) -> Api {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Arc::new(
+            Store::open(&dir.path().join("data").display().to_string(), KeyConfig::DataDir).await.expect("store"),
+        );
+        let router = sluice_server::router(AppState::new(store.clone(), config));
+        Api { router, store, bodies: RefCell::new(Vec::new()), _dir: dir }
+    }
+
+    fn request(method: Method, path: &str, who: As<'_>, body: Option<&Value>) -> Request<Body> {
+        let mut req = Request::builder().method(method).uri(path);
+        match who {
+            As::Nobody => {}
+            As::Token(t) => req = req.header(header::AUTHORIZATION, format!("Bearer {t}")),
+            As::Cookie(c, csrf) => {
+                req = req.header(header::COOKIE, format!("sluice_session={c}"));
+                if let Some(csrf) = csrf {
+                    req = req.header("x-csrf-token", csrf);
+                }
+            }
+        }
+        match body {
+            Some(b) => req
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(Body::from(serde_json::to_vec(b).expect("json")))
+                .expect("request"),
+            None => req.body(Body::empty()).expect("request"),
+        }
+    }
+
+    async fn send(&self, req: Request<Body>) -> Reply {
+        let response = self.router.clone().oneshot(req).await.expect("infallible");
+        let status = response.status();
+        let headers = response.headers().clone();
+        let body = response.into_body().collect().await.expect("body").to_bytes().to_vec();
+        self.bodies.borrow_mut().push(body.clone());
+        Reply { status, headers, body }
+    }
+
+    async fn call(&self, method: Method, path: &str, who: As<'_>, body: Option<Value>) -> Reply {
+        self.send(Api::request(method, path, who, body.as_ref())).await
+    }
+
+    /// Sets up the first administrator and returns an admin API token.
+    async fn admin_token(&self) -> String {
+        let setup = self.store.create_setup_token(Duration::from_secs(3600)).await.expect("setup token");
+        let body = json!({"setup_token": setup.expose(), "login": "ada", "password": "correct horse battery"});
+        let r = self.call(Method::POST, "/api/v1/setup", As::Nobody, Some(body.clone())).await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+        // Single use.
+        let again = self.call(Method::POST, "/api/v1/setup", As::Nobody, Some(body)).await;
+        assert!(again.status.is_client_error(), "{}", again.text());
+        let r = self
+            .call(Method::POST, "/api/v1/tokens", As::Nobody, Some(json!({"name": "automation", "role": "admin"})))
+            .await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+        let (cookie, csrf) = self.sign_in("ada", "correct horse battery").await;
+        let r = self
+            .call(
+                Method::POST,
+                "/api/v1/tokens",
+                As::Cookie(&cookie, Some(&csrf)),
+                Some(json!({"name": "automation", "role": "admin"})),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+        r.json()["token"].as_str().expect("token").to_string()
+    }
+
+    /// Signs in; returns the session cookie and the CSRF token.
+    async fn sign_in(&self, login: &str, password: &str) -> (String, String) {
+        let r = self
+            .call(Method::POST, "/api/v1/sessions", As::Nobody, Some(json!({"login": login, "password": password})))
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+        let cookies: Vec<String> =
+            r.headers.get_all(header::SET_COOKIE).iter().map(|v| v.to_str().expect("ascii").to_string()).collect();
+        let session = cookies.iter().find(|c| c.starts_with("sluice_session=")).expect("session cookie");
+        assert!(session.contains("HttpOnly") && session.contains("SameSite=Lax"), "{session}");
+        let value = session.trim_start_matches("sluice_session=").split(';').next().expect("value").to_string();
+        (value, r.json()["csrf_token"].as_str().expect("csrf").to_string())
+    }
+
+    fn source_form(&self, t: &Target, password: &str) -> Value {
+        json!({
+            "id": "shop",
+            "name": "Shop",
+            "network": "direct",
+            "host": "127.0.0.1",
+            "port": t.cluster.port(),
+            "database": DB,
+            "user": "sluice_ro",
+            "password": password,
+            "sslmode": "disable",
+        })
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_admin_flow_end_to_end() {
+    let t = target();
+    let api = Api::start(Config::default()).await;
+    let admin = api.admin_token().await;
+    let me = api.call(Method::GET, "/api/v1/me", As::Token(&admin), None).await;
+    assert_eq!(me.json()["role"], "admin", "{}", me.text());
+
+    // Create the source with its password; the response says only that it is set.
+    let form = api.source_form(&t, &t.password);
+    let r = api.call(Method::POST, "/api/v1/sources", As::Token(&admin), Some(form.clone())).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    let v = r.json();
+    assert_eq!(v["password_set"], true);
+    assert_eq!(v["password_age_days"], 0);
+    assert_eq!(v["password_rotation"], "ok");
+    assert!(v["password_updated_at"].is_i64());
+    let dup = api.call(Method::POST, "/api/v1/sources", As::Token(&admin), Some(form)).await;
+    dup.refused(StatusCode::CONFLICT, "name");
+
+    // Test Connection, whole report: the same JSON as `sluice doctor --format json`.
+    let r = api.call(Method::POST, "/api/v1/sources/shop/test", As::Token(&admin), None).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    let report: sluice_doctor::Report = serde_json::from_slice(&r.body).expect("a doctor report");
+    assert!(report.ok, "{}", r.text());
+    assert!(report.check("auth").is_some_and(|c| c.status == sluice_doctor::Status::Pass));
+
+    // Streamed: one check per body chunk as it is decided, then the summary.
+    let mut req = Api::request(Method::POST, "/api/v1/sources/shop/test", As::Token(&admin), None);
+    req.headers_mut().insert(header::ACCEPT, "application/x-ndjson".parse().expect("header"));
+    let response = api.router.clone().oneshot(req).await.expect("infallible");
+    assert_eq!(response.headers()[header::CONTENT_TYPE], "application/x-ndjson");
+    let mut body = response.into_body();
+    let mut lines = Vec::new();
+    while let Some(frame) = body.frame().await {
+        let data = frame.expect("frame").into_data().expect("data");
+        let text = String::from_utf8(data.to_vec()).expect("utf-8");
+        assert_eq!(text.matches('\n').count(), 1, "one line per chunk: {text:?}");
+        lines.push(serde_json::from_str::<Value>(text.trim_end()).expect("json line"));
+    }
+    let (summary, checks) = lines.split_last().expect("lines");
+    assert_eq!(summary["summary"]["ok"], true, "{summary}");
+    assert_eq!(checks.len(), report.checks.len(), "one line per check");
+    for (line, check) in checks.iter().zip(&report.checks) {
+        assert_eq!(line["id"], json!(check.id), "{line}");
+    }
+
+    // An unsaved form with a wrong password: `auth` fails, with its fix.
+    let wrong = api.source_form(&t, "not-the-password");
+    let r = api.call(Method::POST, "/api/v1/sources/test", As::Token(&admin), Some(wrong)).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    let report: sluice_doctor::Report = serde_json::from_slice(&r.body).expect("report");
+    assert!(!report.ok);
+    let auth = report.check("auth").expect("auth check");
+    assert_eq!(auth.status, sluice_doctor::Status::Fail, "{}", r.text());
+    assert!(auth.fix.as_deref().is_some_and(|f| !f.is_empty()), "{}", r.text());
+
+    // An edit without a password keeps it (the pool is rebuilt and still logs in).
+    let r =
+        api.call(Method::PATCH, "/api/v1/sources/shop", As::Token(&admin), Some(json!({"name": "Shop (EU)"}))).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    assert_eq!(r.json()["name"], "Shop (EU)");
+    assert_eq!(r.json()["password_set"], true);
+
+    // Refresh, then the catalog.
+    let r = api.call(Method::POST, "/api/v1/sources/shop/refresh", As::Token(&admin), None).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    assert_eq!(r.json()["changed"], true);
+    let r = api.call(Method::GET, "/api/v1/sources/shop/catalog", As::Token(&admin), None).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    let catalog = r.json();
+    assert!(catalog["snapshot"]["discovered_at"].is_i64(), "{catalog}");
+    assert!(r.text().contains("\"customers\""), "{}", r.text());
+
+    // Queries: JSON, and CSV byte-identical to psql --csv (which `sluice query` matches).
+    let sql = "SELECT id, name, note FROM customers ORDER BY id";
+    let r = api.call(Method::POST, "/api/v1/sources/shop/query", As::Token(&admin), Some(json!({"sql": sql}))).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    assert_eq!(r.headers[header::CONTENT_TYPE], "application/json");
+    let rows = r.json();
+    assert!(r.text().contains("customer 50"), "{rows}");
+    let r = api
+        .call(Method::POST, "/api/v1/sources/shop/query", As::Token(&admin), Some(json!({"sql": sql, "format": "csv"})))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    assert!(r.headers[header::CONTENT_DISPOSITION].to_str().expect("ascii").starts_with("attachment"));
+    let psql = t.cluster.psql_csv(DB, sql, "UTF8").expect("psql --csv");
+    assert_eq!(r.text(), String::from_utf8_lossy(&psql), "CSV differs from psql --csv");
+    assert_eq!(r.body, psql);
+
+    // Both are in the audit log, completed with rows and bytes.
+    let audit = wait_for_audit(&api, &admin, 2).await;
+    for entry in &audit[..2] {
+        assert_eq!(entry["sql"], sql, "{entry}");
+        assert_eq!(entry["outcome"], "ok", "{entry}");
+        assert_eq!(entry["rows"], 50, "{entry}");
+        assert!(entry["bytes"].as_i64().is_some_and(|b| b > 0), "{entry}");
+        assert!(entry["actor"].as_str().is_some_and(|a| a.starts_with("token:")), "{entry}");
+    }
+    let csv_entry = &audit[0];
+    assert_eq!(csv_entry["bytes"].as_i64(), Some(psql.len() as i64), "{csv_entry}");
+
+    // A new password is a secret change, audited; the source still works with it.
+    let r = api
+        .call(Method::PATCH, "/api/v1/sources/shop", As::Token(&admin), Some(json!({"password": t.password.clone()})))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    let r = api.call(Method::GET, "/api/v1/audit?kind=source.secret_changed", As::Token(&admin), None).await;
+    assert_eq!(r.json()["entries"].as_array().map(Vec::len), Some(1), "{}", r.text());
+    let r = api.call(Method::GET, "/api/v1/audit?kind=source.create&source=shop", As::Token(&admin), None).await;
+    assert_eq!(r.json()["entries"].as_array().map(Vec::len), Some(1), "{}", r.text());
+
+    // An analyst: queries and the catalog, nothing an admin owns.
+    let r = api
+        .call(Method::POST, "/api/v1/tokens", As::Token(&admin), Some(json!({"name": "ana", "role": "analyst"})))
+        .await;
+    let analyst = r.json()["token"].as_str().expect("token").to_string();
+    let admin_only: [(Method, &str, Option<Value>); 9] = [
+        (Method::POST, "/api/v1/sources", Some(api.source_form(&t, "x"))),
+        (Method::PATCH, "/api/v1/sources/shop", Some(json!({"name": "mine"}))),
+        (Method::DELETE, "/api/v1/sources/shop", None),
+        (Method::POST, "/api/v1/sources/shop/test", None),
+        (Method::POST, "/api/v1/sources/shop/refresh", None),
+        (Method::GET, "/api/v1/audit", None),
+        (Method::GET, "/api/v1/users", None),
+        (Method::GET, "/api/v1/tokens", None),
+        (Method::POST, "/api/v1/tokens", Some(json!({"name": "more", "role": "admin"}))),
+    ];
+    for (method, path, body) in admin_only {
+        let r = api.call(method.clone(), path, As::Token(&analyst), body).await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN, "{method} {path}: {}", r.text());
+    }
+    let r = api
+        .call(Method::POST, "/api/v1/sources/shop/query", As::Token(&analyst), Some(json!({"sql": "SELECT 1"})))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    let r = api.call(Method::GET, "/api/v1/sources/shop/catalog", As::Token(&analyst), None).await;
+    assert_eq!(r.status, StatusCode::OK);
+
+    // No response ever carried the password.
+    for body in api.bodies.borrow().iter() {
+        let text = String::from_utf8_lossy(body);
+        assert!(!text.contains(&t.password), "a response carries the password: {text}");
+    }
+}
+
+/// The newest `n` query entries once all are completed.
+async fn wait_for_audit(api: &Api, admin: &str, n: usize) -> Vec<Value> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let r = api.call(Method::GET, "/api/v1/audit?kind=query", As::Token(admin), None).await;
+        let entries = r.json()["entries"].as_array().cloned().unwrap_or_default();
+        if entries.len() >= n && entries[..n].iter().all(|e| !e["finished_at"].is_null()) {
+            return entries;
+        }
+        assert!(Instant::now() < deadline, "the audit entries were not completed: {}", r.text());
+        tokio::task::yield_now().await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_is_a_4xx_naming_the_field() {
+    let t = target();
+    let api = Api::start(Config::default()).await;
+    let admin = api.admin_token().await;
+    let mut form = api.source_form(&t, &t.password);
+    let post = |body: Value| api.call(Method::POST, "/api/v1/sources", As::Token(&admin), Some(body));
+
+    form["bogus"] = json!(1);
+    post(form.clone()).await.refused(StatusCode::BAD_REQUEST, "bogus");
+    form.as_object_mut().expect("object").remove("bogus");
+    let mut f = form.clone();
+    f["port"] = json!("five");
+    post(f).await.refused(StatusCode::BAD_REQUEST, "port");
+    let mut f = form.clone();
+    f.as_object_mut().expect("object").remove("host");
+    post(f).await.refused(StatusCode::BAD_REQUEST, "host");
+    let mut f = form.clone();
+    f["sslrootcert"] = json!("/etc/passwd");
+    post(f).await.refused(StatusCode::BAD_REQUEST, "sslrootcert");
+    let mut f = form.clone();
+    f["sslmode"] = json!("verify_full");
+    post(f).await.refused(StatusCode::BAD_REQUEST, "sslmode");
+    let mut f = form.clone();
+    f["network"] = json!("ssh");
+    f["ssh"] = json!({"user": "jump", "host_key": "SHA256:abcdefghijklmnopqrstuvwxyz"});
+    post(f.clone()).await.refused(StatusCode::BAD_REQUEST, "ssh.host");
+    f["ssh"]["surprise"] = json!(true);
+    post(f).await.refused(StatusCode::BAD_REQUEST, "ssh.surprise");
+    let mut f = form.clone();
+    f["database"] = json!("");
+    post(f).await.refused(StatusCode::BAD_REQUEST, "database");
+    let mut f = form.clone();
+    f["id"] = json!("Not An Id");
+    post(f).await.refused(StatusCode::BAD_REQUEST, "id");
+
+    // Not JSON, the wrong type, a body too large.
+    let mut req = Api::request(Method::POST, "/api/v1/sources", As::Token(&admin), None);
+    req.headers_mut().insert(header::CONTENT_TYPE, "application/json".parse().expect("header"));
+    *req.body_mut() = Body::from("{\"name\": ");
+    let r = api.send(req).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text());
+    assert_eq!(r.json()["error"]["code"], "invalid");
+    let mut req = Api::request(Method::POST, "/api/v1/sources", As::Token(&admin), None);
+    *req.body_mut() = Body::from("name=x");
+    assert_eq!(api.send(req).await.status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    let big = json!({"name": "x".repeat(3 << 20)});
+    let r = post(big).await;
+    assert_eq!(r.status, StatusCode::PAYLOAD_TOO_LARGE, "{}", r.text());
+
+    let created = post(form).await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.text());
+    let query = |body: Value| api.call(Method::POST, "/api/v1/sources/shop/query", As::Token(&admin), Some(body));
+    let v = query(json!({"sql": "DELETE FROM customers"})).await.refused(StatusCode::BAD_REQUEST, "sql");
+    assert_eq!(v["error"]["code"], "refused");
+    let v = query(json!({"sql": "SELECT 1 FROM customers WHERE"})).await.refused(StatusCode::BAD_REQUEST, "sql");
+    assert_eq!(v["error"]["code"], "syntax");
+    assert!(v["error"]["position"].is_u64(), "{v}");
+    let v = query(json!({"sql": "SELECT * FROM no_such_table"})).await.refused(StatusCode::BAD_REQUEST, "sql");
+    assert_eq!(v["error"]["sqlstate"], "42P01", "{v}");
+    query(json!({"sql": "SELECT 1", "max_rows": 0})).await.refused(StatusCode::BAD_REQUEST, "max_rows");
+    query(json!({"sql": "SELECT 1", "timeout_ms": 0})).await.refused(StatusCode::BAD_REQUEST, "timeout_ms");
+    query(json!({"sql": "SELECT 1", "format": "xml"})).await.refused(StatusCode::BAD_REQUEST, "format");
+    query(json!({"sql": "SELECT 1", "rows": 5})).await.refused(StatusCode::BAD_REQUEST, "rows");
+
+    let r = api.call(Method::GET, "/api/v1/sources/nope", As::Token(&admin), None).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    let r = api.call(Method::GET, "/api/v1/audit?limit=5000", As::Token(&admin), None).await;
+    r.refused(StatusCode::BAD_REQUEST, "limit");
+    let r = api.call(Method::GET, "/api/v1/audit?from=yesterday", As::Token(&admin), None).await;
+    r.refused(StatusCode::BAD_REQUEST, "from");
+    let r = api.call(Method::GET, "/api/v1/nothing-here", As::Token(&admin), None).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    assert_eq!(r.json()["error"]["code"], "not_found");
+    let r = api.call(Method::GET, "/api/v1/sources", As::Token("sluice_nope_nope"), None).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    // Every reply so far carries a request id.
+    let r = api.call(Method::GET, "/api/v1/health", As::Nobody, None).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(r.headers.contains_key("x-request-id"));
+    let mut req = Api::request(Method::GET, "/api/v1/health", As::Nobody, None);
+    req.headers_mut().insert("x-request-id", "trace-42".parse().expect("header"));
+    assert_eq!(api.send(req).await.headers["x-request-id"], "trace-42");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sessions_need_csrf_sign_out_ends_them_and_failures_are_throttled() {
+    let api = Api::start(Config { sign_in_failures: 3, ..Config::default() }).await;
+    let _admin = api.admin_token().await;
+    let (cookie, csrf) = api.sign_in("ada", "correct horse battery").await;
+    let me = api.call(Method::GET, "/api/v1/me", As::Cookie(&cookie, None), None).await;
+    assert_eq!(me.status, StatusCode::OK);
+    assert_eq!(me.json()["login"], "ada");
+    let body = json!({"login": "bob", "password": "another long password", "role": "analyst"});
+    let r = api.call(Method::POST, "/api/v1/users", As::Cookie(&cookie, None), Some(body.clone())).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.text());
+    assert_eq!(r.json()["error"]["code"], "csrf");
+    let r = api.call(Method::POST, "/api/v1/users", As::Cookie(&cookie, Some("forged")), Some(body.clone())).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    let r = api.call(Method::POST, "/api/v1/users", As::Cookie(&cookie, Some(&csrf)), Some(body)).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+
+    // A second sign-in is a new session; signing out ends only that one.
+    let (second, second_csrf) = api.sign_in("ada", "correct horse battery").await;
+    assert_ne!(second, cookie);
+    let r = api.call(Method::DELETE, "/api/v1/sessions/current", As::Cookie(&second, Some(&second_csrf)), None).await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT);
+    let r = api.call(Method::GET, "/api/v1/me", As::Cookie(&second, None), None).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    let r = api.call(Method::GET, "/api/v1/me", As::Cookie(&cookie, None), None).await;
+    assert_eq!(r.status, StatusCode::OK);
+
+    // Failed sign-ins: 401 until the limit, then 429 with Retry-After — even with the right password.
+    let wrong = json!({"login": "bob", "password": "wrong password!!"});
+    for _ in 0..3 {
+        let r = api.call(Method::POST, "/api/v1/sessions", As::Nobody, Some(wrong.clone())).await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{}", r.text());
+    }
+    let right = json!({"login": "bob", "password": "another long password"});
+    let r = api.call(Method::POST, "/api/v1/sessions", As::Nobody, Some(right)).await;
+    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS, "{}", r.text());
+    assert!(r.headers[header::RETRY_AFTER].to_str().expect("ascii").parse::<u64>().is_ok_and(|s| s >= 1));
+    let failed = sluice_store::AuditFilter { kind: Some("sign_in.failed".into()), ..Default::default() };
+    assert_eq!(api.store.audit(&failed).await.expect("audit").entries.len(), 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_query_response_cancels_the_statement() {
+    let t = target();
+    let api = Api::start(Config::default()).await;
+    let admin = api.admin_token().await;
+    let r = api.call(Method::POST, "/api/v1/sources", As::Token(&admin), Some(api.source_form(&t, &t.password))).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    let sql = "SELECT g, repeat('x', 200) AS pad FROM generate_series(1, 200000000) g";
+    let req = Api::request(
+        Method::POST,
+        "/api/v1/sources/shop/query",
+        As::Token(&admin),
+        Some(&json!({"sql": sql, "format": "csv"})),
+    );
+    let response = api.router.clone().oneshot(req).await.expect("infallible");
+    assert_eq!(response.status(), StatusCode::OK);
+    let mut body = response.into_body();
+    let first = body.frame().await.expect("a first chunk").expect("frame");
+    assert!(first.into_data().is_ok_and(|d| !d.is_empty()));
+    let active = "SELECT count(*) FROM pg_stat_activity WHERE state = 'active' AND query LIKE '%generate_series(1, 200000000)%' AND pid <> pg_backend_pid()";
+    assert_eq!(t.cluster.psql(DB, active).expect("psql"), "1", "the statement runs while the body is read");
+    drop(body);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while t.cluster.psql(DB, active).expect("psql") != "0" {
+        assert!(Instant::now() < deadline, "the statement still runs after the client went away");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let entries = wait_for_audit(&api, &admin, 1).await;
+    assert_eq!(entries[0]["outcome"], "cancelled", "{}", entries[0]);
+}
