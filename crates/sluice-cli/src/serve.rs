@@ -1,6 +1,7 @@
 //! `sluice serve`: the workspace service on one address, over a store in a data directory
 //! (SQLite) or a shared PostgreSQL store.
 
+use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -80,34 +81,27 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
     let config = Config { secure_cookies: base.starts_with("https://"), ..Config::default() };
     let state = AppState::new(store.clone(), config);
+    let shutdown = shutdown_signal()?;
     eprintln!("sluice serve: listening on http://{bound} (store: {})", store.location());
-    sluice_server::serve(listener, state, shutdown_signal()).await?;
-    eprintln!("sluice serve: stopped");
+    sluice_server::serve(listener, state, shutdown).await?;
+    // stderr may be gone by now (a closed pipe); stopping cleanly matters more than this line.
+    let _ = writeln!(std::io::stderr(), "sluice serve: stopped");
     if let Ok(store) = Arc::try_unwrap(store) {
         store.close().await;
     }
     Ok(ExitCode::SUCCESS)
 }
 
-/// SIGINT or SIGTERM.
-async fn shutdown_signal() {
-    let interrupt = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(_) => {
-                let _ = interrupt.await;
-                return;
-            }
-        };
+/// Completes on SIGINT or SIGTERM. The handlers are installed now, before the caller says it
+/// listens, so a signal sent right after that line stops the server gracefully.
+fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()> + Send + 'static> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    let mut terminate = signal(SignalKind::terminate())?;
+    Ok(async move {
         tokio::select! {
-            _ = interrupt => {}
-            _ = term.recv() => {}
+            _ = interrupt.recv() => {}
+            _ = terminate.recv() => {}
         }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = interrupt.await;
-    }
+    })
 }
