@@ -25,11 +25,12 @@ fn input(spec: SourceSpec) -> DoctorInput {
     DoctorInput { spec: Ok(spec), schemas: vec!["analytics".into()] }
 }
 
-const ORDER: [&str; 14] = [
+const ORDER: [&str; 15] = [
     CheckId::CONFIG,
     CheckId::DNS,
     CheckId::TCP,
     CheckId::SSH,
+    CheckId::IAM,
     CheckId::TLS,
     CheckId::AUTH,
     CheckId::SERVER_VERSION,
@@ -108,7 +109,7 @@ async fn through_a_pool_the_doctor_waits_for_a_slot_and_never_exceeds_the_cap() 
     assert_eq!(sessions(), 1, "the doctor waits instead of opening a second session");
     // The stages before the login were already handed over, live; the login was not.
     let so_far = seen.lock().expect("seen").clone();
-    assert_eq!(so_far, ["config", "dns", "tcp", "ssh"], "{so_far:?}");
+    assert_eq!(so_far, ["config", "dns", "tcp", "ssh", "iam"], "{so_far:?}");
     assert!(!doctor.is_finished());
 
     drop(held);
