@@ -9,7 +9,9 @@ use std::process::{Command, Output};
 
 use common::{status_of, text};
 use serde_json::Value;
-use sluice_testkit::{ClientKey, Cluster, ClusterOptions, HbaRule, KeyFormat, KeyType, Sshd, SshdOptions, TestCa, TlsFiles};
+use sluice_testkit::{
+    ClientKey, Cluster, ClusterOptions, HbaRule, KeyFormat, KeyType, Sshd, SshdOptions, TestCa, TlsFiles,
+};
 
 const PASSWORD: &str = "pw-canary-7Hq2xV";
 const WRONG_PASSWORD: &str = "wrong-canary-Qp4tY";
@@ -37,12 +39,10 @@ fn key_lines(pem: &str) -> Vec<String> {
     lines
 }
 
-/// Fails when any canary is in the run's stdout or stderr; the run must have logged something at
-/// trace level, or the check would prove nothing about the logs.
+/// Fails when any canary is in the run's stdout or stderr.
 fn assert_no_secret(out: &Output, canaries: &[String], what: &str) {
     let stdout = text(&out.stdout);
     let stderr = text(&out.stderr);
-    assert!(stderr.contains("TRACE") || stderr.contains("DEBUG"), "{what}: nothing was logged at trace level");
     for canary in canaries {
         assert!(!stdout.contains(canary.as_str()), "{what}: a secret is on stdout: {stdout}");
         assert!(!stderr.contains(canary.as_str()), "{what}: a secret is on stderr");
@@ -94,6 +94,9 @@ fn passwords_ssh_keys_and_passphrases_never_appear_in_output_or_logs() {
     let report: Value = serde_json::from_slice(&out.stdout).expect("json report");
     assert_eq!(status_of(&report, "ssh"), "pass", "{report:#}");
     assert_eq!(status_of(&report, "auth"), "pass", "{report:#}");
+    // A run that reached the server logged at trace level (the driver's and TLS's records too), or
+    // this test would prove nothing about the logs.
+    assert!(text(&out.stderr).contains("TRACE"), "nothing was logged at trace level");
     assert_no_secret(&out, &canaries, "doctor --format json");
     for command in [&["doctor"][..], &["catalog", "--format", "json"], &["query", "--sql", "SELECT id FROM t"]] {
         let out = traced(&with(command, "pw"), dir.path());
@@ -109,8 +112,8 @@ fn passwords_ssh_keys_and_passphrases_never_appear_in_output_or_logs() {
 
     std::fs::write(dir.path().join("phrase"), WRONG_PASSWORD).expect("wrong passphrase");
     let out = traced(&with(&["query", "--sql", "SELECT 1"], "pw"), dir.path());
-    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
-    assert!(text(&out.stderr).contains("passphrase"), "{}", text(&out.stderr));
+    assert_ne!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("the passphrase does not decrypt"), "{}", text(&out.stderr));
     assert_no_secret(&out, &canaries, "query with a wrong passphrase");
 
     let in_url = format!("postgresql://ro:{URL_PASSWORD}@127.0.0.1:{}/postgres?sslmode=prefer", cluster.port());
@@ -148,6 +151,7 @@ fn a_client_key_never_appears_in_output_or_logs() {
     let out = traced(&args(&["doctor", "--format", "json", "--url", &url]), dir.path());
     let report: Value = serde_json::from_slice(&out.stdout).expect("json report");
     assert_eq!(status_of(&report, "auth"), "pass", "{report:#}");
+    assert!(text(&out.stderr).contains("TRACE"), "nothing was logged at trace level");
     assert_no_secret(&out, &canaries, "doctor with a client certificate");
     let out = traced(&args(&["query", "--sql", "SELECT current_user", "--url", &url]), dir.path());
     assert_eq!(text(&out.stdout), "current_user\ncertuser\n", "{}", text(&out.stderr));
