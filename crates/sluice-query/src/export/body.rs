@@ -60,7 +60,10 @@ impl Stream for Body {
 
 /// Starts exporting `stream` through `exporter` on a task of its own; see the module docs for
 /// what a dropped body and an error do. Must be called within a tokio runtime.
-pub fn spawn_body(stream: RowStream, mut exporter: Box<dyn Exporter>) -> (Body, JoinHandle<Result<Summary, QueryError>>) {
+pub fn spawn_body(
+    stream: RowStream,
+    mut exporter: Box<dyn Exporter>,
+) -> (Body, JoinHandle<Result<Summary, QueryError>>) {
     let (tx, rx) = mpsc::channel(BODY_CHUNKS);
     let task = tokio::spawn(async move {
         let result = export(stream, exporter.as_mut(), Sink::Channel(&tx)).await;
