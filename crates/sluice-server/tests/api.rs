@@ -94,11 +94,16 @@ enum As<'a> {
 }
 
 impl Api {
+    /// A SQLite store in a temporary data directory.
     async fn start(config: Config) -> Api {
         let dir = tempfile::tempdir().expect("tempdir");
-        let store = Arc::new(
-            Store::open(&dir.path().join("data").display().to_string(), KeyConfig::DataDir).await.expect("store"),
-        );
+        let store =
+            Store::open(&dir.path().join("data").display().to_string(), KeyConfig::DataDir).await.expect("store");
+        Api::with_store(store, config, dir)
+    }
+
+    fn with_store(store: Store, config: Config, dir: tempfile::TempDir) -> Api {
+        let store = Arc::new(store);
         let router = sluice_server::router(AppState::new(store.clone(), config));
         Api { router, store, bodies: RefCell::new(Vec::new()), _dir: dir }
     }
@@ -196,12 +201,32 @@ impl Api {
 async fn the_admin_flow_end_to_end() {
     let t = target();
     let api = Api::start(Config::default()).await;
+    admin_flow(&api, &t).await;
+}
+
+/// The same flow with the store in PostgreSQL (here, a database of the target's cluster).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_admin_flow_with_a_postgresql_store() {
+    let t = target();
+    t.cluster.create_database("sluice_store").expect("store database");
+    let url = t.cluster.superuser_url("sluice_store");
+    let key = sluice_store::MasterKey::generate().expect("key");
+    let opened = Store::open(&url, KeyConfig::Key(key)).await;
+    if t.cluster.version_num().expect("version") < 120_000 {
+        assert!(opened.is_err(), "a store below PostgreSQL 12 is refused");
+        return;
+    }
+    let api = Api::with_store(opened.expect("store"), Config::default(), tempfile::tempdir().expect("tempdir"));
+    admin_flow(&api, &t).await;
+}
+
+async fn admin_flow(api: &Api, t: &Target) {
     let admin = api.admin_token().await;
     let me = api.call(Method::GET, "/api/v1/me", As::Token(&admin), None).await;
     assert_eq!(me.json()["role"], "admin", "{}", me.text());
 
     // Create the source with its password; the response says only that it is set.
-    let form = api.source_form(&t, &t.password);
+    let form = api.source_form(t, &t.password);
     let r = api.call(Method::POST, "/api/v1/sources", As::Token(&admin), Some(form.clone())).await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
     let v = r.json();
@@ -210,7 +235,9 @@ async fn the_admin_flow_end_to_end() {
     assert_eq!(v["password_rotation"], "ok");
     assert!(v["password_updated_at"].is_i64());
     let dup = api.call(Method::POST, "/api/v1/sources", As::Token(&admin), Some(form)).await;
-    dup.refused(StatusCode::CONFLICT, "name");
+    // Both the id and the name are unique; the backends report whichever they check first.
+    let v = dup.refused(StatusCode::CONFLICT, dup.json()["error"]["field"].as_str().unwrap_or("?"));
+    assert!(v["error"]["field"] == "id" || v["error"]["field"] == "name", "{v}");
 
     // Test Connection, whole report: the same JSON as `sluice doctor --format json`.
     let r = api.call(Method::POST, "/api/v1/sources/shop/test", As::Token(&admin), None).await;
@@ -240,7 +267,7 @@ async fn the_admin_flow_end_to_end() {
     }
 
     // An unsaved form with a wrong password: `auth` fails, with its fix.
-    let wrong = api.source_form(&t, "not-the-password");
+    let wrong = api.source_form(t, "not-the-password");
     let r = api.call(Method::POST, "/api/v1/sources/test", As::Token(&admin), Some(wrong)).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
     let report: sluice_doctor::Report = serde_json::from_slice(&r.body).expect("report");
@@ -283,7 +310,7 @@ async fn the_admin_flow_end_to_end() {
     assert_eq!(r.body, psql);
 
     // Both are in the audit log, completed with rows and bytes.
-    let audit = wait_for_audit(&api, &admin, 2).await;
+    let audit = wait_for_audit(api, &admin, 2).await;
     for entry in &audit[..2] {
         assert_eq!(entry["sql"], sql, "{entry}");
         assert_eq!(entry["outcome"], "ok", "{entry}");
@@ -310,7 +337,7 @@ async fn the_admin_flow_end_to_end() {
         .await;
     let analyst = r.json()["token"].as_str().expect("token").to_string();
     let admin_only: [(Method, &str, Option<Value>); 9] = [
-        (Method::POST, "/api/v1/sources", Some(api.source_form(&t, "x"))),
+        (Method::POST, "/api/v1/sources", Some(api.source_form(t, "x"))),
         (Method::PATCH, "/api/v1/sources/shop", Some(json!({"name": "mine"}))),
         (Method::DELETE, "/api/v1/sources/shop", None),
         (Method::POST, "/api/v1/sources/shop/test", None),
@@ -510,4 +537,38 @@ async fn a_dropped_query_response_cancels_the_statement() {
     }
     let entries = wait_for_audit(&api, &admin, 1).await;
     assert_eq!(entries[0]["outcome"], "cancelled", "{}", entries[0]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_busy_source_answers_429_after_a_bounded_wait() {
+    let t = target();
+    let config = Config { pool_size: 1, pool_wait: Duration::from_millis(300), ..Config::default() };
+    let api = Api::start(config).await;
+    let admin = api.admin_token().await;
+    let r = api.call(Method::POST, "/api/v1/sources", As::Token(&admin), Some(api.source_form(&t, &t.password))).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    // The one session is held by a streaming response nobody reads to the end.
+    let long = json!({"sql": "SELECT generate_series(1, 200000000) AS g", "format": "csv"});
+    let req = Api::request(Method::POST, "/api/v1/sources/shop/query", As::Token(&admin), Some(&long));
+    let response = api.router.clone().oneshot(req).await.expect("infallible");
+    assert_eq!(response.status(), StatusCode::OK);
+    let mut held = response.into_body();
+    assert!(held.frame().await.is_some());
+    let r =
+        api.call(Method::POST, "/api/v1/sources/shop/query", As::Token(&admin), Some(json!({"sql": "SELECT 1"}))).await;
+    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS, "{}", r.text());
+    assert!(r.headers.contains_key(header::RETRY_AFTER));
+    // Once the first response is gone, its session serves the next request.
+    drop(held);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let r = api
+            .call(Method::POST, "/api/v1/sources/shop/query", As::Token(&admin), Some(json!({"sql": "SELECT 1"})))
+            .await;
+        if r.status == StatusCode::OK {
+            break;
+        }
+        assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS, "{}", r.text());
+        assert!(Instant::now() < deadline, "the session never came back");
+    }
 }
