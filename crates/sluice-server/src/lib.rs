@@ -59,6 +59,8 @@ pub struct Config {
     pub sign_in_lockout: Duration,
     /// How long a browser session lives.
     pub session_ttl: Duration,
+    /// After shutdown is asked for, how long open requests (streaming queries) may still run.
+    pub shutdown_grace: Duration,
 }
 
 impl Default for Config {
@@ -73,6 +75,7 @@ impl Default for Config {
             sign_in_failures: 5,
             sign_in_lockout: Duration::from_secs(60),
             session_ttl: Duration::from_secs(12 * 3600),
+            shutdown_grace: Duration::from_secs(30),
         }
     }
 }
@@ -88,6 +91,8 @@ struct Inner {
     config: Config,
     pools: tokio::sync::Mutex<HashMap<SourceId, Pool>>,
     sign_ins: Mutex<HashMap<String, auth::Failures>>,
+    /// Set once the shutdown grace is over: streaming responses end at once.
+    closing: tokio::sync::watch::Sender<bool>,
 }
 
 impl AppState {
@@ -98,6 +103,7 @@ impl AppState {
                 config,
                 pools: tokio::sync::Mutex::new(HashMap::new()),
                 sign_ins: Mutex::new(HashMap::new()),
+                closing: tokio::sync::watch::Sender::new(false),
             }),
         }
     }
@@ -129,6 +135,16 @@ impl AppState {
         self.inner.pools.lock().await.remove(id);
     }
 
+    /// Completes when streaming responses must end (the shutdown grace is over).
+    pub(crate) fn closing(&self) -> impl Future<Output = ()> + Send + 'static {
+        let mut rx = self.inner.closing.subscribe();
+        async move {
+            if rx.wait_for(|closing| *closing).await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        }
+    }
+
     fn sign_ins(&self) -> std::sync::MutexGuard<'_, HashMap<String, auth::Failures>> {
         match self.inner.sign_ins.lock() {
             Ok(g) => g,
@@ -150,14 +166,42 @@ pub fn router(state: AppState) -> Router {
 }
 
 /// Serves the API on `listener` until `shutdown` completes, then stops accepting and waits for
-/// open requests (running queries included) to finish.
+/// open requests (running queries included) to finish, at most [`Config::shutdown_grace`]; a
+/// query still streaming then is dropped, which cancels its statement.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    let grace = state.config().shutdown_grace;
+    let closing = state.inner.clone();
+    let (asked_tx, asked_rx) = tokio::sync::oneshot::channel::<()>();
+    let signal = async move {
+        shutdown.await;
+        let _ = asked_tx.send(());
+    };
     let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
-    axum::serve(listener, app).with_graceful_shutdown(shutdown).await
+    let server = std::future::IntoFuture::into_future(axum::serve(listener, app).with_graceful_shutdown(signal));
+    tokio::pin!(server);
+    let deadline = async move {
+        if asked_rx.await.is_err() {
+            // The server ended on its own; never let the deadline win then.
+            std::future::pending::<()>().await;
+        }
+        tokio::time::sleep(grace).await;
+    };
+    tokio::select! {
+        result = &mut server => return result,
+        () = deadline => {}
+    }
+    // Past the grace: streaming responses end now (a query's statement is cancelled as for a
+    // client that went away), and their connections close.
+    tracing::warn!(grace_ms = grace.as_millis() as u64, "open requests outlived the shutdown grace; ending them");
+    closing.closing.send_replace(true);
+    match tokio::time::timeout(grace, server).await {
+        Ok(result) => result,
+        Err(_) => Ok(()),
+    }
 }
 
 /// The incoming `X-Request-Id` when it is short printable text, else a new one: on the request's

@@ -103,7 +103,13 @@ impl Api {
     }
 
     fn with_store(store: Store, config: Config, dir: tempfile::TempDir) -> Api {
-        let store = Arc::new(store);
+        let mut api = Api::with_store_arc(Arc::new(store), config);
+        api._dir = dir;
+        api
+    }
+
+    fn with_store_arc(store: Arc<Store>, config: Config) -> Api {
+        let dir = tempfile::tempdir().expect("tempdir");
         let router = sluice_server::router(AppState::new(store.clone(), config));
         Api { router, store, bodies: RefCell::new(Vec::new()), _dir: dir }
     }
@@ -571,4 +577,54 @@ async fn a_busy_source_answers_429_after_a_bounded_wait() {
         assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS, "{}", r.text());
         assert!(Instant::now() < deadline, "the session never came back");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_drains_then_drops_a_query_past_its_grace() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let t = target();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store =
+        Arc::new(Store::open(&dir.path().join("data").display().to_string(), KeyConfig::DataDir).await.expect("store"));
+    let setup = Api::with_store_arc(store.clone(), Config::default());
+    let admin = setup.admin_token().await;
+    let r =
+        setup.call(Method::POST, "/api/v1/sources", As::Token(&admin), Some(setup.source_form(&t, &t.password))).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let config = Config { shutdown_grace: Duration::from_millis(500), ..Config::default() };
+    let server = tokio::spawn(sluice_server::serve(listener, AppState::new(store.clone(), config), async {
+        let _ = stop_rx.await;
+    }));
+    let body = json!({"sql": "SELECT generate_series(1, 200000000) AS g", "format": "csv"}).to_string();
+    let mut conn = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let request = format!(
+        "POST /api/v1/sources/shop/query HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {admin}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    conn.write_all(request.as_bytes()).await.expect("send");
+    let mut first = vec![0u8; 4096];
+    let n = conn.read(&mut first).await.expect("read");
+    assert!(
+        String::from_utf8_lossy(&first[..n]).starts_with("HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&first[..n])
+    );
+
+    // The client keeps the response open (reading nothing more); shutdown waits out the grace,
+    // then drops the response, which cancels the statement.
+    let _ = stop_tx.send(());
+    server.await.expect("join").expect("serve ends");
+    let active = "SELECT count(*) FROM pg_stat_activity WHERE state = 'active' AND query LIKE '%generate_series(1, 200000000)%' AND pid <> pg_backend_pid()";
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while t.cluster.psql(DB, active).expect("psql") != "0" {
+        assert!(Instant::now() < deadline, "the statement still runs after shutdown");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    drop(conn);
+    let entries = wait_for_audit(&setup, &admin, 1).await;
+    assert_eq!(entries[0]["outcome"], "cancelled", "{}", entries[0]);
 }

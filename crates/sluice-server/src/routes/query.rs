@@ -2,6 +2,7 @@
 //! wait, then 429), an audit entry before the first row and its completion after the last, and
 //! the rows streamed in the requested format. A client that goes away cancels the statement.
 
+use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -131,7 +132,8 @@ async fn query(
     let (body, handle) = export::spawn_body(stream, exporter);
     let (done_tx, done_rx) = oneshot::channel();
     let bytes = Arc::new(AtomicU64::new(0));
-    let counted = Counted { inner: body, bytes: bytes.clone(), done: Some(done_tx) };
+    let counted =
+        Counted { inner: body, bytes: bytes.clone(), done: Some(done_tx), closing: Some(Box::pin(state.closing())) };
     let audit_state = state.clone();
     tokio::spawn(async move {
         let result = match handle.await {
@@ -196,12 +198,23 @@ struct Counted {
     inner: export::Body,
     bytes: Arc<AtomicU64>,
     done: Option<oneshot::Sender<()>>,
+    /// Completes when the server's shutdown grace is over; the body then ends with an error.
+    closing: Option<Pin<Box<dyn Future<Output = ()> + Send>>>,
 }
 
 impl Stream for Counted {
     type Item = Result<Bytes, BodyError>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        if let Some(closing) = self.closing.as_mut() {
+            if closing.as_mut().poll(cx).is_ready() {
+                self.closing = None;
+                let message = "the server is shutting down; the result is incomplete".to_string();
+                return Poll::Ready(Some(Err(BodyError { message, sqlstate: None })));
+            }
+        } else {
+            return Poll::Ready(None);
+        }
         let polled = Pin::new(&mut self.inner).poll_next(cx);
         if let Poll::Ready(Some(Ok(chunk))) = &polled {
             self.bytes.fetch_add(chunk.len() as u64, Ordering::SeqCst);
