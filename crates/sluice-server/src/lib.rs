@@ -15,6 +15,7 @@
 pub mod auth;
 mod error;
 mod form;
+mod metrics;
 mod routes;
 
 use std::collections::HashMap;
@@ -93,6 +94,7 @@ struct Inner {
     sign_ins: Mutex<HashMap<String, auth::Failures>>,
     /// Set once the shutdown grace is over: streaming responses end at once.
     closing: tokio::sync::watch::Sender<bool>,
+    metrics: metrics::Metrics,
 }
 
 impl AppState {
@@ -104,6 +106,7 @@ impl AppState {
                 pools: tokio::sync::Mutex::new(HashMap::new()),
                 sign_ins: Mutex::new(HashMap::new()),
                 closing: tokio::sync::watch::Sender::new(false),
+                metrics: metrics::Metrics::default(),
             }),
         }
     }
@@ -135,6 +138,18 @@ impl AppState {
         self.inner.pools.lock().await.remove(id);
     }
 
+    pub(crate) fn metrics(&self) -> &metrics::Metrics {
+        &self.inner.metrics
+    }
+
+    /// Every pool built so far, by source.
+    pub(crate) async fn pools_snapshot(&self) -> Vec<(SourceId, Pool)> {
+        let pools = self.inner.pools.lock().await;
+        let mut all: Vec<(SourceId, Pool)> = pools.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        all.sort_by(|a, b| a.0.cmp(&b.0));
+        all
+    }
+
     /// Completes when streaming responses must end (the shutdown grace is over).
     pub(crate) fn closing(&self) -> impl Future<Output = ()> + Send + 'static {
         let mut rx = self.inner.closing.subscribe();
@@ -158,10 +173,12 @@ pub fn router(state: AppState) -> Router {
     let limit = state.config().body_limit;
     Router::new()
         .nest("/api/v1", routes::api())
+        .route("/metrics", axum::routing::get(metrics::render))
         .fallback(routes::not_found)
         .layer(DefaultBodyLimit::max(limit))
-        // Outermost: every response, errors and rejections included, carries the request id.
-        .layer(axum::middleware::from_fn(request_id))
+        // Outermost: every response, errors and rejections included, carries the request id
+        // and is counted.
+        .layer(axum::middleware::from_fn_with_state(state.clone(), request_id))
         .with_state(state)
 }
 
@@ -206,7 +223,11 @@ pub async fn serve(
 
 /// The incoming `X-Request-Id` when it is short printable text, else a new one: on the request's
 /// span and echoed on the response.
-async fn request_id(mut req: Request, next: Next) -> Response {
+async fn request_id(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    mut req: Request,
+    next: Next,
+) -> Response {
     let id = req
         .headers()
         .get(&REQUEST_ID)
@@ -219,6 +240,7 @@ async fn request_id(mut req: Request, next: Next) -> Response {
     let span = tracing::info_span!("request", id = %id, method = %req.method(), path = %req.uri().path());
     let mut response = next.run(req).instrument(span).await;
     response.headers_mut().insert(REQUEST_ID, value);
+    state.metrics().response(response.status().as_u16());
     response
 }
 

@@ -364,6 +364,21 @@ async fn admin_flow(api: &Api, t: &Target) {
     let r = api.call(Method::GET, "/api/v1/sources/shop/catalog", As::Token(&analyst), None).await;
     assert_eq!(r.status, StatusCode::OK);
 
+    // Metrics: Prometheus text, every name `sluice_…`.
+    let r = api.call(Method::GET, "/metrics", As::Nobody, None).await;
+    assert_eq!(r.status, StatusCode::OK);
+    let text = r.text();
+    let value = |line: &str| -> f64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(line).map(|v| v.trim().parse::<f64>().expect("a number")))
+            .unwrap_or_else(|| panic!("no {line} in\n{text}"))
+    };
+    assert!(value("sluice_queries_total{outcome=\"ok\"}") >= 2.0, "{text}");
+    assert_eq!(value("sluice_discovery_runs_total{outcome=\"ok\"}"), 1.0, "{text}");
+    assert_eq!(value("sluice_pool_sessions{source=\"shop\",kind=\"max\"}"), 5.0, "{text}");
+    assert!(value("sluice_http_responses_total{class=\"4xx\"}") >= 9.0, "{text}");
+    assert!(text.lines().filter(|l| !l.starts_with('#')).all(|l| l.starts_with("sluice_")), "{text}");
+
     // No response ever carried the password.
     for body in api.bodies.borrow().iter() {
         let text = String::from_utf8_lossy(body);

@@ -174,6 +174,8 @@ async fn complete(
         Err(QueryError::Cancelled) => (QueryOutcome::Cancelled, Some(e_text(result))),
         Err(_) => (QueryOutcome::Failed, Some(e_text(result))),
     };
+    let millis = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+    state.metrics().query(outcome, rows, bytes, millis);
     let done = QueryCompletion {
         duration_ms: i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX),
         rows: i64::try_from(rows).unwrap_or(i64::MAX),

@@ -220,6 +220,7 @@ async fn refresh(
                 Ok(_) => (RunOutcome::Ok, None),
                 Err(e) => (RunOutcome::Failed, Some(e.to_string())),
             };
+            state.metrics().discovery(outcome);
             state.store().finish_discovery_run(run, outcome, None, message.as_deref()).await?;
             let snapshot = stored?;
             audit(&state, &who, "source.refresh", Some(&id), json!({"run": run, "changed": snapshot.is_some()}))
@@ -227,6 +228,7 @@ async fn refresh(
             Ok(Json(json!({"run": run, "changed": snapshot.is_some(), "snapshot": snapshot})).into_response())
         }
         Err((stage, e)) => {
+            state.metrics().discovery(RunOutcome::Failed);
             state.store().finish_discovery_run(run, RunOutcome::Failed, Some(stage), Some(&e.message)).await?;
             Err(e)
         }
