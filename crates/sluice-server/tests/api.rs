@@ -643,3 +643,42 @@ async fn shutdown_drains_then_drops_a_query_past_its_grace() {
     let entries = wait_for_audit(&setup, &admin, 1).await;
     assert_eq!(entries[0]["outcome"], "cancelled", "{}", entries[0]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cookies_are_secure_behind_https_and_a_disabled_user_is_signed_out() {
+    let api = Api::start(Config { secure_cookies: true, ..Config::default() }).await;
+    let admin = api.admin_token().await;
+    let r = api
+        .call(
+            Method::POST,
+            "/api/v1/users",
+            As::Token(&admin),
+            Some(json!({"login": "bob", "password": "another long password", "role": "analyst"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    let bob = r.json()["user"]["id"].clone();
+    let r = api
+        .call(
+            Method::POST,
+            "/api/v1/sessions",
+            As::Nobody,
+            Some(json!({"login": "bob", "password": "another long password"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    let cookies: Vec<&str> = r.headers.get_all(header::SET_COOKIE).iter().map(|v| v.to_str().expect("ascii")).collect();
+    assert_eq!(cookies.len(), 2, "{cookies:?}");
+    assert!(cookies.iter().all(|c| c.contains("; Secure")), "{cookies:?}");
+    let session = cookies[0].trim_start_matches("sluice_session=").split(';').next().expect("value").to_string();
+    let me = api.call(Method::GET, "/api/v1/me", As::Cookie(&session, None), None).await;
+    assert_eq!(me.json()["role"], "analyst");
+    let r = api.call(Method::DELETE, &format!("/api/v1/users/{bob}"), As::Token(&admin), None).await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text());
+    let me = api.call(Method::GET, "/api/v1/me", As::Cookie(&session, None), None).await;
+    assert_eq!(me.status, StatusCode::UNAUTHORIZED);
+    let r = api.call(Method::DELETE, "/api/v1/users/999999", As::Token(&admin), None).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND, "{}", r.text());
+    let r = api.call(Method::GET, "/api/v1/audit?kind=user.disable", As::Token(&admin), None).await;
+    assert_eq!(r.json()["entries"].as_array().map(Vec::len), Some(1), "{}", r.text());
+}
