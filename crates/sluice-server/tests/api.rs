@@ -364,6 +364,31 @@ async fn admin_flow(api: &Api, t: &Target) {
     let r = api.call(Method::GET, "/api/v1/sources/shop/catalog", As::Token(&analyst), None).await;
     assert_eq!(r.status, StatusCode::OK);
 
+    // A token scoped to one source sees no other.
+    let mut other = api.source_form(t, &t.password);
+    other["id"] = json!("other");
+    other["name"] = json!("Other");
+    let r = api.call(Method::POST, "/api/v1/sources", As::Token(&admin), Some(other)).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    let r = api
+        .call(
+            Method::POST,
+            "/api/v1/tokens",
+            As::Token(&admin),
+            Some(json!({"name": "shop only", "role": "analyst", "source": "shop"})),
+        )
+        .await;
+    let scoped = r.json()["token"].as_str().expect("token").to_string();
+    let r = api.call(Method::GET, "/api/v1/sources", As::Token(&scoped), None).await;
+    let listed: Vec<Value> = r.json()["sources"].as_array().expect("sources").iter().map(|s| s["id"].clone()).collect();
+    assert_eq!(listed, vec![json!("shop")]);
+    let r = api
+        .call(Method::POST, "/api/v1/sources/other/query", As::Token(&scoped), Some(json!({"sql": "SELECT 1"})))
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND, "{}", r.text());
+    let r = api.call(Method::GET, "/api/v1/sources/other/catalog", As::Token(&scoped), None).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND, "{}", r.text());
+
     // Metrics: Prometheus text, every name `sluice_…`.
     let r = api.call(Method::GET, "/metrics", As::Nobody, None).await;
     assert_eq!(r.status, StatusCode::OK);

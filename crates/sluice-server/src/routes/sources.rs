@@ -93,6 +93,7 @@ async fn edit(
     ApiJson(form): ApiJson<SourceForm>,
 ) -> Result<Response, ApiError> {
     let id = source_id(&id)?;
+    who.may_use(&id)?;
     if form.id.as_ref().is_some_and(|new| new != id.as_str()) {
         return Err(ApiError::invalid("id", "a source's id cannot change"));
     }
@@ -118,6 +119,7 @@ async fn remove(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let id = source_id(&id)?;
+    who.may_use(&id)?;
     let record = state.store().source(&id).await?;
     state.store().delete_source(&id).await?;
     state.drop_pool(&id).await;
@@ -142,11 +144,12 @@ async fn test_form(
 /// Tests a saved source through its pool.
 async fn test_saved(
     State(state): State<AppState>,
-    RequireAdmin(_): RequireAdmin,
+    RequireAdmin(who): RequireAdmin,
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let id = source_id(&id)?;
+    who.may_use(&id)?;
     let spec = state.store().source_spec(&id).await?;
     // A spec the connector refuses (a certificate that does not parse) still gets its report:
     // the doctor's config check says what is wrong.
@@ -210,6 +213,7 @@ async fn refresh(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let id = source_id(&id)?;
+    who.may_use(&id)?;
     state.store().source(&id).await?;
     let run = state.store().start_discovery_run(&id).await?;
     let outcome = discover(&state, &id).await;
