@@ -528,6 +528,20 @@ async fn sessions_need_csrf_sign_out_ends_them_and_failures_are_throttled() {
     let r = api.call(Method::POST, "/api/v1/users", As::Cookie(&cookie, Some(&csrf)), Some(body)).await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
 
+    // A sign-in from a browser holding a session replaces it (a new id; the old one ends).
+    let mut req = Api::request(
+        Method::POST,
+        "/api/v1/sessions",
+        As::Cookie(&cookie, None),
+        Some(&json!({"login": "ada", "password": "correct horse battery"})),
+    );
+    req.headers_mut().insert(header::COOKIE, format!("sluice_session={cookie}").parse().expect("header"));
+    let r = api.send(req).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    let replaced = api.call(Method::GET, "/api/v1/me", As::Cookie(&cookie, None), None).await;
+    assert_eq!(replaced.status, StatusCode::UNAUTHORIZED);
+    let (cookie, _csrf) = api.sign_in("ada", "correct horse battery").await;
+
     // A second sign-in is a new session; signing out ends only that one.
     let (second, second_csrf) = api.sign_in("ada", "correct horse battery").await;
     assert_ne!(second, cookie);

@@ -92,6 +92,7 @@ struct SignInBody {
 /// and the CSRF token. Failures are audited and, after a few, answered with 429.
 async fn sign_in(State(state): State<AppState>, req: axum::extract::Request) -> Result<Response, ApiError> {
     let ip = auth::peer_ip(req.extensions());
+    let previous = auth::cookie(req.headers(), auth::SESSION_COOKIE);
     let ApiJson(body) =
         <ApiJson<SignInBody> as axum::extract::FromRequest<AppState>>::from_request(req, &state).await?;
     let key = auth::throttle_key(&body.login, ip);
@@ -107,6 +108,9 @@ async fn sign_in(State(state): State<AppState>, req: axum::extract::Request) -> 
         return Err(ApiError::unauthenticated("the login or the password is wrong"));
     };
     state.sign_in_succeeded(&key);
+    if let Some(previous) = previous {
+        state.store().revoke_session(&previous).await?;
+    }
     let ttl = state.config().session_ttl;
     let session = state.store().create_session(user.id, ttl).await?;
     let cookies = auth::session_cookies(
