@@ -298,7 +298,8 @@ pub(crate) fn batch(
     Ok((sql, order))
 }
 
-/// A string literal that means the same whatever `standard_conforming_strings` says.
+/// A schema name as a string literal (`sluice_core::quote::literal`), refused when it is empty or
+/// holds a NUL, which no schema name can.
 fn literal(s: &str) -> Result<String, CatalogError> {
     if s.is_empty() {
         return Err(CatalogError::InvalidSchemaName { name: s.to_string(), reason: "it is empty" });
@@ -309,17 +310,7 @@ fn literal(s: &str) -> Result<String, CatalogError> {
             reason: "it contains a NUL character",
         });
     }
-    let mut out = String::with_capacity(s.len() + 4);
-    out.push_str("E'");
-    for ch in s.chars() {
-        match ch {
-            '\'' => out.push_str("''"),
-            '\\' => out.push_str("\\\\"),
-            c => out.push(c),
-        }
-    }
-    out.push('\'');
-    Ok(out)
+    Ok(sluice_core::quote::literal(s))
 }
 
 #[cfg(test)]
@@ -329,11 +320,11 @@ mod tests {
     #[test]
     fn literals_escape_quotes_and_backslashes() {
         let cases = [
-            ("public", "E'public'"),
-            ("it's", "E'it''s'"),
+            ("public", "'public'"),
+            ("it's", "'it''s'"),
             (r"back\slash", r"E'back\\slash'"),
-            ("naïve ü", "E'naïve ü'"),
-            ("'; DROP TABLE x; --", "E'''; DROP TABLE x; --'"),
+            ("naïve ü", "'naïve ü'"),
+            ("'; DROP TABLE x; --", "'''; DROP TABLE x; --'"),
         ];
         for (input, want) in cases {
             assert_eq!(literal(input).expect(input), want, "{input}");
@@ -363,6 +354,6 @@ mod tests {
         let (filtered, _) =
             batch(Features::for_version(150_000), &SessionSettings::default(), &["a b".into(), "it's".into()])
                 .expect("filter");
-        assert!(filtered.contains("ANY (ARRAY[E'a b', E'it''s']::name[])"));
+        assert!(filtered.contains("ANY (ARRAY['a b', 'it''s']::name[])"));
     }
 }

@@ -25,6 +25,7 @@
 //! pool. Statements from `Client::prepare` therefore live for one transaction only.
 //! Nothing is set at session level; `transaction_read_only` is confirmed in every transaction.
 
+use sluice_core::quote::{ident, literal};
 use tokio_postgres::Client;
 
 use crate::session::{session_err, text_rows};
@@ -48,10 +49,6 @@ const DRIVER_TYPE_LOOKUPS: [&str; 5] = [
 ];
 
 const SAVEPOINT: &str = "sluice_work";
-
-fn quote_ident(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
-}
 
 /// The isolation level of a [`ReadOnlyTransaction`].
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -139,11 +136,6 @@ impl ReadOnlyTransaction<'_> {
     }
 }
 
-/// A string literal that means the same whatever `standard_conforming_strings` says.
-fn literal(s: &str) -> String {
-    format!("E'{}'", s.replace('\\', "\\\\").replace('\'', "''"))
-}
-
 impl ReadOnlySession {
     /// Begins a read-only transaction (`READ COMMITTED`) carrying Sluice's time limits (`SET
     /// LOCAL`), confirmed read-only by the server. The one way to run work, correct both on a
@@ -172,7 +164,7 @@ impl ReadOnlySession {
             format!("BEGIN ISOLATION LEVEL {} READ ONLY; {}", options.isolation.sql(), limits.set_local_sql());
         if self.pgbouncer {
             for r in &self.replay {
-                sql.push_str(&format!(" PREPARE {} AS {};", quote_ident(&r.name), r.sql));
+                sql.push_str(&format!(" PREPARE {} AS {};", ident(&r.name), r.sql));
             }
             sql.push_str(&format!(" SAVEPOINT {SAVEPOINT};"));
         }
@@ -253,7 +245,7 @@ impl ReadOnlySession {
             {
                 self.replay.push(Replay { name: name.clone(), sql: statement.clone() });
             }
-            sql.push_str(&format!("DEALLOCATE {}; ", quote_ident(name)));
+            sql.push_str(&format!("DEALLOCATE {}; ", ident(name)));
         }
         sql.push_str(end);
         let result = text_rows(&self.client, &sql).await;
@@ -262,22 +254,5 @@ impl ReadOnlySession {
             self.poisoned = true;
         }
         result.map(drop)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn literals_are_escaped() {
-        assert_eq!(literal("TimeZone"), "E'TimeZone'");
-        assert_eq!(literal("a'b\\c"), "E'a''b\\\\c'");
-    }
-
-    #[test]
-    fn identifiers_are_quoted() {
-        assert_eq!(quote_ident("s3"), "\"s3\"");
-        assert_eq!(quote_ident("a\"b"), "\"a\"\"b\"");
     }
 }

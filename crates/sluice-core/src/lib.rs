@@ -11,6 +11,7 @@
 mod error;
 mod parse;
 pub mod pgpass;
+pub mod quote;
 mod secret;
 mod spec;
 mod split;
