@@ -81,6 +81,9 @@ pub struct TransactionOptions {
     /// read-only, so a caller needing them spends no round trip of its own; see
     /// [`ReadOnlyTransaction::setting`].
     pub read_settings: Vec<String>,
+    /// This transaction's `application_name` (`SET LOCAL`, so it also holds behind PgBouncer), for
+    /// a DBA watching `pg_stat_activity`: the service names the person who runs the statement.
+    pub application_name: Option<String>,
 }
 
 /// A read-only transaction on a [`ReadOnlySession`], begun and confirmed by the server
@@ -162,6 +165,9 @@ impl ReadOnlySession {
         }
         let mut sql =
             format!("BEGIN ISOLATION LEVEL {} READ ONLY; {}", options.isolation.sql(), limits.set_local_sql());
+        if let Some(name) = &options.application_name {
+            sql.push_str(&format!(" SET LOCAL application_name = {};", literal(name)));
+        }
         if self.pgbouncer {
             for r in &self.replay {
                 sql.push_str(&format!(" PREPARE {} AS {};", ident(&r.name), r.sql));

@@ -51,6 +51,9 @@ pub struct QueryRequest {
     pub timeout: Option<Duration>,
     /// What the output needs: exact text or typed values.
     pub flavor: Flavor,
+    /// `application_name` while this request runs (e.g. `sluice:ana`), so `pg_stat_activity`
+    /// names who ran the statement; the session's own name otherwise.
+    pub application_name: Option<String>,
 }
 
 /// Something that lends a read-only session for one request: a pool loan, or a session owned
@@ -254,6 +257,7 @@ async fn start(
         isolation: Isolation::RepeatableRead,
         statement_timeout: timeout_ms.map(Duration::from_millis),
         read_settings: FORMAT_SETTINGS.iter().map(|s| s.to_string()).collect(),
+        application_name: req.application_name.clone(),
     };
     let tx = session.read_only_transaction_with(&options).await?;
     let setting = |name: &str| tx.setting(name).unwrap_or_default().to_string();

@@ -109,3 +109,25 @@ async fn an_error_after_the_first_byte_ends_the_body_with_it() {
         }
     }
 }
+
+/// What `pg_stat_activity` shows as the analyst's application_name (its one backend).
+fn application_names(env: &Env) -> String {
+    su(&env.cluster, "SELECT string_agg(application_name, ',') FROM pg_stat_activity WHERE usename = 'analyst';")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_names_who_runs_it_in_pg_stat_activity_for_its_transaction_only() {
+    let env = env();
+    let mut request = req(ENDLESS, Format::Csv);
+    request.application_name = Some("sluice:ana".into());
+    let session = env.pool.get().await.expect("session");
+    let stream = run(session, request).await.expect("run");
+    let (mut body, done) = spawn_body(stream, Format::Csv.exporter(ExportContext::default()));
+    body.next().await.expect("a first chunk").expect("bytes");
+    assert_eq!(application_names(&env), "sluice:ana");
+    drop(body);
+    let _ = done.await.expect("task");
+    stopped(&env).await;
+    // SET LOCAL ended with the transaction: the pooled session is the service's own again.
+    assert_eq!(csv(&env.pool, "SELECT current_setting('application_name') AS a").await.expect("reuse"), "a\nsluice\n");
+}

@@ -120,6 +120,8 @@ async fn query(
         max_rows,
         timeout: body.timeout_ms.map(Duration::from_millis),
         flavor: format.format().flavor(),
+        // A DBA sees who runs what in pg_stat_activity.
+        application_name: Some(format!("sluice:{}", who.login)),
     };
     let stream = match sluice_query::run(session, request).await {
         Ok(s) => s,
