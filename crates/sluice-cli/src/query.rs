@@ -125,15 +125,16 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let sql = read_sql(&args)?;
     let spec = args.conn.resolve()?.map_err(|e| Usage::new(e.message(), e.hint()))?;
     let format = Format::from(args.format);
+    let gate = sluice_query::gate::GateOptions { max_sql_bytes: args.max_sql_bytes };
     let request = QueryRequest {
         sql,
         max_rows: args.max_rows,
         timeout: args.timeout,
         flavor: format.flavor(),
+        gate,
         ..Default::default()
     };
     // Refuse what the gate refuses before opening a connection.
-    let gate = sluice_query::gate::GateOptions { max_sql_bytes: args.max_sql_bytes };
     if let Err(e) = sluice_query::gate::admit_with(&request.sql, &gate) {
         return Ok(fail(&e, &request.sql));
     }

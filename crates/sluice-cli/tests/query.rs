@@ -356,3 +356,19 @@ fn ctrl_c_before_the_first_row_cancels_the_statement() {
     assert!(stderr(&out).contains("cancelled"), "{}", stderr(&out));
     assert!(out.stdout.is_empty());
 }
+
+#[test]
+fn max_sql_bytes_lowers_and_raises_the_statement_limit() {
+    let env = Env::new();
+    // A 1.5 MB statement: over the default 1 MiB limit.
+    let big = format!("SELECT 42 AS answer /* {} */", "x".repeat(1_500_000));
+    std::fs::write(env.dir.path().join("big.sql"), &big).expect("big.sql");
+    let out = env.run(&["--file", "big.sql"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("1048576"), "the limit is named: {}", stderr(&out));
+    let out = env.run(&["--file", "big.sql", "--max-sql-bytes", "2000000"]);
+    assert!(out.status.success(), "a raised limit admits it: {}", stderr(&out));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "answer\n42\n");
+    let out = env.run(&["--sql", "SELECT 1", "--max-sql-bytes", "4"]);
+    assert_eq!(out.status.code(), Some(1), "a lowered limit refuses: {}", stderr(&out));
+}

@@ -54,6 +54,8 @@ pub struct QueryRequest {
     /// `application_name` while this request runs (e.g. `sluice:ana`), so `pg_stat_activity`
     /// names who ran the statement; the session's own name otherwise.
     pub application_name: Option<String>,
+    /// The gate's limits (the longest statement admitted).
+    pub gate: gate::GateOptions,
 }
 
 /// Something that lends a read-only session for one request: a pool loan, or a session owned
@@ -164,7 +166,7 @@ impl std::fmt::Debug for RowStream {
 /// Admits `req.sql` through the gate, then runs it on `loan` (see the module docs for the
 /// protocol). The session is held by the stream until it ends or is dropped.
 pub async fn run<L: SessionLoan>(loan: L, req: QueryRequest) -> Result<RowStream, QueryError> {
-    let admitted = gate::admit(&req.sql)?;
+    let admitted = gate::admit_with(&req.sql, &req.gate)?;
     if req.max_rows == Some(0) {
         return Err(QueryError::Invalid {
             field: "max_rows",

@@ -122,6 +122,7 @@ async fn query(
         flavor: format.format().flavor(),
         // A DBA sees who runs what in pg_stat_activity.
         application_name: Some(format!("sluice:{}", who.login)),
+        gate: Default::default(),
     };
     let stream = match sluice_query::run(session, request).await {
         Ok(s) => s,
