@@ -159,7 +159,7 @@ async fn binds(chain: Chain, expected: EndPointHash, sslmode: SslMode) {
         assert!(session.info().tls.is_some());
         assert_eq!(psql.as_deref(), Ok("bound"), "psql agrees");
     } else {
-        let e = required.err().expect("require cannot be met by PostgreSQL 10");
+        let Err(e) = required else { panic!("require cannot be met by PostgreSQL 10") };
         assert!(e.to_string().contains("SCRAM-SHA-256-PLUS"), "{e}");
         assert!(psql.is_err(), "psql refuses too: {psql:?}");
     }
