@@ -135,15 +135,16 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         ..Default::default()
     };
     // Refuse what the gate refuses before opening a connection.
-    if let Err(e) = sluice_query::gate::admit_with(&request.sql, &gate) {
-        return Ok(fail(&e, &request.sql));
-    }
+    let admitted = match sluice_query::gate::admit_with(&request.sql, &gate) {
+        Ok(a) => a,
+        Err(e) => return Ok(fail(&e, &request.sql)),
+    };
     let output = Output::open(args.output.as_deref())?;
     // Runs on main's single-threaded runtime: the session's connection task and the export share
     // one thread (the server and the Parquet encoder have their own).
     let sql = request.sql.clone();
     let options = ExportOptions { max_cell_bytes: args.max_cell_bytes };
-    let outcome = execute(spec, request, format, args.max_rows, options, output).await;
+    let outcome = execute(spec, (admitted, request), format, args.max_rows, options, output).await;
     match outcome {
         Ok(summary) => {
             note_truncation(&summary, args.max_rows);
@@ -159,7 +160,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
 /// dropped one leaves a file as it was).
 async fn execute(
     spec: sluice_core::SourceSpec,
-    request: QueryRequest,
+    (admitted, request): (sluice_query::gate::Admitted, QueryRequest),
     format: Format,
     max_rows: Option<u64>,
     options: ExportOptions,
@@ -175,7 +176,7 @@ async fn execute(
     };
     let cancel = session.cancel_handle();
     // Ctrl-C may come before the first row (a statement that sorts or sleeps first).
-    let stream = with_interrupt(&cancel, sluice_query::run(session, request)).await?;
+    let stream = with_interrupt(&cancel, sluice_query::run_admitted(session, admitted, request)).await?;
     let names: Vec<String> = stream.columns().iter().map(|c| c.name.clone()).collect();
     let mut exporter = format.exporter_with(ExportContext { max_rows }, options);
     let note_cut = |exporter: &dyn Exporter| {

@@ -167,6 +167,17 @@ impl std::fmt::Debug for RowStream {
 /// protocol). The session is held by the stream until it ends or is dropped.
 pub async fn run<L: SessionLoan>(loan: L, req: QueryRequest) -> Result<RowStream, QueryError> {
     let admitted = gate::admit_with(&req.sql, &req.gate)?;
+    run_admitted(loan, admitted, req).await
+}
+
+/// [`run`] for a caller that already admitted `req.sql` (to refuse a statement before it takes a
+/// session or a connection), so the text is parsed once. `admitted` must come from
+/// [`gate::admit_with`] on `req.sql`: its offset maps the server's error positions onto that text.
+pub async fn run_admitted<L: SessionLoan>(
+    loan: L,
+    admitted: gate::Admitted,
+    req: QueryRequest,
+) -> Result<RowStream, QueryError> {
     if req.max_rows == Some(0) {
         return Err(QueryError::Invalid {
             field: "max_rows",

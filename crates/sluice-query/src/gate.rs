@@ -80,13 +80,25 @@ pub const DENIED_PREFIXES: &[&str] = &[
 
 /// What the gate let through.
 #[derive(Debug, Clone, PartialEq, Eq)]
+/// Only the gate makes one, so holding an `Admitted` proves the text passed it.
 pub struct Admitted {
-    pub kind: StatementKind,
+    pub(crate) kind: StatementKind,
     /// The statement's own text: comments and whitespace around it and a trailing `;` removed.
-    pub sql: String,
+    pub(crate) sql: String,
     /// Character (not byte) offset of `sql` inside the request text, to map server error
     /// positions back onto what the user wrote.
-    pub char_offset: usize,
+    pub(crate) char_offset: usize,
+}
+
+impl Admitted {
+    pub fn kind(&self) -> StatementKind {
+        self.kind
+    }
+
+    /// The statement's own text, as it will be sent.
+    pub fn sql(&self) -> &str {
+        &self.sql
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

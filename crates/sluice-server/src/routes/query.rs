@@ -93,7 +93,7 @@ async fn query(
     let id = source_id(&id)?;
     who.may_use(&id)?;
     // The gate first: a refused statement never waits for a session.
-    sluice_query::gate::admit(&body.sql)?;
+    let admitted = sluice_query::gate::admit(&body.sql)?;
     if body.max_rows == Some(0) {
         return Err(ApiError::invalid("max_rows", "must be at least 1 (leave it out for the default)"));
     }
@@ -124,7 +124,7 @@ async fn query(
         application_name: Some(format!("sluice:{}", who.login)),
         gate: Default::default(),
     };
-    let stream = match sluice_query::run(session, request).await {
+    let stream = match sluice_query::run_admitted(session, admitted, request).await {
         Ok(s) => s,
         Err(e) => {
             complete(&state, audit_id, started, 0, 0, Err(&e)).await;
