@@ -7,7 +7,7 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
 use common::{check, status_of, text};
 use serde_json::Value;
@@ -16,18 +16,11 @@ use sluice_testkit::{Cluster, ClusterOptions, HbaRule, TestCa, TlsFiles};
 const SECRET_KEY: &str = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY";
 const SESSION_TOKEN: &str = "FwoGZXIvYXdzSESSIONTOKENxyz+/=";
 
+/// The binary at trace level, with no instance metadata service to ask.
 fn sluice(args: &[&str], dir: &Path, env: &[(&str, &str)]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_sluice"))
-        .args(args)
-        .current_dir(dir)
-        .env_clear()
-        .env("HOME", dir)
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("SLUICE_LOG", "trace")
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .envs(env.iter().copied())
-        .output()
-        .expect("run sluice")
+    let mut all = vec![("SLUICE_LOG", "trace"), ("AWS_EC2_METADATA_DISABLED", "true")];
+    all.extend_from_slice(env);
+    common::sluice_with(args, dir, &all)
 }
 
 fn assert_no_secret(out: &Output) {

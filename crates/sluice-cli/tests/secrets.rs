@@ -5,7 +5,7 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
 use common::{status_of, text};
 use serde_json::Value;
@@ -20,15 +20,8 @@ const PASSPHRASE: &str = "phrase-canary-Zx9wB";
 
 /// `sluice ARGS` in `dir` with `SLUICE_LOG=trace` and nothing else from the caller's environment.
 fn traced(args: &[String], dir: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_sluice"))
-        .args(args)
-        .current_dir(dir)
-        .env_clear()
-        .env("HOME", dir)
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("SLUICE_LOG", "trace")
-        .output()
-        .expect("run sluice")
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    common::sluice_with(&args, dir, &[("SLUICE_LOG", "trace")])
 }
 
 /// The base64 lines of a PEM or OpenSSH key: any of them in the output would leak key material.

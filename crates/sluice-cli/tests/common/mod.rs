@@ -10,12 +10,18 @@ use serde_json::Value;
 /// Runs `sluice ARGS` in `dir` with nothing from the caller's environment but `PATH`, and `HOME`
 /// set to `dir` (so no real `~/.pgpass` or `PG*` variable leaks into a test).
 pub fn sluice(args: &[&str], dir: &Path) -> Output {
+    sluice_with(args, dir, &[])
+}
+
+/// [`sluice`] with these environment variables as well (e.g. `SLUICE_LOG=trace`).
+pub fn sluice_with(args: &[&str], dir: &Path, env: &[(&str, &str)]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_sluice"))
         .args(args)
         .current_dir(dir)
         .env_clear()
         .env("HOME", dir)
         .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .envs(env.iter().copied())
         .output()
         .expect("run sluice")
 }
