@@ -61,6 +61,16 @@ pub struct IamArgs {
     /// The RDS endpoint port the token is signed for, when it differs from the port dialled.
     #[arg(long, value_name = "PORT")]
     pub iam_sign_port: Option<u16>,
+    /// An IAM role to assume (STS AssumeRole) with the chain's credentials; its temporary
+    /// credentials sign the token.
+    #[arg(long, value_name = "ARN")]
+    pub aws_role_arn: Option<String>,
+    /// The external id the role's trust policy requires.
+    #[arg(long, value_name = "ID", requires = "aws_role_arn")]
+    pub aws_external_id: Option<String>,
+    /// The role session's name (default: sluice).
+    #[arg(long, value_name = "NAME", requires = "aws_role_arn")]
+    pub aws_role_session_name: Option<String>,
 }
 
 impl IamArgs {
@@ -71,6 +81,9 @@ impl IamArgs {
                 (self.aws_region.is_some(), "--aws-region"),
                 (self.iam_sign_host.is_some(), "--iam-sign-host"),
                 (self.iam_sign_port.is_some(), "--iam-sign-port"),
+                (self.aws_role_arn.is_some(), "--aws-role-arn"),
+                (self.aws_external_id.is_some(), "--aws-external-id"),
+                (self.aws_role_session_name.is_some(), "--aws-role-session-name"),
             ];
             if let Some((_, flag)) = stray.iter().find(|(given, _)| *given) {
                 return Err(Usage::new(format!("{flag} needs --auth rds_iam"), None));
@@ -88,7 +101,20 @@ impl IamArgs {
                     Some("give --aws-region REGION (or set AWS_REGION)".to_string()),
                 )
             })?;
-        Ok(Auth::RdsIam(RdsIam { region, sign_host: self.iam_sign_host.clone(), sign_port: self.iam_sign_port }))
+        if let Some(arn) = self.aws_role_arn.as_deref().filter(|a| !sluice_core::is_role_arn(a)) {
+            return Err(Usage::new(
+                format!("--aws-role-arn: `{arn}` is not an IAM role ARN"),
+                Some("give the role's ARN as IAM shows it, e.g. arn:aws:iam::123456789012:role/sluice-reader".into()),
+            ));
+        }
+        Ok(Auth::RdsIam(RdsIam {
+            region,
+            sign_host: self.iam_sign_host.clone(),
+            sign_port: self.iam_sign_port,
+            role_arn: self.aws_role_arn.clone(),
+            external_id: self.aws_external_id.clone(),
+            role_session_name: self.aws_role_session_name.clone(),
+        }))
     }
 }
 

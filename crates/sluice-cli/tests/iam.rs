@@ -114,4 +114,22 @@ fn rds_iam_flags_the_doctors_iam_check_and_no_secret_in_any_output() {
     let out = sluice(&["doctor", "--url", &url, "--auth", "rds_iam"], dir.path(), &env_creds);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
     assert!(text(&out.stderr).contains("--aws-region"), "{}", text(&out.stderr));
+    // A role ARN of the wrong shape is refused before anything is dialled, naming the flag.
+    let mut args = vec!["doctor", "--url", &url];
+    args.extend(iam);
+    args.extend(["--aws-role-arn", "arn:aws:iam::123456789012:user/app"]);
+    let out = sluice(&args, dir.path(), &env_creds);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("--aws-role-arn") && text(&out.stderr).contains(":role/"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = sluice(
+        &["doctor", "--url", &url, "--aws-role-arn", "arn:aws:iam::123456789012:role/r"],
+        dir.path(),
+        &env_creds,
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("needs --auth rds_iam"), "{}", text(&out.stderr));
 }

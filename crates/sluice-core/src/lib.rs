@@ -20,7 +20,7 @@ pub use error::{ErrorKind, UserFacing};
 pub use parse::{parse_dsn, ParamSource, SpecError};
 pub use secret::Secret;
 pub use spec::{
-    Auth, CertSource, ChannelBinding, HostKeyCheck, HostPort, KeySource, Network, RdsIam, SessionAttrs, SourceSpec,
-    SshSpec, SslMode, DEFAULT_APPLICATION_NAME, DEFAULT_CONNECT_TIMEOUT_SECS, DEFAULT_PORT,
+    is_role_arn, is_session_name, Auth, CertSource, ChannelBinding, HostKeyCheck, HostPort, KeySource, Network, RdsIam,
+    SessionAttrs, SourceSpec, SshSpec, SslMode, DEFAULT_APPLICATION_NAME, DEFAULT_CONNECT_TIMEOUT_SECS, DEFAULT_PORT,
 };
 pub use split::{BadSourceId, SecretField, SourceId, SourceSecrets};

@@ -227,11 +227,28 @@ pub struct RdsIam {
     /// The port to sign for. Defaults to each dialled host's port.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sign_port: Option<u16>,
+    /// An IAM role to assume (STS `AssumeRole`) with the chain's credentials; the token is then
+    /// signed with the role's temporary credentials.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role_arn: Option<String>,
+    /// The external id the role's trust policy asks for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external_id: Option<String>,
+    /// The role session's name (CloudTrail shows it). Defaults to `sluice` or `sluice-<source>`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role_session_name: Option<String>,
 }
 
 impl RdsIam {
     pub fn new(region: impl Into<String>) -> RdsIam {
-        RdsIam { region: region.into(), sign_host: None, sign_port: None }
+        RdsIam {
+            region: region.into(),
+            sign_host: None,
+            sign_port: None,
+            role_arn: None,
+            external_id: None,
+            role_session_name: None,
+        }
     }
 
     /// The `host:port` a token for a connection to `dialled` is signed for.
@@ -270,8 +287,67 @@ impl RdsIam {
                 "give the RDS endpoint's port, usually 5432",
             ));
         }
+        if let Some(arn) = &self.role_arn {
+            if !is_role_arn(arn) {
+                return Err(E::new(
+                    "auth.role_arn",
+                    format!("`{arn}` is not an IAM role ARN"),
+                    "give the role's ARN as IAM shows it, e.g. arn:aws:iam::123456789012:role/sluice-reader",
+                ));
+            }
+        } else if self.external_id.is_some() || self.role_session_name.is_some() {
+            let field = if self.external_id.is_some() { "auth.external_id" } else { "auth.role_session_name" };
+            return Err(E::new(
+                field,
+                format!("{field} is only used when a role is assumed"),
+                "name the role to assume (role_arn), or leave the field out",
+            ));
+        }
+        if let Some(id) = &self.external_id {
+            let ok = (2..=1224).contains(&id.len())
+                && id.bytes().all(|b| b.is_ascii_alphanumeric() || b"+=,.@:/-_".contains(&b));
+            if !ok {
+                return Err(E::new(
+                    "auth.external_id",
+                    "the external id must be 2 to 1224 characters of letters, digits and +=,.@:/-_",
+                    "give the external id exactly as the role's trust policy names it (sts:ExternalId)",
+                ));
+            }
+        }
+        if let Some(name) = &self.role_session_name {
+            if !is_session_name(name) {
+                return Err(E::new(
+                    "auth.role_session_name",
+                    format!("`{name}` is not a role session name"),
+                    "use 2 to 64 characters of letters, digits and +=,.@-_",
+                ));
+            }
+        }
         Ok(())
     }
+}
+
+/// `arn:PARTITION:iam::ACCOUNT:role/[PATH/]NAME`, with a 12-digit account.
+pub fn is_role_arn(arn: &str) -> bool {
+    let mut parts = arn.splitn(6, ':');
+    let (Some("arn"), Some(partition), Some("iam"), Some(""), Some(account), Some(resource)) =
+        (parts.next(), parts.next(), parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return false;
+    };
+    let partition_ok = partition.starts_with("aws") && partition.bytes().all(|b| b.is_ascii_lowercase() || b == b'-');
+    let account_ok = account.len() == 12 && account.bytes().all(|b| b.is_ascii_digit());
+    let name = resource.strip_prefix("role/").and_then(|r| r.rsplit('/').next()).unwrap_or("");
+    let name_ok = !name.is_empty()
+        && name.len() <= 64
+        && resource.len() <= 512
+        && resource.bytes().all(|b| b.is_ascii_alphanumeric() || b"+=,.@-_/".contains(&b));
+    partition_ok && account_ok && name_ok
+}
+
+/// STS's rule for `RoleSessionName`: 2 to 64 of `[\w+=,.@-]`.
+pub fn is_session_name(name: &str) -> bool {
+    (2..=64).contains(&name.len()) && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"+=,.@-_".contains(&b))
 }
 
 /// One `host:port` to dial.
@@ -646,9 +722,36 @@ mod tests {
             (RdsIam::new("EU West"), "auth.region"),
             (RdsIam { sign_host: Some(" ".into()), ..RdsIam::new("eu-west-1") }, "auth.sign_host"),
             (RdsIam { sign_port: Some(0), ..RdsIam::new("eu-west-1") }, "auth.sign_port"),
+            (
+                RdsIam { role_arn: Some("arn:aws:iam::12345:role/x".into()), ..RdsIam::new("eu-west-1") },
+                "auth.role_arn",
+            ),
+            (
+                RdsIam { role_arn: Some("arn:aws:iam::123456789012:user/x".into()), ..RdsIam::new("eu-west-1") },
+                "auth.role_arn",
+            ),
+            (RdsIam { role_arn: Some("sluice-reader".into()), ..RdsIam::new("eu-west-1") }, "auth.role_arn"),
+            (RdsIam { external_id: Some("abc".into()), ..RdsIam::new("eu-west-1") }, "auth.external_id"),
+            (
+                RdsIam {
+                    role_arn: Some("arn:aws:iam::123456789012:role/x".into()),
+                    role_session_name: Some("a b".into()),
+                    ..RdsIam::new("eu-west-1")
+                },
+                "auth.role_session_name",
+            ),
         ] {
             s.auth = Auth::RdsIam(iam);
             assert_eq!(s.validate().map_err(|e| e.field), Err(field));
+        }
+        for arn in ["arn:aws:iam::123456789012:role/x", "arn:aws-cn:iam::123456789012:role/team/db/sluice-reader"] {
+            s.auth = Auth::RdsIam(RdsIam {
+                role_arn: Some(arn.into()),
+                external_id: Some("ext-1:a".into()),
+                role_session_name: Some("sluice-orders".into()),
+                ..RdsIam::new("eu-west-1")
+            });
+            assert!(s.validate().is_ok(), "{arn}");
         }
     }
 

@@ -5,8 +5,12 @@ use std::time::{Duration, SystemTime};
 
 use sluice_core::{HostPort, RdsIam, Secret};
 
+use crate::assume::{assume_role, RoleRequest};
 use crate::token::{self, TokenRequest};
 use crate::{chain, Credentials, Env, IamError};
+
+/// The role session name when the source names none.
+pub const DEFAULT_SESSION_NAME: &str = "sluice";
 
 /// The time tokens are signed at: the system clock, or a fixed one in tests.
 pub type Clock = Arc<dyn Fn() -> SystemTime + Send + Sync>;
@@ -23,6 +27,8 @@ pub struct IamAuth {
     spec: RdsIam,
     env: Arc<Env>,
     clock: Clock,
+    /// The role session name when the spec gives none.
+    session_name: String,
     cached: Arc<Mutex<Option<(Credentials, SystemTime)>>>,
 }
 
@@ -35,7 +41,28 @@ impl std::fmt::Debug for IamAuth {
 impl IamAuth {
     /// Credentials from `env` (usually [`Env::from_process`]), signed at the system clock.
     pub fn new(spec: RdsIam, env: Env) -> IamAuth {
-        IamAuth { spec, env: Arc::new(env), clock: Arc::new(SystemTime::now), cached: Arc::new(Mutex::new(None)) }
+        IamAuth {
+            spec,
+            env: Arc::new(env),
+            clock: Arc::new(SystemTime::now),
+            session_name: DEFAULT_SESSION_NAME.to_string(),
+            cached: Arc::new(Mutex::new(None)),
+        }
+    }
+
+    /// The role session name used when the spec names a role but no session name, e.g.
+    /// `sluice-<source>` (cut to STS's 64 characters).
+    pub fn with_session_name(mut self, name: impl Into<String>) -> IamAuth {
+        let name: String = name.into().chars().take(64).collect();
+        if sluice_core::is_session_name(&name) {
+            self.session_name = name;
+        }
+        self
+    }
+
+    /// The role session name an `AssumeRole` uses.
+    pub fn session_name(&self) -> &str {
+        self.spec.role_session_name.as_deref().unwrap_or(&self.session_name)
     }
 
     /// Signs at `clock`'s time instead of the system's.
@@ -48,7 +75,9 @@ impl IamAuth {
         &self.spec
     }
 
-    /// The credentials: cached ones while they are fresh, else the chain's.
+    /// The credentials: cached ones while they are fresh, else the chain's — or, when the spec
+    /// names a role, the role's, assumed with the chain's. Cached credentials are reused until
+    /// shortly before they expire, never past it.
     pub async fn credentials(&self) -> Result<Credentials, IamError> {
         let now = (self.clock)();
         if let Ok(cached) = self.cached.lock() {
@@ -58,7 +87,16 @@ impl IamAuth {
                 }
             }
         }
-        let creds = chain::resolve(&self.env, &self.spec.region).await?;
+        let mut creds = chain::resolve(&self.env, &self.spec.region).await?;
+        if let Some(role_arn) = &self.spec.role_arn {
+            let role = RoleRequest {
+                role_arn,
+                external_id: self.spec.external_id.as_deref(),
+                session_name: self.session_name(),
+                region: &self.spec.region,
+            };
+            creds = assume_role(&self.env, &creds, &role, now).await?;
+        }
         let mut until = now + MAX_CACHE;
         if let Some(expiry) = creds.expiry {
             until = until.min(expiry.checked_sub(REFRESH_BEFORE_EXPIRY).unwrap_or(expiry));

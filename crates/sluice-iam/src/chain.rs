@@ -22,7 +22,7 @@ const IMDS_DEFAULT_V6: &str = "http://[fd00:ec2::254]";
 const ECS_RELATIVE_BASE: &str = "http://169.254.170.2";
 const IMDS_TIMEOUT: Duration = Duration::from_secs(2);
 const ECS_TIMEOUT: Duration = Duration::from_secs(5);
-const STS_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const STS_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The first credentials the chain finds, or why there are none.
 pub async fn resolve(env: &Env, region: &str) -> Result<Credentials, IamError> {
@@ -196,11 +196,7 @@ async fn web_identity(
     let token = token.trim();
     let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
     let session = session.unwrap_or_else(|| format!("sluice-{now}"));
-    let endpoint = env
-        .get("AWS_ENDPOINT_URL_STS")
-        .or_else(|| env.get("AWS_ENDPOINT_URL"))
-        .map(|e| e.trim_end_matches('/').to_string())
-        .unwrap_or_else(|| format!("https://sts.{region}.amazonaws.com"));
+    let endpoint = sts_endpoint(env, region);
     let form = |k: &str, v: &str| format!("{k}={}", crate::token::form_encode(v));
     let body = [
         form("Action", "AssumeRoleWithWebIdentity"),
@@ -254,8 +250,16 @@ async fn web_identity(
     }
 }
 
+/// STS's regional endpoint, or `AWS_ENDPOINT_URL_STS` (then `AWS_ENDPOINT_URL`) when set.
+pub(crate) fn sts_endpoint(env: &Env, region: &str) -> String {
+    env.get("AWS_ENDPOINT_URL_STS")
+        .or_else(|| env.get("AWS_ENDPOINT_URL"))
+        .map(|e| e.trim_end_matches('/').to_string())
+        .unwrap_or_else(|| format!("https://sts.{region}.amazonaws.com"))
+}
+
 /// The text of the first `<tag>…</tag>`, XML entities decoded.
-fn xml_value(xml: &str, tag: &str) -> Option<String> {
+pub(crate) fn xml_value(xml: &str, tag: &str) -> Option<String> {
     let open = format!("<{tag}>");
     let close = format!("</{tag}>");
     let start = xml.find(&open)? + open.len();

@@ -19,10 +19,13 @@ pub enum CredentialSource {
     Ecs { uri: String },
     /// EC2 instance metadata, IMDSv2, for the instance profile's role.
     Imds { role: String },
+    /// STS `AssumeRole` for `role_arn`, signed with credentials from `via`.
+    AssumedRole { role_arn: String, via: Box<CredentialSource> },
 }
 
 impl CredentialSource {
-    /// A short stable name: `environment`, `profile`, `web_identity`, `ecs`, `imds`.
+    /// A short stable name: `environment`, `profile`, `web_identity`, `ecs`, `imds`,
+    /// `assumed_role`.
     pub fn id(&self) -> &'static str {
         match self {
             CredentialSource::Environment => "environment",
@@ -30,6 +33,7 @@ impl CredentialSource {
             CredentialSource::WebIdentity { .. } => "web_identity",
             CredentialSource::Ecs { .. } => "ecs",
             CredentialSource::Imds { .. } => "imds",
+            CredentialSource::AssumedRole { .. } => "assumed_role",
         }
     }
 }
@@ -46,6 +50,7 @@ impl fmt::Display for CredentialSource {
             }
             CredentialSource::Ecs { uri } => write!(f, "ECS container credentials ({uri})"),
             CredentialSource::Imds { role } => write!(f, "EC2 instance metadata (IMDSv2, role `{role}`)"),
+            CredentialSource::AssumedRole { role_arn, via } => write!(f, "role {role_arn} assumed with {via}"),
         }
     }
 }

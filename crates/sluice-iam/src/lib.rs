@@ -9,11 +9,14 @@
 //! (SigV4 in the query string, 15 minutes), byte for byte as botocore's
 //! `generate_db_auth_token`; [`IamAuth`] is what a connector holds: a fresh token per connection
 //! attempt, credentials cached only until shortly before they expire, and an injectable clock.
+//! A source may name a role: [`assume_role`] (STS `AssumeRole`, SigV4-signed with the chain's
+//! credentials) then supplies the credentials that sign the token.
 //! Every secret (secret key, session token, the token itself) is a [`sluice_core::Secret`].
 //!
 //! Must not do: open database connections, decide sslmodes, print, or read the process
 //! environment anywhere but [`Env::from_process`].
 
+mod assume;
 mod auth;
 pub mod chain;
 mod credentials;
@@ -24,7 +27,8 @@ mod profile;
 mod time;
 pub mod token;
 
-pub use auth::{login_failure_causes, Clock, IamAuth};
+pub use assume::{assume_role, RoleRequest};
+pub use auth::{login_failure_causes, Clock, IamAuth, DEFAULT_SESSION_NAME};
 pub use credentials::{CredentialSource, Credentials};
 pub use env::Env;
 pub use error::IamError;
