@@ -101,66 +101,198 @@ async fn shared_files(env: &Env, region: &str) -> Result<Looked, IamError> {
     let config = profile::parse(&read_optional(&config_path)?, true);
     let credentials = profile::parse(&read_optional(&credentials_path)?, false);
     let shown = |p: &Option<PathBuf>| p.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "(no HOME)".into());
-    let files = format!("{} and {}", shown(&credentials_path), shown(&config_path));
+    let listed = format!("{} and {}", shown(&credentials_path), shown(&config_path));
     let in_config = config.get(name);
     let in_credentials = credentials.get(name);
     if in_config.is_none() && in_credentials.is_none() {
         if explicit.is_some() {
             return Err(IamError::source(
                 "the shared AWS files",
-                format!("AWS_PROFILE names `{name}`, which is in neither {files}"),
+                format!("AWS_PROFILE names `{name}`, which is in neither {listed}"),
                 format!(
                     "add [{name}] to the credentials file or [profile {name}] to the config file, or fix AWS_PROFILE"
                 ),
             ));
         }
-        return Ok(Looked::Absent(format!("profile `{name}` in {files}")));
+        return Ok(Looked::Absent(format!("profile `{name}` in {listed}")));
     }
-    let mut merged: Section = in_config.cloned().unwrap_or_default();
-    merged.extend(in_credentials.cloned().unwrap_or_default());
-    let key_file = if in_credentials.is_some_and(|s| s.contains_key("aws_access_key_id")) {
-        credentials_path.clone()
-    } else {
-        config_path.clone()
-    };
-    let provider = "the shared AWS files";
+    let files = Files { config, credentials, config_path, credentials_path };
+    // The selected profile, then each `source_profile` it names: roles to assume in reverse.
+    let mut roles: Vec<Section> = Vec::new();
+    let mut current = name.to_string();
+    loop {
+        let merged = files.merged(&current);
+        let get = |k: &str| merged.get(k).map(String::as_str).filter(|v| !v.is_empty());
+        let selected = roles.is_empty();
+        // As in the SDKs, a role to assume wins over the profile's own keys, which then serve as
+        // the source when source_profile names the profile itself.
+        if let (Some(role_arn), Some(source)) = (get("role_arn"), get("source_profile")) {
+            if !sluice_core::is_role_arn(role_arn) {
+                return Err(IamError::source(
+                    PROFILE_PROVIDER,
+                    format!("profile `{current}` has role_arn `{role_arn}`, which is not an IAM role ARN"),
+                    "give the role's ARN as IAM shows it, e.g. arn:aws:iam::123456789012:role/sluice-reader",
+                ));
+            }
+            if roles.len() >= MAX_PROFILE_CHAIN {
+                return Err(IamError::source(
+                    PROFILE_PROVIDER,
+                    format!("profile `{name}` chains more than {MAX_PROFILE_CHAIN} roles through source_profile"),
+                    "shorten the chain of source_profile entries (two profiles naming each other loop)",
+                ));
+            }
+            roles.push(merged.clone());
+            if source == current {
+                let Some(creds) = static_keys(&files, &current, &merged)? else {
+                    return Err(IamError::source(
+                        PROFILE_PROVIDER,
+                        format!("profile `{current}` is its own source_profile but has no keys"),
+                        format!("give profile `{current}` aws_access_key_id and aws_secret_access_key"),
+                    ));
+                };
+                return assume_chain(env, region, creds, &roles).await.map(Looked::Found);
+            }
+            if !files.has(source) {
+                return Err(IamError::source(
+                    PROFILE_PROVIDER,
+                    format!(
+                        "profile `{current}` names source_profile `{source}`, which is in neither {}",
+                        files.shown()
+                    ),
+                    format!(
+                        "add profile `{source}` with aws_access_key_id/aws_secret_access_key, or fix source_profile"
+                    ),
+                ));
+            }
+            current = source.to_string();
+            continue;
+        }
+        if let Some(creds) = static_keys(&files, &current, &merged)? {
+            return assume_chain(env, region, creds, &roles).await.map(Looked::Found);
+        }
+        if let (Some(token_file), Some(role_arn)) = (get("web_identity_token_file"), get("role_arn")) {
+            let session = get("role_session_name").map(str::to_string);
+            let creds = web_identity(env, region, &env.expand(token_file), role_arn, session).await?;
+            return assume_chain(env, region, creds, &roles).await.map(Looked::Found);
+        }
+        refuse_unsupported(&current, &merged)?;
+        if get("role_arn").is_some() {
+            return Err(IamError::source(
+                PROFILE_PROVIDER,
+                format!("profile `{current}` has role_arn but neither source_profile nor web_identity_token_file"),
+                format!("add source_profile naming a profile with keys; or {REFUSED_HINT}"),
+            ));
+        }
+        if selected {
+            return Ok(Looked::Absent(format!("profile `{name}` in {} (no keys in it)", files.shown())));
+        }
+        return Err(IamError::source(
+            PROFILE_PROVIDER,
+            format!("profile `{current}` (a source_profile of `{name}`) has no credentials"),
+            format!("give profile `{current}` aws_access_key_id and aws_secret_access_key"),
+        ));
+    }
+}
+
+const PROFILE_PROVIDER: &str = "the shared AWS files";
+const MAX_PROFILE_CHAIN: usize = 5;
+const REFUSED_HINT: &str = "export credentials with `aws configure export-credentials --profile NAME --format env` \
+     (then unset AWS_PROFILE), or give Sluice keys, a web identity, an ECS task role or an EC2 instance role, and \
+     name the role to assume with --aws-role-arn (a source's role_arn)";
+
+/// The two shared files, parsed.
+struct Files {
+    config: std::collections::BTreeMap<String, Section>,
+    credentials: std::collections::BTreeMap<String, Section>,
+    config_path: Option<PathBuf>,
+    credentials_path: Option<PathBuf>,
+}
+
+impl Files {
+    fn has(&self, name: &str) -> bool {
+        self.config.contains_key(name) || self.credentials.contains_key(name)
+    }
+
+    /// The profile's settings; the credentials file's win.
+    fn merged(&self, name: &str) -> Section {
+        let mut merged: Section = self.config.get(name).cloned().unwrap_or_default();
+        merged.extend(self.credentials.get(name).cloned().unwrap_or_default());
+        merged
+    }
+
+    fn shown(&self) -> String {
+        let shown =
+            |p: &Option<PathBuf>| p.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "(no HOME)".into());
+        format!("{} and {}", shown(&self.credentials_path), shown(&self.config_path))
+    }
+}
+
+/// The profile's own `aws_access_key_id` / `aws_secret_access_key` (/ `aws_session_token`).
+fn static_keys(files: &Files, name: &str, merged: &Section) -> Result<Option<Credentials>, IamError> {
     let get = |k: &str| merged.get(k).map(String::as_str).filter(|v| !v.is_empty());
     match (get("aws_access_key_id"), get("aws_secret_access_key")) {
         (Some(id), Some(secret)) => {
-            let source = CredentialSource::Profile { profile: name.to_string(), file: key_file.unwrap_or_default() };
-            return Ok(Looked::Found(Credentials::new(
-                id,
-                secret,
-                get("aws_session_token").map(str::to_string),
-                source,
-            )));
+            let in_credentials = files.credentials.get(name).is_some_and(|s| s.contains_key("aws_access_key_id"));
+            let file = if in_credentials { &files.credentials_path } else { &files.config_path };
+            let source =
+                CredentialSource::Profile { profile: name.to_string(), file: file.clone().unwrap_or_default() };
+            Ok(Some(Credentials::new(id, secret, get("aws_session_token").map(str::to_string), source)))
         }
-        (Some(_), None) | (None, Some(_)) => {
-            return Err(IamError::source(
-                provider,
-                format!("profile `{name}` has only one of aws_access_key_id and aws_secret_access_key"),
-                format!("give profile `{name}` both keys in {}", shown(&credentials_path)),
-            ))
-        }
-        (None, None) => {}
+        (Some(_), None) | (None, Some(_)) => Err(IamError::source(
+            PROFILE_PROVIDER,
+            format!("profile `{name}` has only one of aws_access_key_id and aws_secret_access_key"),
+            format!(
+                "give profile `{name}` both keys in {}",
+                files.credentials_path.as_ref().map(|p| p.display().to_string()).unwrap_or_default()
+            ),
+        )),
+        (None, None) => Ok(None),
     }
-    if let (Some(token_file), Some(role_arn)) = (get("web_identity_token_file"), get("role_arn")) {
-        let session = get("role_session_name").map(str::to_string);
-        return web_identity(env, region, &env.expand(token_file), role_arn, session).await.map(Looked::Found);
-    }
-    let unsupported = ["source_profile", "credential_source", "credential_process", "sso_session", "sso_start_url"]
-        .into_iter()
-        .find(|k| get(k).is_some());
-    if let Some(key) = unsupported {
+}
+
+/// Profiles whose credentials come from something Sluice does not run: refused, never passed over.
+fn refuse_unsupported(name: &str, merged: &Section) -> Result<(), IamError> {
+    let get = |k: &str| merged.get(k).map(String::as_str).filter(|v| !v.is_empty());
+    let what = if get("credential_process").is_some() {
+        "credential_process (an external command)"
+    } else if let Some(key) = ["sso_session", "sso_start_url", "sso_account_id"].into_iter().find(|k| get(k).is_some())
+    {
         return Err(IamError::source(
-            provider,
-            format!("profile `{name}` uses `{key}`, which Sluice does not support"),
-            "give Sluice a profile with aws_access_key_id/aws_secret_access_key (e.g. from \
-             `aws configure export-credentials --profile NAME --format env`), environment variables, a web \
-             identity, or run it with an ECS task role or EC2 instance role",
+            PROFILE_PROVIDER,
+            format!("profile `{name}` uses IAM Identity Center (SSO, `{key}`), which Sluice does not support"),
+            format!("sign in with `aws sso login --profile {name}`, then {REFUSED_HINT}"),
         ));
+    } else if get("credential_source").is_some() {
+        "credential_source (use the environment or metadata for a role's source)"
+    } else {
+        return Ok(());
+    };
+    Err(IamError::source(
+        PROFILE_PROVIDER,
+        format!("profile `{name}` uses {what}, which Sluice does not support"),
+        REFUSED_HINT,
+    ))
+}
+
+/// Assumes `roles` (the profiles that named them, outermost first) starting from `creds`.
+async fn assume_chain(
+    env: &Env,
+    region: &str,
+    mut creds: Credentials,
+    roles: &[Section],
+) -> Result<Credentials, IamError> {
+    for profile in roles.iter().rev() {
+        let get = |k: &str| profile.get(k).map(String::as_str).filter(|v| !v.is_empty());
+        let Some(role_arn) = get("role_arn") else { continue };
+        let role = crate::RoleRequest {
+            role_arn,
+            external_id: get("external_id"),
+            session_name: get("role_session_name").unwrap_or(crate::DEFAULT_SESSION_NAME),
+            region,
+        };
+        creds = crate::assume_role(env, &creds, &role, SystemTime::now()).await?;
     }
-    Ok(Looked::Absent(format!("profile `{name}` in {files} (no keys in it)")))
+    Ok(creds)
 }
 
 /// `AWS_WEB_IDENTITY_TOKEN_FILE` with `AWS_ROLE_ARN` (and `AWS_ROLE_SESSION_NAME`).

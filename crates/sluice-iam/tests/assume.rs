@@ -10,10 +10,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use aws_sigv4::http_request::{sign, SignableBody, SignableRequest, SigningSettings};
 use aws_sigv4::sign::v4;
-use common::{Seen, Stub};
+use common::{write, Seen, Stub};
 use sluice_core::{ErrorKind, HostPort, RdsIam, UserFacing};
 use sluice_iam::token::{self, TokenRequest};
-use sluice_iam::{assume_role, CredentialSource, Credentials, Env, IamAuth, IamError, RoleRequest};
+use sluice_iam::{assume_role, chain, CredentialSource, Credentials, Env, IamAuth, IamError, RoleRequest};
 
 const ROLE: &str = "arn:aws:iam::123456789012:role/team/sluice-reader";
 const REGION: &str = "eu-west-1";
@@ -240,4 +240,76 @@ async fn sts_refusals_unreachable_sts_and_bad_arns_are_clear_errors() {
     let e = auth.credentials().await.expect_err("no credentials");
     assert!(matches!(e, IamError::NoCredentials { .. }), "{e:?}");
     assert_eq!(denied.seen().len(), 1);
+}
+
+#[tokio::test]
+async fn profiles_assume_roles_through_source_profile_and_refuse_what_sluice_does_not_run() {
+    let stub = sts("2099-01-01T00:00:00Z").await;
+    let dir = tempfile::tempdir().expect("dir");
+    let credentials = write(
+        dir.path(),
+        "credentials",
+        "[base]\naws_access_key_id = AKIABASE\naws_secret_access_key = base-secret\naws_session_token = base-session\n",
+    );
+    let config = write(
+        dir.path(),
+        "config",
+        &format!(
+            "[profile reader]\nrole_arn = {ROLE}\nsource_profile = base\nexternal_id = ext-42\n\
+             role_session_name = sluice-orders\nregion = eu-west-1\n\
+             [profile proc]\ncredential_process = /usr/local/bin/fetch-creds --profile x\n\
+             [profile sso]\nsso_session = corp\nsso_account_id = 123456789012\nsso_role_name = ro\n\
+             [profile legacy-sso]\nsso_start_url = https://corp.awsapps.com/start\n\
+             [profile lonely]\nrole_arn = {ROLE}\n\
+             [profile metadata]\nrole_arn = {ROLE}\ncredential_source = Ec2InstanceMetadata\n\
+             [profile loop-a]\nrole_arn = {ROLE}\nsource_profile = loop-b\n\
+             [profile loop-b]\nrole_arn = {ROLE}\nsource_profile = loop-a\n\
+             [profile orphan]\nrole_arn = {ROLE}\nsource_profile = nowhere\n\
+             [profile via-proc]\nrole_arn = {ROLE}\nsource_profile = proc\n\
+             [sso-session corp]\nsso_region = eu-west-1\n"
+        ),
+    );
+    let env = |profile: &str| {
+        Env::from_pairs([
+            ("HOME", dir.path().to_str().expect("utf-8")),
+            ("AWS_SHARED_CREDENTIALS_FILE", credentials.as_str()),
+            ("AWS_CONFIG_FILE", config.as_str()),
+            ("AWS_PROFILE", profile),
+            ("AWS_ENDPOINT_URL_STS", stub.url.as_str()),
+            ("AWS_EC2_METADATA_DISABLED", "true"),
+        ])
+    };
+
+    // role_arn + source_profile: the base profile's keys sign AssumeRole (checked by the stub).
+    let c = chain::resolve(&env("reader"), REGION).await.expect("reader");
+    assert_eq!(c.access_key_id, "ASIATEMP");
+    assert_eq!(c.session_token.as_ref().map(|t| t.expose()), Some("temp+token/x="));
+    let via = CredentialSource::Profile { profile: "base".into(), file: credentials.clone().into() };
+    assert_eq!(c.source, CredentialSource::AssumedRole { role_arn: ROLE.into(), via: Box::new(via) });
+    assert_eq!(stub.seen().len(), 1);
+    assert_eq!(signature_problem(&stub.seen()[0]), None);
+
+    // Refused, each saying what and what to do instead; none reaches STS.
+    let cases: [(&str, &[&str], &[&str]); 8] = [
+        ("proc", &["profile `proc`", "credential_process"], &["export-credentials", "--aws-role-arn"]),
+        ("via-proc", &["profile `proc`", "credential_process"], &["export-credentials"]),
+        ("sso", &["profile `sso`", "SSO", "sso_session"], &["aws sso login --profile sso", "export-credentials"]),
+        ("legacy-sso", &["SSO", "sso_start_url"], &["aws sso login", "--aws-role-arn"]),
+        ("lonely", &["profile `lonely`", "neither source_profile"], &["source_profile", "--aws-role-arn"]),
+        ("metadata", &["credential_source"], &["export-credentials"]),
+        ("loop-a", &["chains more than"], &["source_profile"]),
+        ("orphan", &["source_profile `nowhere`"], &["add profile `nowhere`"]),
+    ];
+    for (profile, message, hint) in cases {
+        let e = chain::resolve(&env(profile), REGION).await.expect_err(profile);
+        for m in message {
+            assert!(e.message().contains(m), "{profile}: {m} not in {e}");
+        }
+        let h = e.hint().unwrap_or_default();
+        for m in hint {
+            assert!(h.contains(m), "{profile}: {m} not in {h}");
+        }
+        assert_no_secret(&e);
+    }
+    assert_eq!(stub.seen().len(), 1);
 }

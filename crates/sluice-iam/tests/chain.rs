@@ -202,7 +202,10 @@ async fn shared_files_name_profiles_their_own_way_and_credentials_win() {
     let e = chain::resolve(&with_profile("bare"), "eu-west-1").await.expect_err("bare");
     assert!(e.to_string().contains("AWS_PROFILE names `bare`"), "{e}");
     let e = chain::resolve(&with_profile("assume"), "eu-west-1").await.expect_err("assume");
-    assert!(e.to_string().contains("source_profile"), "{e}");
+    assert!(
+        e.to_string().contains("profile `assume` has role_arn") && e.to_string().contains("not an IAM role ARN"),
+        "{e}"
+    );
     let e = chain::resolve(&with_profile("half"), "eu-west-1").await.expect_err("half");
     assert!(e.to_string().contains("only one of"), "{e}");
 }
