@@ -13,6 +13,7 @@
 //! outside the store (sign-in throttling and pools are per instance, by design).
 
 pub mod auth;
+mod discovery;
 mod error;
 mod form;
 mod metrics;
@@ -34,6 +35,7 @@ use sluice_core::SourceId;
 use sluice_store::Store;
 use tracing::Instrument;
 
+pub use discovery::{refresh_source, Refreshed};
 pub use error::{ApiError, ApiJson};
 
 /// The header a request id travels in, both ways.

@@ -12,15 +12,15 @@ use axum::{Json, Router};
 use bytes::Bytes;
 use futures_util::StreamExt;
 use serde_json::json;
-use sluice_catalog::DiscoverOptions;
 use sluice_connect::Pool;
 use sluice_core::{SourceId, SourceSpec, SpecError};
 use sluice_doctor::DoctorInput;
-use sluice_store::{RunOutcome, StoreError};
+use sluice_store::StoreError;
 use tokio::sync::mpsc;
 
 use super::{audit, source_id};
 use crate::auth::{Authenticated, RequireAdmin};
+use crate::discovery::{refresh_source, Refreshed};
 use crate::form::{now_ms, slug, SourceForm, SourceView};
 use crate::{ApiError, ApiJson, AppState};
 
@@ -214,43 +214,9 @@ async fn refresh(
 ) -> Result<Response, ApiError> {
     let id = source_id(&id)?;
     who.may_use(&id)?;
-    state.store().source(&id).await?;
-    let run = state.store().start_discovery_run(&id).await?;
-    let outcome = discover(&state, &id).await;
-    match outcome {
-        Ok(json) => {
-            let stored = state.store().put_snapshot(&id, &json).await;
-            let (outcome, message) = match &stored {
-                Ok(_) => (RunOutcome::Ok, None),
-                Err(e) => (RunOutcome::Failed, Some(e.to_string())),
-            };
-            state.metrics().discovery(outcome);
-            state.store().finish_discovery_run(run, outcome, None, message.as_deref()).await?;
-            let snapshot = stored?;
-            audit(&state, &who, "source.refresh", Some(&id), json!({"run": run, "changed": snapshot.is_some()}))
-                .await?;
-            Ok(Json(json!({"run": run, "changed": snapshot.is_some(), "snapshot": snapshot})).into_response())
-        }
-        Err((stage, e)) => {
-            state.metrics().discovery(RunOutcome::Failed);
-            state.store().finish_discovery_run(run, RunOutcome::Failed, Some(stage), Some(&e.message)).await?;
-            Err(e)
-        }
-    }
-}
-
-async fn discover(state: &AppState, id: &SourceId) -> Result<Vec<u8>, (&'static str, ApiError)> {
-    let pool = state.pool(id).await.map_err(|e| ("config", e))?;
-    let mut session = pool.get().await.map_err(|e| {
-        let stage = e.stage().id();
-        (stage, ApiError::from(e))
-    })?;
-    let catalog = sluice_catalog::discover(&mut session, &DiscoverOptions::default()).await.map_err(|e| {
-        use sluice_core::UserFacing;
-        ("discover", ApiError::new(StatusCode::BAD_GATEWAY, "discovery_failed", e.message()).with_hint(e.hint()))
-    })?;
-    drop(session);
-    serde_json::to_vec(&catalog).map_err(|e| ("discover", ApiError::internal(e)))
+    let Refreshed { run, snapshot } = refresh_source(&state, &id).await?;
+    audit(&state, &who, "source.refresh", Some(&id), json!({"run": run, "changed": snapshot.is_some()})).await?;
+    Ok(Json(json!({"run": run, "changed": snapshot.is_some(), "snapshot": snapshot})).into_response())
 }
 
 /// The latest snapshot: `{"snapshot": {id, discovered_at, …}, "catalog": <the catalog JSON>}`.
