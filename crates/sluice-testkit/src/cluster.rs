@@ -9,7 +9,8 @@ use crate::{CertPair, TestkitError};
 
 /// The bootstrap superuser of every test cluster.
 pub const SUPERUSER: &str = "postgres";
-/// Its password (test clusters listen on loopback only).
+/// Its password unless [`ClusterOptions::superuser_password`] names another (test clusters
+/// listen on loopback only).
 pub const SUPERUSER_PASSWORD: &str = "testkit-superuser";
 
 /// TLS material for the server: its certificate and key, and the CA that signs client
@@ -54,6 +55,9 @@ pub struct ClusterOptions {
     pub hba: Vec<HbaRule>,
     /// Extra `postgresql.conf` settings, e.g. `("max_connections", "20")`.
     pub settings: Vec<(String, String)>,
+    /// The bootstrap superuser's password; default [`SUPERUSER_PASSWORD`]. A cluster that
+    /// outlives a test (a demo) takes a random one.
+    pub superuser_password: Option<String>,
 }
 
 /// A throwaway PostgreSQL cluster on `127.0.0.1` and a free port, stopped and deleted on drop.
@@ -62,6 +66,7 @@ pub struct Cluster {
     bin: PathBuf,
     port: u16,
     run_as: Option<String>,
+    superuser_password: String,
 }
 
 impl std::fmt::Debug for Cluster {
@@ -85,7 +90,8 @@ impl Cluster {
         let dir = tempfile::Builder::new().prefix("sluice-pg-").tempdir()?;
         std::fs::set_permissions(dir.path(), std::os::unix::fs::PermissionsExt::from_mode(0o755))?;
         let pwfile = dir.path().join("pw");
-        std::fs::write(&pwfile, SUPERUSER_PASSWORD)?;
+        let superuser_password = opts.superuser_password.clone().unwrap_or_else(|| SUPERUSER_PASSWORD.to_string());
+        std::fs::write(&pwfile, &superuser_password)?;
         if let Some(user) = &run_as {
             chown_tree(dir.path(), service_user_ids(user)?)?;
         }
@@ -123,7 +129,9 @@ impl Cluster {
             chown_tree(dir.path(), service_user_ids(user)?)?;
         }
 
-        let mut cluster = Cluster { dir, bin, port: 0, run_as };
+        // The password file has done its job; the password lives on only in the cluster.
+        std::fs::remove_file(&pwfile)?;
+        let mut cluster = Cluster { dir, bin, port: 0, run_as, superuser_password };
         cluster.start_on_free_port()?;
         cluster.spawn_watchdog();
         Ok(cluster)
@@ -145,8 +153,8 @@ impl Cluster {
         }
         let data = dir.path().join("data");
         let conninfo = format!(
-            "host=127.0.0.1 port={} user={SUPERUSER} password={SUPERUSER_PASSWORD} application_name=standby",
-            primary.port
+            "host=127.0.0.1 port={} user={SUPERUSER} password={} application_name=standby",
+            primary.port, primary.superuser_password
         );
         let basebackup = primary.bin.join("pg_basebackup");
         if basebackup.is_file() {
@@ -181,7 +189,13 @@ impl Cluster {
         if let Some(ids) = ids {
             chown_tree(dir.path(), ids)?;
         }
-        let mut standby = Cluster { dir, bin: primary.bin.clone(), port: 0, run_as: primary.run_as.clone() };
+        let mut standby = Cluster {
+            dir,
+            bin: primary.bin.clone(),
+            port: 0,
+            run_as: primary.run_as.clone(),
+            superuser_password: primary.superuser_password.clone(),
+        };
         standby.start_on_free_port()?;
         standby.spawn_watchdog();
         let started = std::time::Instant::now();
@@ -286,13 +300,16 @@ impl Cluster {
 
     /// A libpq URI for the superuser.
     pub fn superuser_url(&self, database: &str) -> String {
-        format!("postgresql://{SUPERUSER}:{SUPERUSER_PASSWORD}@127.0.0.1:{}/{database}?sslmode=disable", self.port)
+        format!(
+            "postgresql://{SUPERUSER}:{}@127.0.0.1:{}/{database}?sslmode=disable",
+            self.superuser_password, self.port
+        )
     }
 
     /// Runs `sql` (any number of statements) through Debian's `psql` as the superuser; stops at
     /// the first error. Returns the unaligned, tuples-only output.
     pub fn psql(&self, database: &str, sql: &str) -> crate::Result<String> {
-        self.psql_as(SUPERUSER, SUPERUSER_PASSWORD, database, sql)
+        self.psql_as(SUPERUSER, &self.superuser_password, database, sql)
     }
 
     /// Like [`Cluster::psql`], as another role.
@@ -363,7 +380,7 @@ impl Cluster {
             .args(["-X", "-q", "--csv", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1", "-p"])
             .arg(self.port.to_string())
             .args(["-U", SUPERUSER, "-d", database, "-c", sql])
-            .env("PGPASSWORD", SUPERUSER_PASSWORD)
+            .env("PGPASSWORD", &self.superuser_password)
             .env("PGSSLMODE", "prefer")
             .env("PGCONNECT_TIMEOUT", "10")
             .env("PGCLIENTENCODING", client_encoding)
