@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Sluice's main job on a fresh machine, with nothing to prepare:
+# A tour of Sluice's command line on a fresh machine, with nothing to prepare (README's first
+# command, `sluice demo`, runs the whole service instead):
 #
 #   scripts/demo.sh
 #

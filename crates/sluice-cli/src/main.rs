@@ -6,6 +6,7 @@
 
 mod catalog;
 mod conn;
+mod demo;
 mod doctor;
 mod exit;
 mod output;
@@ -43,6 +44,10 @@ enum Command {
     Catalog(catalog::Args),
     /// Run the workspace service: the HTTP API over the store (see README, "sluice serve").
     Serve(serve::Args),
+    /// Run the whole service on this machine with nothing to prepare: a throwaway PostgreSQL
+    /// with a small shop, a read-only user made by `setup-sql`, and `serve` with that database
+    /// registered and discovered. Ctrl-C stops it and removes everything it made.
+    Demo(demo::Args),
     /// Manage API tokens offline, against the store (`token create`).
     Token(token::Args),
 }
@@ -80,6 +85,7 @@ fn main() -> ExitCode {
             Command::SetupSql(args) => setup::run(args),
             Command::Catalog(args) => catalog::run(args).await,
             Command::Serve(args) => serve::run(args).await,
+            Command::Demo(args) => demo::run(args).await,
             Command::Token(args) => token::run(args).await,
         }
     });
