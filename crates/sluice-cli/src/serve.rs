@@ -8,7 +8,9 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use sluice_server::{AppState, Config};
+use sluice_connect::policy::IpRange;
+use sluice_connect::NetworkPolicy;
+use sluice_server::{AppState, Config, StoreDenial};
 use sluice_store::{KeyConfig, Store};
 
 use crate::exit::{self, Usage};
@@ -35,6 +37,19 @@ pub struct Args {
     /// Serve plain HTTP on a non-loopback address (behind a TLS-terminating proxy).
     #[arg(long)]
     insecure_http: bool,
+    /// Refuse sources and SSH bastions resolving into this range (CIDR, or one address), besides
+    /// the link-local and cloud metadata ranges always refused. Repeatable; the variable takes a
+    /// comma-separated list.
+    #[arg(long, value_name = "CIDR", env = "SLUICE_DENY_CIDR", value_delimiter = ',', value_parser = cidr)]
+    deny_cidr: Vec<IpRange>,
+    /// Let sources and SSH bastions resolve only into these ranges (the denied ones stay
+    /// refused). Repeatable; the variable takes a comma-separated list.
+    #[arg(long, value_name = "CIDR", env = "SLUICE_ALLOW_CIDR", value_delimiter = ',', value_parser = cidr)]
+    allow_cidr: Vec<IpRange>,
+}
+
+fn cidr(text: &str) -> Result<IpRange, String> {
+    text.parse::<IpRange>().map_err(|e| format!("{e} (give a range such as 10.0.0.0/8 or fd00::/8, or one address)"))
 }
 
 /// The store a command names: `--store URL`, else the data directory.
@@ -79,7 +94,29 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             token.expose()
         );
     }
-    let config = Config { secure_cookies: base.starts_with("https://"), ..Config::default() };
+    let mut network = NetworkPolicy::default();
+    network.deny.extend(args.deny_cidr);
+    network.allow = args.allow_cidr;
+    let mut config = Config { secure_cookies: base.starts_with("https://"), network, ..Config::default() };
+    match config.deny_store(store.location()).await {
+        Ok(StoreDenial::NoServer) => {}
+        Ok(StoreDenial::Denied(addrs)) => {
+            let list: Vec<String> = addrs.iter().map(ToString::to_string).collect();
+            eprintln!("network policy: sources may not reach the store's server ({})", list.join(", "));
+        }
+        Ok(StoreDenial::Socket(dir)) => eprintln!(
+            "network policy: the store is reached through a Unix socket in {}, so no address of its server is refused; \
+             name its TCP address with --deny-cidr",
+            dir.display()
+        ),
+        Err(e) => {
+            return Err(Usage::new(
+                format!("cannot resolve the store's host to keep sources away from it: {e}"),
+                Some("check the --store URL's host, or the resolver".into()),
+            )
+            .into())
+        }
+    }
     let state = AppState::new(store.clone(), config);
     let shutdown = shutdown_signal()?;
     eprintln!("sluice serve: listening on http://{bound} (store: {})", store.location());

@@ -134,3 +134,59 @@ fn serve_prints_a_one_time_setup_link_and_stops_on_sigterm() {
     assert!(before.last().is_some_and(|l| l.contains("listening on")), "{before:?}");
     assert!(!before.iter().any(|l| l.contains("#token=")), "{before:?}");
 }
+
+#[test]
+fn serve_refuses_a_bad_network_range_naming_its_flag() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    for (args, env, flag, why) in [
+        (vec!["--deny-cidr", "10.0.0.1/8"], None, "--deny-cidr", "host bits are set; the range is 10.0.0.0/8"),
+        (vec!["--allow-cidr", "10.0.0.0/8", "--allow-cidr", "intranet"], None, "--allow-cidr", "`intranet` is not"),
+        (vec![], Some(("SLUICE_DENY_CIDR", "10.0.0.0/8,10.1.0.0/33")), "--deny-cidr", "/33 is longer than /32"),
+    ] {
+        let mut cmd = sluice();
+        cmd.args(["serve", "--listen", "127.0.0.1:0", "--data-dir"]).arg(&data).args(&args);
+        if let Some((k, v)) = env {
+            cmd.env(k, v);
+        }
+        let out = cmd.output().expect("run");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(flag) && err.contains(why), "{args:?}: {err}");
+        assert!(!data.exists(), "nothing is created before the refusal");
+    }
+}
+
+#[test]
+fn serve_keeps_sources_away_from_its_postgresql_store() {
+    let cluster = sluice_testkit::Cluster::start_default().expect("cluster");
+    if cluster.version_num().expect("version") < 120_000 {
+        return; // a store below PostgreSQL 12 is refused
+    }
+    cluster.create_database("sluice_store").expect("database");
+    let key = sluice_store::MasterKey::generate().expect("key");
+    let mut child = sluice()
+        .args(["serve", "--listen", "127.0.0.1:0", "--deny-cidr", "10.0.0.0/8", "--store"])
+        .arg(cluster.superuser_url("sluice_store"))
+        .env("SLUICE_MASTER_KEY", key.to_base64().as_str())
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let mut lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
+    let mut before = Vec::new();
+    for line in lines.by_ref() {
+        let line = line.expect("line");
+        let listening = line.contains("listening on");
+        before.push(line);
+        if listening {
+            break;
+        }
+    }
+    let killed = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().expect("kill");
+    assert!(killed.success());
+    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    assert!(child.wait().expect("wait").success(), "{before:?} {rest:?}");
+    let expected = format!("sources may not reach the store's server (127.0.0.1:{})", cluster.port());
+    assert!(before.iter().any(|l| l.contains(&expected)), "{before:?}");
+}

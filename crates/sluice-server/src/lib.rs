@@ -30,9 +30,10 @@ use axum::http::{HeaderName, HeaderValue};
 use axum::middleware::Next;
 use axum::response::Response;
 use axum::Router;
-use sluice_connect::{Connector, Pool, PoolOptions};
+use sluice_connect::policy::ExactAddress;
+use sluice_connect::{Connector, NetworkPolicy, Pool, PoolOptions};
 use sluice_core::SourceId;
-use sluice_store::Store;
+use sluice_store::{Store, StoreLocation, StoreServer};
 use tracing::Instrument;
 
 pub use discovery::{refresh_source, Refreshed};
@@ -64,6 +65,9 @@ pub struct Config {
     pub session_ttl: Duration,
     /// After shutdown is asked for, how long open requests (streaming queries) may still run.
     pub shutdown_grace: Duration,
+    /// Which addresses sources and their bastions may resolve to: checked before every dial of
+    /// every connector the service builds (pools, Test Connection, discovery, cancel requests).
+    pub network: NetworkPolicy,
 }
 
 impl Default for Config {
@@ -79,6 +83,50 @@ impl Default for Config {
             sign_in_lockout: Duration::from_secs(60),
             session_ttl: Duration::from_secs(12 * 3600),
             shutdown_grace: Duration::from_secs(30),
+            network: NetworkPolicy::default(),
+        }
+    }
+}
+
+/// What [`Config::deny_store`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreDenial {
+    /// A SQLite store: no server to refuse.
+    NoServer,
+    /// A PostgreSQL store reached through a Unix socket in this directory: it has no address to
+    /// refuse, so a source naming the same server by a TCP address is not refused by this rule.
+    Socket(std::path::PathBuf),
+    /// These addresses (the store host's, at its port) are now refused.
+    Denied(Vec<SocketAddr>),
+}
+
+impl Config {
+    /// Refuses the PostgreSQL store's own server to sources (so nobody registers the store as a
+    /// source and reads every source's sealed secrets through it): every address its host
+    /// resolves to now, at the store's port, joins the policy's exact denied addresses. The name
+    /// is resolved once, here; the same machine's other addresses and ports are left to `deny`.
+    pub async fn deny_store(&mut self, location: &StoreLocation) -> std::io::Result<StoreDenial> {
+        match location.server() {
+            None => Ok(StoreDenial::NoServer),
+            Some(StoreServer::Socket(dir)) => Ok(StoreDenial::Socket(dir)),
+            Some(StoreServer::Tcp { host, port }) => {
+                let mut found: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), port)).await?.collect();
+                found.sort();
+                found.dedup();
+                if found.is_empty() {
+                    return Err(std::io::Error::new(
+                        std::io::ErrorKind::NotFound,
+                        format!("the store's host {host} resolves to no address"),
+                    ));
+                }
+                for addr in &found {
+                    let exact = ExactAddress::Socket(*addr);
+                    if !self.network.deny_addresses.contains(&exact) {
+                        self.network.deny_addresses.push(exact);
+                    }
+                }
+                Ok(StoreDenial::Denied(found))
+            }
         }
     }
 }
@@ -128,7 +176,7 @@ impl AppState {
             return Ok(pool.clone());
         }
         let spec = self.store().source_spec(id).await?;
-        let connector = Connector::open(spec).await?;
+        let connector = Connector::open(spec).await?.with_policy(self.config().network.clone());
         let options = PoolOptions { max_size: self.config().pool_size, acquire_timeout: self.config().pool_wait };
         let pool = Pool::new(connector, options);
         pools.insert(id.clone(), pool.clone());

@@ -33,7 +33,7 @@ use zeroize::Zeroizing;
 
 pub use auth::{OneTimeSecret, MIN_PASSWORD_CHARS, TOKEN_PREFIX};
 pub use error::StoreError;
-pub use location::{StoreLocation, DB_FILE_NAME};
+pub use location::{StoreLocation, StoreServer, DB_FILE_NAME};
 pub use model::{
     ApiToken, AuditEntry, AuditFilter, AuditId, AuditPage, DiscoveryRun, Millis, NewAuditEntry, QueryCompletion,
     QueryOutcome, Role, RunId, RunOutcome, Session, SnapshotId, SnapshotMeta, SourceRecord, TokenRole, User, UserId,

@@ -28,6 +28,33 @@ pub struct PgLocation {
     pub(crate) options: Box<PgConnectOptions>,
 }
 
+/// Where a PostgreSQL store's server is reached.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreServer {
+    /// Over TCP: the URL's host (a name or an address) and port.
+    Tcp { host: String, port: u16 },
+    /// Through a Unix socket in this directory.
+    Socket(PathBuf),
+}
+
+impl StoreLocation {
+    /// The server a PostgreSQL store lives on; `None` for SQLite.
+    pub fn server(&self) -> Option<StoreServer> {
+        let StoreLocation::Postgres(pg) = self else { return None };
+        let o = &pg.options;
+        if let Some(dir) = o.get_socket() {
+            return Some(StoreServer::Socket(dir.clone()));
+        }
+        let host = o.get_host();
+        if host.starts_with('/') {
+            return Some(StoreServer::Socket(PathBuf::from(host)));
+        }
+        // An IPv6 address keeps the URL's brackets.
+        let host = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(host);
+        Some(StoreServer::Tcp { host: host.to_string(), port: o.get_port() })
+    }
+}
+
 impl PgLocation {
     fn shown(&self) -> String {
         let o = &self.options;
@@ -149,6 +176,23 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+        assert_eq!(
+            "postgres://app:pw@db.internal:6432/sluice".parse::<StoreLocation>().expect("pg").server(),
+            Some(StoreServer::Tcp { host: "db.internal".into(), port: 6432 })
+        );
+        assert_eq!(
+            "postgres://app@[fd00::5]/sluice".parse::<StoreLocation>().expect("pg").server(),
+            Some(StoreServer::Tcp { host: "fd00::5".into(), port: 5432 })
+        );
+        assert_eq!(
+            "postgres://app@%2Fvar%2Frun%2Fpostgresql/sluice".parse::<StoreLocation>().expect("socket").server(),
+            Some(StoreServer::Socket(PathBuf::from("/var/run/postgresql")))
+        );
+        assert_eq!(
+            "postgres:///sluice?host=/tmp/pg".parse::<StoreLocation>().expect("socket").server(),
+            Some(StoreServer::Socket(PathBuf::from("/tmp/pg")))
+        );
+        assert_eq!("/var/lib/sluice".parse::<StoreLocation>().expect("dir").server(), None);
         for bad in ["", "sqlite://", "sqlite::memory:", "sqlite://x.db?mode=rwc", "mysql://h/db"] {
             assert!(matches!(bad.parse::<StoreLocation>(), Err(StoreError::Location { .. })), "{bad}");
         }

@@ -12,7 +12,7 @@ use axum::{Json, Router};
 use bytes::Bytes;
 use futures_util::StreamExt;
 use serde_json::json;
-use sluice_connect::Pool;
+use sluice_connect::{NetworkPolicy, Pool};
 use sluice_core::{SourceId, SourceSpec, SpecError};
 use sluice_doctor::DoctorInput;
 use sluice_store::StoreError;
@@ -134,11 +134,10 @@ async fn test_form(
     headers: HeaderMap,
     ApiJson(form): ApiJson<SourceForm>,
 ) -> Result<Response, ApiError> {
-    let _ = state;
     let (spec, secrets) = form.to_spec(None)?;
     let spec = spec.with_secrets(secrets);
     let checked: Result<SourceSpec, SpecError> = spec.validate().map(|()| spec);
-    Ok(doctor_response(checked, None, &headers))
+    Ok(doctor_response(checked, state.config().network.clone(), None, &headers))
 }
 
 /// Tests a saved source through its pool.
@@ -155,7 +154,7 @@ async fn test_saved(
     // the doctor's config check says what is wrong.
     let pool = state.pool(&id).await.ok();
     let checked: Result<SourceSpec, SpecError> = spec.validate().map(|()| spec);
-    Ok(doctor_response(checked, pool, &headers))
+    Ok(doctor_response(checked, state.config().network.clone(), pool, &headers))
 }
 
 fn wants_ndjson(headers: &HeaderMap) -> bool {
@@ -168,8 +167,14 @@ fn wants_ndjson(headers: &HeaderMap) -> bool {
 }
 
 /// The doctor's report as `sluice doctor --format json` prints it; or, for NDJSON, each check
-/// on its own line as soon as it is decided, then a summary line.
-fn doctor_response(spec: Result<SourceSpec, SpecError>, pool: Option<Pool>, headers: &HeaderMap) -> Response {
+/// on its own line as soon as it is decided, then a summary line. Every address the doctor dials
+/// is checked against the service's network policy (a saved source's pool has the same one).
+fn doctor_response(
+    spec: Result<SourceSpec, SpecError>,
+    network: NetworkPolicy,
+    pool: Option<Pool>,
+    headers: &HeaderMap,
+) -> Response {
     let input = DoctorInput { spec, schemas: Vec::new() };
     let ndjson = wants_ndjson(headers);
     let (tx, rx) = mpsc::unbounded_channel::<Bytes>();
@@ -183,7 +188,7 @@ fn doctor_response(spec: Result<SourceSpec, SpecError>, pool: Option<Pool>, head
                 }
             }
         };
-        let report = sluice_doctor::run_with(input, pool.as_ref(), &mut on_check).await;
+        let report = sluice_doctor::run_under(input, &network, pool.as_ref(), &mut on_check).await;
         let last = if ndjson {
             let summary =
                 json!({"summary": {"ok": report.ok, "source": report.source, "server_version": report.server_version}});
