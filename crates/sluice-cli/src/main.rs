@@ -14,6 +14,7 @@ mod query;
 mod serve;
 mod setup;
 mod token;
+mod user;
 
 use std::process::ExitCode;
 
@@ -50,6 +51,8 @@ enum Command {
     Demo(demo::Args),
     /// Manage API tokens offline, against the store (`token create`).
     Token(token::Args),
+    /// Manage people's accounts offline, against the store (`user list`, `user reset-password`).
+    User(user::Args),
 }
 
 fn main() -> ExitCode {
@@ -87,6 +90,7 @@ fn main() -> ExitCode {
             Command::Serve(args) => serve::run(args).await,
             Command::Demo(args) => demo::run(args).await,
             Command::Token(args) => token::run(args).await,
+            Command::User(args) => user::run(args).await,
         }
     });
     match result {
