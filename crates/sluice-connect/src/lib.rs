@@ -35,7 +35,7 @@ pub use error::{ChannelBindingRefusal, ConnectError, SshFailure, Stage, TlsFailu
 pub use policy::NetworkPolicy;
 pub use pool::{Pool, PoolOptions, PooledSession};
 pub use session::{ReadOnlySession, SessionInfo, SessionSettings};
-pub use ssh::{Keepalive, SshStage, SshStageReport, SshTunnel};
+pub use ssh::{generate_ed25519, GeneratedKey, Keepalive, SshStage, SshStageReport, SshTunnel};
 pub use tls::TlsInfo;
 pub use transaction::{Isolation, ReadOnlyTransaction, TransactionOptions};
 pub use transport::{probe_postgres, resolve, resolve_allowed, tcp_connect, BoxedStream, Dialer, Stream, Tunnel};

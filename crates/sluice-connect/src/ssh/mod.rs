@@ -12,6 +12,8 @@
 
 mod host_keys;
 mod keys;
+
+pub use self::keys::{generate_ed25519, GeneratedKey};
 mod quick_ack;
 
 use std::future::Future;
