@@ -34,6 +34,7 @@ use zeroize::Zeroizing;
 pub use auth::{OneTimeSecret, MIN_PASSWORD_CHARS, TOKEN_PREFIX};
 pub use error::StoreError;
 pub use location::{StoreLocation, StoreServer, DB_FILE_NAME};
+pub use model::GeneratedSshKey;
 pub use model::{
     ApiToken, AuditEntry, AuditFilter, AuditId, AuditPage, DiscoveryRun, Millis, NewAuditEntry, QueryCompletion,
     QueryOutcome, Role, RunId, RunOutcome, Session, SnapshotId, SnapshotMeta, SourceRecord, TokenRole, User, UserId,
@@ -220,10 +221,26 @@ impl Store {
         settings: &SourceSpec,
         secrets: &SourceSecrets,
     ) -> Result<SourceRecord> {
+        self.put_source_claiming(id, name, settings, secrets, None).await
+    }
+
+    /// [`Store::put_source`], the source's SSH private key being the generated key `ssh_key`
+    /// (see [`Store::create_ssh_key`]) when one is named: it is claimed in the same transaction,
+    /// so it serves one source only, and an unknown, expired or claimed key refuses the whole
+    /// write (`ssh.private_key_id`). `secrets` must then carry no SSH private key of its own.
+    pub async fn put_source_claiming(
+        &self,
+        id: &SourceId,
+        name: &str,
+        settings: &SourceSpec,
+        secrets: &SourceSecrets,
+        ssh_key: Option<&str>,
+    ) -> Result<SourceRecord> {
         let name = check_name(name)?;
         let settings_json = settings_json(settings)?;
-        let sealed = self.seal_secrets(id, secrets)?;
-        on_backend!(self, b => b.insert_source(id.as_str(), name, &settings_json, &sealed, secrets.password.is_some()).await)?;
+        let secrets = self.with_generated_key(secrets, ssh_key).await?;
+        let sealed = self.seal_secrets(id, &secrets)?;
+        on_backend!(self, b => b.insert_source(id.as_str(), name, &settings_json, &sealed, secrets.password.is_some(), ssh_key).await)?;
         self.source(id).await
     }
 
@@ -236,14 +253,95 @@ impl Store {
         settings: &SourceSpec,
         patch: &SourceSecrets,
     ) -> Result<SourceRecord> {
+        self.update_source_claiming(id, name, settings, patch, None).await
+    }
+
+    /// [`Store::update_source`], claiming the generated key `ssh_key` as the source's SSH
+    /// private key when one is named (as [`Store::put_source_claiming`]); the key it replaces
+    /// is gone.
+    pub async fn update_source_claiming(
+        &self,
+        id: &SourceId,
+        name: &str,
+        settings: &SourceSpec,
+        patch: &SourceSecrets,
+        ssh_key: Option<&str>,
+    ) -> Result<SourceRecord> {
         let name = check_name(name)?;
         let settings_json = settings_json(settings)?;
-        let sealed = self.seal_secrets(id, patch)?;
-        let found = on_backend!(self, b => b.update_source(id.as_str(), name, &settings_json, &sealed, patch.password.is_some()).await)?;
+        let patch = self.with_generated_key(patch, ssh_key).await?;
+        let sealed = self.seal_secrets(id, &patch)?;
+        let found = on_backend!(self, b => b.update_source(id.as_str(), name, &settings_json, &sealed, patch.password.is_some(), ssh_key).await)?;
         if !found {
             return Err(StoreError::NotFound { entity: "source" });
         }
         self.source(id).await
+    }
+
+    /// `secrets` with the generated key `ssh_key` as their SSH private key.
+    async fn with_generated_key(&self, secrets: &SourceSecrets, ssh_key: Option<&str>) -> Result<SourceSecrets> {
+        let Some(key_id) = ssh_key else { return Ok(secrets.clone()) };
+        if secrets.ssh_private_key.is_some() {
+            return Err(StoreError::Invalid {
+                field: "ssh.private_key_id",
+                message: "give either a private key or the id of a generated one, not both".into(),
+            });
+        }
+        let private = self.pending_ssh_key(key_id).await?;
+        Ok(SourceSecrets { ssh_private_key: Some(KeySource::Pem(private)), ..secrets.clone() })
+    }
+
+    // ---- generated SSH keys --------------------------------------------------------------
+
+    /// Keeps a generated key pair until a source claims it ([`Store::put_source_claiming`],
+    /// [`Store::update_source_claiming`]) or `ttl` passes: the public half as it is, the private
+    /// half sealed under the master key with associated data naming this key. `id` is the
+    /// caller's (1 to 64 characters of a-z, 0-9, `-`), unique.
+    pub async fn create_ssh_key(
+        &self,
+        id: &str,
+        public_key: &str,
+        fingerprint: &str,
+        private_key: &Secret,
+        created_by: &str,
+        ttl: Duration,
+    ) -> Result<GeneratedSshKey> {
+        let ok = !id.is_empty()
+            && id.len() <= 64
+            && id.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+        if !ok {
+            return Err(StoreError::Invalid {
+                field: "key_id",
+                message: "use 1 to 64 characters of a-z, 0-9 and '-'".into(),
+            });
+        }
+        let ttl_ms = ttl_millis(ttl)?;
+        let context = generated_key_context(id);
+        let ctx = SealContext { source: &context, field: GENERATED_KEY_FIELD };
+        let sealed = seal::seal(&self.key(), ctx, private_key.expose().as_bytes())?;
+        let (created_at, expires_at) =
+            on_backend!(self, b => b.insert_ssh_key(id, public_key, fingerprint, created_by, ttl_ms, &sealed).await)?;
+        Ok(GeneratedSshKey {
+            id: id.to_string(),
+            public_key: public_key.to_string(),
+            fingerprint: fingerprint.to_string(),
+            created_by: created_by.to_string(),
+            created_at,
+            expires_at,
+        })
+    }
+
+    /// The private half of an unclaimed, unexpired generated key (to test a form that names it
+    /// before it is saved). An unknown, expired or claimed key is refused naming
+    /// `ssh.private_key_id`.
+    pub async fn pending_ssh_key(&self, id: &str) -> Result<Secret> {
+        let sealed = on_backend!(self, b => b.pending_ssh_key(id).await)?.ok_or_else(|| unusable_generated_key(id))?;
+        let context = generated_key_context(id);
+        let plain =
+            seal::open_secret(&self.key(), SealContext { source: &context, field: GENERATED_KEY_FIELD }, &sealed)?;
+        std::str::from_utf8(&plain)
+            .map(Secret::new)
+            .map_err(|_| StoreError::Backend { message: "a generated SSH key is not in the store's format".into() })
     }
 
     /// A source's settings and which secrets are set (never their values).
@@ -548,6 +646,25 @@ impl Store {
     }
 }
 
+/// The secret field a generated key becomes, and the field its sealed copy is bound to.
+pub(crate) const GENERATED_KEY_FIELD: &str = "ssh.private_key";
+
+/// The seal context's "source" of an unclaimed generated key: never a source id (those have no
+/// `:`), so its sealed value opens nowhere else.
+pub(crate) fn generated_key_context(id: &str) -> String {
+    format!("ssh-key:{id}")
+}
+
+pub(crate) fn unusable_generated_key(id: &str) -> StoreError {
+    StoreError::Invalid {
+        field: "ssh.private_key_id",
+        message: format!(
+            "the generated SSH key `{}` is unknown, expired or already used: generate a new one",
+            id.chars().take(64).collect::<String>()
+        ),
+    }
+}
+
 /// A source as a backend reads it.
 pub(crate) struct SourceRow {
     pub id: String,
@@ -557,6 +674,7 @@ pub(crate) struct SourceRow {
     pub updated_at: Millis,
     pub password_updated_at: Option<Millis>,
     pub fields: Vec<String>,
+    pub ssh_public_key: Option<String>,
 }
 
 impl SourceRow {
@@ -573,6 +691,7 @@ impl SourceRow {
             created_at: self.created_at,
             updated_at: self.updated_at,
             password_updated_at: self.password_updated_at,
+            ssh_public_key: self.ssh_public_key,
         })
     }
 }

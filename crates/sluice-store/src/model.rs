@@ -113,6 +113,24 @@ pub struct SourceRecord {
     pub created_at: Millis,
     pub updated_at: Millis,
     pub password_updated_at: Option<Millis>,
+    /// The public half of the generated key the source's SSH private key is, when it is one
+    /// (`ssh-ed25519 AAAA… sluice-…`; not secret).
+    pub ssh_public_key: Option<String>,
+}
+
+/// A key pair generated for a bastion: only its public half and when it was made. Its private
+/// half is sealed in the store until a source claims it, and is never handed out.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct GeneratedSshKey {
+    pub id: String,
+    /// The `authorized_keys` line.
+    pub public_key: String,
+    /// `SHA256:…`.
+    pub fingerprint: String,
+    pub created_by: String,
+    pub created_at: Millis,
+    /// Unclaimed after this time, the key is gone.
+    pub expires_at: Millis,
 }
 
 fn field_names<S: serde::Serializer>(fields: &[SecretField], s: S) -> Result<S::Ok, S::Error> {

@@ -89,6 +89,7 @@ impl SqliteBackend {
         settings: &str,
         secrets: &[(&'static str, Sealed)],
         password_set: bool,
+        claim: Option<&str>,
     ) -> Result<()> {
         let mut tx = self.pool.begin().await.map_err(be("begin"))?;
         sqlx::query(concat!(
@@ -111,6 +112,7 @@ impl SqliteBackend {
         for (field, s) in secrets {
             put_secret(&mut tx, id, field, s).await?;
         }
+        replace_generated_key(&mut tx, id, secrets, claim).await?;
         tx.commit().await.map_err(be("commit"))
     }
 
@@ -121,6 +123,7 @@ impl SqliteBackend {
         settings: &str,
         secrets: &[(&'static str, Sealed)],
         password_set: bool,
+        claim: Option<&str>,
     ) -> Result<bool> {
         let mut tx = self.pool.begin().await.map_err(be("begin"))?;
         let hit = sqlx::query(concat!(
@@ -144,6 +147,7 @@ impl SqliteBackend {
         for (field, s) in secrets {
             put_secret(&mut tx, id, field, s).await?;
         }
+        replace_generated_key(&mut tx, id, secrets, claim).await?;
         tx.commit().await.map_err(be("commit"))?;
         Ok(true)
     }
@@ -151,7 +155,8 @@ impl SqliteBackend {
     pub(crate) async fn source_row(&self, id: &str) -> Result<Option<SourceRow>> {
         let row = sqlx::query(
             "SELECT id, name, settings, created_at, updated_at, password_updated_at, \
-             (SELECT group_concat(field, ',') FROM source_secrets WHERE source_id = s.id) AS fields \
+             (SELECT group_concat(field, ',') FROM source_secrets WHERE source_id = s.id) AS fields, \
+             (SELECT public_key FROM ssh_keys WHERE source_id = s.id) AS ssh_public_key \
              FROM sources s WHERE id = ?",
         )
         .bind(id)
@@ -164,7 +169,8 @@ impl SqliteBackend {
     pub(crate) async fn source_rows(&self) -> Result<Vec<SourceRow>> {
         let rows = sqlx::query(
             "SELECT id, name, settings, created_at, updated_at, password_updated_at, \
-             (SELECT group_concat(field, ',') FROM source_secrets WHERE source_id = s.id) AS fields \
+             (SELECT group_concat(field, ',') FROM source_secrets WHERE source_id = s.id) AS fields, \
+             (SELECT public_key FROM ssh_keys WHERE source_id = s.id) AS ssh_public_key \
              FROM sources s ORDER BY name",
         )
         .fetch_all(&self.pool)
@@ -204,6 +210,22 @@ impl SqliteBackend {
             let new = reseal(&source, &field, &sealed(r, 2)?)?;
             put_secret(&mut tx, &source, &field, &new).await?;
         }
+        let pending = sqlx::query("SELECT id, key_id, nonce, ciphertext FROM ssh_keys WHERE source_id IS NULL")
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(be("read generated SSH keys"))?;
+        for r in &pending {
+            let id: String = r.try_get(0).map_err(be("read a generated SSH key"))?;
+            let new = reseal(&crate::generated_key_context(&id), crate::GENERATED_KEY_FIELD, &sealed(r, 1)?)?;
+            sqlx::query("UPDATE ssh_keys SET key_id = ?, nonce = ?, ciphertext = ? WHERE id = ?")
+                .bind(&new.key_id)
+                .bind(&new.nonce)
+                .bind(&new.ciphertext)
+                .bind(&id)
+                .execute(&mut *tx)
+                .await
+                .map_err(be("reseal a generated SSH key"))?;
+        }
         let check = sqlx::query("SELECT key_id, nonce, ciphertext FROM store_meta WHERE name = 'check'")
             .fetch_one(&mut *tx)
             .await
@@ -217,6 +239,63 @@ impl SqliteBackend {
             .await
             .map_err(be("write the key check"))?;
         tx.commit().await.map_err(be("commit"))
+    }
+
+    // ---- generated SSH keys ------------------------------------------------------------------
+
+    /// Stores a new unclaimed key (dropping expired unclaimed ones); returns its creation and
+    /// expiry times.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) async fn insert_ssh_key(
+        &self,
+        id: &str,
+        public_key: &str,
+        fingerprint: &str,
+        created_by: &str,
+        ttl_ms: i64,
+        s: &Sealed,
+    ) -> Result<(Millis, Millis)> {
+        let mut tx = self.pool.begin().await.map_err(be("begin"))?;
+        sqlx::query(concat!("DELETE FROM ssh_keys WHERE source_id IS NULL AND expires_at <= ", now!()))
+            .execute(&mut *tx)
+            .await
+            .map_err(be("drop expired SSH keys"))?;
+        let row = sqlx::query(concat!(
+            "INSERT INTO ssh_keys (id, public_key, fingerprint, created_by, created_at, expires_at, key_id, nonce, ciphertext) ",
+            "VALUES (?, ?, ?, ?, ",
+            now!(),
+            ", ",
+            now!(),
+            " + ?, ?, ?, ?) RETURNING created_at, expires_at"
+        ))
+        .bind(id)
+        .bind(public_key)
+        .bind(fingerprint)
+        .bind(created_by)
+        .bind(ttl_ms)
+        .bind(&s.key_id)
+        .bind(&s.nonce)
+        .bind(&s.ciphertext)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(|e| db_error(e, "SSH key", "SSH key"))?;
+        let get = be("read a generated SSH key");
+        let times = (row.try_get(0).map_err(&get)?, row.try_get(1).map_err(&get)?);
+        tx.commit().await.map_err(be("commit"))?;
+        Ok(times)
+    }
+
+    /// An unclaimed, unexpired key's sealed private half.
+    pub(crate) async fn pending_ssh_key(&self, id: &str) -> Result<Option<Sealed>> {
+        let row = sqlx::query(concat!(
+            "SELECT key_id, nonce, ciphertext FROM ssh_keys WHERE id = ? AND source_id IS NULL AND expires_at > ",
+            now!()
+        ))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(be("read a generated SSH key"))?;
+        row.map(|r| sealed(&r, 0)).transpose()
     }
 
     // ---- users -------------------------------------------------------------------------------
@@ -659,6 +738,43 @@ impl SqliteBackend {
     }
 }
 
+/// When `secrets` replace the source's SSH private key, the generated key it held (if any) is
+/// forgotten; and when that key is the generated key `claim`, the key is claimed for the
+/// source — once, and only while it has not expired.
+async fn replace_generated_key(
+    tx: &mut sqlx::SqliteConnection,
+    source: &str,
+    secrets: &[(&'static str, Sealed)],
+    claim: Option<&str>,
+) -> Result<()> {
+    if !secrets.iter().any(|(field, _)| *field == crate::GENERATED_KEY_FIELD) {
+        return Ok(());
+    }
+    sqlx::query("DELETE FROM ssh_keys WHERE source_id = ?")
+        .bind(source)
+        .execute(&mut *tx)
+        .await
+        .map_err(be("replace a generated SSH key"))?;
+    let Some(key) = claim else { return Ok(()) };
+    let done = sqlx::query(concat!(
+        "UPDATE ssh_keys SET source_id = ?, claimed_at = ",
+        now!(),
+        ", key_id = NULL, nonce = NULL, ciphertext = NULL ",
+        "WHERE id = ? AND source_id IS NULL AND expires_at > ",
+        now!()
+    ))
+    .bind(source)
+    .bind(key)
+    .execute(&mut *tx)
+    .await
+    .map_err(be("claim a generated SSH key"))?;
+    if done.rows_affected() == 1 {
+        Ok(())
+    } else {
+        Err(crate::unusable_generated_key(key))
+    }
+}
+
 async fn put_secret(tx: &mut sqlx::SqliteConnection, source: &str, field: &str, s: &Sealed) -> Result<()> {
     sqlx::query(
         "INSERT INTO source_secrets (source_id, field, key_id, nonce, ciphertext) VALUES (?, ?, ?, ?, ?) \
@@ -696,6 +812,7 @@ fn source_row(r: &SqliteRow) -> Result<SourceRow> {
         updated_at: r.try_get(4).map_err(&get)?,
         password_updated_at: r.try_get(5).map_err(&get)?,
         fields: fields.map(|f| f.split(',').map(str::to_string).collect()).unwrap_or_default(),
+        ssh_public_key: r.try_get(7).map_err(&get)?,
     })
 }
 

@@ -492,6 +492,113 @@ async fn a_store_url_password_never_shows(f: &Fixture) {
     assert!(!shown.contains(&*f.key.to_base64()), "{shown}");
 }
 
+const GENERATED_KEY: &str =
+    "-----BEGIN OPENSSH PRIVATE KEY-----\ngenerated-KEY-body-9d31aa\n-----END OPENSSH PRIVATE KEY-----\n";
+const GENERATED_PUBLIC: &str =
+    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBo6iTe0tSGTZUKedSzijO+wCZIppqSKYnqRTZuvP3Qe sluice-k1";
+
+async fn a_generated_ssh_key_is_claimed_once_sealed_and_replaced(f: &Fixture) {
+    let store = f.open().await;
+    let day = Duration::from_secs(86_400);
+    let made = store
+        .create_ssh_key("k1", GENERATED_PUBLIC, "SHA256:fp1", &Secret::new(GENERATED_KEY), "user:ada", day)
+        .await
+        .expect("create");
+    assert_eq!(made.public_key, GENERATED_PUBLIC);
+    assert!(made.expires_at - made.created_at == 86_400_000, "{made:?}");
+    let e = store
+        .create_ssh_key("k1", GENERATED_PUBLIC, "SHA256:fp1", &Secret::new(GENERATED_KEY), "user:ada", day)
+        .await
+        .expect_err("ids are unique");
+    assert!(matches!(e, StoreError::Conflict { .. }), "{e:?}");
+    let e = store.create_ssh_key("K 1", "p", "f", &Secret::new("x"), "a", day).await.expect_err("bad id");
+    assert!(matches!(e, StoreError::Invalid { field: "key_id", .. }), "{e:?}");
+    assert_eq!(store.pending_ssh_key("k1").await.expect("pending").expose(), GENERATED_KEY);
+
+    // A source claims it: its SSH private key is the generated one, its public half is shown.
+    let (settings, mut secrets) = full_source();
+    secrets.ssh_private_key = None;
+    let prod = id("prod");
+    let created = store.put_source_claiming(&prod, "Production", &settings, &secrets, Some("k1")).await.expect("put");
+    assert_eq!(created.ssh_public_key.as_deref(), Some(GENERATED_PUBLIC));
+    assert!(created.secret_fields.contains(&SecretField::SshPrivateKey));
+    let spec = store.source_spec(&prod).await.expect("spec");
+    let Network::Ssh(ssh) = &spec.network else { panic!("ssh") };
+    assert!(matches!(&ssh.private_key, Some(KeySource::Pem(k)) if k.expose() == GENERATED_KEY));
+
+    // Once only: neither a second source nor a test may use it again.
+    let e = store.pending_ssh_key("k1").await.expect_err("claimed");
+    assert!(matches!(e, StoreError::Invalid { field: "ssh.private_key_id", .. }), "{e:?}");
+    let e =
+        store.put_source_claiming(&id("dev"), "Dev", &settings, &secrets, Some("k1")).await.expect_err("claimed twice");
+    assert!(matches!(e, StoreError::Invalid { field: "ssh.private_key_id", .. }), "{e:?}");
+    assert!(matches!(store.source(&id("dev")).await, Err(StoreError::NotFound { .. })), "nothing was written");
+    let e = store.update_source_claiming(&prod, "Production", &settings, &secrets, Some("nope")).await;
+    assert!(matches!(e, Err(StoreError::Invalid { field: "ssh.private_key_id", .. })), "{e:?}");
+    let both = full_source().1;
+    store
+        .create_ssh_key("k2", GENERATED_PUBLIC, "SHA256:fp2", &Secret::new(GENERATED_KEY), "a", day)
+        .await
+        .expect("k2");
+    let e = store.update_source_claiming(&prod, "Production", &settings, &both, Some("k2")).await;
+    assert!(matches!(e, Err(StoreError::Invalid { field: "ssh.private_key_id", .. })), "{e:?}");
+
+    // An edit claiming another key replaces the first; a pasted key replaces a generated one.
+    let none = SourceSecrets::default();
+    let edited = store.update_source_claiming(&prod, "Production", &settings, &none, Some("k2")).await;
+    assert_eq!(edited.expect("edit").ssh_public_key.as_deref(), Some(GENERATED_PUBLIC));
+    assert_eq!(f.raw_scalar("SELECT count(*) FROM ssh_keys".to_string()).await, 1, "k1 is gone");
+    let pasted =
+        SourceSecrets { ssh_private_key: Some(KeySource::Pem(Secret::new(SSH_KEY))), ..SourceSecrets::default() };
+    let edited = store.update_source(&prod, "Production", &settings, &pasted).await.expect("paste");
+    assert_eq!(edited.ssh_public_key, None);
+    // An edit that leaves the key alone keeps it.
+    store
+        .create_ssh_key("k3", GENERATED_PUBLIC, "SHA256:fp3", &Secret::new(GENERATED_KEY), "a", day)
+        .await
+        .expect("k3");
+    store
+        .update_source_claiming(&prod, "Production", &settings, &SourceSecrets::default(), Some("k3"))
+        .await
+        .expect("k3");
+    let renamed = store.update_source(&prod, "Prod", &settings, &SourceSecrets::default()).await.expect("rename");
+    assert_eq!(renamed.ssh_public_key.as_deref(), Some(GENERATED_PUBLIC));
+
+    // An unclaimed key expires (waiting on the store's own verdict, not on a clock here).
+    store
+        .create_ssh_key(
+            "short",
+            GENERATED_PUBLIC,
+            "SHA256:fp4",
+            &Secret::new(GENERATED_KEY),
+            "a",
+            Duration::from_millis(1),
+        )
+        .await
+        .expect("short-lived");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while store.pending_ssh_key("short").await.is_ok() {
+        assert!(std::time::Instant::now() < deadline, "the key never expired");
+        tokio::task::yield_now().await;
+    }
+    let e = store.update_source_claiming(&prod, "Prod", &settings, &SourceSecrets::default(), Some("short")).await;
+    assert!(matches!(e, Err(StoreError::Invalid { field: "ssh.private_key_id", .. })), "{e:?}");
+
+    // Unclaimed keys are resealed with the rest when the master key rotates.
+    store
+        .create_ssh_key("k4", GENERATED_PUBLIC, "SHA256:fp5", &Secret::new(GENERATED_KEY), "a", day)
+        .await
+        .expect("k4");
+    let new = MasterKey::generate().expect("key");
+    store.rotate_master_key(&f.key, new.clone()).await.expect("rotate");
+    assert_eq!(store.pending_ssh_key("k4").await.expect("after rotation").expose(), GENERATED_KEY);
+    store.close().await;
+    let raw = f.raw_bytes().await;
+    assert!(raw.iter().any(|b| count(b, b"sluice-k1") > 0), "the search must see the public keys");
+    let hits: usize = raw.iter().map(|b| count(b, b"generated-KEY-body")).sum();
+    assert_eq!(hits, 0, "a generated private key is in the store in plaintext");
+}
+
 /// Each case as a test on each backend.
 macro_rules! on_both_backends {
     ($($case:ident),+ $(,)?) => {
@@ -532,4 +639,5 @@ on_both_backends!(
     discovery_runs_start_and_finish_once,
     the_audit_log_filters_pages_and_refuses_rewrites,
     a_store_url_password_never_shows,
+    a_generated_ssh_key_is_claimed_once_sealed_and_replaced,
 );
