@@ -53,6 +53,9 @@ pub struct SshForm {
     pub port: Option<u16>,
     pub user: Option<String>,
     pub private_key: Option<String>,
+    /// Instead of `private_key`: the `key_id` of a key pair `POST /api/v1/ssh-keys` generated
+    /// (claimed by the source when it is saved; once only).
+    pub private_key_id: Option<String>,
     pub passphrase: Option<String>,
     /// The bastion's host key fingerprint, `SHA256:…`.
     pub host_key: Option<String>,
@@ -67,6 +70,11 @@ fn pem(field: &str, value: &str) -> Result<(), ApiError> {
 }
 
 impl SourceForm {
+    /// The generated key (`ssh.private_key_id`) the form names, if any.
+    pub fn ssh_key_id(&self) -> Option<&str> {
+        self.ssh.as_ref().and_then(|s| s.private_key_id.as_deref())
+    }
+
     /// The spec (secrets included) this form describes on top of `base` (the stored spec, for an
     /// edit; `None` for a new source, which must then give host, database and user). The
     /// returned secrets are only those the form carries.
@@ -174,6 +182,12 @@ impl SourceForm {
                     }
                 };
                 if let Some(f) = form {
+                    if f.private_key.is_some() && f.private_key_id.is_some() {
+                        return Err(ApiError::invalid(
+                            "ssh.private_key_id",
+                            "give either ssh.private_key or ssh.private_key_id, not both",
+                        ));
+                    }
                     if let Some(k) = &f.private_key {
                         pem("ssh.private_key", k)?;
                         secrets.ssh_private_key = Some(KeySource::Pem(Secret::new(k.as_str())));
@@ -228,6 +242,9 @@ pub struct SshView {
     pub host_key: Option<String>,
     pub private_key_set: bool,
     pub passphrase_set: bool,
+    /// The public half of the private key, when Sluice generated it (`POST /api/v1/ssh-keys`):
+    /// the line the bastion's `authorized_keys` must hold.
+    pub public_key: Option<String>,
 }
 
 /// Days from which a password's age is warned about, and flagged.
@@ -280,6 +297,7 @@ impl SourceView {
                     },
                     private_key_set: has(SecretField::SshPrivateKey),
                     passphrase_set: has(SecretField::SshPassphrase),
+                    public_key: r.ssh_public_key.clone(),
                 }),
                 _ => None,
             },

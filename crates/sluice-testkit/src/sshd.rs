@@ -271,6 +271,17 @@ impl Sshd {
         })
     }
 
+    /// Adds a public key line (`ssh-ed25519 AAAA… comment`) to the bastion's authorized_keys,
+    /// as an admin pasting a key Sluice generated does.
+    pub fn authorize(&self, public_line: &str) -> crate::Result<()> {
+        let auth = self.dir.path().join("authorized_keys");
+        let mut all = std::fs::read_to_string(&auth)?;
+        all.push_str(public_line.trim());
+        all.push('\n');
+        std::fs::write(&auth, all)?;
+        Ok(())
+    }
+
     fn log_path(&self) -> PathBuf {
         self.dir.path().join("sshd.log")
     }

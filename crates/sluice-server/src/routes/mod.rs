@@ -4,6 +4,7 @@ mod account;
 mod audit;
 mod query;
 mod sources;
+mod ssh;
 
 use axum::http::StatusCode;
 use axum::Router;
@@ -17,6 +18,7 @@ pub fn api() -> Router<AppState> {
     Router::new()
         .merge(account::routes())
         .merge(sources::routes())
+        .merge(ssh::routes())
         .merge(query::routes())
         .merge(audit::routes())
         .fallback(not_found)

@@ -74,12 +74,12 @@ async fn create(
         None => slug(&name).parse().map_err(|e: sluice_core::BadSourceId| ApiError::invalid("name", e.to_string()))?,
     };
     let (spec, secrets) = form.to_spec(None)?;
-    validated(&spec, &secrets)?;
-    let record = state.store().put_source(&id, &name, &spec, &secrets).await?;
+    let key_id = form.ssh_key_id();
+    validated(&spec, &with_generated_key(&state, &secrets, key_id).await?)?;
+    let record = state.store().put_source_claiming(&id, &name, &spec, &secrets, key_id).await?;
     audit(&state, &who, "source.create", Some(&id), json!({"name": record.name})).await?;
-    if !secrets.is_empty() {
-        let fields: Vec<&str> = secrets.fields().iter().map(|f| f.as_str()).collect();
-        audit(&state, &who, "source.secret_set", Some(&id), json!({"fields": fields})).await?;
+    if !secrets.is_empty() || key_id.is_some() {
+        audit(&state, &who, "source.secret_set", Some(&id), secret_detail(&secrets, key_id)).await?;
     }
     Ok((StatusCode::CREATED, Json(SourceView::of(&record, now_ms()))).into_response())
 }
@@ -101,14 +101,15 @@ async fn edit(
     let full = state.store().source_spec(&id).await?;
     let (_, stored_secrets) = full.split();
     let (spec, patch) = form.to_spec(Some(&current.settings))?;
-    validated(&spec, &stored_secrets.clone().updated_with(patch.clone()))?;
+    let key_id = form.ssh_key_id();
+    let patched = with_generated_key(&state, &patch, key_id).await?;
+    validated(&spec, &stored_secrets.clone().updated_with(patched))?;
     let name = form.name.clone().unwrap_or_else(|| current.name.clone());
-    let record = state.store().update_source(&id, &name, &spec, &patch).await?;
+    let record = state.store().update_source_claiming(&id, &name, &spec, &patch, key_id).await?;
     state.drop_pool(&id).await;
     audit(&state, &who, "source.update", Some(&id), json!({"name": record.name})).await?;
-    if !patch.is_empty() {
-        let fields: Vec<&str> = patch.fields().iter().map(|f| f.as_str()).collect();
-        audit(&state, &who, "source.secret_changed", Some(&id), json!({"fields": fields})).await?;
+    if !patch.is_empty() || key_id.is_some() {
+        audit(&state, &who, "source.secret_changed", Some(&id), secret_detail(&patch, key_id)).await?;
     }
     Ok(Json(SourceView::of(&record, now_ms())).into_response())
 }
@@ -127,6 +128,34 @@ async fn remove(
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
+/// `secrets` with the generated key a form names (unclaimed and unexpired, else a 4xx naming
+/// `ssh.private_key_id`) as their SSH private key: to validate or test the form. Saving claims
+/// the key in the store.
+async fn with_generated_key(
+    state: &AppState,
+    secrets: &sluice_core::SourceSecrets,
+    key_id: Option<&str>,
+) -> Result<sluice_core::SourceSecrets, ApiError> {
+    let mut secrets = secrets.clone();
+    if let Some(key_id) = key_id {
+        let private = state.store().pending_ssh_key(key_id).await?;
+        secrets.ssh_private_key = Some(sluice_core::KeySource::Pem(private));
+    }
+    Ok(secrets)
+}
+
+/// An audit entry's detail for a secret change: the fields set, and the generated key used.
+fn secret_detail(secrets: &sluice_core::SourceSecrets, key_id: Option<&str>) -> serde_json::Value {
+    let mut fields: Vec<&str> = secrets.fields().iter().map(|f| f.as_str()).collect();
+    if key_id.is_some() && !fields.contains(&"ssh.private_key") {
+        fields.push("ssh.private_key");
+    }
+    match key_id {
+        Some(k) => json!({"fields": fields, "ssh_key_id": k}),
+        None => json!({"fields": fields}),
+    }
+}
+
 /// Tests an unsaved form.
 async fn test_form(
     State(state): State<AppState>,
@@ -135,7 +164,7 @@ async fn test_form(
     ApiJson(form): ApiJson<SourceForm>,
 ) -> Result<Response, ApiError> {
     let (spec, secrets) = form.to_spec(None)?;
-    let spec = spec.with_secrets(secrets);
+    let spec = spec.with_secrets(with_generated_key(&state, &secrets, form.ssh_key_id()).await?);
     let checked: Result<SourceSpec, SpecError> = spec.validate().map(|()| spec);
     Ok(doctor_response(checked, state.config().network.clone(), None, &headers))
 }

@@ -1,0 +1,129 @@
+//! SSH bastions: key pairs generated for a bastion's `authorized_keys` (the private half never
+//! leaves the server).
+
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::json;
+use sluice_core::{Network, SourceSecrets};
+
+use super::audit;
+use crate::auth::RequireAdmin;
+use crate::form::{now_ms, SourceView};
+use crate::{ApiError, ApiJson, AppState};
+
+/// How long a generated key waits for a source to claim it.
+pub const GENERATED_KEY_TTL: Duration = Duration::from_secs(24 * 3600);
+
+pub fn routes() -> Router<AppState> {
+    Router::new().route("/ssh-keys", post(generate))
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewSshKey {
+    /// A saved source whose SSH private key becomes the new key at once (the old one is
+    /// replaced). Without it, the key waits (24 h) for a source create or edit to name its
+    /// `key_id` as `ssh.private_key_id`.
+    pub source_id: Option<String>,
+}
+
+/// A new key id: `sk-` and 20 random hex digits.
+fn new_key_id() -> Result<String, ApiError> {
+    let mut bytes = [0u8; 10];
+    getrandom::fill(&mut bytes).map_err(ApiError::internal)?;
+    Ok(format!("sk-{}", bytes.iter().map(|b| format!("{b:02x}")).collect::<String>()))
+}
+
+/// Generates an ed25519 key pair and answers with its public half only:
+/// `{"key_id", "public_key", "fingerprint", "expires_at", "source"}` (`source`, the source's
+/// view, when the key was attached to one; `expires_at` is then null).
+async fn generate(
+    State(state): State<AppState>,
+    RequireAdmin(who): RequireAdmin,
+    ApiJson(body): ApiJson<NewSshKey>,
+) -> Result<Response, ApiError> {
+    let source = match &body.source_id {
+        Some(text) => {
+            let id =
+                text.parse::<sluice_core::SourceId>().map_err(|e| ApiError::invalid("source_id", e.to_string()))?;
+            who.may_use(&id)?;
+            let record = state.store().source(&id).await.map_err(|e| match e {
+                sluice_store::StoreError::NotFound { .. } => {
+                    ApiError::invalid("source_id", format!("there is no source `{id}`"))
+                }
+                other => other.into(),
+            })?;
+            if !matches!(record.settings.network, Network::Ssh(_)) {
+                return Err(ApiError::invalid(
+                    "source_id",
+                    format!("the source `{id}` does not go through an SSH bastion (its network is not `ssh`)"),
+                ));
+            }
+            Some((id, record))
+        }
+        None => None,
+    };
+    let key_id = new_key_id()?;
+    let comment = format!("sluice-{key_id}");
+    let pair = tokio::task::spawn_blocking(move || sluice_connect::generate_ed25519(&comment))
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(ApiError::internal)?;
+    let made = state
+        .store()
+        .create_ssh_key(
+            &key_id,
+            &pair.public_line,
+            &pair.fingerprint,
+            &pair.private_openssh,
+            &who.actor,
+            GENERATED_KEY_TTL,
+        )
+        .await?;
+    drop(pair);
+    audit(
+        &state,
+        &who,
+        "ssh_key.create",
+        source.as_ref().map(|(id, _)| id),
+        json!({"key_id": made.id, "fingerprint": made.fingerprint}),
+    )
+    .await?;
+    let Some((id, record)) = source else {
+        let body = json!({
+            "key_id": made.id,
+            "public_key": made.public_key,
+            "fingerprint": made.fingerprint,
+            "expires_at": made.expires_at,
+            "source": null,
+        });
+        return Ok((StatusCode::CREATED, Json(body)).into_response());
+    };
+    let updated = state
+        .store()
+        .update_source_claiming(&id, &record.name, &record.settings, &SourceSecrets::default(), Some(&made.id))
+        .await?;
+    state.drop_pool(&id).await;
+    audit(
+        &state,
+        &who,
+        "source.secret_changed",
+        Some(&id),
+        json!({"fields": ["ssh.private_key"], "ssh_key_id": made.id}),
+    )
+    .await?;
+    let body = json!({
+        "key_id": made.id,
+        "public_key": made.public_key,
+        "fingerprint": made.fingerprint,
+        "expires_at": null,
+        "source": SourceView::of(&updated, now_ms()),
+    });
+    Ok((StatusCode::CREATED, Json(body)).into_response())
+}
