@@ -137,3 +137,40 @@ async fn the_cell_cap_cuts_at_a_character_boundary_and_flags_the_column() {
     let col = batch.column(0).as_any().downcast_ref::<StringArray>().expect("utf8");
     assert_eq!(col.value(0), cell);
 }
+
+/// A huge value that does not compress (data pages v2 then keep it uncompressed) reads back
+/// whole from the Parquet file, next to a column that does compress.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_huge_incompressible_value_round_trips_through_parquet() {
+    let env = env();
+    let sql = "SELECT decode(string_agg(md5(g::text), '' ORDER BY g), 'hex') AS b, repeat('y', 5000000) AS t \
+               FROM generate_series(1, 1000000) g";
+    let (pq, _) = export_with(&env, sql, Format::Parquet, ExportOptions::default()).await;
+    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(bytes::Bytes::from(pq))
+        .expect("parquet")
+        .build()
+        .expect("reader");
+    let mut got = Vec::new();
+    for batch in reader {
+        let batch = batch.expect("batch");
+        let b = batch.column(0).as_any().downcast_ref::<arrow_array::BinaryArray>().expect("binary").clone();
+        let t = batch.column(1).as_any().downcast_ref::<StringArray>().expect("utf8").clone();
+        got.extend((0..b.len()).map(|i| (b.value(i).to_vec(), t.value(i).to_string())));
+    }
+    let expected: Vec<u8> = {
+        let (csv, _) = export_with(
+            &env,
+            &format!("SELECT encode(b, 'hex') FROM ({sql}) s"),
+            Format::Csv,
+            ExportOptions::default(),
+        )
+        .await;
+        let text = String::from_utf8(csv).expect("utf8");
+        let hex = text.lines().nth(1).expect("row").to_string();
+        (0..hex.len() / 2).map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).expect("hex")).collect()
+    };
+    assert_eq!(expected.len(), 16_000_000);
+    assert_eq!(got.len(), 1);
+    assert!(got[0].0 == expected, "the bytea read back differs");
+    assert_eq!(got[0].1, "y".repeat(5_000_000));
+}

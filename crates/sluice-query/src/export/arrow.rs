@@ -35,9 +35,9 @@ use arrow_buffer::Buffer;
 use arrow_ipc::writer::{StreamEncoder, StreamWriter};
 use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use parquet::arrow::ArrowWriter;
-use parquet::basic::{Compression, ZstdLevel};
+use parquet::basic::{Compression, Encoding, ZstdLevel};
 use parquet::file::metadata::KeyValue;
-use parquet::file::properties::{EnabledStatistics, WriterProperties};
+use parquet::file::properties::{EnabledStatistics, WriterProperties, WriterVersion};
 use parquet::schema::types::ColumnPath;
 
 use super::{cut_point, truncation_marker, ExportContext, ExportOptions, Exporter, OUT_CHUNK};
@@ -761,7 +761,8 @@ impl Exporter for ArrowIpc {
 }
 
 /// Parquet, zstd-compressed (level 1, plain encoding: dictionary pages cost more CPU than they
-/// save on typical exports), one row group per [`ROW_GROUP_ROWS`] rows written as soon as it is
+/// save on typical exports) in data pages v2 (which compress a page's values without copying
+/// them first: a huge value is held once less), one row group per [`ROW_GROUP_ROWS`] rows written as soon as it is
 /// full; `sluice.truncated` goes into the file's key-value metadata (which readers show as schema
 /// metadata) when the footer is written.
 ///
@@ -797,7 +798,13 @@ impl Encoder {
         // Min/max statistics copy whole values (they are cut to 64 bytes only when written), so
         // a huge text or binary value would be held three times: fixed-width columns keep them,
         // variable-width ones (text, binary, lists) go without.
+        // Data pages v2: a page's values are compressed straight from the encoder's buffer,
+        // where v1 first copies them after the levels into one more buffer the page's size;
+        // with a huge value that copy was a whole extra cell. Plain encoding, as v1 writes
+        // (v2's default for text and binary is DELTA_BYTE_ARRAY, which copies them again).
         let mut props = WriterProperties::builder()
+            .set_writer_version(WriterVersion::PARQUET_2_0)
+            .set_encoding(Encoding::PLAIN)
             .set_compression(Compression::ZSTD(level))
             .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
             .set_dictionary_enabled(false)
