@@ -416,7 +416,7 @@ pub fn write_uuid(out: &mut Vec<u8>, b: &[u8]) -> Result<()> {
     Ok(())
 }
 
-const HEX: &[u8; 16] = b"0123456789abcdef";
+pub(crate) const HEX: &[u8; 16] = b"0123456789abcdef";
 
 fn push_hex(out: &mut Vec<u8>, byte: u8) {
     out.push(HEX[(byte >> 4) as usize]);

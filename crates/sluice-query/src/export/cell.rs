@@ -50,6 +50,40 @@ pub(crate) fn write_part(out: &mut Vec<u8>, text: &[u8], from: usize, escape: Es
     None
 }
 
+/// Writes bytea's hex text (`\x`, then two lowercase digits a byte, as `bytea_output = hex`
+/// prints it) from text offset `from` up to text offset `end`, stopping once `out` holds
+/// [`OUT_CHUNK`] bytes, so a huge value is never rendered whole. Returns where it stopped, or
+/// `None` when all of it up to `end` was written.
+pub(crate) fn write_hex_part(out: &mut Vec<u8>, raw: &[u8], from: usize, end: usize) -> Option<usize> {
+    let end = end.min(hex_len(raw));
+    let mut at = from;
+    while at < end {
+        let stop = (at + PIECE).min(end);
+        for p in at..stop {
+            let digit = match p {
+                0 => b'\\',
+                1 => b'x',
+                p => {
+                    let byte = raw.get((p - 2) / 2).copied().unwrap_or(0);
+                    let nibble = if p % 2 == 0 { byte >> 4 } else { byte & 15 };
+                    crate::decode::HEX[nibble as usize]
+                }
+            };
+            out.push(digit);
+        }
+        at = stop;
+        if out.len() >= OUT_CHUNK && at < end {
+            return Some(at);
+        }
+    }
+    None
+}
+
+/// The length of bytea's hex text.
+pub(crate) fn hex_len(raw: &[u8]) -> usize {
+    2 + 2 * raw.len()
+}
+
 fn csv_quoted(out: &mut Vec<u8>, text: &[u8]) {
     let mut start = 0;
     for (i, &c) in text.iter().enumerate() {

@@ -1,6 +1,6 @@
 //! CSV exactly as `psql --csv` prints it.
 
-use super::cell::{write_part, Cursor, Escape};
+use super::cell::{hex_len, write_hex_part, write_part, Cursor, Escape};
 use super::{cut_point, truncation_marker, ExportOptions, Exporter, OUT_CHUNK};
 use crate::decode;
 use crate::types::{write_scalar, write_text, Codec, Scalar};
@@ -79,6 +79,26 @@ impl Exporter for Csv {
                 let malformed = |m: crate::decode::Malformed| {
                     QueryError::Internal(format!("column {} held a malformed {} value", c.name, m.0))
                 };
+                if c.codec == Codec::Scalar(Scalar::Bytea) {
+                    // Hex digits and `\x` never need quoting; the text is written in pieces
+                    // straight from the wire bytes, so a huge value is never rendered whole.
+                    let len = hex_len(raw);
+                    let keep = options.max_cell_bytes.map_or(len, |cap| cap.min(len));
+                    if let Some(next) = write_hex_part(out, raw, at.offset.unwrap_or(0), keep) {
+                        at.offset = Some(next);
+                        *cursor = at;
+                        return Ok(true);
+                    }
+                    if keep < len {
+                        out.extend_from_slice(truncation_marker(len - keep).as_bytes());
+                        if let Some(flag) = cut.get_mut(at.col) {
+                            *flag = true;
+                        }
+                    }
+                    at.offset = None;
+                    at.col += 1;
+                    continue;
+                }
                 let text: &[u8] = match c.codec {
                     Codec::Scalar(s) if s.is_plain() && options.max_cell_bytes.is_none() => {
                         write_scalar(s, raw, out).map_err(malformed)?;
