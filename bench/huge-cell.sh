@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Peak RSS of `sluice query` exporting one huge text cell, per format.
+# Peak RSS of `sluice query` exporting one huge text cell, per format, and one huge bytea cell.
 #
 #   bench/huge-cell.sh
 #
@@ -7,10 +7,14 @@
 # pg-down.sh), runs `SELECT repeat('x', CELL) AS big` once per format with --output to a file
 # under /usr/bin/time -v, checks the file's size, and prints the peak RSS next to the cell size
 # (the goal: at most 2x the cell plus the baseline, the RSS of the same export of `SELECT 1`).
+# Then the same for `SELECT decode(repeat('ab', BYTEA_CELL), 'hex') AS big` (bytea, written as
+# hex text in CSV and JSON), in BYTEA_FORMATS.
 #
 # Environment (all optional):
 #   CELL=200000000   bytes in the cell
 #   FORMATS="csv json ndjson arrow parquet"
+#   BYTEA_CELL=100000000   bytes in the bytea cell
+#   BYTEA_FORMATS="csv"    formats for the bytea case ("" skips it)
 #   BENCH_URL=...    reuse a server
 #   SLUICE_BIN=...   a prebuilt binary (default: cargo build --release -p sluice-cli)
 #   EXTRA="--max-cell-bytes 1000"   more flags for every run
@@ -24,6 +28,8 @@ BENCH_DIR=$(cd "$BENCH_KIT" && pwd)
 
 CELL=${CELL:-200000000}
 FORMATS=${FORMATS:-"csv json ndjson arrow parquet"}
+BYTEA_CELL=${BYTEA_CELL:-100000000}
+BYTEA_FORMATS=${BYTEA_FORMATS-csv}
 OUT_DIR=${OUT_DIR:-$repo/bench/results}
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/sluice-huge.XXXXXX")
@@ -67,19 +73,27 @@ mkdir -p "$OUT_DIR"
 stamp=$(date +%Y%m%d-%H%M%S)
 SUMMARY="$OUT_DIR/sluice-huge-cell-$stamp.md"
 {
-  echo "# sluice query: one ${CELL}-byte text cell ($stamp)"
+  echo "# sluice query: one ${CELL}-byte text cell, one ${BYTEA_CELL}-byte bytea cell ($stamp)"
   echo
   echo "- binary: ${SLUICE_BIN:-release build of $(git -C "$repo" rev-parse --short HEAD 2>/dev/null || echo '?')}; extra flags: ${EXTRA:-none}"
-  echo "- command: sluice query --sql \"SELECT repeat('x', $CELL) AS big\" --format F --output FILE, under /usr/bin/time -v"
+  echo "- command: sluice query --sql \"SELECT repeat('x', $CELL) AS big\" (and \"SELECT decode(repeat('ab', $BYTEA_CELL), 'hex') AS big\") --format F --output FILE, under /usr/bin/time -v"
   echo
-  echo "| format | baseline MiB | peak RSS MiB | peak - baseline / cell | output bytes |"
-  echo "|---|---:|---:|---:|---:|"
-  for f in $FORMATS; do
+  echo "| cell | format | baseline MiB | peak RSS MiB | peak - baseline / cell | output bytes | seconds |"
+  echo "|---|---|---:|---:|---:|---:|---:|"
+  row() {
+    local label=$1 sql=$2 cell=$3 f=$4 base rss size secs
     base=$(peak "SELECT 1 AS big" "$f")
-    rss=$(peak "SELECT repeat('x', $CELL) AS big" "$f")
+    rss=$(peak "$sql" "$f")
     size=$(cat "$work/size")
-    printf '| %s | %s | %s | %s | %s |\n' "$f" "$((base / 1024))" "$((rss / 1024))" \
-      "$(awk -v r="$rss" -v b="$base" -v c="$CELL" 'BEGIN{printf "%.2f", (r-b)*1024/c}')" "$size"
+    secs=$(awk -F': ' '/Elapsed \(wall clock\)/ {n=split($2,p,":"); s=0; for(i=1;i<=n;i++) s=s*60+p[i]; print s}' "$work/time")
+    printf '| %s | %s | %s | %s | %s | %s | %s |\n' "$label" "$f" "$((base / 1024))" "$((rss / 1024))" \
+      "$(awk -v r="$rss" -v b="$base" -v c="$cell" 'BEGIN{printf "%.2f", (r-b)*1024/c}')" "$size" "$secs"
+  }
+  for f in $FORMATS; do
+    row "text $CELL" "SELECT repeat('x', $CELL) AS big" "$CELL" "$f"
+  done
+  for f in $BYTEA_FORMATS; do
+    row "bytea $BYTEA_CELL" "SELECT decode(repeat('ab', $BYTEA_CELL), 'hex') AS big" "$BYTEA_CELL" "$f"
   done
 } >"$SUMMARY"
 cat "$SUMMARY"
