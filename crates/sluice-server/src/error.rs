@@ -47,20 +47,29 @@ pub struct Detail {
     pub sqlstate: Option<String>,
 }
 
-#[derive(Serialize)]
-struct Body<'a> {
-    error: Inner<'a>,
+/// Every error's body.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct ErrorBody<'a> {
+    error: ErrorDetail<'a>,
 }
 
-#[derive(Serialize)]
-struct Inner<'a> {
+/// What went wrong, and where.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct ErrorDetail<'a> {
+    /// Stable and machine-readable: `invalid`, `not_found`, `conflict`, `unauthenticated`,
+    /// `forbidden`, `csrf`, `busy`, `syntax`, `refused`, `database`, `timeout`, …
     code: &'a str,
     message: &'a str,
+    /// The request field at fault, as the request spells it (`ssh.host`, `password`), or null.
+    #[schema(required = true)]
     field: Option<&'a str>,
+    /// What to do about it.
     #[serde(skip_serializing_if = "Option::is_none")]
     hint: Option<&'a str>,
+    /// For SQL errors: the 1-based character position in the request's `sql`.
     #[serde(skip_serializing_if = "Option::is_none")]
     position: Option<u32>,
+    /// For errors the database reported: its SQLSTATE.
     #[serde(skip_serializing_if = "Option::is_none")]
     sqlstate: Option<&'a str>,
 }
@@ -121,8 +130,8 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = Body {
-            error: Inner {
+        let body = ErrorBody {
+            error: ErrorDetail {
                 code: self.code,
                 message: &self.message,
                 field: self.field.as_deref(),

@@ -14,11 +14,14 @@ use sluice_store::SourceRecord;
 
 use crate::ApiError;
 
-/// The form, for creating (required fields checked in [`SourceForm::to_spec`]) and for editing
-/// (every field optional: what is left out keeps its value, secrets included).
-#[derive(Debug, Default, Deserialize)]
+/// A source's form, for creating (`name`, `host`, `database` and `user` are required) and for
+/// editing (every field optional: what is left out keeps its value, secrets included).
+/// Certificates and keys are PEM text, never file names.
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SourceForm {
+    /// The source's stable id (1 to 64 of `a-z`, `0-9`, `-`, `_`); made from the name when left
+    /// out. It cannot change.
     pub id: Option<String>,
     pub name: Option<String>,
     pub network: Option<NetworkKind>,
@@ -26,19 +29,27 @@ pub struct SourceForm {
     pub port: Option<u16>,
     pub database: Option<String>,
     pub user: Option<String>,
+    /// Stored sealed; never shown again.
     pub password: Option<String>,
+    #[schema(value_type = Option<crate::openapi::SslModeDoc>)]
     pub sslmode: Option<SslMode>,
+    /// PEM text, `system` for the OS trust store, or empty to clear.
     pub sslrootcert: Option<String>,
+    /// The client certificate, PEM text (empty to clear).
     pub sslcert: Option<String>,
+    /// The client key, PEM text; stored sealed.
     pub sslkey: Option<String>,
     pub tls_server_name: Option<String>,
+    #[schema(value_type = Option<crate::openapi::SessionAttrsDoc>)]
     pub target_session_attrs: Option<SessionAttrs>,
+    /// The source is PgBouncer in transaction pooling mode.
     pub pgbouncer: Option<bool>,
     pub connect_timeout_secs: Option<u64>,
+    /// The bastion, with `network` `ssh`.
     pub ssh: Option<SshForm>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum NetworkKind {
     Direct,
@@ -46,16 +57,19 @@ pub enum NetworkKind {
     PrivateEndpoint,
 }
 
-#[derive(Debug, Default, Deserialize)]
+/// An SSH bastion.
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SshForm {
     pub host: Option<String>,
     pub port: Option<u16>,
     pub user: Option<String>,
+    /// The client key, PEM or OpenSSH text; stored sealed.
     pub private_key: Option<String>,
     /// Instead of `private_key`: the `key_id` of a key pair `POST /api/v1/ssh-keys` generated
     /// (claimed by the source when it is saved; once only).
     pub private_key_id: Option<String>,
+    /// Stored sealed.
     pub passphrase: Option<String>,
     /// The bastion's host key fingerprint, `SHA256:…`.
     pub host_key: Option<String>,
@@ -206,8 +220,8 @@ impl SourceForm {
     }
 }
 
-/// A source as responses show it.
-#[derive(Debug, Serialize)]
+/// A source as responses show it: which secrets are set, never their values.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct SourceView {
     pub id: String,
     pub name: String,
@@ -216,11 +230,13 @@ pub struct SourceView {
     pub port: u16,
     pub database: String,
     pub user: String,
+    #[schema(value_type = crate::openapi::SslModeDoc)]
     pub sslmode: SslMode,
     pub sslrootcert: Option<String>,
     pub sslcert: Option<String>,
     pub sslkey_set: bool,
     pub tls_server_name: Option<String>,
+    #[schema(value_type = crate::openapi::SessionAttrsDoc)]
     pub target_session_attrs: SessionAttrs,
     pub pgbouncer: bool,
     pub connect_timeout_secs: u64,
@@ -234,7 +250,7 @@ pub struct SourceView {
     pub updated_at: i64,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct SshView {
     pub host: String,
     pub port: u16,

@@ -17,6 +17,7 @@ mod discovery;
 mod error;
 mod form;
 mod metrics;
+pub mod openapi;
 mod routes;
 
 use std::collections::HashMap;
@@ -221,9 +222,9 @@ impl AppState {
 /// The API's routes with their layers.
 pub fn router(state: AppState) -> Router {
     let limit = state.config().body_limit;
+    let (routes, _) = openapi::routes().split_for_parts();
     Router::new()
-        .nest("/api/v1", routes::api())
-        .route("/metrics", axum::routing::get(metrics::render))
+        .merge(routes)
         .fallback(routes::not_found)
         .layer(DefaultBodyLimit::max(limit))
         // Outermost: every response, errors and rejections included, carries the request id

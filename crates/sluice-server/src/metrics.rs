@@ -56,6 +56,14 @@ impl Metrics {
     }
 }
 
+/// The service's metrics in Prometheus text (per instance).
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    operation_id = "metrics",
+    tag = "service",
+    responses((status = 200, description = "Prometheus text exposition format 0.0.4.", content_type = "text/plain", body = String))
+)]
 pub(crate) async fn render(State(state): State<AppState>) -> Response {
     let m = state.metrics();
     let mut out = String::new();

@@ -3,30 +3,41 @@
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, post};
-use axum::{Json, Router};
+use axum::Json;
 use serde::Deserialize;
 use serde_json::json;
 use sluice_core::{Secret, SourceId};
 use sluice_store::{NewApiToken, Role, TokenRole, UserId, MIN_PASSWORD_CHARS};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::{audit, audit_as};
 use crate::auth::{self, Authenticated, RequireAdmin, Via};
 use crate::{ApiError, ApiJson, AppState};
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/health", get(health))
-        .route("/setup", post(setup))
-        .route("/sessions", post(sign_in))
-        .route("/sessions/current", delete(sign_out))
-        .route("/me", get(me))
-        .route("/users", get(list_users).post(create_user))
-        .route("/users/{id}", delete(disable_user))
-        .route("/tokens", get(list_tokens).post(create_token))
-        .route("/tokens/{id}", delete(revoke_token))
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(health))
+        .routes(routes!(setup))
+        .routes(routes!(sign_in))
+        .routes(routes!(sign_out))
+        .routes(routes!(me))
+        .routes(routes!(list_users, create_user))
+        .routes(routes!(disable_user))
+        .routes(routes!(list_tokens, create_token))
+        .routes(routes!(revoke_token))
 }
 
+/// Whether the service and its store answer.
+#[utoipa::path(
+    get,
+    path = "/health",
+    tag = "account",
+    responses(
+        (status = 200, description = "The service and its store answer.", body = crate::openapi::HealthDoc),
+        (status = 503, description = "The store is not reachable.", body = crate::openapi::HealthDoc),
+    )
+)]
 async fn health(State(state): State<AppState>) -> Response {
     match state.store().users().await {
         Ok(_) => Json(json!({"status": "ok"})).into_response(),
@@ -37,11 +48,15 @@ async fn health(State(state): State<AppState>) -> Response {
     }
 }
 
-#[derive(Deserialize)]
+/// The first administrator.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct SetupBody {
+    /// The one-time token of the setup link `sluice serve` printed on an empty store.
     setup_token: String,
+    /// 1 to 64 characters of `a-z`, `A-Z`, `0-9`, `.`, `_`, `-` and `@`.
     login: String,
+    /// At least 12 characters.
     password: String,
 }
 
@@ -64,6 +79,17 @@ fn check_password(password: &str) -> Result<(), ApiError> {
 }
 
 /// Creates the first administrator with the one-time setup token printed at start.
+#[utoipa::path(
+    post,
+    path = "/setup",
+    tag = "account",
+    request_body = SetupBody,
+    responses(
+        (status = 201, description = "The first administrator.", body = crate::openapi::UserEnvelopeDoc),
+        (status = 403, description = "The setup token is unknown, used or expired (`field`: `setup_token`).", body = crate::error::ErrorBody),
+        (status = 409, description = "The first administrator exists already.", body = crate::error::ErrorBody),
+    )
+)]
 async fn setup(State(state): State<AppState>, ApiJson(body): ApiJson<SetupBody>) -> Result<Response, ApiError> {
     check_login(&body.login)?;
     check_password(&body.password)?;
@@ -81,7 +107,8 @@ async fn setup(State(state): State<AppState>, ApiJson(body): ApiJson<SetupBody>)
     Ok((StatusCode::CREATED, Json(json!({"user": user}))).into_response())
 }
 
-#[derive(Deserialize)]
+/// A person's credentials.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct SignInBody {
     login: String,
@@ -90,6 +117,17 @@ struct SignInBody {
 
 /// Signs in: a new session (any session the browser presented is revoked first), its cookie
 /// and the CSRF token. Failures are audited and, after a few, answered with 429.
+#[utoipa::path(
+    post,
+    path = "/sessions",
+    tag = "account",
+    request_body = SignInBody,
+    responses(
+        (status = 201, description = "Signed in; the session's cookies (`sluice_session`, HttpOnly, and `sluice_csrf`) come in `Set-Cookie`.", body = crate::openapi::SignedInDoc),
+        (status = 401, description = "The login or the password is wrong.", body = crate::error::ErrorBody),
+        (status = 429, description = "Too many failed sign-ins for this login from this address; `Retry-After` says when to try again.", body = crate::error::ErrorBody),
+    )
+)]
 async fn sign_in(State(state): State<AppState>, req: axum::extract::Request) -> Result<Response, ApiError> {
     let ip = auth::peer_ip(req.extensions());
     let previous = auth::cookie(req.headers(), auth::SESSION_COOKIE);
@@ -130,6 +168,17 @@ async fn sign_in(State(state): State<AppState>, req: axum::extract::Request) -> 
     Ok(response)
 }
 
+/// Signs out: ends the browser's session and clears its cookies.
+#[utoipa::path(
+    delete,
+    path = "/sessions/current",
+    tag = "account",
+    security(("bearer" = [])),
+    responses(
+        (status = 204, description = "The session has ended; its cookies are cleared."),
+        (status = 400, description = "The caller used an API token, which has no session (`field`: `session`).", body = crate::error::ErrorBody),
+    )
+)]
 async fn sign_out(
     State(state): State<AppState>,
     Authenticated(who): Authenticated,
@@ -151,6 +200,14 @@ async fn sign_out(
     Ok(response)
 }
 
+/// The caller: who, with which role, and how they proved it.
+#[utoipa::path(
+    get,
+    path = "/me",
+    tag = "account",
+    security(("bearer" = [])),
+    responses((status = 200, description = "The caller.", body = crate::openapi::MeDoc))
+)]
 async fn me(
     State(state): State<AppState>,
     Authenticated(who): Authenticated,
@@ -182,18 +239,43 @@ async fn me(
     .into_response())
 }
 
+/// Every user, disabled ones included.
+#[utoipa::path(
+    get,
+    path = "/users",
+    tag = "account",
+    security(("bearer" = [])),
+    responses((status = 200, description = "The users.", body = crate::openapi::UserListDoc))
+)]
 async fn list_users(State(state): State<AppState>, RequireAdmin(_): RequireAdmin) -> Result<Response, ApiError> {
     Ok(Json(json!({"users": state.store().users().await?})).into_response())
 }
 
-#[derive(Deserialize)]
+/// A new user.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct NewUserBody {
+    /// 1 to 64 characters of `a-z`, `A-Z`, `0-9`, `.`, `_`, `-` and `@`.
     login: String,
+    /// At least 12 characters.
     password: String,
+    /// `admin` or `analyst`.
+    #[schema(value_type = crate::openapi::RoleDoc)]
     role: String,
 }
 
+/// Creates a user who signs in with a login and password.
+#[utoipa::path(
+    post,
+    path = "/users",
+    tag = "account",
+    security(("bearer" = [])),
+    request_body = NewUserBody,
+    responses(
+        (status = 201, description = "The new user.", body = crate::openapi::UserEnvelopeDoc),
+        (status = 409, description = "The login is taken (`field`: `login`).", body = crate::error::ErrorBody),
+    )
+)]
 async fn create_user(
     State(state): State<AppState>,
     RequireAdmin(who): RequireAdmin,
@@ -208,6 +290,18 @@ async fn create_user(
 }
 
 /// Disables a user (the audit log keeps their history) and ends their sessions.
+#[utoipa::path(
+    delete,
+    path = "/users/{id}",
+    tag = "account",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "The user's id.")),
+    responses(
+        (status = 204, description = "The user is disabled and their sessions ended."),
+        (status = 404, description = "No such user.", body = crate::error::ErrorBody),
+        (status = 409, description = "A person cannot disable their own account from their session.", body = crate::error::ErrorBody),
+    )
+)]
 async fn disable_user(
     State(state): State<AppState>,
     RequireAdmin(who): RequireAdmin,
@@ -224,14 +318,25 @@ async fn disable_user(
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
+/// Every API token (never their secrets).
+#[utoipa::path(
+    get,
+    path = "/tokens",
+    tag = "account",
+    security(("bearer" = [])),
+    responses((status = 200, description = "The tokens.", body = crate::openapi::TokenListDoc))
+)]
 async fn list_tokens(State(state): State<AppState>, RequireAdmin(_): RequireAdmin) -> Result<Response, ApiError> {
     Ok(Json(json!({"tokens": state.store().tokens().await?})).into_response())
 }
 
-#[derive(Deserialize)]
+/// A new API token.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct NewTokenBody {
     name: String,
+    /// `admin`, `analyst`, or `refresh` (may only trigger catalog refreshes).
+    #[schema(value_type = crate::openapi::TokenRoleDoc)]
     role: String,
     /// Scope the token to this one source.
     #[serde(default)]
@@ -239,6 +344,14 @@ struct NewTokenBody {
 }
 
 /// A new API token; its text is in this response only.
+#[utoipa::path(
+    post,
+    path = "/tokens",
+    tag = "account",
+    security(("bearer" = [])),
+    request_body = NewTokenBody,
+    responses((status = 201, description = "The new token; its text is in this response only.", body = crate::openapi::NewTokenDoc))
+)]
 async fn create_token(
     State(state): State<AppState>,
     RequireAdmin(who): RequireAdmin,
@@ -269,6 +382,18 @@ async fn create_token(
     Ok((StatusCode::CREATED, Json(json!({"token": text.expose(), "info": token}))).into_response())
 }
 
+/// Revokes an API token at once.
+#[utoipa::path(
+    delete,
+    path = "/tokens/{id}",
+    tag = "account",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "The token's public id.")),
+    responses(
+        (status = 204, description = "The token is revoked."),
+        (status = 404, description = "No such token.", body = crate::error::ErrorBody),
+    )
+)]
 async fn revoke_token(
     State(state): State<AppState>,
     RequireAdmin(who): RequireAdmin,

@@ -2,25 +2,30 @@
 
 use axum::extract::{RawQuery, State};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use serde::Deserialize;
 use sluice_core::SourceId;
 use sluice_store::{AuditFilter, AuditId};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::auth::RequireAdmin;
 use crate::{ApiError, AppState};
 
-pub fn routes() -> Router<AppState> {
-    Router::new().route("/audit", get(list))
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(list))
 }
 
-#[derive(Debug, Default, Deserialize)]
+/// The filters; every one is optional, and a parameter not listed here is refused.
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct AuditQuery {
     /// A login (`user:<login>` in the log) or an actor as the log spells it (`token:<id>`).
     user: Option<String>,
+    /// A source's id.
     source: Option<String>,
+    /// An entry kind: `query`, `source.create`, `sign_in.failed`, …
     kind: Option<String>,
     /// Milliseconds since the epoch: entries at or after.
     from: Option<i64>,
@@ -28,9 +33,24 @@ struct AuditQuery {
     to: Option<i64>,
     /// The `next` of the previous page.
     cursor: Option<i64>,
+    /// Entries per page: 1 to 1000, 100 when left out.
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<u32>,
 }
 
+/// The audit log, newest first, filtered and paged by cursor.
+#[utoipa::path(
+    get,
+    path = "/audit",
+    operation_id = "list_audit",
+    tag = "audit",
+    security(("bearer" = [])),
+    params(AuditQuery),
+    responses(
+        (status = 200, description = "One page of entries.", body = crate::openapi::AuditPageDoc),
+        (status = 400, description = "A filter is not valid, or unknown; `field` names it.", body = crate::error::ErrorBody),
+    )
+)]
 async fn list(
     State(state): State<AppState>,
     RequireAdmin(_): RequireAdmin,

@@ -7,15 +7,17 @@ mod sources;
 mod ssh;
 
 use axum::http::StatusCode;
-use axum::Router;
 use sluice_core::SourceId;
 use sluice_store::NewAuditEntry;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::auth::Principal;
 use crate::{ApiError, AppState};
 
-pub fn api() -> Router<AppState> {
-    Router::new()
+pub fn api() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(crate::openapi::serve_document))
         .merge(account::routes())
         .merge(sources::routes())
         .merge(ssh::routes())

@@ -13,8 +13,6 @@ use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
-use axum::Router;
 use bytes::Bytes;
 use futures_util::Stream;
 use serde::Deserialize;
@@ -22,16 +20,21 @@ use sluice_query::export::{self, BodyError, ExportContext, Format};
 use sluice_query::{QueryError, QueryRequest};
 use sluice_store::{AuditId, QueryCompletion, QueryOutcome};
 use tokio::sync::oneshot;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::source_id;
 use crate::auth::Authenticated;
 use crate::{ApiError, ApiJson, AppState};
 
-pub fn routes() -> Router<AppState> {
-    Router::new().route("/sources/{id}/query", post(query))
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(query))
 }
 
-#[derive(Debug, Clone, Copy, Default, Deserialize)]
+/// The result's format: `json` (the default; capped at the service's interactive row limit
+/// unless `max_rows` is given), `csv` (as `psql --csv`), `ndjson`, `arrow` (Arrow IPC stream) or
+/// `parquet`.
+#[derive(Debug, Clone, Copy, Default, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 enum FormatName {
     #[default]
@@ -74,16 +77,49 @@ impl FormatName {
     }
 }
 
-#[derive(Debug, Deserialize)]
+/// A read-only statement to run.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct QueryBody {
+    /// One read statement (SELECT, VALUES, TABLE, WITH … SELECT, EXPLAIN or SHOW).
     sql: String,
     #[serde(default)]
     format: FormatName,
+    /// At most this many rows (at least 1); a result cut short says so.
+    #[schema(minimum = 1)]
     max_rows: Option<u64>,
+    /// The statement's timeout, in milliseconds (at least 1); the source's default when left out.
+    #[schema(minimum = 1)]
     timeout_ms: Option<u64>,
 }
 
+/// Runs one read-only statement and streams its rows in the requested format. Files (CSV,
+/// Arrow, Parquet) come with `Content-Disposition: attachment`. An error after the first byte
+/// ends the body early (a JSON document then lacks its closing, an Arrow stream its end, a
+/// Parquet file its footer): a result is complete only when its body is.
+#[utoipa::path(
+    post,
+    path = "/sources/{id}/query",
+    operation_id = "query_source",
+    tag = "query",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "The source's id.")),
+    request_body = QueryBody,
+    responses(
+        (status = 200, description = "The rows, in the format the request named (NDJSON: one object per row, keyed by column name).", content(
+            (crate::openapi::QueryResultDoc = "application/json"),
+            (String = "text/csv"),
+            (Object = "application/x-ndjson"),
+            (crate::openapi::ArrowStreamDoc = "application/vnd.apache.arrow.stream"),
+            (crate::openapi::ParquetDoc = "application/vnd.apache.parquet"),
+        )),
+        (status = 400, description = "The statement does not parse (`syntax`, with `position`), is refused by the gate (`refused`), or failed in the database (`database`, with `sqlstate` and `position`).", body = crate::error::ErrorBody),
+        (status = 404, description = "No such source (or not the one a scoped token may use).", body = crate::error::ErrorBody),
+        (status = 408, description = "The statement ran past its timeout.", body = crate::error::ErrorBody),
+        (status = 429, description = "Every session of the source is busy; `Retry-After` says when to try again.", body = crate::error::ErrorBody),
+        (status = 502, description = "The source could not be reached; `field` names the stage.", body = crate::error::ErrorBody),
+    )
+)]
 async fn query(
     State(state): State<AppState>,
     Authenticated(who): Authenticated,

@@ -7,8 +7,7 @@ use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 use bytes::Bytes;
 use futures_util::StreamExt;
 use serde_json::json;
@@ -17,6 +16,8 @@ use sluice_core::{SourceId, SourceSpec, SpecError};
 use sluice_doctor::DoctorInput;
 use sluice_store::StoreError;
 use tokio::sync::mpsc;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::{audit, source_id};
 use crate::auth::{Authenticated, RequireAdmin};
@@ -24,16 +25,25 @@ use crate::discovery::{refresh_source, Refreshed};
 use crate::form::{now_ms, slug, SourceForm, SourceView};
 use crate::{ApiError, ApiJson, AppState};
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/sources", get(list).post(create))
-        .route("/sources/test", post(test_form))
-        .route("/sources/{id}", get(show).patch(edit).delete(remove))
-        .route("/sources/{id}/test", post(test_saved))
-        .route("/sources/{id}/refresh", post(refresh))
-        .route("/sources/{id}/catalog", get(catalog))
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(test_form))
+        .routes(routes!(show, edit, remove))
+        .routes(routes!(test_saved))
+        .routes(routes!(refresh))
+        .routes(routes!(catalog))
 }
 
+/// The sources the caller may use.
+#[utoipa::path(
+    get,
+    path = "/sources",
+    operation_id = "list_sources",
+    tag = "sources",
+    security(("bearer" = [])),
+    responses((status = 200, description = "The sources.", body = crate::openapi::SourceListDoc))
+)]
 async fn list(State(state): State<AppState>, Authenticated(who): Authenticated) -> Result<Response, ApiError> {
     let now = now_ms();
     let sources: Vec<SourceView> = state
@@ -47,6 +57,19 @@ async fn list(State(state): State<AppState>, Authenticated(who): Authenticated) 
     Ok(Json(json!({ "sources": sources })).into_response())
 }
 
+/// One source, without its secrets.
+#[utoipa::path(
+    get,
+    path = "/sources/{id}",
+    operation_id = "show_source",
+    tag = "sources",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "The source's id.")),
+    responses(
+        (status = 200, description = "The source.", body = SourceView),
+        (status = 404, description = "No such source (or not the one a scoped token may use).", body = crate::error::ErrorBody),
+    )
+)]
 async fn show(
     State(state): State<AppState>,
     Authenticated(who): Authenticated,
@@ -63,6 +86,19 @@ fn validated(spec: &SourceSpec, secrets: &sluice_core::SourceSecrets) -> Result<
     spec.clone().with_secrets(secrets.clone()).validate().map_err(ApiError::from)
 }
 
+/// Registers a source from the form (`name`, `host`, `database` and `user` are required).
+#[utoipa::path(
+    post,
+    path = "/sources",
+    operation_id = "create_source",
+    tag = "sources",
+    security(("bearer" = [])),
+    request_body = SourceForm,
+    responses(
+        (status = 201, description = "The new source.", body = SourceView),
+        (status = 409, description = "A source with this id exists (`field`: `id`).", body = crate::error::ErrorBody),
+    )
+)]
 async fn create(
     State(state): State<AppState>,
     RequireAdmin(who): RequireAdmin,
@@ -86,6 +122,19 @@ async fn create(
 
 /// Changes what the form gives; everything left out (secrets included) keeps its value. The
 /// source's pool is rebuilt on its next use.
+#[utoipa::path(
+    patch,
+    path = "/sources/{id}",
+    operation_id = "edit_source",
+    tag = "sources",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "The source's id.")),
+    request_body = SourceForm,
+    responses(
+        (status = 200, description = "The source as edited.", body = SourceView),
+        (status = 404, description = "No such source (or not the one a scoped token may use).", body = crate::error::ErrorBody),
+    )
+)]
 async fn edit(
     State(state): State<AppState>,
     RequireAdmin(who): RequireAdmin,
@@ -114,6 +163,19 @@ async fn edit(
     Ok(Json(SourceView::of(&record, now_ms())).into_response())
 }
 
+/// Deletes a source, its secrets and snapshots (the audit log keeps its history).
+#[utoipa::path(
+    delete,
+    path = "/sources/{id}",
+    operation_id = "delete_source",
+    tag = "sources",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "The source's id.")),
+    responses(
+        (status = 204, description = "The source is deleted."),
+        (status = 404, description = "No such source (or not the one a scoped token may use).", body = crate::error::ErrorBody),
+    )
+)]
 async fn remove(
     State(state): State<AppState>,
     RequireAdmin(who): RequireAdmin,
@@ -156,7 +218,23 @@ fn secret_detail(secrets: &sluice_core::SourceSecrets, key_id: Option<&str>) -> 
     }
 }
 
-/// Tests an unsaved form.
+/// Tests an unsaved form: the doctor's checks, as JSON or, with `Accept: application/x-ndjson`,
+/// streamed one check per line as each is decided, then a summary line. A source that cannot be
+/// reached is a report whose checks fail, not an error.
+#[utoipa::path(
+    post,
+    path = "/sources/test",
+    operation_id = "test_source_form",
+    tag = "sources",
+    security(("bearer" = [])),
+    request_body = SourceForm,
+    responses(
+        (status = 200, description = "The report.", content(
+            (crate::openapi::ReportDoc = "application/json"),
+            (crate::openapi::ReportLineDoc = "application/x-ndjson"),
+        )),
+    )
+)]
 async fn test_form(
     State(state): State<AppState>,
     RequireAdmin(_): RequireAdmin,
@@ -169,7 +247,22 @@ async fn test_form(
     Ok(doctor_response(checked, state.config().network.clone(), None, &headers))
 }
 
-/// Tests a saved source through its pool.
+/// Tests a saved source through its pool; answers as the test of a form does.
+#[utoipa::path(
+    post,
+    path = "/sources/{id}/test",
+    operation_id = "test_source",
+    tag = "sources",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "The source's id.")),
+    responses(
+        (status = 200, description = "The report.", content(
+            (crate::openapi::ReportDoc = "application/json"),
+            (crate::openapi::ReportLineDoc = "application/x-ndjson"),
+        )),
+        (status = 404, description = "No such source (or not the one a scoped token may use).", body = crate::error::ErrorBody),
+    )
+)]
 async fn test_saved(
     State(state): State<AppState>,
     RequireAdmin(who): RequireAdmin,
@@ -241,6 +334,20 @@ fn tokio_stream_from(mut rx: mpsc::UnboundedReceiver<Bytes>) -> impl futures_uti
 
 /// Runs discovery now through the source's pool and stores the snapshot (unless identical to
 /// the latest).
+#[utoipa::path(
+    post,
+    path = "/sources/{id}/refresh",
+    operation_id = "refresh_source",
+    tag = "sources",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "The source's id.")),
+    responses(
+        (status = 200, description = "The run, and the new snapshot unless the catalog is unchanged.", body = crate::openapi::RefreshedDoc),
+        (status = 404, description = "No such source (or not the one a scoped token may use).", body = crate::error::ErrorBody),
+        (status = 429, description = "Every session of the source is busy; `Retry-After` says when to try again.", body = crate::error::ErrorBody),
+        (status = 502, description = "The source could not be reached or discovery failed; `field` names the stage (`stage.tcp`, `stage.auth`, …).", body = crate::error::ErrorBody),
+    )
+)]
 async fn refresh(
     State(state): State<AppState>,
     RequireAdmin(who): RequireAdmin,
@@ -254,6 +361,18 @@ async fn refresh(
 }
 
 /// The latest snapshot: `{"snapshot": {id, discovered_at, …}, "catalog": <the catalog JSON>}`.
+#[utoipa::path(
+    get,
+    path = "/sources/{id}/catalog",
+    operation_id = "source_catalog",
+    tag = "sources",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "The source's id.")),
+    responses(
+        (status = 200, description = "The latest snapshot.", body = crate::openapi::CatalogSnapshotDoc),
+        (status = 404, description = "No such source, or no snapshot yet (refresh the source first).", body = crate::error::ErrorBody),
+    )
+)]
 async fn catalog(
     State(state): State<AppState>,
     Authenticated(who): Authenticated,

@@ -6,11 +6,12 @@ use std::time::Duration;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
-use axum::{Json, Router};
+use axum::Json;
 use serde::Deserialize;
 use serde_json::json;
 use sluice_core::{Network, SourceSecrets};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::audit;
 use crate::auth::RequireAdmin;
@@ -20,11 +21,12 @@ use crate::{ApiError, ApiJson, AppState};
 /// How long a generated key waits for a source to claim it.
 pub const GENERATED_KEY_TTL: Duration = Duration::from_secs(24 * 3600);
 
-pub fn routes() -> Router<AppState> {
-    Router::new().route("/ssh-keys", post(generate))
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(generate))
 }
 
-#[derive(Debug, Default, Deserialize)]
+/// A key pair to generate for a bastion.
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewSshKey {
     /// A saved source whose SSH private key becomes the new key at once (the old one is
@@ -43,6 +45,18 @@ fn new_key_id() -> Result<String, ApiError> {
 /// Generates an ed25519 key pair and answers with its public half only:
 /// `{"key_id", "public_key", "fingerprint", "expires_at", "source"}` (`source`, the source's
 /// view, when the key was attached to one; `expires_at` is then null).
+#[utoipa::path(
+    post,
+    path = "/ssh-keys",
+    operation_id = "generate_ssh_key",
+    tag = "sources",
+    security(("bearer" = [])),
+    request_body = NewSshKey,
+    responses(
+        (status = 201, description = "The new key's public half (the private half never leaves the server).", body = crate::openapi::NewSshKeyDoc),
+        (status = 404, description = "The source is not one a scoped token may use.", body = crate::error::ErrorBody),
+    )
+)]
 async fn generate(
     State(state): State<AppState>,
     RequireAdmin(who): RequireAdmin,
