@@ -39,6 +39,7 @@ pub use model::{
     ApiToken, AuditEntry, AuditFilter, AuditId, AuditPage, DiscoveryRun, Millis, NewAuditEntry, QueryCompletion,
     QueryOutcome, Role, RunId, RunOutcome, Session, SnapshotId, SnapshotMeta, SourceRecord, TokenRole, User, UserId,
 };
+pub use model::{ClaimedDiscovery, DiscoverySchedule, NextDue, RunReason, RunResult, RunState};
 pub use seal::{MasterKey, KEY_FILE_NAME, MASTER_KEY_ENV};
 
 use seal::{SealContext, Sealed};
@@ -611,6 +612,91 @@ impl Store {
     /// The source's runs, newest first.
     pub async fn discovery_runs(&self, source: &SourceId, limit: u32) -> Result<Vec<DiscoveryRun>> {
         on_backend!(self, b => b.runs(source.as_str(), i64::from(limit.clamp(1, 1000))).await)
+    }
+
+    /// One of the source's runs.
+    pub async fn discovery_run(&self, source: &SourceId, run: RunId) -> Result<DiscoveryRun> {
+        on_backend!(self, b => b.run_by_id(source.as_str(), run).await)?
+            .ok_or(StoreError::NotFound { entity: "discovery run" })
+    }
+
+    // ---- discovery schedule --------------------------------------------------------------
+    //
+    // Every source has a row saying when it is due; a source saved by any path gets one, due
+    // now, the next time the schedule is read. Instances claim due sources with a lease
+    // ([`Store::claim_due_discoveries`]), renew it while the run lasts, and release it with the
+    // next due time ([`Store::complete_discovery`]); a lease left to expire is taken over by the
+    // next claim and its run recorded as failed at the `scheduler` stage.
+
+    /// Every source's schedule, by source id, each with its last finished run.
+    pub async fn discovery_schedules(&self) -> Result<Vec<DiscoverySchedule>> {
+        on_backend!(self, b => b.schedules(None).await)
+    }
+
+    /// One source's schedule.
+    pub async fn discovery_schedule(&self, source: &SourceId) -> Result<DiscoverySchedule> {
+        on_backend!(self, b => b.schedules(Some(source.as_str())).await)?
+            .into_iter()
+            .next()
+            .ok_or(StoreError::NotFound { entity: "source" })
+    }
+
+    /// The source's own discovery interval (`None`: the service's default).
+    pub async fn set_discovery_interval(&self, source: &SourceId, interval: Option<Duration>) -> Result<()> {
+        let ms = interval.map(ttl_millis).transpose()?;
+        found(on_backend!(self, b => b.set_interval(source.as_str(), ms).await)?, "source")
+    }
+
+    /// Makes the source due now (it was saved with new connection settings); its failure count
+    /// starts again.
+    pub async fn discover_now(&self, source: &SourceId) -> Result<()> {
+        found(on_backend!(self, b => b.due_now(source.as_str()).await)?, "source")
+    }
+
+    /// Asks for a run of the source as soon as an instance can: a queued run, or the one already
+    /// queued (requests before an instance takes it up share one run).
+    pub async fn request_discovery(&self, source: &SourceId) -> Result<RunId> {
+        on_backend!(self, b => b.request_run(source.as_str()).await)
+    }
+
+    /// Claims up to `limit` sources that are due (or have a queued run) and are not leased, for
+    /// `instance`, until `lease` from now: each gets a running run. Concurrent claimers never
+    /// get the same source.
+    pub async fn claim_due_discoveries(
+        &self,
+        instance: &str,
+        lease: Duration,
+        limit: u32,
+    ) -> Result<Vec<ClaimedDiscovery>> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let lease_ms = ttl_millis(lease)?;
+        on_backend!(self, b => b.claim(instance, lease_ms, i64::from(limit)).await)
+    }
+
+    /// Extends the lease `instance` holds on the source for `run` to `lease` from now; false
+    /// when it no longer holds it.
+    pub async fn renew_discovery_lease(
+        &self,
+        claimed: &ClaimedDiscovery,
+        instance: &str,
+        lease: Duration,
+    ) -> Result<bool> {
+        let lease_ms = ttl_millis(lease)?;
+        on_backend!(self, b => b.renew(claimed.source.as_str(), instance, claimed.run, lease_ms).await)
+    }
+
+    /// Records how a claimed run ended and, while `instance` still holds the source, releases it
+    /// due again at `next`. Returns whether the lease was still held.
+    pub async fn complete_discovery(
+        &self,
+        claimed: &ClaimedDiscovery,
+        instance: &str,
+        result: &RunResult,
+        next: NextDue,
+    ) -> Result<bool> {
+        on_backend!(self, b => b.complete(claimed.source.as_str(), instance, claimed.run, result, next).await)
     }
 
     // ---- audit log -----------------------------------------------------------------------

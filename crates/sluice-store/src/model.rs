@@ -96,6 +96,16 @@ str_enum!(
     RunOutcome, "outcome" { Ok => "ok", Failed => "failed", Cancelled => "cancelled" }
 );
 str_enum!(
+    /// Where a discovery run is: asked for and waiting for an instance, running, or finished
+    /// (its outcome says how).
+    RunState, "state" { Queued => "queued", Running => "running", Finished => "finished" }
+);
+str_enum!(
+    /// Why a discovery run happened: the source was due (its interval came, or it was just
+    /// saved), or someone asked for it.
+    RunReason, "reason" { Schedule => "schedule", Refresh => "refresh" }
+);
+str_enum!(
     /// How a query recorded in the audit log ended.
     QueryOutcome, "outcome" { Ok => "ok", Failed => "failed", Cancelled => "cancelled", Truncated => "truncated" }
 );
@@ -199,12 +209,70 @@ pub struct SnapshotMeta {
 pub struct DiscoveryRun {
     pub id: RunId,
     pub source: SourceId,
+    pub state: RunState,
+    /// When the run started (for a queued run: when it was asked for).
     pub started_at: Millis,
     pub finished_at: Option<Millis>,
     pub outcome: Option<RunOutcome>,
-    /// The stage a failed run stopped at (a doctor check id, or `discover`).
+    /// The stage a failed run stopped at (a doctor check id, `discover`, or `scheduler` for a
+    /// run whose instance stopped holding it).
     pub stage: Option<String>,
     pub message: Option<String>,
+    pub reason: Option<RunReason>,
+    /// The instance that ran it.
+    pub instance: Option<String>,
+    /// Whether the run stored a new snapshot (the catalog differed from the latest).
+    pub changed: Option<bool>,
+    /// How many relations the discovered catalog holds.
+    pub relations: Option<i64>,
+}
+
+/// A source's place in the discovery schedule.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DiscoverySchedule {
+    pub source: SourceId,
+    /// The source's own interval; `None` means the service's default.
+    pub interval_ms: Option<i64>,
+    pub next_due_at: Millis,
+    /// Failed runs in a row.
+    pub failures: u32,
+    /// The instance holding the source now, and until when.
+    pub leased_by: Option<String>,
+    pub lease_expires_at: Option<Millis>,
+    /// A run asked for and not yet claimed.
+    pub requested_run: Option<RunId>,
+    pub last_run: Option<DiscoveryRun>,
+}
+
+/// A source an instance claimed: it runs `run` and holds the source's lease meanwhile.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClaimedDiscovery {
+    pub source: SourceId,
+    pub run: RunId,
+    pub reason: RunReason,
+    pub interval_ms: Option<i64>,
+    /// Failed runs in a row before this one.
+    pub failures: u32,
+}
+
+/// How a claimed run ended, for [`crate::Store::complete_discovery`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunResult {
+    pub outcome: RunOutcome,
+    pub stage: Option<String>,
+    pub message: Option<String>,
+    pub changed: Option<bool>,
+    pub relations: Option<i64>,
+}
+
+/// When a completed source is due again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NextDue {
+    /// On its interval's grid: the first `due + k × interval` after now (a late run does not
+    /// shift the grid; a missed slot is not run twice).
+    Interval { interval_ms: i64 },
+    /// This long after now (a failure's backoff).
+    After { delay_ms: i64 },
 }
 
 /// An audit entry to append.

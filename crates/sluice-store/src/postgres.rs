@@ -10,7 +10,7 @@ use sqlx::postgres::{PgPoolOptions, PgRow};
 use sqlx::{PgPool, Row};
 
 use crate::error::db_error;
-use crate::model::{source_id, ApiToken, AuditEntry, AuditFilter, AuditId, DiscoveryRun, Millis, QueryCompletion};
+use crate::model::{source_id, ApiToken, AuditEntry, AuditFilter, AuditId, Millis, QueryCompletion};
 use crate::model::{RunId, Session, SnapshotId, SnapshotMeta, User, UserId};
 use crate::seal::Sealed;
 use crate::{Result, SourceRow, StoreError};
@@ -649,7 +649,7 @@ impl PgBackend {
         let done = sqlx::query(concat!(
             "UPDATE discovery_runs SET finished_at = ",
             now!(),
-            ", outcome = $1, stage = $2, message = $3 WHERE id = $4 AND finished_at IS NULL"
+            ", state = 'finished', outcome = $1, stage = $2, message = $3 WHERE id = $4 AND finished_at IS NULL"
         ))
         .bind(outcome)
         .bind(stage)
@@ -659,32 +659,6 @@ impl PgBackend {
         .await
         .map_err(be("finish a discovery run"))?;
         Ok(done.rows_affected() == 1)
-    }
-
-    pub(crate) async fn runs(&self, source: &str, limit: i64) -> Result<Vec<DiscoveryRun>> {
-        let rows = sqlx::query(
-            "SELECT id, source_id, started_at, finished_at, outcome, stage, message FROM discovery_runs \
-             WHERE source_id = $1 ORDER BY id DESC LIMIT $2",
-        )
-        .bind(source)
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(be("list discovery runs"))?;
-        rows.iter()
-            .map(|r| {
-                let get = be("read a discovery run");
-                Ok(DiscoveryRun {
-                    id: RunId(r.try_get(0).map_err(&get)?),
-                    source: source_id(r.try_get(1).map_err(&get)?)?,
-                    started_at: r.try_get(2).map_err(&get)?,
-                    finished_at: r.try_get(3).map_err(&get)?,
-                    outcome: r.try_get::<Option<String>, _>(4).map_err(&get)?.map(|o| o.parse()).transpose()?,
-                    stage: r.try_get(5).map_err(&get)?,
-                    message: r.try_get(6).map_err(&get)?,
-                })
-            })
-            .collect()
     }
 
     // ---- audit log ---------------------------------------------------------------------------
@@ -893,3 +867,5 @@ fn audit_entry(r: &PgRow, detail: serde_json::Value) -> Result<AuditEntry> {
         error: r.try_get(12).map_err(&get)?,
     })
 }
+
+mod schedule;

@@ -10,8 +10,8 @@ use sluice_core::{
     HostKeyCheck, KeySource, Network, Secret, SecretField, SourceId, SourceSecrets, SourceSpec, SshSpec,
 };
 use sluice_store::{
-    AuditFilter, KeyConfig, MasterKey, NewApiToken, NewAuditEntry, QueryCompletion, QueryOutcome, Role, RunOutcome,
-    StoreError, TokenRole,
+    AuditFilter, KeyConfig, MasterKey, NewApiToken, NewAuditEntry, NextDue, QueryCompletion, QueryOutcome, Role,
+    RunOutcome, RunReason, RunResult, RunState, Store, StoreError, TokenRole,
 };
 
 const PASSWORD: &str = "pw-Zq81-unique-db-password";
@@ -405,6 +405,175 @@ async fn discovery_runs_start_and_finish_once(f: &Fixture) {
     assert!(matches!(store.start_discovery_run(&id("ghost")).await, Err(StoreError::NotFound { entity: "source" })));
 }
 
+async fn sources(store: &Store, n: usize) -> Vec<SourceId> {
+    let mut ids = Vec::new();
+    for i in 0..n {
+        let sid = id(&format!("src-{i}"));
+        store
+            .put_source(&sid, &format!("Source {i}"), &SourceSpec::new("h", "d", "u"), &SourceSecrets::default())
+            .await
+            .expect("src");
+        ids.push(sid);
+    }
+    ids
+}
+
+fn ok_result() -> RunResult {
+    RunResult { outcome: RunOutcome::Ok, stage: None, message: None, changed: Some(true), relations: Some(7) }
+}
+
+const HOUR: Duration = Duration::from_secs(3600);
+
+async fn claiming_due_sources_is_exclusive_across_concurrent_claimers(f: &Fixture) {
+    let store = f.open().await;
+    // On PostgreSQL a second instance of the store; SQLite has one owner, its claims run on its
+    // pool's connections at once.
+    let other = if f.is_sqlite() { None } else { Some(f.open().await) };
+    let ids = sources(&store, 12).await;
+    let second = other.as_ref().unwrap_or(&store);
+    let mut claimed = Vec::new();
+    // Several rounds of small concurrent claims: every source is claimed, by one claimer only.
+    for _ in 0..12 {
+        let (a, b) = tokio::join!(
+            store.claim_due_discoveries("instance-a", HOUR, 2),
+            second.claim_due_discoveries("instance-b", HOUR, 2)
+        );
+        let (a, b) = (a.expect("claim a"), b.expect("claim b"));
+        claimed.extend(a.into_iter().map(|c| ("instance-a", c)));
+        claimed.extend(b.into_iter().map(|c| ("instance-b", c)));
+    }
+    let mut got: Vec<SourceId> = claimed.iter().map(|(_, c)| c.source.clone()).collect();
+    got.sort();
+    let mut want = ids.clone();
+    want.sort();
+    assert_eq!(got, want, "each source claimed exactly once");
+    assert!(claimed.iter().all(|(_, c)| c.reason == RunReason::Schedule && c.failures == 0));
+    // Leased: nobody gets them again.
+    assert!(store.claim_due_discoveries("instance-c", HOUR, 100).await.expect("claim").is_empty());
+
+    // Each claim is a running run, recorded with its instance.
+    let (holder, first) = &claimed[0];
+    let run = store.discovery_run(&first.source, first.run).await.expect("run");
+    assert_eq!((run.state, run.instance.as_deref()), (RunState::Running, Some(*holder)));
+    let schedule = store.discovery_schedule(&first.source).await.expect("schedule");
+    assert_eq!(schedule.leased_by.as_deref(), Some(*holder));
+
+    // Only the holder releases it.
+    let stranger = if *holder == "instance-a" { "instance-b" } else { "instance-a" };
+    let next = NextDue::Interval { interval_ms: 3_600_000 };
+    assert!(!store.complete_discovery(first, stranger, &ok_result(), next).await.expect("complete"));
+    assert_eq!(store.discovery_schedule(&first.source).await.expect("schedule").leased_by.as_deref(), Some(*holder));
+    if let Some(other) = other {
+        other.close().await;
+    }
+}
+
+async fn a_finished_run_schedules_the_next_due_time(f: &Fixture) {
+    let store = f.open().await;
+    let ids = sources(&store, 2).await;
+    let claimed = store.claim_due_discoveries("me", HOUR, 10).await.expect("claim");
+    assert_eq!(claimed.len(), 2);
+    let before = store.discovery_schedule(&ids[0]).await.expect("schedule").next_due_at;
+
+    // Success: the next slot on the interval's grid, lease released, the run finished.
+    let ok = claimed.iter().find(|c| c.source == ids[0]).expect("claimed");
+    let next = NextDue::Interval { interval_ms: 3_600_000 };
+    assert!(store.complete_discovery(ok, "me", &ok_result(), next).await.expect("complete"));
+    let s = store.discovery_schedule(&ids[0]).await.expect("schedule");
+    assert_eq!(s.next_due_at, before + 3_600_000, "{s:?}");
+    assert_eq!((s.leased_by, s.failures), (None, 0));
+    let last = s.last_run.expect("last run");
+    assert_eq!(last.id, ok.run);
+    assert_eq!(
+        (last.state, last.outcome, last.changed, last.relations),
+        (RunState::Finished, Some(RunOutcome::Ok), Some(true), Some(7))
+    );
+    // Finished once.
+    assert!(!store.complete_discovery(ok, "me", &ok_result(), next).await.expect("again"));
+
+    // Failure: due again after the backoff, the failure counted, its stage and message kept.
+    let bad = claimed.iter().find(|c| c.source == ids[1]).expect("claimed");
+    let failed = RunResult {
+        outcome: RunOutcome::Failed,
+        stage: Some("auth".into()),
+        message: Some("password authentication failed".into()),
+        changed: None,
+        relations: None,
+    };
+    assert!(store.complete_discovery(bad, "me", &failed, NextDue::After { delay_ms: 3_600_000 }).await.expect("fail"));
+    let s = store.discovery_schedule(&ids[1]).await.expect("schedule");
+    assert_eq!(s.failures, 1);
+    let last = s.last_run.expect("last run");
+    assert_eq!(
+        (last.stage.as_deref(), last.message.as_deref()),
+        (Some("auth"), Some("password authentication failed"))
+    );
+    // Neither is due now.
+    assert!(store.claim_due_discoveries("me", HOUR, 10).await.expect("claim").is_empty());
+
+    // Saved again: due at once, failures forgotten; the next claim says so.
+    store.discover_now(&ids[1]).await.expect("due now");
+    let again = store.claim_due_discoveries("me", HOUR, 10).await.expect("claim");
+    assert_eq!(again.iter().map(|c| (&c.source, c.failures)).collect::<Vec<_>>(), [(&ids[1], 0)]);
+    assert!(matches!(store.discover_now(&id("ghost")).await, Err(StoreError::NotFound { entity: "source" })));
+}
+
+async fn an_expired_lease_is_reclaimed_and_its_run_recorded_as_failed(f: &Fixture) {
+    let store = f.open().await;
+    let ids = sources(&store, 1).await;
+    let lease = Duration::from_millis(50);
+    let dead = store.claim_due_discoveries("dead", lease, 10).await.expect("claim");
+    assert_eq!(dead.len(), 1);
+    // Nobody takes it while the lease holds (an hour-long lease on a second claim shows it).
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let taken = loop {
+        let got = store.claim_due_discoveries("survivor", HOUR, 10).await.expect("claim");
+        if !got.is_empty() {
+            break got;
+        }
+        assert!(std::time::Instant::now() < deadline, "the expired lease was never reclaimed");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    assert_eq!(taken[0].source, ids[0]);
+    assert_ne!(taken[0].run, dead[0].run, "a new run");
+    let old = store.discovery_run(&ids[0], dead[0].run).await.expect("old run");
+    assert_eq!(
+        (old.state, old.outcome, old.stage.as_deref()),
+        (RunState::Finished, Some(RunOutcome::Failed), Some("scheduler"))
+    );
+    // The dead holder can neither renew nor release it any more.
+    assert!(!store.renew_discovery_lease(&dead[0], "dead", HOUR).await.expect("renew"));
+    let next = NextDue::Interval { interval_ms: 1000 };
+    assert!(!store.complete_discovery(&dead[0], "dead", &ok_result(), next).await.expect("complete"));
+    assert_eq!(store.discovery_schedule(&ids[0]).await.expect("schedule").leased_by.as_deref(), Some("survivor"));
+    assert!(store.renew_discovery_lease(&taken[0], "survivor", HOUR).await.expect("renew"));
+}
+
+async fn a_requested_run_is_queued_once_then_claimed(f: &Fixture) {
+    let store = f.open().await;
+    let ids = sources(&store, 1).await;
+    let first = store.claim_due_discoveries("me", HOUR, 10).await.expect("claim");
+    let next = NextDue::Interval { interval_ms: 3_600_000 };
+    assert!(store.complete_discovery(&first[0], "me", &ok_result(), next).await.expect("complete"));
+    assert!(store.claim_due_discoveries("me", HOUR, 10).await.expect("claim").is_empty());
+
+    let run = store.request_discovery(&ids[0]).await.expect("request");
+    assert_eq!(store.request_discovery(&ids[0]).await.expect("again"), run, "one queued run");
+    let queued = store.discovery_run(&ids[0], run).await.expect("run");
+    assert_eq!((queued.state, queued.reason), (RunState::Queued, Some(RunReason::Refresh)));
+    let claimed = store.claim_due_discoveries("me", HOUR, 10).await.expect("claim");
+    assert_eq!(claimed.iter().map(|c| (c.run, c.reason)).collect::<Vec<_>>(), [(run, RunReason::Refresh)]);
+    assert_eq!(store.discovery_run(&ids[0], run).await.expect("run").state, RunState::Running);
+    // Its completion keeps the interval's grid.
+    let due = store.discovery_schedule(&ids[0]).await.expect("schedule").next_due_at;
+    assert!(store.complete_discovery(&claimed[0], "me", &ok_result(), next).await.expect("complete"));
+    assert_eq!(store.discovery_schedule(&ids[0]).await.expect("schedule").next_due_at, due);
+    // A new request after it ran is a new run.
+    assert_ne!(store.request_discovery(&ids[0]).await.expect("request"), run);
+    assert!(matches!(store.request_discovery(&id("ghost")).await, Err(StoreError::NotFound { entity: "source" })));
+    assert!(matches!(store.discovery_run(&ids[0], sluice_store::RunId(-1)).await, Err(StoreError::NotFound { .. })));
+}
+
 async fn the_audit_log_filters_pages_and_refuses_rewrites(f: &Fixture) {
     let store = f.open().await;
     let prod = id("prod");
@@ -640,4 +809,8 @@ on_both_backends!(
     the_audit_log_filters_pages_and_refuses_rewrites,
     a_store_url_password_never_shows,
     a_generated_ssh_key_is_claimed_once_sealed_and_replaced,
+    claiming_due_sources_is_exclusive_across_concurrent_claimers,
+    a_finished_run_schedules_the_next_due_time,
+    an_expired_lease_is_reclaimed_and_its_run_recorded_as_failed,
+    a_requested_run_is_queued_once_then_claimed,
 );

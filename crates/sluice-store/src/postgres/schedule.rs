@@ -1,0 +1,322 @@
+//! The discovery schedule on PostgreSQL: due sources are claimed with `FOR UPDATE SKIP LOCKED`,
+//! so instances claiming at once each get different sources and none waits for another.
+
+use sqlx::postgres::PgRow;
+use sqlx::{PgConnection, Row};
+
+use super::{be, PgBackend};
+use crate::model::{source_id, ClaimedDiscovery, DiscoveryRun, DiscoverySchedule, NextDue, RunId, RunResult};
+use crate::{Result, StoreError};
+
+/// A discovery run's columns, as [`run`] reads them.
+macro_rules! run_columns {
+    () => {
+        "r.id, r.source_id, r.state, r.started_at, r.finished_at, r.outcome, r.stage, r.message, r.reason, r.instance, r.changed, r.relations"
+    };
+}
+
+pub(super) fn run(r: &PgRow, at: usize) -> Result<DiscoveryRun> {
+    let get = be("read a discovery run");
+    let text = |i: usize| -> Result<Option<String>> { r.try_get::<Option<String>, _>(at + i).map_err(&get) };
+    Ok(DiscoveryRun {
+        id: RunId(r.try_get(at).map_err(&get)?),
+        source: source_id(r.try_get(at + 1).map_err(&get)?)?,
+        state: r.try_get::<String, _>(at + 2).map_err(&get)?.parse()?,
+        started_at: r.try_get(at + 3).map_err(&get)?,
+        finished_at: r.try_get(at + 4).map_err(&get)?,
+        outcome: text(5)?.map(|o| o.parse()).transpose()?,
+        stage: text(6)?,
+        message: text(7)?,
+        reason: text(8)?.map(|o| o.parse()).transpose()?,
+        instance: text(9)?,
+        changed: r.try_get(at + 10).map_err(&get)?,
+        relations: r.try_get(at + 11).map_err(&get)?,
+    })
+}
+
+impl PgBackend {
+    pub(crate) async fn runs(&self, source: &str, limit: i64) -> Result<Vec<DiscoveryRun>> {
+        let sql = concat!(
+            "SELECT ",
+            run_columns!(),
+            " FROM discovery_runs r WHERE r.source_id = $1 ORDER BY r.id DESC LIMIT $2"
+        );
+        let rows =
+            sqlx::query(sql).bind(source).bind(limit).fetch_all(&self.pool).await.map_err(be("list discovery runs"))?;
+        rows.iter().map(|r| run(r, 0)).collect()
+    }
+
+    pub(crate) async fn run_by_id(&self, source: &str, id: RunId) -> Result<Option<DiscoveryRun>> {
+        let sql = concat!("SELECT ", run_columns!(), " FROM discovery_runs r WHERE r.source_id = $1 AND r.id = $2");
+        let row = sqlx::query(sql)
+            .bind(source)
+            .bind(id.0)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(be("read a discovery run"))?;
+        row.map(|r| run(&r, 0)).transpose()
+    }
+
+    /// Every source's schedule row (made for sources that have none yet, due now).
+    pub(crate) async fn schedules(&self, source: Option<&str>) -> Result<Vec<DiscoverySchedule>> {
+        self.schedule_new_sources().await?;
+        let sql = concat!(
+            "SELECT d.source_id, d.interval_ms, d.next_due_at, d.failures, d.leased_by, d.lease_expires_at, \
+             d.requested_run, ",
+            run_columns!(),
+            " FROM discovery_schedule d \
+             LEFT JOIN discovery_runs r ON r.id = d.last_run_id \
+             WHERE $1::text IS NULL OR d.source_id = $1 ORDER BY d.source_id"
+        );
+        let rows = sqlx::query(sql).bind(source).fetch_all(&self.pool).await.map_err(be("read the schedule"))?;
+        rows.iter()
+            .map(|r| {
+                let get = be("read the schedule");
+                let last: Option<i64> = r.try_get(7).map_err(&get)?;
+                Ok(DiscoverySchedule {
+                    source: source_id(r.try_get(0).map_err(&get)?)?,
+                    interval_ms: r.try_get(1).map_err(&get)?,
+                    next_due_at: r.try_get(2).map_err(&get)?,
+                    failures: u32::try_from(r.try_get::<i32, _>(3).map_err(&get)?).unwrap_or(0),
+                    leased_by: r.try_get(4).map_err(&get)?,
+                    lease_expires_at: r.try_get(5).map_err(&get)?,
+                    requested_run: r.try_get::<Option<i64>, _>(6).map_err(&get)?.map(RunId),
+                    last_run: last.map(|_| run(r, 7)).transpose()?,
+                })
+            })
+            .collect()
+    }
+
+    /// Sources saved without a schedule row get one, due now.
+    async fn schedule_new_sources(&self) -> Result<()> {
+        sqlx::query(concat!(
+            "INSERT INTO discovery_schedule (source_id, next_due_at) SELECT s.id, ",
+            now!(),
+            " FROM sources s WHERE NOT EXISTS (SELECT 1 FROM discovery_schedule d WHERE d.source_id = s.id) ",
+            "ON CONFLICT (source_id) DO NOTHING"
+        ))
+        .execute(&self.pool)
+        .await
+        .map_err(be("schedule new sources"))?;
+        Ok(())
+    }
+
+    pub(crate) async fn set_interval(&self, source: &str, interval_ms: Option<i64>) -> Result<bool> {
+        self.schedule_new_sources().await?;
+        let done = sqlx::query("UPDATE discovery_schedule SET interval_ms = $2 WHERE source_id = $1")
+            .bind(source)
+            .bind(interval_ms)
+            .execute(&self.pool)
+            .await
+            .map_err(be("set a discovery interval"))?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    pub(crate) async fn due_now(&self, source: &str) -> Result<bool> {
+        self.schedule_new_sources().await?;
+        let done = sqlx::query(concat!(
+            "UPDATE discovery_schedule SET next_due_at = ",
+            now!(),
+            ", failures = 0 WHERE source_id = $1"
+        ))
+        .bind(source)
+        .execute(&self.pool)
+        .await
+        .map_err(be("schedule a discovery"))?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// A queued run for `source`, or the one already queued.
+    pub(crate) async fn request_run(&self, source: &str) -> Result<RunId> {
+        self.schedule_new_sources().await?;
+        let mut tx = self.pool.begin().await.map_err(be("begin"))?;
+        let queued: Option<Option<i64>> =
+            sqlx::query_scalar("SELECT requested_run FROM discovery_schedule WHERE source_id = $1 FOR UPDATE")
+                .bind(source)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(be("read the schedule"))?;
+        let Some(queued) = queued else { return Err(StoreError::NotFound { entity: "source" }) };
+        if let Some(run) = queued {
+            return Ok(RunId(run));
+        }
+        let run: i64 = sqlx::query_scalar(concat!(
+            "INSERT INTO discovery_runs (source_id, started_at, state, reason) VALUES ($1, ",
+            now!(),
+            ", 'queued', 'refresh') RETURNING id"
+        ))
+        .bind(source)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(|e| crate::error::db_error(e, "discovery run", "source"))?;
+        sqlx::query("UPDATE discovery_schedule SET requested_run = $2 WHERE source_id = $1")
+            .bind(source)
+            .bind(run)
+            .execute(&mut *tx)
+            .await
+            .map_err(be("queue a discovery run"))?;
+        tx.commit().await.map_err(be("commit"))?;
+        Ok(RunId(run))
+    }
+
+    pub(crate) async fn claim(&self, instance: &str, lease_ms: i64, limit: i64) -> Result<Vec<ClaimedDiscovery>> {
+        self.schedule_new_sources().await?;
+        let mut tx = self.pool.begin().await.map_err(be("begin"))?;
+        let rows = sqlx::query(concat!(
+            "SELECT source_id, interval_ms, failures, requested_run, run_id, next_due_at <= ",
+            now!(),
+            " FROM discovery_schedule WHERE (next_due_at <= ",
+            now!(),
+            " OR requested_run IS NOT NULL) AND (leased_by IS NULL OR lease_expires_at <= ",
+            now!(),
+            ") ORDER BY next_due_at LIMIT $1 FOR UPDATE SKIP LOCKED"
+        ))
+        .bind(limit)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(be("claim due sources"))?;
+        let mut claimed = Vec::with_capacity(rows.len());
+        for r in &rows {
+            let get = be("claim due sources");
+            let source: String = r.try_get(0).map_err(&get)?;
+            let requested: Option<i64> = r.try_get(3).map_err(&get)?;
+            let abandoned: Option<i64> = r.try_get(4).map_err(&get)?;
+            let due: bool = r.try_get(5).map_err(&get)?;
+            if let Some(old) = abandoned {
+                abandon(&mut tx, old).await?;
+            }
+            let reason = if requested.is_some() && !due { "refresh" } else { "schedule" };
+            let run: i64 = match requested {
+                Some(run) => sqlx::query_scalar(concat!(
+                    "UPDATE discovery_runs SET state = 'running', started_at = ",
+                    now!(),
+                    ", instance = $2 WHERE id = $1 RETURNING id"
+                ))
+                .bind(run)
+                .bind(instance)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(be("start a queued run"))?,
+                None => sqlx::query_scalar(concat!(
+                    "INSERT INTO discovery_runs (source_id, started_at, state, reason, instance) VALUES ($1, ",
+                    now!(),
+                    ", 'running', $2, $3) RETURNING id"
+                ))
+                .bind(&source)
+                .bind(reason)
+                .bind(instance)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(be("start a discovery run"))?,
+            };
+            sqlx::query(concat!(
+                "UPDATE discovery_schedule SET leased_by = $2, lease_expires_at = ",
+                now!(),
+                " + $3, run_id = $4, requested_run = NULL WHERE source_id = $1"
+            ))
+            .bind(&source)
+            .bind(instance)
+            .bind(lease_ms)
+            .bind(run)
+            .execute(&mut *tx)
+            .await
+            .map_err(be("lease a source"))?;
+            claimed.push(ClaimedDiscovery {
+                source: source_id(source)?,
+                run: RunId(run),
+                reason: if requested.is_some() { crate::RunReason::Refresh } else { crate::RunReason::Schedule },
+                interval_ms: r.try_get(1).map_err(&get)?,
+                failures: u32::try_from(r.try_get::<i32, _>(2).map_err(&get)?).unwrap_or(0),
+            });
+        }
+        tx.commit().await.map_err(be("commit"))?;
+        Ok(claimed)
+    }
+
+    pub(crate) async fn renew(&self, source: &str, instance: &str, run: RunId, lease_ms: i64) -> Result<bool> {
+        let done = sqlx::query(concat!(
+            "UPDATE discovery_schedule SET lease_expires_at = ",
+            now!(),
+            " + $3 WHERE source_id = $1 AND leased_by = $2 AND run_id = $4"
+        ))
+        .bind(source)
+        .bind(instance)
+        .bind(lease_ms)
+        .bind(run.0)
+        .execute(&self.pool)
+        .await
+        .map_err(be("renew a lease"))?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Records the run's end and, while `instance` still holds the source, releases it with its
+    /// next due time. Returns whether the lease was still held.
+    pub(crate) async fn complete(
+        &self,
+        source: &str,
+        instance: &str,
+        run: RunId,
+        result: &RunResult,
+        next: NextDue,
+    ) -> Result<bool> {
+        let mut tx = self.pool.begin().await.map_err(be("begin"))?;
+        sqlx::query(concat!(
+            "UPDATE discovery_runs SET state = 'finished', finished_at = ",
+            now!(),
+            ", outcome = $2, stage = $3, message = $4, changed = $5, relations = $6 ",
+            "WHERE id = $1 AND state <> 'finished'"
+        ))
+        .bind(run.0)
+        .bind(result.outcome.as_str())
+        .bind(result.stage.as_deref())
+        .bind(result.message.as_deref())
+        .bind(result.changed)
+        .bind(result.relations)
+        .execute(&mut *tx)
+        .await
+        .map_err(be("finish a discovery run"))?;
+        let (retry, ms) = match next {
+            NextDue::Interval { interval_ms } => (false, interval_ms.max(1)),
+            NextDue::After { delay_ms } => (true, delay_ms.max(0)),
+        };
+        let done = sqlx::query(concat!(
+            "UPDATE discovery_schedule SET leased_by = NULL, lease_expires_at = NULL, run_id = NULL, last_run_id = $3, ",
+            "failures = CASE WHEN $4 = 'ok' THEN 0 ELSE failures + 1 END, ",
+            "next_due_at = CASE WHEN $5 THEN ",
+            now!(),
+            " + $6 WHEN next_due_at > ",
+            now!(),
+            " THEN next_due_at ELSE next_due_at + $6 * ((",
+            now!(),
+            " - next_due_at) / $6 + 1) END ",
+            "WHERE source_id = $1 AND leased_by = $2 AND run_id = $3"
+        ))
+        .bind(source)
+        .bind(instance)
+        .bind(run.0)
+        .bind(result.outcome.as_str())
+        .bind(retry)
+        .bind(ms)
+        .execute(&mut *tx)
+        .await
+        .map_err(be("release a source"))?;
+        tx.commit().await.map_err(be("commit"))?;
+        Ok(done.rows_affected() == 1)
+    }
+}
+
+/// A run whose instance let its lease expire: recorded as failed at the `scheduler` stage.
+async fn abandon(tx: &mut PgConnection, run: i64) -> Result<()> {
+    sqlx::query(concat!(
+        "UPDATE discovery_runs SET state = 'finished', finished_at = ",
+        now!(),
+        ", outcome = 'failed', stage = 'scheduler', ",
+        "message = 'the instance running it stopped renewing its lease; another instance took the source over' ",
+        "WHERE id = $1 AND state <> 'finished'"
+    ))
+    .bind(run)
+    .execute(tx)
+    .await
+    .map_err(be("record an abandoned run"))?;
+    Ok(())
+}
