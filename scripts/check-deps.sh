@@ -23,6 +23,12 @@ if "$py" -c 'import botocore' >/dev/null 2>&1; then
 else
   missing+=("botocore in $py (scripts/install-deps.sh installs it)")
 fi
+st=$(schemathesis_bin)
+if "$st" --version 2>/dev/null | grep -q 'version 4\.'; then
+  [[ -n ${VERBOSE:-} ]] && printf 'check-deps: %-14s %s\n' schemathesis "$st" >&2
+else
+  missing+=("schemathesis 4 at $st (scripts/install-deps.sh installs it)")
+fi
 if ! cargo nextest --version >/dev/null 2>&1; then
   missing+=("cargo-nextest (cargo install --locked cargo-nextest)")
 fi

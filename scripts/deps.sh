@@ -30,6 +30,12 @@ botocore_python() {
   echo "${SLUICE_BOTOCORE_PYTHON:-/var/cache/sluice-py/bin/python3}"
 }
 
+# The schemathesis executable the API fuzzing test runs (installed by install-deps.sh into the
+# same venv as botocore).
+schemathesis_bin() {
+  echo "${SLUICE_SCHEMATHESIS:-$(dirname "$(botocore_python)")/schemathesis}"
+}
+
 # The server binaries' directory: $PG_BIN when set, else the newest Debian major.
 pg_bin_dir() {
   if [[ -n ${PG_BIN:-} ]]; then

@@ -5,7 +5,8 @@
 #   run:    PostgreSQL's server binaries and psql (the demo's and the tests' throwaway clusters).
 #   tests:  OpenSSH's sshd (the test bastion), PgBouncer, openssl, ps, setpriv, GNU time
 #           (benchmarks), npm (scripts/pg-matrix.sh fetches other PostgreSQL majors), botocore
-#           from PyPI in a venv under /var/cache/sluice-py (the RDS IAM token parity test).
+#           and schemathesis 4 from PyPI in a venv under /var/cache/sluice-py (the RDS IAM token
+#           parity test; the API fuzzing test).
 #
 # Each need is checked by the very file or command that satisfies it — never by a glob that a
 # neighbouring package also matches — and installed only when missing, so running it again is
@@ -41,6 +42,13 @@ if ! "$py" -c 'import botocore' >/dev/null 2>&1; then
   echo "install-deps: installing botocore into ${py%/bin/python3}" >&2
   python3 -m venv "${py%/bin/python3}"
   "$py" -m pip install --quiet --disable-pip-version-check botocore >&2
+fi
+# schemathesis 4, which fuzzes the API against its OpenAPI document, in the same venv.
+st=$(schemathesis_bin)
+if ! "$st" --version 2>/dev/null | grep -q 'version 4\.'; then
+  echo "install-deps: installing schemathesis into ${py%/bin/python3}" >&2
+  [[ -x $py ]] || python3 -m venv "${py%/bin/python3}"
+  "$py" -m pip install --quiet --disable-pip-version-check 'schemathesis>=4,<5' >&2
 fi
 
 # The test runner. The machine image ships it; a machine without it gets it from crates.io.
