@@ -34,12 +34,12 @@ use zeroize::Zeroizing;
 pub use auth::{OneTimeSecret, MIN_PASSWORD_CHARS, TOKEN_PREFIX};
 pub use error::StoreError;
 pub use location::{StoreLocation, StoreServer, DB_FILE_NAME};
-pub use model::GeneratedSshKey;
 pub use model::{
     ApiToken, AuditEntry, AuditFilter, AuditId, AuditPage, DiscoveryRun, Millis, NewAuditEntry, QueryCompletion,
     QueryOutcome, Role, RunId, RunOutcome, Session, SnapshotId, SnapshotMeta, SourceRecord, TokenRole, User, UserId,
 };
 pub use model::{ClaimedDiscovery, DiscoverySchedule, NextDue, RunReason, RunResult, RunState};
+pub use model::{GeneratedSshKey, HostKeyApproval, HostKeySeen};
 pub use seal::{MasterKey, KEY_FILE_NAME, MASTER_KEY_ENV};
 
 use seal::{SealContext, Sealed};
@@ -418,6 +418,46 @@ impl Store {
         Ok(())
     }
 
+    // ---- bastion host keys -----------------------------------------------------------------
+
+    /// Records a host key `source`'s bastion (`host:port`) presented and Sluice did not trust,
+    /// so that an admin may approve it by its fingerprint ([`Store::approve_host_key`]).
+    pub async fn record_host_key(&self, source: &SourceId, bastion: &str, seen: &HostKeySeen) -> Result<()> {
+        let fingerprint = normalize_fingerprint(&seen.fingerprint);
+        on_backend!(self, b => b.record_host_key(source.as_str(), bastion, fingerprint, &seen.algorithm, &seen.public_key).await)
+    }
+
+    /// Pins the host key with `fingerprint` that `source`'s bastion (`host:port`) presented
+    /// when it was recorded: `settings` (the source's, pinning it) are stored and the approval
+    /// is recorded with `approved_by` and the time, in one transaction. A fingerprint no
+    /// recorded key of this bastion has is refused (`fingerprint`), and nothing changes.
+    pub async fn approve_host_key(
+        &self,
+        source: &SourceId,
+        bastion: &str,
+        fingerprint: &str,
+        approved_by: &str,
+        settings: &SourceSpec,
+    ) -> Result<HostKeyApproval> {
+        let fingerprint = normalize_fingerprint(fingerprint);
+        let settings_json = settings_json(settings)?;
+        let approved = on_backend!(self, b => b.approve_host_key(source.as_str(), bastion, fingerprint, approved_by, &settings_json).await)?;
+        let (algorithm, public_key, approved_at) = approved.ok_or_else(|| StoreError::Invalid {
+            field: "fingerprint",
+            message: format!(
+                "the bastion {bastion} of source `{source}` presented no host key with the fingerprint {} to a test",
+                fingerprint.chars().take(80).collect::<String>()
+            ),
+        })?;
+        Ok(HostKeyApproval {
+            fingerprint: fingerprint.to_string(),
+            algorithm,
+            public_key,
+            approved_by: approved_by.to_string(),
+            approved_at,
+        })
+    }
+
     // ---- users ---------------------------------------------------------------------------
 
     async fn hash_password(&self, password: &Secret) -> Result<String> {
@@ -732,6 +772,11 @@ impl Store {
     }
 }
 
+/// `SHA256:…` as OpenSSH prints it: no surrounding space, no base64 padding.
+pub fn normalize_fingerprint(fp: &str) -> &str {
+    fp.trim().trim_end_matches('=')
+}
+
 /// The secret field a generated key becomes, and the field its sealed copy is bound to.
 pub(crate) const GENERATED_KEY_FIELD: &str = "ssh.private_key";
 
@@ -761,6 +806,7 @@ pub(crate) struct SourceRow {
     pub password_updated_at: Option<Millis>,
     pub fields: Vec<String>,
     pub ssh_public_key: Option<String>,
+    pub host_key_approval: Option<HostKeyApproval>,
 }
 
 impl SourceRow {
@@ -778,6 +824,7 @@ impl SourceRow {
             updated_at: self.updated_at,
             password_updated_at: self.password_updated_at,
             ssh_public_key: self.ssh_public_key,
+            host_key_approval: self.host_key_approval,
         })
     }
 }

@@ -126,6 +126,30 @@ pub struct SourceRecord {
     /// The public half of the generated key the source's SSH private key is, when it is one
     /// (`ssh-ed25519 AAAA… sluice-…`; not secret).
     pub ssh_public_key: Option<String>,
+    /// The bastion host key an admin approved last (through the service), and who did.
+    pub host_key_approval: Option<HostKeyApproval>,
+}
+
+/// A host key a bastion presented, as the store records it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct HostKeySeen {
+    /// `SHA256:…`.
+    pub fingerprint: String,
+    /// `ssh-ed25519`, …
+    pub algorithm: String,
+    /// `ssh-ed25519 AAAA…`.
+    pub public_key: String,
+}
+
+/// A bastion host key an admin approved.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct HostKeyApproval {
+    pub fingerprint: String,
+    pub algorithm: String,
+    pub public_key: String,
+    /// `user:<login>` or `token:<public id>`.
+    pub approved_by: String,
+    pub approved_at: Millis,
 }
 
 /// A key pair generated for a bastion: only its public half and when it was made. Its private

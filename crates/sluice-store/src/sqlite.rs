@@ -156,8 +156,9 @@ impl SqliteBackend {
         let row = sqlx::query(
             "SELECT id, name, settings, created_at, updated_at, password_updated_at, \
              (SELECT group_concat(field, ',') FROM source_secrets WHERE source_id = s.id) AS fields, \
-             (SELECT public_key FROM ssh_keys WHERE source_id = s.id) AS ssh_public_key \
-             FROM sources s WHERE id = ?",
+             (SELECT public_key FROM ssh_keys WHERE source_id = s.id) AS ssh_public_key, \
+             h.fingerprint, h.algorithm, h.public_key, h.approved_by, h.approved_at \
+             FROM sources s LEFT JOIN ssh_host_keys h ON h.source_id = s.id AND h.approved_at IS NOT NULL WHERE s.id = ?",
         )
         .bind(id)
         .fetch_optional(&self.pool)
@@ -170,8 +171,9 @@ impl SqliteBackend {
         let rows = sqlx::query(
             "SELECT id, name, settings, created_at, updated_at, password_updated_at, \
              (SELECT group_concat(field, ',') FROM source_secrets WHERE source_id = s.id) AS fields, \
-             (SELECT public_key FROM ssh_keys WHERE source_id = s.id) AS ssh_public_key \
-             FROM sources s ORDER BY name",
+             (SELECT public_key FROM ssh_keys WHERE source_id = s.id) AS ssh_public_key, \
+             h.fingerprint, h.algorithm, h.public_key, h.approved_by, h.approved_at \
+             FROM sources s LEFT JOIN ssh_host_keys h ON h.source_id = s.id AND h.approved_at IS NOT NULL ORDER BY name",
         )
         .fetch_all(&self.pool)
         .await
@@ -296,6 +298,95 @@ impl SqliteBackend {
         .await
         .map_err(be("read a generated SSH key"))?;
         row.map(|r| sealed(&r, 0)).transpose()
+    }
+
+    // ---- bastion host keys -------------------------------------------------------------------
+
+    /// Records a host key a source's bastion presented (again); keys never approved and not
+    /// seen for 30 days are dropped.
+    pub(crate) async fn record_host_key(
+        &self,
+        source: &str,
+        bastion: &str,
+        fingerprint: &str,
+        algorithm: &str,
+        public_key: &str,
+    ) -> Result<()> {
+        let mut tx = self.pool.begin().await.map_err(be("begin"))?;
+        sqlx::query(concat!(
+            "DELETE FROM ssh_host_keys WHERE source_id = ? AND approved_at IS NULL AND last_seen_at < ",
+            now!(),
+            " - 2592000000"
+        ))
+        .bind(source)
+        .execute(&mut *tx)
+        .await
+        .map_err(be("drop old host keys"))?;
+        sqlx::query(concat!(
+            "INSERT INTO ssh_host_keys (source_id, bastion, fingerprint, algorithm, public_key, first_seen_at, last_seen_at) ",
+            "VALUES (?, ?, ?, ?, ?, ",
+            now!(),
+            ", ",
+            now!(),
+            ") ON CONFLICT (source_id, bastion, fingerprint) DO UPDATE SET algorithm = excluded.algorithm, ",
+            "public_key = excluded.public_key, last_seen_at = excluded.last_seen_at"
+        ))
+        .bind(source)
+        .bind(bastion)
+        .bind(fingerprint)
+        .bind(algorithm)
+        .bind(public_key)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| db_error(e, "host key", "source"))?;
+        tx.commit().await.map_err(be("commit"))
+    }
+
+    /// Approves the recorded key `fingerprint` of `bastion` (the only approved one of the
+    /// source from now on) and stores `settings` (which pin it), in one transaction. `None`
+    /// when no such key was recorded: nothing changes.
+    pub(crate) async fn approve_host_key(
+        &self,
+        source: &str,
+        bastion: &str,
+        fingerprint: &str,
+        approved_by: &str,
+        settings: &str,
+    ) -> Result<Option<(String, String, Millis)>> {
+        let mut tx = self.pool.begin().await.map_err(be("begin"))?;
+        sqlx::query(
+            "UPDATE ssh_host_keys SET approved_by = NULL, approved_at = NULL \
+             WHERE source_id = ? AND approved_at IS NOT NULL AND NOT (bastion = ? AND fingerprint = ?)",
+        )
+        .bind(source)
+        .bind(bastion)
+        .bind(fingerprint)
+        .execute(&mut *tx)
+        .await
+        .map_err(be("approve a host key"))?;
+        let row = sqlx::query(concat!(
+            "UPDATE ssh_host_keys SET approved_by = ?4, approved_at = ",
+            now!(),
+            " WHERE source_id = ?1 AND bastion = ?2 AND fingerprint = ?3 RETURNING algorithm, public_key, approved_at"
+        ))
+        .bind(source)
+        .bind(bastion)
+        .bind(fingerprint)
+        .bind(approved_by)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(be("approve a host key"))?;
+        let Some(row) = row else { return Ok(None) };
+        let get = be("read an approved host key");
+        let approved = (row.try_get(0).map_err(&get)?, row.try_get(1).map_err(&get)?, row.try_get(2).map_err(&get)?);
+        sqlx::query(concat!("UPDATE sources SET settings = ?, updated_at = ", now!(), " WHERE id = ?"))
+            .bind(settings)
+            .bind(source)
+            .execute(&mut *tx)
+            .await
+            .map_err(be("pin a host key"))?;
+        tx.commit().await.map_err(be("commit"))?;
+        Ok(Some(approved))
     }
 
     // ---- users -------------------------------------------------------------------------------
@@ -787,6 +878,16 @@ fn source_row(r: &SqliteRow) -> Result<SourceRow> {
         password_updated_at: r.try_get(5).map_err(&get)?,
         fields: fields.map(|f| f.split(',').map(str::to_string).collect()).unwrap_or_default(),
         ssh_public_key: r.try_get(7).map_err(&get)?,
+        host_key_approval: match r.try_get::<Option<String>, _>(8).map_err(&get)? {
+            None => None,
+            Some(fingerprint) => Some(crate::HostKeyApproval {
+                fingerprint,
+                algorithm: r.try_get(9).map_err(&get)?,
+                public_key: r.try_get(10).map_err(&get)?,
+                approved_by: r.try_get(11).map_err(&get)?,
+                approved_at: r.try_get(12).map_err(&get)?,
+            }),
+        },
     })
 }
 
