@@ -145,6 +145,31 @@ impl SshFailure {
     }
 }
 
+/// Why a presented host key was not trusted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HostKeyStatus {
+    /// Nothing pins or lists a key for this bastion.
+    Unknown,
+    /// Another key is pinned or listed: the key changed, or something intercepts the connection.
+    Changed,
+    /// The key is marked `@revoked`.
+    Revoked,
+}
+
+/// A host key a bastion presented and Sluice did not trust, for a person to compare with the
+/// bastion's own (`ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub`) before pinning it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct PresentedHostKey {
+    pub status: HostKeyStatus,
+    /// `ssh-ed25519`, `ecdsa-sha2-nistp256`, `rsa-sha2-512`…
+    pub algorithm: String,
+    /// `SHA256:…` without padding, as OpenSSH prints it.
+    pub fingerprint: String,
+    /// `ssh-ed25519 AAAA…`: the key itself (public).
+    pub public_key: String,
+}
+
 /// Everything that can stop Sluice from handing out a read-only session.
 #[derive(Debug, thiserror::Error)]
 pub enum ConnectError {
@@ -159,7 +184,14 @@ pub enum ConnectError {
     #[error("{addr} is not a PostgreSQL server: {detail}")]
     NotPostgres { addr: String, detail: String },
     #[error("ssh: {message}")]
-    Ssh { failure: SshFailure, message: String, hint: String },
+    Ssh {
+        failure: SshFailure,
+        message: String,
+        hint: String,
+        /// The host key the bastion presented, when it is why the connection failed (unknown,
+        /// changed or revoked).
+        presented: Option<Box<PresentedHostKey>>,
+    },
     #[error("the server at {addr} does not support TLS")]
     TlsUnsupported { addr: String },
     #[error("TLS handshake with {addr} failed: {failure}")]

@@ -31,7 +31,7 @@ mod transport;
 
 pub use cancel::CancelHandle;
 pub use connector::Connector;
-pub use error::{ChannelBindingRefusal, ConnectError, SshFailure, Stage, TlsFailure};
+pub use error::{ChannelBindingRefusal, ConnectError, HostKeyStatus, PresentedHostKey, SshFailure, Stage, TlsFailure};
 pub use policy::NetworkPolicy;
 pub use pool::{Pool, PoolOptions, PooledSession};
 pub use session::{ReadOnlySession, SessionInfo, SessionSettings};

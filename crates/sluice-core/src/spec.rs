@@ -600,6 +600,10 @@ pub enum HostKeyCheck {
     Fingerprint(String),
     /// An OpenSSH known_hosts file.
     KnownHosts(PathBuf),
+    /// Nothing trusted yet: every key the bastion presents is unknown, and the connection fails
+    /// showing it, until someone compares it with the bastion's and pins it (the service's
+    /// host key approval). Never "accept any key".
+    Unpinned,
 }
 
 /// libpq's `target_session_attrs`.

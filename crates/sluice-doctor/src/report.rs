@@ -48,11 +48,23 @@ pub struct Check {
     /// What to do (prose or SQL).
     pub fix: Option<String>,
     pub elapsed_ms: u64,
+    /// On a failed `ssh` check: the host key the bastion presented and Sluice did not trust
+    /// (its fingerprint, to compare with the bastion's before pinning it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_key: Option<sluice_connect::PresentedHostKey>,
 }
 
 impl Check {
     pub fn new(id: &'static str, status: Status, summary: impl Into<String>) -> Check {
-        Check { id: Cow::Borrowed(id), status, summary: summary.into(), detail: None, fix: None, elapsed_ms: 0 }
+        Check {
+            id: Cow::Borrowed(id),
+            status,
+            summary: summary.into(),
+            detail: None,
+            fix: None,
+            elapsed_ms: 0,
+            host_key: None,
+        }
     }
 
     pub fn skip(id: &'static str, why: impl Into<String>) -> Check {

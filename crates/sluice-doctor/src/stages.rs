@@ -314,7 +314,13 @@ async fn ssh_check(tunnel: &SshTunnel, hosts: &[HostPort]) -> Check {
         }
     }
     let check = match first_failure {
-        Some(e) => Check::new(CheckId::SSH, Status::Fail, e.message()).fix(e.hint()),
+        Some(e) => {
+            let presented = match &e {
+                ConnectError::Ssh { presented: Some(p), .. } => Some((**p).clone()),
+                _ => None,
+            };
+            Check { host_key: presented, ..Check::new(CheckId::SSH, Status::Fail, e.message()).fix(e.hint()) }
+        }
         None => {
             Check::new(CheckId::SSH, Status::Pass, format!("the bastion {} forwards to the database", tunnel.bastion()))
         }

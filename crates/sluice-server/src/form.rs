@@ -189,11 +189,12 @@ impl SourceForm {
                 let user = pick(form.and_then(|f| f.user.as_ref()), old.as_ref().map(|o| &o.user), "ssh.user")?;
                 let port = form.and_then(|f| f.port).or(old.as_ref().map(|o| o.port)).unwrap_or(22);
                 let host_key = match (form.and_then(|f| f.host_key.as_ref()), old.as_ref().map(|o| &o.host_key)) {
+                    // Without a pin every key the bastion presents is unknown: Test Connection
+                    // shows it, and an admin approves it (POST …/ssh-host-key).
+                    (Some(fp), _) if fp.trim().is_empty() => HostKeyCheck::Unpinned,
                     (Some(fp), _) => HostKeyCheck::Fingerprint(fp.clone()),
                     (None, Some(k)) => k.clone(),
-                    (None, None) => {
-                        return Err(ApiError::invalid("ssh.host_key", "the bastion's host key fingerprint is required"))
-                    }
+                    (None, None) => HostKeyCheck::Unpinned,
                 };
                 if let Some(f) = form {
                     if f.private_key.is_some() && f.private_key_id.is_some() {
@@ -258,6 +259,10 @@ pub struct SshView {
     pub host_key: Option<String>,
     pub private_key_set: bool,
     pub passphrase_set: bool,
+    /// Who approved the pinned host key through the service, and when (null when it was given
+    /// in the form).
+    pub host_key_approved_by: Option<String>,
+    pub host_key_approved_at: Option<i64>,
     /// The public half of the private key, when Sluice generated it (`POST /api/v1/ssh-keys`):
     /// the line the bastion's `authorized_keys` must hold.
     pub public_key: Option<String>,
@@ -309,8 +314,10 @@ impl SourceView {
                     user: ssh.user.clone(),
                     host_key: match &ssh.host_key {
                         HostKeyCheck::Fingerprint(f) => Some(f.clone()),
-                        HostKeyCheck::KnownHosts(_) => None,
+                        HostKeyCheck::KnownHosts(_) | HostKeyCheck::Unpinned => None,
                     },
+                    host_key_approved_by: approval(r, &ssh.host_key).map(|a| a.approved_by.clone()),
+                    host_key_approved_at: approval(r, &ssh.host_key).map(|a| a.approved_at),
                     private_key_set: has(SecretField::SshPrivateKey),
                     passphrase_set: has(SecretField::SshPassphrase),
                     public_key: r.ssh_public_key.clone(),
@@ -332,6 +339,14 @@ impl SourceView {
             created_at: r.created_at,
             updated_at: r.updated_at,
         }
+    }
+}
+
+/// The recorded approval of the pinned host key (none once the pin was changed otherwise).
+fn approval<'a>(r: &'a SourceRecord, pin: &HostKeyCheck) -> Option<&'a sluice_store::HostKeyApproval> {
+    match (pin, &r.host_key_approval) {
+        (HostKeyCheck::Fingerprint(fp), Some(a)) if sluice_store::normalize_fingerprint(fp) == a.fingerprint => Some(a),
+        _ => None,
     }
 }
 

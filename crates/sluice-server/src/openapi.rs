@@ -329,13 +329,14 @@ pub(crate) struct SignedInDoc {
 #[schema(as = Via)]
 #[allow(dead_code)]
 pub(crate) struct ViaDoc {
+    #[schema(inline)]
     kind: ViaKindDoc,
     /// The token's public id, when `kind` is `token`.
     token: Option<String>,
 }
 
 #[derive(ToSchema)]
-#[schema(as = ViaKind, rename_all = "snake_case")]
+#[schema(rename_all = "snake_case")]
 #[allow(dead_code)]
 pub(crate) enum ViaKindDoc {
     Session,
@@ -367,11 +368,12 @@ pub(crate) struct MeDoc {
 #[allow(dead_code)]
 pub(crate) struct HealthDoc {
     /// `ok`, or `store_unreachable` (with status 503).
+    #[schema(inline)]
     status: HealthStatusDoc,
 }
 
 #[derive(ToSchema)]
-#[schema(as = HealthStatus, rename_all = "snake_case")]
+#[schema(rename_all = "snake_case")]
 #[allow(dead_code)]
 pub(crate) enum HealthStatusDoc {
     Ok,
@@ -467,6 +469,24 @@ pub(crate) struct CheckDoc {
     #[schema(required = true)]
     fix: Option<String>,
     elapsed_ms: u64,
+    /// On a failed `ssh` check: the host key the bastion presented and Sluice did not trust.
+    host_key: Option<PresentedHostKeyDoc>,
+}
+
+/// A bastion host key Sluice did not trust, to compare with the bastion's own before approving
+/// it (`POST /sources/{id}/ssh-host-key`).
+#[derive(serde::Serialize, ToSchema)]
+#[schema(as = PresentedHostKey)]
+#[allow(dead_code)]
+pub(crate) struct PresentedHostKeyDoc {
+    /// `unknown` (nothing pinned), `changed` (another key is pinned: possible MITM) or `revoked`.
+    status: String,
+    /// `ssh-ed25519`, `ecdsa-sha2-nistp256`, `rsa-sha2-512`…
+    algorithm: String,
+    /// `SHA256:…`, as `ssh-keygen -lf` prints it.
+    fingerprint: String,
+    /// `ssh-ed25519 AAAA…` (public).
+    public_key: String,
 }
 
 /// The source as the report shows it: never a password or key.
@@ -506,11 +526,11 @@ pub(crate) struct ReportDoc {
 #[schema(as = ReportSummaryLine)]
 #[allow(dead_code)]
 pub(crate) struct ReportSummaryLineDoc {
+    #[schema(inline)]
     summary: ReportSummaryDoc,
 }
 
 #[derive(serde::Serialize, ToSchema)]
-#[schema(as = ReportSummary)]
 #[allow(dead_code)]
 pub(crate) struct ReportSummaryDoc {
     ok: bool,

@@ -14,7 +14,7 @@ use serde_json::{json, Value};
 use sluice_core::{KeySource, Network, SourceId};
 use sluice_server::{AppState, Config};
 use sluice_store::{KeyConfig, NewApiToken, Store, TokenRole};
-use sluice_testkit::{Cluster, Sshd, SshdOptions};
+use sluice_testkit::{Cluster, KeyFormat, KeyType, Sshd, SshdOptions};
 use tower::ServiceExt;
 
 const PW: &str = "ro-password-5b1e";
@@ -248,4 +248,108 @@ async fn a_generated_key_logs_in_to_the_bastion_and_never_leaves_the_server() {
             assert!(!contains(f, l.as_bytes()), "a store file carries the private key in plaintext");
         }
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unknown_host_key_is_shown_then_approved_with_a_sqlite_store() {
+    let cluster = database();
+    let dir = tempfile::tempdir().expect("dir");
+    let store = Store::open(&dir.path().join("data").display().to_string(), KeyConfig::DataDir).await.expect("store");
+    host_key_approval(&cluster, Api::new(store).await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unknown_host_key_is_shown_then_approved_with_a_postgresql_store() {
+    let cluster = database();
+    cluster.create_database("sluice_store").expect("store database");
+    let key = sluice_store::MasterKey::generate().expect("key");
+    let opened = Store::open(&cluster.superuser_url("sluice_store"), KeyConfig::Key(key)).await;
+    if cluster.version_num().expect("version") < 120_000 {
+        assert!(opened.is_err(), "a store below PostgreSQL 12 is refused");
+        return;
+    }
+    host_key_approval(&cluster, Api::new(opened.expect("store")).await).await;
+}
+
+/// A source whose bastion's host key nobody pinned: its test fails at ssh showing the key,
+/// a wrong fingerprint is refused, the right one is pinned and recorded with who approved it;
+/// a key that changes later fails again, as a possible MITM, until approved anew.
+async fn host_key_approval(cluster: &Cluster, api: Api) {
+    let mut sshd = Sshd::start(SshdOptions::default()).expect("sshd");
+    let client = sshd.client_key(KeyType::Ed25519, KeyFormat::OpenSsh, None, true).expect("client key");
+    let ssh = json!({"private_key": client.private_key_pem});
+    let r = api.post("/api/v1/sources", form(cluster, &sshd, ssh.clone())).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    assert!(r.json()["ssh"]["host_key"].is_null(), "{}", r.text());
+
+    // The test fails at ssh with the presented key, machine-readable, and says how to compare it.
+    let fp = sshd.host_key_fingerprint().to_string();
+    let report = api.test("/api/v1/sources/shop/test", None).await;
+    let ssh_check = check(&report, "ssh");
+    assert_eq!(ssh_check["status"], "fail", "{report:#}");
+    assert_eq!(ssh_check["host_key"]["fingerprint"], json!(fp), "{report:#}");
+    assert_eq!(ssh_check["host_key"]["algorithm"], "ssh-ed25519", "{report:#}");
+    assert_eq!(ssh_check["host_key"]["status"], "unknown", "{report:#}");
+    let fix = ssh_check["fix"].as_str().unwrap_or_default();
+    assert!(fix.contains("ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub"), "{fix}");
+    assert!(fix.contains("/api/v1/sources/shop/ssh-host-key"), "{fix}");
+    assert_eq!(check(&report, "tls")["status"], "skip", "{report:#}");
+
+    // The same in NDJSON, and for an unsaved form.
+    let r = api.call(Method::POST, "/api/v1/sources/shop/test", None, true).await;
+    let line = r
+        .text()
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).expect("json line"))
+        .find(|l| l["id"] == "ssh")
+        .expect("an ssh line");
+    assert_eq!(line["host_key"]["fingerprint"], json!(fp), "{line}");
+    let report = api.test("/api/v1/sources/test", Some(form(cluster, &sshd, ssh.clone()))).await;
+    assert_eq!(check(&report, "ssh")["host_key"]["fingerprint"], json!(fp), "{report:#}");
+
+    // A wrong, malformed or unseen fingerprint is refused and pins nothing.
+    let approve = |fingerprint: &str| json!({ "fingerprint": fingerprint });
+    let path = "/api/v1/sources/shop/ssh-host-key";
+    api.post(path, approve("SHA256:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA")).await.refused("fingerprint");
+    api.post(path, approve("not a fingerprint")).await.refused("fingerprint");
+    api.post(path, json!({"fingerprint": fp, "key": "x"})).await.refused("key");
+    let r = api.post("/api/v1/sources/nope/ssh-host-key", approve(&fp)).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND, "{}", r.text());
+    let r = api.call(Method::GET, "/api/v1/sources/shop", None, false).await;
+    assert!(r.json()["ssh"]["host_key"].is_null(), "nothing pinned: {}", r.text());
+
+    // The right one is pinned, with who and when; the test passes.
+    let r = api.post(path, approve(&fp)).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    let view = r.json();
+    assert_eq!(view["ssh"]["host_key"], json!(fp), "{view}");
+    assert!(view["ssh"]["host_key_approved_by"].as_str().is_some_and(|a| a.starts_with("token:")), "{view}");
+    assert!(view["ssh"]["host_key_approved_at"].is_i64(), "{view}");
+    let report = api.test("/api/v1/sources/shop/test", None).await;
+    assert_eq!(report["ok"], true, "{report:#}");
+    assert!(check(&report, "ssh")["host_key"].is_null(), "{report:#}");
+    let r = api.call(Method::GET, "/api/v1/audit?kind=source.host_key_approved&source=shop", None, false).await;
+    let entries = r.json()["entries"].as_array().cloned().unwrap_or_default();
+    assert_eq!(entries.len(), 1, "{}", r.text());
+    assert_eq!(entries[0]["detail"]["fingerprint"], json!(fp), "{}", r.text());
+
+    // The bastion's key changes: the test fails clearly and needs a new approval.
+    sshd.replace_host_key().expect("new host key");
+    let new_fp = sshd.host_key_fingerprint().to_string();
+    assert_ne!(new_fp, fp);
+    let report = api.test("/api/v1/sources/shop/test", None).await;
+    let ssh_check = check(&report, "ssh");
+    assert_eq!(ssh_check["status"], "fail", "{report:#}");
+    assert_eq!(ssh_check["host_key"]["status"], "changed", "{report:#}");
+    assert_eq!(ssh_check["host_key"]["fingerprint"], json!(new_fp), "{report:#}");
+    assert!(ssh_check["summary"].as_str().is_some_and(|s| s.contains("MISMATCH")), "{report:#}");
+    assert!(ssh_check["fix"].as_str().is_some_and(|f| f.contains("MITM")), "{report:#}");
+    let r = api.post(path, approve(&new_fp)).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    let report = api.test("/api/v1/sources/shop/test", None).await;
+    assert_eq!(report["ok"], true, "{report:#}");
+    let r = api.call(Method::GET, "/api/v1/audit?kind=source.host_key_approved&source=shop", None, false).await;
+    let entries = r.json()["entries"].as_array().cloned().unwrap_or_default();
+    assert_eq!(entries.len(), 2, "{}", r.text());
+    assert_eq!(entries[0]["detail"]["previous"], json!(fp), "{}", r.text());
 }

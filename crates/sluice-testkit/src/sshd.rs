@@ -271,6 +271,19 @@ impl Sshd {
         })
     }
 
+    /// Gives the bastion a new host key (as a reinstalled bastion, or an impostor, has) and
+    /// restarts it on the same port.
+    pub fn replace_host_key(&mut self) -> crate::Result<()> {
+        self.kill();
+        let host_key = self.dir.path().join("ssh_host_ed25519_key");
+        std::fs::remove_file(&host_key)?;
+        std::fs::remove_file(self.dir.path().join("ssh_host_ed25519_key.pub"))?;
+        keygen(&host_key, "ed25519", None, "sluice-testkit-host")?;
+        self.host_public_line = read_public(&host_key)?;
+        self.host_fingerprint = fingerprint(&host_key)?;
+        self.restart()
+    }
+
     /// Adds a public key line (`ssh-ed25519 AAAA… comment`) to the bastion's authorized_keys,
     /// as an admin pasting a key Sluice generated does.
     pub fn authorize(&self, public_line: &str) -> crate::Result<()> {

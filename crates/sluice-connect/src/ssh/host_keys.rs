@@ -13,6 +13,8 @@ pub(crate) enum HostKeyPolicy {
     Pinned(String),
     /// The parsed lines of a known_hosts file, and its path for messages.
     KnownHosts { path: String, entries: Vec<Entry> },
+    /// No key is trusted: every presented key is unknown.
+    Unpinned,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -85,6 +87,7 @@ impl HostKeyPolicy {
     pub(crate) fn check(&self, host: &str, port: u16, key: &PublicKey) -> Verdict {
         let presented = fingerprint(key);
         match self {
+            HostKeyPolicy::Unpinned => Verdict::Unknown,
             HostKeyPolicy::Pinned(pin) => {
                 if normalize_fingerprint(pin) == normalize_fingerprint(&presented) {
                     Verdict::Trusted("matches the pinned fingerprint".into())
@@ -152,6 +155,7 @@ impl HostKeyPolicy {
     pub(crate) fn source(&self) -> String {
         match self {
             HostKeyPolicy::Pinned(_) => "the pinned fingerprint".into(),
+            HostKeyPolicy::Unpinned => "the source (no host key is pinned yet)".into(),
             HostKeyPolicy::KnownHosts { path, .. } => path.clone(),
         }
     }

@@ -32,7 +32,7 @@ use tokio::net::TcpStream;
 
 use self::host_keys::{fingerprint, HostKeyPolicy, Verdict};
 use crate::policy::NetworkPolicy;
-use crate::{BoxedStream, ConnectError, SshFailure, Stage, Tunnel};
+use crate::{BoxedStream, ConnectError, HostKeyStatus, PresentedHostKey, SshFailure, Stage, Tunnel};
 
 /// How often the bastion is asked whether it is alive, and how many unanswered asks end the
 /// session. Default: every 2 s, 2 missed → a dead bastion is noticed within about 6 s.
@@ -123,6 +123,7 @@ impl SshTunnel {
         };
         let policy = match &spec.host_key {
             HostKeyCheck::Fingerprint(fp) => HostKeyPolicy::Pinned(fp.clone()),
+            HostKeyCheck::Unpinned => HostKeyPolicy::Unpinned,
             HostKeyCheck::KnownHosts(path) => {
                 let text = std::fs::read_to_string(path).map_err(|e| ConnectError::Config {
                     field: "ssh.known_hosts",
@@ -236,6 +237,7 @@ impl SshTunnel {
         let unreachable = |reason: String| {
             ConnectError::Ssh {
             failure: SshFailure::Unreachable,
+            presented: None,
             message: format!("cannot reach the SSH bastion {}: {reason}", self.bastion),
             hint: "check the bastion's host name and port, and that it accepts connections from Sluice's address (security groups, firewalls)".into(),
         }
@@ -298,6 +300,7 @@ impl SshTunnel {
                 Some(p) if !matches!(p.verdict, Verdict::Trusted(_)) => self.host_key_error(p),
                 _ => ConnectError::Ssh {
                     failure: SshFailure::Handshake,
+                    presented: None,
                     message: format!("the SSH handshake with {} failed: {}", self.bastion, russh_reason(&e)),
                     hint: "check that the port is the bastion's SSH port and that it accepts Sluice's address".into(),
                 },
@@ -308,9 +311,18 @@ impl SshTunnel {
     fn host_key_error(&self, p: Presented) -> ConnectError {
         let bastion = &self.bastion;
         let source = self.policy.source();
+        let shown = |status: HostKeyStatus| {
+            Some(Box::new(PresentedHostKey {
+                status,
+                algorithm: p.algorithm.clone(),
+                fingerprint: p.fingerprint.clone(),
+                public_key: p.public_line.clone(),
+            }))
+        };
         match p.verdict {
             Verdict::Unknown => ConnectError::Ssh {
                 failure: SshFailure::HostKeyUnknown,
+                presented: shown(HostKeyStatus::Unknown),
                 message: format!(
                     "the bastion {bastion} presented the host key {}, which {source} does not list",
                     p.description
@@ -325,6 +337,7 @@ impl SshTunnel {
             },
             Verdict::Revoked(line) => ConnectError::Ssh {
                 failure: SshFailure::HostKeyMismatch,
+                presented: shown(HostKeyStatus::Revoked),
                 message: format!(
                     "the bastion {bastion} presented the host key {}, which {source} marks @revoked (line {line})",
                     p.description
@@ -333,6 +346,7 @@ impl SshTunnel {
             },
             Verdict::Mismatch(expected) => ConnectError::Ssh {
                 failure: SshFailure::HostKeyMismatch,
+                presented: shown(HostKeyStatus::Changed),
                 message: format!(
                     "HOST KEY MISMATCH: the bastion {bastion} presented {}, but {source} expects {}",
                     p.description,
@@ -342,6 +356,7 @@ impl SshTunnel {
             },
             Verdict::Trusted(_) => ConnectError::Ssh {
                 failure: SshFailure::Handshake,
+                presented: None,
                 message: format!("the SSH handshake with {bastion} failed after the host key was accepted"),
                 hint: "retry; if it persists, check the bastion's sshd log".into(),
             },
@@ -372,6 +387,7 @@ impl SshTunnel {
                 let methods: Vec<String> = remaining_methods.iter().map(|m| String::from(<&str>::from(m))).collect();
                 Err(ConnectError::Ssh {
                     failure: SshFailure::AuthRefused,
+                    presented: None,
                     message: format!(
                         "the bastion refused the {offered} key {fp} for user `{}` (it accepts: {})",
                         self.user,
@@ -386,6 +402,7 @@ impl SshTunnel {
             }
             Err(e) => Err(ConnectError::Ssh {
                 failure: SshFailure::Lost,
+                presented: None,
                 message: format!("the SSH session broke during authentication: {}", russh_reason(&e)),
                 hint: "retry; if it persists, check the bastion's sshd log".into(),
             }),
@@ -425,6 +442,7 @@ impl ChannelError {
         match self {
             ChannelError::Refused(ChannelOpenFailure::AdministrativelyProhibited) => ConnectError::Ssh {
                 failure: SshFailure::ForwardingRefused,
+                presented: None,
                 message: format!("the bastion {bastion} refuses to forward to {target} (administratively prohibited)"),
                 hint: format!(
                     "allow it in the bastion's sshd_config for user `{}`: `AllowTcpForwarding yes` and `PermitOpen {target}` (or any)",
@@ -433,16 +451,19 @@ impl ChannelError {
             },
             ChannelError::Refused(ChannelOpenFailure::ConnectFailed) => ConnectError::Ssh {
                 failure: SshFailure::TargetUnreachable,
+                presented: None,
                 message: format!("the bastion {bastion} could not connect to the database at {target}"),
                 hint: "give the database's host and port as the bastion sees them, and check that the database accepts the bastion's address (security groups, listen_addresses)".into(),
             },
             ChannelError::Refused(other) => ConnectError::Ssh {
                 failure: SshFailure::ForwardingRefused,
+                presented: None,
                 message: format!("the bastion {bastion} did not open a channel to {target} ({other:?})"),
                 hint: "check the bastion's sshd log for the refused direct-tcpip channel".into(),
             },
             ChannelError::SessionGone(reason) => ConnectError::Ssh {
                 failure: SshFailure::Lost,
+                presented: None,
                 message: format!("the SSH session to {bastion} ended: {reason}"),
                 hint: "the bastion went away or the network dropped; Sluice reconnects on the next attempt".into(),
             },
@@ -551,6 +572,8 @@ struct Presented {
     description: String,
     /// `ed25519`, as in `/etc/ssh/ssh_host_ed25519_key.pub`.
     key_file_type: &'static str,
+    /// `ssh-ed25519`.
+    algorithm: String,
     fingerprint: String,
     /// `ssh-ed25519 AAAA…`, for a known_hosts line.
     public_line: String,
@@ -584,6 +607,7 @@ impl client::Handler for Verifier {
                 russh::keys::Algorithm::Rsa { .. } => "rsa",
                 _ => "*",
             },
+            algorithm: key.algorithm().to_string(),
             fingerprint: fingerprint(&key),
             public_line: {
                 let mut k = key.clone();

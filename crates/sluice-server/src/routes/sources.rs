@@ -244,7 +244,7 @@ async fn test_form(
     let (spec, secrets) = form.to_spec(None)?;
     let spec = spec.with_secrets(with_generated_key(&state, &secrets, form.ssh_key_id()).await?);
     let checked: Result<SourceSpec, SpecError> = spec.validate().map(|()| spec);
-    Ok(doctor_response(checked, state.config().network.clone(), None, &headers))
+    Ok(doctor_response(checked, state.config().network.clone(), None, &headers, None))
 }
 
 /// Tests a saved source through its pool; answers as the test of a form does.
@@ -276,7 +276,51 @@ async fn test_saved(
     // the doctor's config check says what is wrong.
     let pool = state.pool(&id).await.ok();
     let checked: Result<SourceSpec, SpecError> = spec.validate().map(|()| spec);
-    Ok(doctor_response(checked, state.config().network.clone(), pool, &headers))
+    let bastion = checked.as_ref().ok().and_then(|s| match &s.network {
+        sluice_core::Network::Ssh(ssh) => Some(bastion_of(ssh)),
+        _ => None,
+    });
+    let record = bastion.map(|b| Recorder { state: state.clone(), source: id.clone(), bastion: b });
+    Ok(doctor_response(checked, state.config().network.clone(), pool, &headers, record))
+}
+
+/// A bastion as the store records its host keys: `host:port`.
+pub(super) fn bastion_of(ssh: &sluice_core::SshSpec) -> String {
+    format!("{}:{}", ssh.host, ssh.port)
+}
+
+/// Where a saved source's test records the host keys its bastion presented.
+struct Recorder {
+    state: AppState,
+    source: SourceId,
+    bastion: String,
+}
+
+/// The service's advice on a host key the bastion presented: compare, then approve.
+fn host_key_advice(check: &mut sluice_doctor::Check, source: Option<&SourceId>) {
+    let Some(key) = &check.host_key else { return };
+    let file = match key.algorithm.as_str() {
+        "ssh-ed25519" => "ed25519",
+        a if a.starts_with("ecdsa") => "ecdsa",
+        a if a.starts_with("rsa") || a == "ssh-rsa" => "rsa",
+        _ => "*",
+    };
+    let compare = format!(
+        "compare {} with the bastion's own key, read on the bastion itself or from its owners (`ssh-keygen -lf /etc/ssh/ssh_host_{file}_key.pub`)",
+        key.fingerprint
+    );
+    let then = match source {
+        Some(id) => format!(
+            "if they match, approve it: POST /api/v1/sources/{id}/ssh-host-key {{\"fingerprint\": \"{}\"}}",
+            key.fingerprint
+        ),
+        None => "if they match, save the source and approve the key after its test (POST /api/v1/sources/{id}/ssh-host-key), or give it as ssh.host_key".into(),
+    };
+    let warning = match key.status {
+        sluice_connect::HostKeyStatus::Unknown => String::new(),
+        _ => "the bastion's host key CHANGED since it was pinned: a new key, or something intercepting the connection (possible MITM). Do not approve it before its owners confirm the new key; ".into(),
+    };
+    check.fix = Some(format!("{warning}{compare}; {then}"));
 }
 
 fn wants_ndjson(headers: &HeaderMap) -> bool {
@@ -296,21 +340,40 @@ fn doctor_response(
     network: NetworkPolicy,
     pool: Option<Pool>,
     headers: &HeaderMap,
+    record: Option<Recorder>,
 ) -> Response {
     let input = DoctorInput { spec, schemas: Vec::new() };
     let ndjson = wants_ndjson(headers);
     let (tx, rx) = mpsc::unbounded_channel::<Bytes>();
     tokio::spawn(async move {
         let lines = tx.clone();
+        let source = record.as_ref().map(|r| r.source.clone());
+        let shown = source.clone();
         let mut on_check = move |check: &sluice_doctor::Check| {
             if ndjson {
-                if let Ok(mut line) = serde_json::to_vec(check) {
+                let mut check = check.clone();
+                host_key_advice(&mut check, shown.as_ref());
+                if let Ok(mut line) = serde_json::to_vec(&check) {
                     line.push(b'\n');
                     let _ = lines.send(Bytes::from(line));
                 }
             }
         };
-        let report = sluice_doctor::run_under(input, &network, pool.as_ref(), &mut on_check).await;
+        let mut report = sluice_doctor::run_under(input, &network, pool.as_ref(), &mut on_check).await;
+        for check in &mut report.checks {
+            host_key_advice(check, source.as_ref());
+            // Recorded before the response ends, so the key can be approved once it is read.
+            if let (Some(key), Some(r)) = (&check.host_key, &record) {
+                let seen = sluice_store::HostKeySeen {
+                    fingerprint: key.fingerprint.clone(),
+                    algorithm: key.algorithm.clone(),
+                    public_key: key.public_key.clone(),
+                };
+                if let Err(e) = r.state.store().record_host_key(&r.source, &r.bastion, &seen).await {
+                    tracing::warn!(source = %r.source, error = %e, "could not record the bastion's host key");
+                }
+            }
+        }
         let last = if ndjson {
             let summary =
                 json!({"summary": {"ok": report.ok, "source": report.source, "server_version": report.server_version}});

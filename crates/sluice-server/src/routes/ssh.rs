@@ -1,5 +1,5 @@
 //! SSH bastions: key pairs generated for a bastion's `authorized_keys` (the private half never
-//! leaves the server).
+//! leaves the server), and the approval of a host key a test showed.
 
 use std::time::Duration;
 
@@ -13,7 +13,7 @@ use sluice_core::{Network, SourceSecrets};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::audit;
+use super::{audit, source_id};
 use crate::auth::RequireAdmin;
 use crate::form::{now_ms, SourceView};
 use crate::{ApiError, ApiJson, AppState};
@@ -22,7 +22,7 @@ use crate::{ApiError, ApiJson, AppState};
 pub const GENERATED_KEY_TTL: Duration = Duration::from_secs(24 * 3600);
 
 pub fn routes() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(generate))
+    OpenApiRouter::new().routes(routes!(generate)).routes(routes!(approve_host_key))
 }
 
 /// A key pair to generate for a bastion.
@@ -140,4 +140,82 @@ async fn generate(
         "source": SourceView::of(&updated, now_ms()),
     });
     Ok((StatusCode::CREATED, Json(body)).into_response())
+}
+
+/// The host key to pin, by the fingerprint a failing test showed.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HostKeyApprovalForm {
+    /// `SHA256:…`, as the failing test showed it and `ssh-keygen -lf` prints it.
+    pub fingerprint: String,
+}
+
+/// Pins the host key with this fingerprint that the source's bastion presented to a test (the
+/// key the server saw, never one a request names), records who approved it and when, and
+/// audits it (`source.host_key_approved`). Answers the source's view.
+#[utoipa::path(
+    post,
+    path = "/sources/{id}/ssh-host-key",
+    operation_id = "approve_ssh_host_key",
+    tag = "sources",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "The source's id.")),
+    request_body = HostKeyApprovalForm,
+    responses(
+        (status = 200, description = "The source, its host key pinned, with who approved it and when.", body = SourceView),
+        (status = 400, description = "A malformed fingerprint, or one no test of this source's bastion saw (`fingerprint`); a source without a bastion (`network`).", body = crate::error::ErrorBody),
+        (status = 404, description = "No such source (or not the one a scoped token may use).", body = crate::error::ErrorBody),
+    )
+)]
+async fn approve_host_key(
+    State(state): State<AppState>,
+    RequireAdmin(who): RequireAdmin,
+    axum::extract::Path(id): axum::extract::Path<String>,
+    ApiJson(form): ApiJson<HostKeyApprovalForm>,
+) -> Result<Response, ApiError> {
+    let id = source_id(&id)?;
+    who.may_use(&id)?;
+    let fingerprint = sluice_store::normalize_fingerprint(&form.fingerprint).to_string();
+    let well_formed = fingerprint
+        .strip_prefix("SHA256:")
+        .is_some_and(|b64| b64.len() == 43 && b64.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'+' || c == b'/'));
+    if !well_formed {
+        return Err(ApiError::invalid("fingerprint", "give the SHA256:… fingerprint the source's test showed"));
+    }
+    let record = state.store().source(&id).await?;
+    let mut settings = record.settings.clone();
+    let Network::Ssh(ssh) = &mut settings.network else {
+        return Err(ApiError::invalid("network", format!("the source `{id}` does not go through an SSH bastion")));
+    };
+    let previous = match &ssh.host_key {
+        sluice_core::HostKeyCheck::Fingerprint(fp) => Some(fp.clone()),
+        _ => None,
+    };
+    let bastion = super::sources::bastion_of(ssh);
+    ssh.host_key = sluice_core::HostKeyCheck::Fingerprint(fingerprint.clone());
+    let approved = state
+        .store()
+        .approve_host_key(&id, &bastion, &fingerprint, &who.actor, &settings)
+        .await
+        .map_err(|e| {
+            ApiError::from(e).with_hint(Some(format!(
+                "run POST /api/v1/sources/{id}/test: a failing ssh check shows the key the bastion presents; compare it with the bastion's own before approving it"
+            )))
+        })?;
+    state.drop_pool(&id).await;
+    audit(
+        &state,
+        &who,
+        "source.host_key_approved",
+        Some(&id),
+        json!({
+            "fingerprint": approved.fingerprint,
+            "algorithm": approved.algorithm,
+            "bastion": bastion,
+            "previous": previous,
+        }),
+    )
+    .await?;
+    let updated = state.store().source(&id).await?;
+    Ok(Json(SourceView::of(&updated, now_ms())).into_response())
 }
