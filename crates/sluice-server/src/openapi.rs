@@ -329,14 +329,13 @@ pub(crate) struct SignedInDoc {
 #[schema(as = Via)]
 #[allow(dead_code)]
 pub(crate) struct ViaDoc {
-    #[schema(inline)]
     kind: ViaKindDoc,
     /// The token's public id, when `kind` is `token`.
     token: Option<String>,
 }
 
 #[derive(ToSchema)]
-#[schema(rename_all = "snake_case")]
+#[schema(as = ViaKind, rename_all = "snake_case")]
 #[allow(dead_code)]
 pub(crate) enum ViaKindDoc {
     Session,
@@ -368,12 +367,11 @@ pub(crate) struct MeDoc {
 #[allow(dead_code)]
 pub(crate) struct HealthDoc {
     /// `ok`, or `store_unreachable` (with status 503).
-    #[schema(inline)]
     status: HealthStatusDoc,
 }
 
 #[derive(ToSchema)]
-#[schema(rename_all = "snake_case")]
+#[schema(as = HealthStatus, rename_all = "snake_case")]
 #[allow(dead_code)]
 pub(crate) enum HealthStatusDoc {
     Ok,
@@ -526,11 +524,11 @@ pub(crate) struct ReportDoc {
 #[schema(as = ReportSummaryLine)]
 #[allow(dead_code)]
 pub(crate) struct ReportSummaryLineDoc {
-    #[schema(inline)]
     summary: ReportSummaryDoc,
 }
 
 #[derive(serde::Serialize, ToSchema)]
+#[schema(as = ReportSummary)]
 #[allow(dead_code)]
 pub(crate) struct ReportSummaryDoc {
     ok: bool,
