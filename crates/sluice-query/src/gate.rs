@@ -116,6 +116,14 @@ pub enum StatementKind {
 /// that holds for every such token from the failing one on, and a binary search needs only a
 /// logarithmic number of parses however long the text. A lexer error (an unterminated literal)
 /// falls back to the first occurrence of `X`.
+///
+/// Errors of the scanner and of the parser's string post-processing that name no token —
+/// `invalid Unicode escape` in `E'\u00'` (the server: 22025, position of the escape, a hint) or
+/// in `U&'\061'` (42601, position of the escape inside the literal, a hint) — go without a
+/// position: the pg_query crate passes on libpg_query's message only (its `cursorpos` stays in
+/// the crate's private bindings, and calling libpg_query directly needs `unsafe`, which the
+/// workspace forbids), and finding the escape again means re-implementing PostgreSQL's escape
+/// rules for each kind of literal.
 fn syntax_position(sql: &str, message: &str) -> Option<u32> {
     let position_of = |byte: usize| sql.get(..byte).map(|s| s.chars().count() as u32 + 1);
     if message.ends_with("at end of input") {
