@@ -11,6 +11,7 @@ mod doctor;
 mod exit;
 mod output;
 mod query;
+mod rotate;
 mod serve;
 mod setup;
 mod token;
@@ -53,6 +54,10 @@ enum Command {
     Token(token::Args),
     /// Manage people's accounts offline, against the store (`user list`, `user reset-password`).
     User(user::Args),
+    /// Re-seal every secret in the store under a new master key, in one transaction (the data
+    /// directory's key file is replaced safely; a key from SLUICE_MASTER_KEY is replaced by
+    /// SLUICE_NEW_MASTER_KEY's, or by a new one printed once).
+    RotateMasterKey(rotate::Args),
 }
 
 fn main() -> ExitCode {
@@ -91,6 +96,7 @@ fn main() -> ExitCode {
             Command::Demo(args) => demo::run(args).await,
             Command::Token(args) => token::run(args).await,
             Command::User(args) => user::run(args).await,
+            Command::RotateMasterKey(args) => rotate::run(args).await,
         }
     });
     match result {

@@ -59,7 +59,11 @@ pub async fn open_store(data_dir: &std::path::Path, store: Option<&str>) -> anyh
         None => data_dir.display().to_string(),
     };
     let key = KeyConfig::from_env().map_err(|e| exit::usage_from(&e))?;
-    Store::open(&target, key).await.map_err(|e| exit::usage_from(&e).into())
+    let store = Store::open(&target, key).await.map_err(|e| exit::usage_from(&e))?;
+    if let Some(notice) = store.notice() {
+        eprintln!("note: {notice}");
+    }
+    Ok(store)
 }
 
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {

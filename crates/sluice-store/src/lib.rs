@@ -40,7 +40,7 @@ pub use model::{
 };
 pub use model::{ClaimedDiscovery, DiscoverySchedule, NextDue, RunReason, RunResult, RunState};
 pub use model::{GeneratedSshKey, HostKeyApproval, HostKeySeen};
-pub use seal::{MasterKey, KEY_FILE_NAME, MASTER_KEY_ENV};
+pub use seal::{MasterKey, KEY_FILE_NAME, MASTER_KEY_ENV, NEW_MASTER_KEY_ENV};
 
 use seal::{SealContext, Sealed};
 
@@ -108,6 +108,10 @@ pub struct Store {
     backend: Backend,
     location: StoreLocation,
     key: RwLock<Arc<MasterKey>>,
+    /// The key file the key was read from (a SQLite store's `master.key`, or a given file).
+    key_file: Option<PathBuf>,
+    /// What opening had to repair (an interrupted key rotation), for the operator.
+    notice: Option<String>,
     password_hashes: Arc<Semaphore>,
     _lock: Option<location::DirLock>,
 }
@@ -124,6 +128,7 @@ impl Store {
     /// older than 12, a missing or malformed key, and a key that is not the store's.
     pub async fn open(target: &str, key: KeyConfig) -> Result<Store> {
         let location: StoreLocation = target.parse()?;
+        let mut key_file = None;
         let (backend, key, lock) = match &location {
             StoreLocation::Sqlite { file, dir } => {
                 std::fs::create_dir_all(dir)
@@ -132,12 +137,17 @@ impl Store {
                 let fresh = !file.exists();
                 let key = match key {
                     KeyConfig::Key(k) => k,
-                    KeyConfig::File(path) => MasterKey::read_file(&path)?,
+                    KeyConfig::File(path) => {
+                        let key = MasterKey::read_file(&path)?;
+                        key_file = Some(path);
+                        key
+                    }
                     KeyConfig::DataDir => {
                         let path = dir.join(KEY_FILE_NAME);
+                        key_file = Some(path.clone());
                         if path.exists() {
                             MasterKey::read_file(&path)?
-                        } else if fresh {
+                        } else if fresh && !seal::pending_key_path(&path).exists() {
                             MasterKey::create_file(&path)?
                         } else {
                             return Err(StoreError::key(
@@ -156,7 +166,11 @@ impl Store {
             StoreLocation::Postgres(pg) => {
                 let key = match key {
                     KeyConfig::Key(k) => k,
-                    KeyConfig::File(path) => MasterKey::read_file(&path)?,
+                    KeyConfig::File(path) => {
+                        let key = MasterKey::read_file(&path)?;
+                        key_file = Some(path);
+                        key
+                    }
                     KeyConfig::DataDir => {
                         return Err(StoreError::key(
                             "a PostgreSQL store needs its master key given explicitly",
@@ -167,15 +181,75 @@ impl Store {
                 (Backend::Postgres(postgres::PgBackend::open(pg).await?), key, None)
             }
         };
-        let store = Store {
+        let mut store = Store {
             backend,
             location,
             key: RwLock::new(Arc::new(key)),
+            key_file,
+            notice: None,
             password_hashes: Arc::new(Semaphore::new(CONCURRENT_PASSWORD_HASHES)),
             _lock: lock,
         };
-        store.check_key().await?;
+        let checked = store.check_key().await;
+        match store.key_file.clone() {
+            Some(path) if seal::pending_key_path(&path).exists() => store.settle_rotation(&path, checked).await?,
+            _ => checked?,
+        }
         Ok(store)
+    }
+
+    /// A key file with a new key beside it (`master.key.new`) is a rotation that was
+    /// interrupted: the new key was written, then the store re-sealed in one transaction, then
+    /// the new file renamed over the old. Whichever key opens the store tells how far it got:
+    /// the old one, and the re-sealing never committed (the new file is removed); the new one,
+    /// and only the rename is missing (it is done now). Either way [`Store::notice`] says so.
+    async fn settle_rotation(&mut self, path: &std::path::Path, checked: Result<()>) -> Result<()> {
+        let pending = seal::pending_key_path(path);
+        if checked.is_ok() {
+            seal::remove_key_file(&pending)?;
+            self.notice = Some(format!(
+                "removed {}: a master key rotation stopped before it re-sealed the store, which is still sealed under {} (key id {})",
+                pending.display(),
+                path.display(),
+                self.key_id()
+            ));
+            return Ok(());
+        }
+        let new = MasterKey::read_file(&pending)?;
+        let old_id = if path.exists() { self.key_id() } else { "none".into() };
+        self.set_key(new);
+        if let Err(e) = self.check_key().await {
+            return Err(StoreError::key(
+                format!(
+                    "neither {} nor {} (left by an interrupted key rotation) opens the store: {e}",
+                    path.display(),
+                    pending.display()
+                ),
+                "restore the key file from your backup, or give the key in SLUICE_MASTER_KEY",
+            ));
+        }
+        seal::replace_key_file(&pending, path)?;
+        self.notice = Some(format!(
+            "finished an interrupted master key rotation: the store was re-sealed under {} (key id {}), which now replaces {} (key id {old_id})",
+            pending.display(),
+            self.key_id(),
+            path.display()
+        ));
+        Ok(())
+    }
+
+    /// What opening the store had to repair, if anything (an interrupted key rotation), said for
+    /// the operator.
+    pub fn notice(&self) -> Option<&str> {
+        self.notice.as_deref()
+    }
+
+    fn set_key(&self, key: MasterKey) {
+        let mut guard = match self.key.write() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        *guard = Arc::new(key);
     }
 
     /// The first opening seals the check value; every later one must open it.
@@ -410,12 +484,35 @@ impl Store {
             seal::seal(&new, ctx, &plain)
         };
         on_backend!(self, b => b.reseal_all(&reseal).await)?;
-        let mut guard = match self.key.write() {
-            Ok(g) => g,
-            Err(poisoned) => poisoned.into_inner(),
-        };
-        *guard = Arc::new(new);
+        self.set_key(new);
         Ok(())
+    }
+
+    /// Rotates the key of a store whose key lives in a key file (a SQLite store's `master.key`,
+    /// or [`KeyConfig::File`]) to a new random key, never leaving the store without a key file
+    /// that opens it: the new key is written beside the old (`master.key.new`, mode 0600,
+    /// synced), the store re-sealed in one transaction, then the new file renamed over the old
+    /// and the directory synced. A crash at any point leaves files that [`Store::open`] settles.
+    /// Returns the new key.
+    pub async fn rotate_key_file(&self) -> Result<MasterKey> {
+        let Some(path) = self.key_file.clone() else {
+            return Err(StoreError::key(
+                "this store's master key is not read from a key file",
+                "give the new key in SLUICE_NEW_MASTER_KEY (see sluice rotate-master-key --help)",
+            ));
+        };
+        let pending = seal::pending_key_path(&path);
+        let old = self.key();
+        let new = MasterKey::create_file(&pending)?;
+        if let Err(e) = self.rotate_master_key(&old, new.clone()).await {
+            // Remove the new key only when the old one still opens the store.
+            if self.check_key().await.is_ok() {
+                seal::remove_key_file(&pending)?;
+            }
+            return Err(e);
+        }
+        seal::replace_key_file(&pending, &path)?;
+        Ok(new)
     }
 
     // ---- bastion host keys -----------------------------------------------------------------

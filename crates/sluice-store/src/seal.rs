@@ -22,6 +22,41 @@ use crate::StoreError;
 pub const MASTER_KEY_ENV: &str = "SLUICE_MASTER_KEY";
 /// The key file's name in a SQLite store's data directory.
 pub const KEY_FILE_NAME: &str = "master.key";
+/// The environment variable holding the key a rotation seals under, when the key in use comes
+/// from [`MASTER_KEY_ENV`].
+pub const NEW_MASTER_KEY_ENV: &str = "SLUICE_NEW_MASTER_KEY";
+
+/// Where a rotation writes the new key before the store is re-sealed: `<key file>.new`.
+pub fn pending_key_path(key_file: &Path) -> std::path::PathBuf {
+    let mut name = key_file.as_os_str().to_owned();
+    name.push(".new");
+    std::path::PathBuf::from(name)
+}
+
+/// Syncs the directory holding `path`, so a create, rename or removal in it is durable.
+fn sync_dir_of(path: &Path) -> std::io::Result<()> {
+    match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => std::fs::File::open(dir)?.sync_all(),
+        _ => std::fs::File::open(".")?.sync_all(),
+    }
+}
+
+/// Renames `from` over `to` and syncs their directory.
+pub(crate) fn replace_key_file(from: &Path, to: &Path) -> Result<(), StoreError> {
+    std::fs::rename(from, to).and_then(|()| sync_dir_of(to)).map_err(|e| {
+        StoreError::key(
+            format!("the store is sealed under {}, but it could not replace {}: {e}", from.display(), to.display()),
+            format!("rename it by hand before the next start: mv {} {}", from.display(), to.display()),
+        )
+    })
+}
+
+/// Removes a key file that opens nothing, and syncs its directory.
+pub(crate) fn remove_key_file(path: &Path) -> Result<(), StoreError> {
+    std::fs::remove_file(path)
+        .and_then(|()| sync_dir_of(path))
+        .map_err(|e| StoreError::backend(&format!("remove {}", path.display()), e))
+}
 
 const NONCE_LEN: usize = 24;
 const CHECK_PLAINTEXT: &[u8] = b"sluice-store master key check v1";
@@ -138,9 +173,7 @@ impl MasterKey {
         text.push('\n');
         file.write_all(text.as_bytes()).map_err(fail)?;
         file.sync_all().map_err(fail)?;
-        if let Some(dir) = path.parent() {
-            std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(fail)?;
-        }
+        sync_dir_of(path).map_err(fail)?;
         Ok(key)
     }
 
