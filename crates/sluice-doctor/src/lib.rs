@@ -21,4 +21,4 @@ mod stages;
 
 pub use report::{Check, CheckId, Report, SourceSummary, Status};
 pub use setup_sql::{generate_password, setup_sql, SetupError, SetupOptions, DEFAULT_STATEMENT_TIMEOUT, PASSWORD_LEN};
-pub use stages::{run, run_under, run_with, DoctorInput};
+pub use stages::{run, run_under, run_under_iam, run_with, DoctorInput};

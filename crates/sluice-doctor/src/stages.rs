@@ -9,6 +9,7 @@ use sluice_connect::{
     ReadOnlySession, SshTunnel, Stage,
 };
 use sluice_core::{Auth, HostPort, Network, SourceSpec, SpecError, SslMode, UserFacing};
+use sluice_iam::IamAuth;
 
 use crate::report::{Check, CheckId, Report, SourceSummary, Status};
 
@@ -48,8 +49,32 @@ pub async fn run_under(
     pool: Option<&Pool>,
     on_check: &mut (dyn FnMut(&Check) + Send),
 ) -> Report {
+    run_full(input, network, pool, None, on_check).await
+}
+
+/// [`run_under`] for an `rds_iam` source whose tokens `iam` signs (credentials from another
+/// environment than the process's, a fixed clock, a role session name). Without it the signer
+/// is the `pool`'s, else one reading the process environment.
+pub async fn run_under_iam(
+    input: DoctorInput,
+    network: &NetworkPolicy,
+    pool: Option<&Pool>,
+    iam: Option<IamAuth>,
+    on_check: &mut (dyn FnMut(&Check) + Send),
+) -> Report {
+    run_full(input, network, pool, iam, on_check).await
+}
+
+async fn run_full(
+    input: DoctorInput,
+    network: &NetworkPolicy,
+    pool: Option<&Pool>,
+    iam: Option<IamAuth>,
+    on_check: &mut (dyn FnMut(&Check) + Send),
+) -> Report {
     let mut checks = Checks { list: Vec::new(), on_check };
-    let mut session = connection_stages(&input, network, pool, &mut checks).await;
+    let iam = iam.or_else(|| pool.and_then(|p| p.connector().iam().cloned()));
+    let mut session = connection_stages(&input, network, pool, iam, &mut checks).await;
     for check in crate::privileges::checks(session.as_deref_mut(), &input.schemas).await {
         checks.push(check);
     }
@@ -111,7 +136,11 @@ type Prepared<'a> = (&'a SourceSpec, Option<Arc<SshTunnel>>, Connector);
 
 /// Everything the `config` check vouches for: a valid spec, its bastion (kept so the doctor can
 /// run the ssh stages on it) and the connector (certificates and keys read).
-async fn prepare<'a>(input: &'a DoctorInput, network: &NetworkPolicy) -> Result<Prepared<'a>, Box<dyn UserFacing>> {
+async fn prepare<'a>(
+    input: &'a DoctorInput,
+    network: &NetworkPolicy,
+    iam: Option<IamAuth>,
+) -> Result<Prepared<'a>, Box<dyn UserFacing>> {
     let spec = input.spec.as_ref().map_err(|e| Box::new(e.clone()) as Box<dyn UserFacing>)?;
     let owned = spec.clone();
     let network = network.clone();
@@ -122,6 +151,10 @@ async fn prepare<'a>(input: &'a DoctorInput, network: &NetworkPolicy) -> Result<
         Err(_) => {
             return Err(Box::new(ConnectError::Session { message: "the runtime is shutting down".into() }));
         }
+    };
+    let connector = match iam {
+        Some(iam) => connector.with_iam(iam),
+        None => connector,
     };
     Ok((spec, tunnel, connector))
 }
@@ -160,10 +193,11 @@ pub(crate) async fn connection_stages(
     input: &DoctorInput,
     network: &NetworkPolicy,
     pool: Option<&Pool>,
+    iam: Option<IamAuth>,
     checks: &mut Checks<'_>,
 ) -> Option<Held> {
     let started = Instant::now();
-    let (spec, tunnel, connector) = match prepare(input, network).await {
+    let (spec, tunnel, connector) = match prepare(input, network, iam).await {
         Ok(ready) => ready,
         Err(e) => {
             invalid_source(e.message(), e.hint(), started, checks);

@@ -166,6 +166,12 @@ pub fn form_field(spec_field: &str) -> &str {
     match spec_field {
         "dbname" => "database",
         "connect_timeout" => "connect_timeout_secs",
+        "auth.region" => "aws_region",
+        "auth.sign_host" => "iam_sign_host",
+        "auth.sign_port" => "iam_sign_port",
+        "auth.role_arn" => "aws_role_arn",
+        "auth.external_id" => "aws_external_id",
+        "auth.role_session_name" => "aws_role_session_name",
         other => other,
     }
 }

@@ -7,8 +7,8 @@
 
 use serde::{Deserialize, Serialize};
 use sluice_core::{
-    CertSource, HostKeyCheck, HostPort, KeySource, Network, Secret, SecretField, SessionAttrs, SourceSecrets,
-    SourceSpec, SshSpec, SslMode,
+    Auth, CertSource, HostKeyCheck, HostPort, KeySource, Network, RdsIam, Secret, SecretField, SessionAttrs,
+    SourceSecrets, SourceSpec, SshSpec, SslMode,
 };
 use sluice_store::SourceRecord;
 
@@ -47,6 +47,29 @@ pub struct SourceForm {
     pub connect_timeout_secs: Option<u64>,
     /// The bastion, with `network` `ssh`.
     pub ssh: Option<SshForm>,
+    /// `password` (the default) or `rds_iam`. Given on an edit, the IAM settings are the form's
+    /// alone; left out, each IAM field given changes only itself.
+    pub auth: Option<AuthKind>,
+    /// For `rds_iam`: the database's AWS region (required).
+    pub aws_region: Option<String>,
+    /// For `rds_iam`: the RDS endpoint name to sign for when it differs from `host`.
+    pub iam_sign_host: Option<String>,
+    /// For `rds_iam`: the RDS endpoint port to sign for when it differs from `port`.
+    pub iam_sign_port: Option<u16>,
+    /// For `rds_iam`: an IAM role to assume with the server's AWS credentials.
+    pub aws_role_arn: Option<String>,
+    /// The external id the role's trust policy requires.
+    pub aws_external_id: Option<String>,
+    /// The role session's name; default `sluice-<source id>`.
+    pub aws_role_session_name: Option<String>,
+}
+
+/// How a source logs in: its password, or AWS RDS IAM tokens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum AuthKind {
+    Password,
+    RdsIam,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, utoipa::ToSchema)]
@@ -217,7 +240,61 @@ impl SourceForm {
         if self.ssh.is_some() && kind != NetworkKind::Ssh {
             return Err(ApiError::invalid("ssh", "ssh settings need network `ssh`"));
         }
+        spec.auth = self.auth_on(&spec.auth)?;
         Ok((spec, secrets))
+    }
+
+    /// The IAM fields the form gives, by name.
+    fn iam_fields(&self) -> [(&'static str, bool); 6] {
+        [
+            ("aws_region", self.aws_region.is_some()),
+            ("iam_sign_host", self.iam_sign_host.is_some()),
+            ("iam_sign_port", self.iam_sign_port.is_some()),
+            ("aws_role_arn", self.aws_role_arn.is_some()),
+            ("aws_external_id", self.aws_external_id.is_some()),
+            ("aws_role_session_name", self.aws_role_session_name.is_some()),
+        ]
+    }
+
+    /// The auth this form describes on top of `current`.
+    fn auth_on(&self, current: &Auth) -> Result<Auth, ApiError> {
+        let kind = self.auth.unwrap_or(match current {
+            Auth::Password => AuthKind::Password,
+            Auth::RdsIam(_) => AuthKind::RdsIam,
+        });
+        if kind == AuthKind::Password {
+            if let Some((field, _)) = self.iam_fields().into_iter().find(|(_, given)| *given) {
+                return Err(ApiError::invalid(field, format!("{field} is only used with auth `rds_iam`"))
+                    .with_hint(Some("set auth to rds_iam, or leave the field out".into())));
+            }
+            return Ok(Auth::Password);
+        }
+        // An explicit `auth` starts the IAM settings afresh; otherwise they are patched.
+        let base = match (self.auth, current) {
+            (None, Auth::RdsIam(iam)) => Some(iam.clone()),
+            _ => None,
+        };
+        let region = match (&self.aws_region, &base) {
+            (Some(r), _) => r.clone(),
+            (None, Some(b)) => b.region.clone(),
+            (None, None) => {
+                return Err(ApiError::invalid("aws_region", "auth rds_iam needs the database's AWS region")
+                    .with_hint(Some("give aws_region, e.g. eu-west-1".into())))
+            }
+        };
+        let text = |new: &Option<String>, old: Option<&Option<String>>| match new {
+            Some(v) if v.is_empty() => None,
+            Some(v) => Some(v.clone()),
+            None => old.cloned().flatten(),
+        };
+        Ok(Auth::RdsIam(RdsIam {
+            region,
+            sign_host: text(&self.iam_sign_host, base.as_ref().map(|b| &b.sign_host)),
+            sign_port: self.iam_sign_port.or(base.as_ref().and_then(|b| b.sign_port)),
+            role_arn: text(&self.aws_role_arn, base.as_ref().map(|b| &b.role_arn)),
+            external_id: text(&self.aws_external_id, base.as_ref().map(|b| &b.external_id)),
+            role_session_name: text(&self.aws_role_session_name, base.as_ref().map(|b| &b.role_session_name)),
+        }))
     }
 }
 
@@ -242,6 +319,14 @@ pub struct SourceView {
     pub pgbouncer: bool,
     pub connect_timeout_secs: u64,
     pub ssh: Option<SshView>,
+    /// `password` or `rds_iam`; the IAM fields are null for a password source.
+    pub auth: AuthKind,
+    pub aws_region: Option<String>,
+    pub iam_sign_host: Option<String>,
+    pub iam_sign_port: Option<u16>,
+    pub aws_role_arn: Option<String>,
+    pub aws_external_id: Option<String>,
+    pub aws_role_session_name: Option<String>,
     pub password_set: bool,
     pub password_updated_at: Option<i64>,
     pub password_age_days: Option<i64>,
@@ -287,6 +372,10 @@ impl SourceView {
         let has = |f: SecretField| r.secret_fields.contains(&f);
         let first = s.hosts.first();
         let age = r.password_updated_at.map(|at| (now_ms - at).max(0) / 86_400_000);
+        let iam = match &s.auth {
+            Auth::RdsIam(iam) => Some(iam),
+            Auth::Password => None,
+        };
         SourceView {
             id: r.id.to_string(),
             name: r.name.clone(),
@@ -324,6 +413,16 @@ impl SourceView {
                 }),
                 _ => None,
             },
+            auth: match &s.auth {
+                Auth::Password => AuthKind::Password,
+                Auth::RdsIam(_) => AuthKind::RdsIam,
+            },
+            aws_region: iam.map(|i| i.region.clone()),
+            iam_sign_host: iam.and_then(|i| i.sign_host.clone()),
+            iam_sign_port: iam.and_then(|i| i.sign_port),
+            aws_role_arn: iam.and_then(|i| i.role_arn.clone()),
+            aws_external_id: iam.and_then(|i| i.external_id.clone()),
+            aws_role_session_name: iam.and_then(|i| i.role_session_name.clone()),
             password_set: has(SecretField::Password),
             password_updated_at: r.password_updated_at,
             password_age_days: age,

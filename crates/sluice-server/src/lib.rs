@@ -69,6 +69,24 @@ pub struct Config {
     /// Which addresses sources and their bastions may resolve to: checked before every dial of
     /// every connector the service builds (pools, Test Connection, discovery, cancel requests).
     pub network: NetworkPolicy,
+    /// Where `rds_iam` sources get their AWS credentials.
+    pub iam: IamSetup,
+}
+
+/// Where `rds_iam` sources get AWS credentials, and the clock their tokens are signed at.
+#[derive(Clone, Default)]
+pub struct IamSetup {
+    /// The variables the AWS credential chain reads; `None`: the process environment, read each
+    /// time a source's connector is built.
+    pub env: Option<sluice_iam::Env>,
+    /// Signs at this clock instead of the system's.
+    pub clock: Option<sluice_iam::Clock>,
+}
+
+impl std::fmt::Debug for IamSetup {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IamSetup").field("env", &self.env).field("fixed_clock", &self.clock.is_some()).finish()
+    }
 }
 
 impl Default for Config {
@@ -85,6 +103,7 @@ impl Default for Config {
             session_ttl: Duration::from_secs(12 * 3600),
             shutdown_grace: Duration::from_secs(30),
             network: NetworkPolicy::default(),
+            iam: IamSetup::default(),
         }
     }
 }
@@ -177,11 +196,35 @@ impl AppState {
             return Ok(pool.clone());
         }
         let spec = self.store().source_spec(id).await?;
-        let connector = Connector::open(spec).await?.with_policy(self.config().network.clone());
+        let iam = self.iam_signer(Some(id), &spec);
+        let mut connector = Connector::open(spec).await?.with_policy(self.config().network.clone());
+        if let Some(iam) = iam {
+            connector = connector.with_iam(iam);
+        }
         let options = PoolOptions { max_size: self.config().pool_size, acquire_timeout: self.config().pool_wait };
         let pool = Pool::new(connector, options);
         pools.insert(id.clone(), pool.clone());
         Ok(pool)
+    }
+
+    /// The token signer of an `rds_iam` source: the configured environment and clock, and the
+    /// role session name `sluice-<id>` unless the source names one.
+    pub(crate) fn iam_signer(
+        &self,
+        id: Option<&SourceId>,
+        spec: &sluice_core::SourceSpec,
+    ) -> Option<sluice_iam::IamAuth> {
+        let sluice_core::Auth::RdsIam(iam) = &spec.auth else { return None };
+        let setup = &self.config().iam;
+        let env = setup.env.clone().unwrap_or_else(sluice_iam::Env::from_process);
+        let mut signer = sluice_iam::IamAuth::new(iam.clone(), env);
+        if let Some(clock) = &setup.clock {
+            signer = signer.with_clock(clock.clone());
+        }
+        if let Some(id) = id {
+            signer = signer.with_session_name(format!("sluice-{id}"));
+        }
+        Some(signer)
     }
 
     /// Forgets a source's pool (after an edit or a delete); its sessions close once returned.

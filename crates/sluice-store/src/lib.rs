@@ -342,11 +342,27 @@ impl Store {
         patch: &SourceSecrets,
         ssh_key: Option<&str>,
     ) -> Result<SourceRecord> {
+        self.update_source_dropping(id, name, settings, patch, ssh_key, &[]).await
+    }
+
+    /// [`Store::update_source_claiming`] that also deletes the stored secrets named in `dropped`
+    /// (a password the source no longer logs in with), in the same transaction. Dropping the
+    /// password clears its time.
+    pub async fn update_source_dropping(
+        &self,
+        id: &SourceId,
+        name: &str,
+        settings: &SourceSpec,
+        patch: &SourceSecrets,
+        ssh_key: Option<&str>,
+        dropped: &[SecretField],
+    ) -> Result<SourceRecord> {
         let name = check_name(name)?;
         let settings_json = settings_json(settings)?;
         let patch = self.with_generated_key(patch, ssh_key).await?;
         let sealed = self.seal_secrets(id, &patch)?;
-        let found = on_backend!(self, b => b.update_source(id.as_str(), name, &settings_json, &sealed, patch.password.is_some(), ssh_key).await)?;
+        let dropped: Vec<&'static str> = dropped.iter().filter(|f| !patch.has(**f)).map(|f| f.as_str()).collect();
+        let found = on_backend!(self, b => b.update_source(id.as_str(), name, &settings_json, &sealed, patch.password.is_some(), SecretEdits { claim: ssh_key, dropped: &dropped }).await)?;
         if !found {
             return Err(StoreError::NotFound { entity: "source" });
         }
@@ -1024,4 +1040,12 @@ fn set_secret(secrets: &mut SourceSecrets, field: SecretField, plain: &[u8]) -> 
         SecretField::SshPassphrase => secrets.ssh_passphrase = Some(text()?),
     }
     Ok(())
+}
+
+/// What an edit does to a source's secrets besides replacing those it gives.
+pub(crate) struct SecretEdits<'a> {
+    /// A generated SSH key to claim as the source's private key.
+    pub claim: Option<&'a str>,
+    /// Stored secrets to delete.
+    pub dropped: &'a [&'static str],
 }

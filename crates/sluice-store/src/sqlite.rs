@@ -123,8 +123,9 @@ impl SqliteBackend {
         settings: &str,
         secrets: &[(&'static str, Sealed)],
         password_set: bool,
-        claim: Option<&str>,
+        edits: crate::SecretEdits<'_>,
     ) -> Result<bool> {
+        let crate::SecretEdits { claim, dropped } = edits;
         let mut tx = self.pool.begin().await.map_err(be("begin"))?;
         let hit = sqlx::query(concat!(
             "UPDATE sources SET name = ?2, settings = ?3, updated_at = ",
@@ -146,6 +147,21 @@ impl SqliteBackend {
         }
         for (field, s) in secrets {
             put_secret(&mut tx, id, field, s).await?;
+        }
+        for field in dropped {
+            sqlx::query("DELETE FROM source_secrets WHERE source_id = ?1 AND field = ?2")
+                .bind(id)
+                .bind(*field)
+                .execute(&mut *tx)
+                .await
+                .map_err(be("drop a secret"))?;
+            if *field == "password" {
+                sqlx::query("UPDATE sources SET password_updated_at = NULL WHERE id = ?1")
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(be("drop a secret"))?;
+            }
         }
         replace_generated_key(&mut tx, id, secrets, claim).await?;
         tx.commit().await.map_err(be("commit"))?;

@@ -90,6 +90,20 @@ async fn sources_round_trip_and_an_edit_without_a_secret_keeps_it(f: &Fixture) {
         other => panic!("{other:?}"),
     }
 
+    // A dropped secret is gone, with the password's time; the others stay.
+    let edited = store
+        .update_source_dropping(&prod, "Prod", &renamed, &SourceSecrets::default(), None, &[SecretField::Password])
+        .await
+        .expect("drop");
+    assert!(!edited.secret_fields.contains(&SecretField::Password), "{:?}", edited.secret_fields);
+    assert!(edited.secret_fields.contains(&SecretField::SslKey), "{:?}", edited.secret_fields);
+    assert_eq!(edited.password_updated_at, None);
+    let spec = store.source_spec(&prod).await.expect("spec");
+    assert_eq!(spec.password, None);
+    assert_eq!(spec.sslkey, Some(KeySource::File("/etc/sluice/client.key".into())));
+    let patch = SourceSecrets { password: Some(Secret::new(PASSWORD)), ..SourceSecrets::default() };
+    store.update_source(&prod, "Prod", &renamed, &patch).await.expect("password again");
+
     // A source without secrets has none listed and no password time.
     let bare = store.put_source(&id("bare"), "Bare", &SourceSpec::new("h", "d", "u"), &SourceSecrets::default()).await;
     let bare = bare.expect("bare");

@@ -12,8 +12,9 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 use serde_json::json;
 use sluice_connect::{NetworkPolicy, Pool};
-use sluice_core::{SourceId, SourceSpec, SpecError};
+use sluice_core::{Auth, SecretField, SourceId, SourceSpec, SpecError};
 use sluice_doctor::DoctorInput;
+use sluice_iam::IamAuth;
 use sluice_store::StoreError;
 use tokio::sync::mpsc;
 use utoipa_axum::router::OpenApiRouter;
@@ -152,13 +153,32 @@ async fn edit(
     let (spec, patch) = form.to_spec(Some(&current.settings))?;
     let key_id = form.ssh_key_id();
     let patched = with_generated_key(&state, &patch, key_id).await?;
-    validated(&spec, &stored_secrets.clone().updated_with(patched))?;
+    let mut kept = stored_secrets;
+    let mut dropped = Vec::new();
+    match (&current.settings.auth, &spec.auth) {
+        // An IAM source logs in with tokens: its stored password goes (one given now is refused).
+        (_, Auth::RdsIam(_)) if kept.password.is_some() => {
+            kept.password = None;
+            dropped.push(SecretField::Password);
+        }
+        // Back to passwords: one must be given (unless a client certificate logs in).
+        (Auth::RdsIam(_), Auth::Password) if patch.password.is_none() && spec.sslcert.is_none() => {
+            return Err(ApiError::invalid("password", "switching from rds_iam to password auth needs the password")
+                .with_hint(Some("give the database password with auth `password`".into())));
+        }
+        _ => {}
+    }
+    validated(&spec, &kept.updated_with(patched))?;
     let name = form.name.clone().unwrap_or_else(|| current.name.clone());
-    let record = state.store().update_source_claiming(&id, &name, &spec, &patch, key_id).await?;
+    let record = state.store().update_source_dropping(&id, &name, &spec, &patch, key_id, &dropped).await?;
     state.drop_pool(&id).await;
     audit(&state, &who, "source.update", Some(&id), json!({"name": record.name})).await?;
     if !patch.is_empty() || key_id.is_some() {
         audit(&state, &who, "source.secret_changed", Some(&id), secret_detail(&patch, key_id)).await?;
+    }
+    if !dropped.is_empty() {
+        let fields: Vec<&str> = dropped.iter().map(|f| f.as_str()).collect();
+        audit(&state, &who, "source.secret_removed", Some(&id), json!({"fields": fields})).await?;
     }
     Ok(Json(SourceView::of(&record, now_ms())).into_response())
 }
@@ -243,8 +263,10 @@ async fn test_form(
 ) -> Result<Response, ApiError> {
     let (spec, secrets) = form.to_spec(None)?;
     let spec = spec.with_secrets(with_generated_key(&state, &secrets, form.ssh_key_id()).await?);
+    let id = form.id.as_deref().and_then(|id| id.parse::<SourceId>().ok());
+    let iam = state.iam_signer(id.as_ref(), &spec);
     let checked: Result<SourceSpec, SpecError> = spec.validate().map(|()| spec);
-    Ok(doctor_response(checked, state.config().network.clone(), None, &headers, None))
+    Ok(doctor_response(checked, state.config().network.clone(), None, iam, &headers, None))
 }
 
 /// Tests a saved source through its pool; answers as the test of a form does.
@@ -275,13 +297,15 @@ async fn test_saved(
     // A spec the connector refuses (a certificate that does not parse) still gets its report:
     // the doctor's config check says what is wrong.
     let pool = state.pool(&id).await.ok();
+    // The pool's signer when there is a pool (credentials it already holds are reused).
+    let iam = if pool.is_some() { None } else { state.iam_signer(Some(&id), &spec) };
     let checked: Result<SourceSpec, SpecError> = spec.validate().map(|()| spec);
     let bastion = checked.as_ref().ok().and_then(|s| match &s.network {
         sluice_core::Network::Ssh(ssh) => Some(bastion_of(ssh)),
         _ => None,
     });
     let record = bastion.map(|b| Recorder { state: state.clone(), source: id.clone(), bastion: b });
-    Ok(doctor_response(checked, state.config().network.clone(), pool, &headers, record))
+    Ok(doctor_response(checked, state.config().network.clone(), pool, iam, &headers, record))
 }
 
 /// A bastion as the store records its host keys: `host:port`.
@@ -339,6 +363,7 @@ fn doctor_response(
     spec: Result<SourceSpec, SpecError>,
     network: NetworkPolicy,
     pool: Option<Pool>,
+    iam: Option<IamAuth>,
     headers: &HeaderMap,
     record: Option<Recorder>,
 ) -> Response {
@@ -359,7 +384,7 @@ fn doctor_response(
                 }
             }
         };
-        let mut report = sluice_doctor::run_under(input, &network, pool.as_ref(), &mut on_check).await;
+        let mut report = sluice_doctor::run_under_iam(input, &network, pool.as_ref(), iam, &mut on_check).await;
         for check in &mut report.checks {
             host_key_advice(check, source.as_ref());
             // Recorded before the response ends, so the key can be approved once it is read.
