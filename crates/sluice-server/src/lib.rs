@@ -292,6 +292,13 @@ pub async fn serve(
         let _ = asked_tx.send(());
     };
     let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
+    // A response is its head and then its body in pieces: without TCP_NODELAY, Nagle's algorithm
+    // holds a small piece back until the client's delayed ACK, tens of milliseconds per request.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp: &mut tokio::net::TcpStream| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "could not set TCP_NODELAY");
+        }
+    });
     let server = std::future::IntoFuture::into_future(axum::serve(listener, app).with_graceful_shutdown(signal));
     tokio::pin!(server);
     let deadline = async move {
