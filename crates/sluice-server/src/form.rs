@@ -62,6 +62,9 @@ pub struct SourceForm {
     pub aws_external_id: Option<String>,
     /// The role session's name; default `sluice-<source id>`.
     pub aws_role_session_name: Option<String>,
+    /// How often the source is discovered, in seconds: 60 to 604800 (a week). Left out: the
+    /// service's default (5 minutes), or on an edit the current interval.
+    pub discovery_interval_secs: Option<u64>,
 }
 
 /// How a source logs in: its password, or AWS RDS IAM tokens.
@@ -334,6 +337,9 @@ pub struct SourceView {
     pub password_rotation: Option<&'static str>,
     pub created_at: i64,
     pub updated_at: i64,
+    /// The discovery schedule: interval, next due time, the last run's time, outcome and
+    /// relation count.
+    pub discovery: Option<crate::routes::discoveries::DiscoveryView>,
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -437,7 +443,14 @@ impl SourceView {
             }),
             created_at: r.created_at,
             updated_at: r.updated_at,
+            discovery: None,
         }
+    }
+
+    /// The view with its place in the discovery schedule.
+    pub fn with_discovery(mut self, discovery: Option<crate::routes::discoveries::DiscoveryView>) -> SourceView {
+        self.discovery = discovery;
+        self
     }
 }
 

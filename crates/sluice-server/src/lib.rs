@@ -19,6 +19,7 @@ mod form;
 mod metrics;
 pub mod openapi;
 mod routes;
+mod scheduler;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -39,6 +40,7 @@ use tracing::Instrument;
 
 pub use discovery::{refresh_source, Refreshed};
 pub use error::{ApiError, ApiJson};
+pub use scheduler::{DiscoveryConfig, Scheduler};
 
 /// The header a request id travels in, both ways.
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -71,6 +73,8 @@ pub struct Config {
     pub network: NetworkPolicy,
     /// Where `rds_iam` sources get their AWS credentials.
     pub iam: IamSetup,
+    /// The discovery scheduler's settings ([`Scheduler`]).
+    pub discovery: DiscoveryConfig,
 }
 
 /// Where `rds_iam` sources get AWS credentials, and the clock their tokens are signed at.
@@ -104,6 +108,7 @@ impl Default for Config {
             shutdown_grace: Duration::from_secs(30),
             network: NetworkPolicy::default(),
             iam: IamSetup::default(),
+            discovery: DiscoveryConfig::default(),
         }
     }
 }
@@ -165,6 +170,7 @@ struct Inner {
     /// Set once the shutdown grace is over: streaming responses end at once.
     closing: tokio::sync::watch::Sender<bool>,
     metrics: metrics::Metrics,
+    wake: scheduler::WakeHandle,
 }
 
 impl AppState {
@@ -177,6 +183,7 @@ impl AppState {
                 sign_ins: Mutex::new(HashMap::new()),
                 closing: tokio::sync::watch::Sender::new(false),
                 metrics: metrics::Metrics::default(),
+                wake: Default::default(),
             }),
         }
     }
@@ -232,6 +239,15 @@ impl AppState {
         self.inner.pools.lock().await.remove(id);
     }
 
+    /// Wakes this instance's scheduler: a run was asked for, or a source is due now.
+    pub(crate) fn wake_scheduler(&self) {
+        self.inner.wake.wake();
+    }
+
+    pub(crate) fn wake_handle(&self) -> scheduler::WakeHandle {
+        self.inner.wake.clone()
+    }
+
     pub(crate) fn metrics(&self) -> &metrics::Metrics {
         &self.inner.metrics
     }
@@ -279,7 +295,21 @@ pub fn router(state: AppState) -> Router {
 /// Serves the API on `listener` until `shutdown` completes, then stops accepting and waits for
 /// open requests (running queries included) to finish, at most [`Config::shutdown_grace`]; a
 /// query still streaming then is dropped, which cancels its statement.
+///
+/// The instance's discovery [`Scheduler`] runs alongside, from the start until the requests are
+/// drained; its runs in flight are then cancelled and their sources released to any instance.
 pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let scheduler = Scheduler::start(state.clone());
+    let served = serve_requests(listener, state, shutdown).await;
+    scheduler.stop().await;
+    served
+}
+
+async fn serve_requests(
     listener: tokio::net::TcpListener,
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,

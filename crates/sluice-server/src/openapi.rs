@@ -416,16 +416,13 @@ pub(crate) struct SnapshotMetaDoc {
     discovered_at: i64,
 }
 
-/// A refresh's outcome: `snapshot` is the new snapshot, or null when the catalog is unchanged.
+/// A queued discovery run.
 #[derive(ToSchema)]
-#[schema(as = Refreshed)]
+#[schema(as = RefreshQueued)]
 #[allow(dead_code)]
-pub(crate) struct RefreshedDoc {
-    /// The discovery run's id.
+pub(crate) struct RefreshQueuedDoc {
+    /// The run's id: GET /api/v1/sources/{id}/discoveries/{run} reports it.
     run: i64,
-    changed: bool,
-    #[schema(required = true)]
-    snapshot: Option<SnapshotMetaDoc>,
 }
 
 /// The latest snapshot and its catalog (the JSON `sluice catalog --format json` prints, whose

@@ -12,7 +12,7 @@ use axum::Router;
 use http_body_util::BodyExt;
 use serde_json::{json, Value};
 use sluice_doctor::{generate_password, setup_sql, SetupOptions, DEFAULT_STATEMENT_TIMEOUT};
-use sluice_server::{AppState, Config};
+use sluice_server::{AppState, Config, Scheduler};
 use sluice_store::{KeyConfig, Store};
 use sluice_testkit::Cluster;
 use tower::ServiceExt;
@@ -56,6 +56,7 @@ struct Api {
     store: Arc<Store>,
     bodies: RefCell<Vec<Vec<u8>>>,
     _dir: tempfile::TempDir,
+    _scheduler: Scheduler,
 }
 
 struct Reply {
@@ -110,8 +111,11 @@ impl Api {
 
     fn with_store_arc(store: Arc<Store>, config: Config) -> Api {
         let dir = tempfile::tempdir().expect("tempdir");
-        let router = sluice_server::router(AppState::new(store.clone(), config));
-        Api { router, store, bodies: RefCell::new(Vec::new()), _dir: dir }
+        let state = AppState::new(store.clone(), config);
+        let router = sluice_server::router(state.clone());
+        // As `serve` does: the instance's discovery scheduler runs beside the routes.
+        let scheduler = Scheduler::start(state);
+        Api { router, store, bodies: RefCell::new(Vec::new()), _dir: dir, _scheduler: scheduler }
     }
 
     fn request(method: Method, path: &str, who: As<'_>, body: Option<&Value>) -> Request<Body> {
@@ -289,10 +293,27 @@ async fn admin_flow(api: &Api, t: &Target) {
     assert_eq!(r.json()["name"], "Shop (EU)");
     assert_eq!(r.json()["password_set"], true);
 
-    // Refresh, then the catalog.
+    // Refresh: the run's id at once, then the run reported until it is done; then the catalog.
     let r = api.call(Method::POST, "/api/v1/sources/shop/refresh", As::Token(&admin), None).await;
-    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
-    assert_eq!(r.json()["changed"], true);
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text());
+    let run = r.json()["run"].as_i64().expect("a run id");
+    let done = api.wait_for_run(&admin, "shop", run).await;
+    assert_eq!(done["state"], "ok", "{done}");
+    assert_eq!(done["relations"], 1, "{done}");
+    assert!(done["changed"].is_boolean() && done["finished_at"].is_i64(), "{done}");
+    let r = api.call(Method::GET, "/api/v1/sources/shop/discoveries", As::Token(&admin), None).await;
+    let runs = r.json()["runs"].as_array().cloned().unwrap_or_default();
+    assert!(runs.iter().any(|r| r["id"] == run && r["reason"] == "refresh"), "{}", r.text());
+    let r = api.call(Method::GET, "/api/v1/sources/shop", As::Token(&admin), None).await;
+    let discovery = &r.json()["discovery"];
+    assert_eq!(
+        (discovery["interval_secs"].as_u64(), discovery["failures"].as_u64()),
+        (Some(300), Some(0)),
+        "{discovery}"
+    );
+    assert!(discovery["next_due_at"].is_i64() && discovery["last"]["state"] == "ok", "{discovery}");
+    let r = api.call(Method::GET, "/api/v1/audit?kind=source.refresh", As::Token(&admin), None).await;
+    assert_eq!(r.json()["entries"][0]["detail"]["run"], run, "{}", r.text());
     let r = api.call(Method::GET, "/api/v1/sources/shop/catalog", As::Token(&admin), None).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
     let catalog = r.json();
@@ -399,7 +420,8 @@ async fn admin_flow(api: &Api, t: &Target) {
             .unwrap_or_else(|| panic!("no {line} in\n{text}"))
     };
     assert!(value("sluice_queries_total{outcome=\"ok\"}") >= 2.0, "{text}");
-    assert_eq!(value("sluice_discovery_runs_total{outcome=\"ok\"}"), 1.0, "{text}");
+    // The refresh, and the runs each save asked for.
+    assert!(value("sluice_discovery_runs_total{outcome=\"ok\"}") >= 1.0, "{text}");
     assert_eq!(value("sluice_pool_sessions{source=\"shop\",kind=\"max\"}"), 5.0, "{text}");
     assert!(value("sluice_http_responses_total{class=\"4xx\"}") >= 9.0, "{text}");
     assert!(text.lines().filter(|l| !l.starts_with('#')).all(|l| l.starts_with("sluice_")), "{text}");
@@ -408,6 +430,24 @@ async fn admin_flow(api: &Api, t: &Target) {
     for body in api.bodies.borrow().iter() {
         let text = String::from_utf8_lossy(body);
         assert!(!text.contains(&t.password), "a response carries the password: {text}");
+    }
+}
+
+impl Api {
+    /// Polls a discovery run until it has finished (bounded), and returns it.
+    async fn wait_for_run(&self, token: &str, source: &str, run: i64) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let path = format!("/api/v1/sources/{source}/discoveries/{run}");
+        loop {
+            let r = self.call(Method::GET, &path, As::Token(token), None).await;
+            assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+            let v = r.json();
+            if v["state"] != "queued" && v["state"] != "running" {
+                return v;
+            }
+            assert!(Instant::now() < deadline, "the run did not finish: {v}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 }
 
@@ -423,6 +463,62 @@ async fn wait_for_audit(api: &Api, admin: &str, n: usize) -> Vec<Value> {
         assert!(Instant::now() < deadline, "the audit entries were not completed: {}", r.text());
         tokio::task::yield_now().await;
         tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A saved source is discovered without being asked; a source that cannot log in fails at the
+/// doctor's `auth` stage, backs off, and says so in its view; fixing its password discovers it
+/// again at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_saved_source_is_discovered_and_a_failing_one_keeps_its_stage() {
+    let t = target();
+    let api = Api::start(Config::default()).await;
+    let admin = api.admin_token().await;
+    let mut form = api.source_form(&t, "not-the-password");
+    form["discovery_interval_secs"] = json!(600);
+    let r = api.call(Method::POST, "/api/v1/sources", As::Token(&admin), Some(form)).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    assert_eq!(r.json()["discovery"]["interval_secs"], 600, "{}", r.text());
+    assert_eq!(r.json()["discovery"]["interval_is_own"], true, "{}", r.text());
+
+    // The first run comes from the save itself.
+    let failed = api.wait_for_last_run(&admin, |d| d["failures"].as_u64() >= Some(1)).await;
+    assert_eq!(failed["last"]["state"], "failed", "{failed}");
+    assert_eq!(failed["last"]["stage"], "auth", "{failed}");
+    assert_eq!(failed["last"]["reason"], "schedule", "{failed}");
+    assert!(failed["last"]["message"].as_str().is_some_and(|m| !m.is_empty()), "{failed}");
+    // Backing off: due again later, within its interval.
+    let due = failed["next_due_at"].as_i64().expect("due");
+    let finished = failed["last"]["finished_at"].as_i64().expect("finished");
+    assert!(due > finished && due <= finished + 600_000, "{failed}");
+    let r = api.call(Method::GET, "/api/v1/sources/shop/catalog", As::Token(&admin), None).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND, "{}", r.text());
+
+    // The right password: discovered again at once, the failures forgotten.
+    let r = api
+        .call(Method::PATCH, "/api/v1/sources/shop", As::Token(&admin), Some(json!({"password": t.password.clone()})))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    let ok = api.wait_for_last_run(&admin, |d| d["last"]["state"] == "ok").await;
+    assert_eq!((ok["failures"].as_u64(), ok["last"]["changed"].as_bool()), (Some(0), Some(true)), "{ok}");
+    assert_eq!(ok["last"]["relations"], 1, "{ok}");
+    let r = api.call(Method::GET, "/api/v1/sources/shop/catalog", As::Token(&admin), None).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+}
+
+impl Api {
+    /// Polls the source `shop` until its discovery status satisfies `done` (bounded).
+    async fn wait_for_last_run(&self, token: &str, done: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let r = self.call(Method::GET, "/api/v1/sources/shop", As::Token(token), None).await;
+            let discovery = r.json()["discovery"].clone();
+            if done(&discovery) {
+                return discovery;
+            }
+            assert!(Instant::now() < deadline, "the source's discovery never got there: {discovery}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 }
 
@@ -461,6 +557,14 @@ async fn bad_input_is_a_4xx_naming_the_field() {
     let mut f = form.clone();
     f["id"] = json!("Not An Id");
     post(f).await.refused(StatusCode::BAD_REQUEST, "id");
+    for interval in [json!(59), json!(0), json!(7 * 86_400 + 1)] {
+        let mut f = form.clone();
+        f["discovery_interval_secs"] = interval;
+        post(f).await.refused(StatusCode::BAD_REQUEST, "discovery_interval_secs");
+    }
+    let mut f = form.clone();
+    f["discovery_interval_secs"] = json!(-5);
+    post(f).await.refused(StatusCode::BAD_REQUEST, "discovery_interval_secs");
 
     // Not JSON, the wrong type, a body too large.
     let mut req = Api::request(Method::POST, "/api/v1/sources", As::Token(&admin), None);
@@ -493,6 +597,16 @@ async fn bad_input_is_a_4xx_naming_the_field() {
 
     let r = api.call(Method::GET, "/api/v1/sources/nope", As::Token(&admin), None).await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
+    for path in [
+        "/api/v1/sources/shop/discoveries/999999",
+        "/api/v1/sources/shop/discoveries/x",
+        "/api/v1/sources/nope/discoveries",
+    ] {
+        let r = api.call(Method::GET, path, As::Token(&admin), None).await;
+        assert_eq!(r.status, StatusCode::NOT_FOUND, "{path}: {}", r.text());
+    }
+    let r = api.call(Method::POST, "/api/v1/sources/nope/refresh", As::Token(&admin), None).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND, "{}", r.text());
     let r = api.call(Method::GET, "/api/v1/audit?limit=5000", As::Token(&admin), None).await;
     r.refused(StatusCode::BAD_REQUEST, "limit");
     let r = api.call(Method::GET, "/api/v1/audit?from=yesterday", As::Token(&admin), None).await;
@@ -607,6 +721,8 @@ async fn a_busy_source_answers_429_after_a_bounded_wait() {
     let admin = api.admin_token().await;
     let r = api.call(Method::POST, "/api/v1/sources", As::Token(&admin), Some(api.source_form(&t, &t.password))).await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    // The discovery the save asked for takes a session of the pool too: let it finish first.
+    api.wait_for_last_run(&admin, |d| d["last"]["state"] == "ok").await;
     // The one session is held by a streaming response nobody reads to the end.
     let long = json!({"sql": "SELECT generate_series(1, 200000000) AS g", "format": "csv"});
     let req = Api::request(Method::POST, "/api/v1/sources/shop/query", As::Token(&admin), Some(&long));

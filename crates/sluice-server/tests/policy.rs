@@ -12,7 +12,7 @@ use axum::Router;
 use http_body_util::BodyExt;
 use serde_json::{json, Value};
 use sluice_connect::NetworkPolicy;
-use sluice_server::{AppState, Config, StoreDenial};
+use sluice_server::{AppState, Config, Scheduler, StoreDenial};
 use sluice_store::{KeyConfig, Store};
 use sluice_testkit::Cluster;
 use tower::ServiceExt;
@@ -21,6 +21,7 @@ struct Api {
     router: Router,
     token: String,
     _dir: tempfile::TempDir,
+    _scheduler: Scheduler,
 }
 
 impl Api {
@@ -47,8 +48,11 @@ impl Api {
             })
             .await
             .expect("token");
-        let router = sluice_server::router(AppState::new(store, config));
-        Api { router, token: token.expose().to_string(), _dir: dir }
+        let state = AppState::new(store, config);
+        let router = sluice_server::router(state.clone());
+        // As `serve` does; its discoveries go through the same policy.
+        let scheduler = Scheduler::start(state);
+        Api { router, token: token.expose().to_string(), _dir: dir, _scheduler: scheduler }
     }
 
     async fn call(&self, method: Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
@@ -103,8 +107,20 @@ async fn refused_everywhere(api: &Api, id: &str, reason: &str) {
     assert_eq!(v["error"]["field"], "stage.dns", "{v}");
     assert!(v["error"]["message"].as_str().is_some_and(|m| m.contains(reason)), "{v}");
     let (status, v) = api.call(Method::POST, &format!("/api/v1/sources/{id}/refresh"), None).await;
-    assert_eq!(status, StatusCode::BAD_GATEWAY, "{v}");
-    assert_eq!(v["error"]["field"], "stage.dns", "{v}");
+    assert_eq!(status, StatusCode::ACCEPTED, "{v}");
+    let path = format!("/api/v1/sources/{id}/discoveries/{}", v["run"]);
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let run = loop {
+        let (status, run) = api.call(Method::GET, &path, None).await;
+        assert_eq!(status, StatusCode::OK, "{run}");
+        if run["state"] != "queued" && run["state"] != "running" {
+            break run;
+        }
+        assert!(std::time::Instant::now() < deadline, "the run did not finish: {run}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!((&run["state"], &run["stage"]), (&json!("failed"), &json!("dns")), "{run}");
+    assert!(run["message"].as_str().is_some_and(|m| m.contains(reason)), "{run}");
 }
 
 /// Whether anything dialled the listener.

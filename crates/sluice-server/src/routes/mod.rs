@@ -2,6 +2,7 @@
 
 mod account;
 mod audit;
+pub(crate) mod discoveries;
 mod query;
 mod sources;
 mod ssh;
@@ -20,6 +21,7 @@ pub fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(crate::openapi::serve_document))
         .merge(account::routes())
         .merge(sources::routes())
+        .merge(discoveries::routes())
         .merge(ssh::routes())
         .merge(query::routes())
         .merge(audit::routes())

@@ -20,9 +20,9 @@ use tokio::sync::mpsc;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use super::discoveries::DiscoveryView;
 use super::{audit, source_id};
 use crate::auth::{Authenticated, RequireAdmin};
-use crate::discovery::{refresh_source, Refreshed};
 use crate::form::{now_ms, slug, SourceForm, SourceView};
 use crate::{ApiError, ApiJson, AppState};
 
@@ -47,13 +47,20 @@ pub fn routes() -> OpenApiRouter<AppState> {
 )]
 async fn list(State(state): State<AppState>, Authenticated(who): Authenticated) -> Result<Response, ApiError> {
     let now = now_ms();
+    let mut schedules: std::collections::HashMap<SourceId, DiscoveryView> = state
+        .store()
+        .discovery_schedules()
+        .await?
+        .iter()
+        .map(|s| (s.source.clone(), DiscoveryView::of(s, &state)))
+        .collect();
     let sources: Vec<SourceView> = state
         .store()
         .sources()
         .await?
         .iter()
         .filter(|r| who.may_use(&r.id).is_ok())
-        .map(|r| SourceView::of(r, now))
+        .map(|r| SourceView::of(r, now).with_discovery(schedules.remove(&r.id)))
         .collect();
     Ok(Json(json!({ "sources": sources })).into_response())
 }
@@ -79,8 +86,34 @@ async fn show(
     let id = source_id(&id)?;
     who.may_use(&id)?;
     let record = state.store().source(&id).await?;
-    Ok(Json(SourceView::of(&record, now_ms())).into_response())
+    Ok(Json(view(&state, &record).await?).into_response())
 }
+
+/// A source with its place in the discovery schedule.
+async fn view(state: &AppState, record: &sluice_store::SourceRecord) -> Result<SourceView, ApiError> {
+    let schedule = state.store().discovery_schedule(&record.id).await?;
+    Ok(SourceView::of(record, now_ms()).with_discovery(Some(DiscoveryView::of(&schedule, state))))
+}
+
+/// The form's `discovery_interval_secs`, checked: at least a minute, at most a week.
+fn discovery_interval(form: &SourceForm) -> Result<Option<std::time::Duration>, ApiError> {
+    match form.discovery_interval_secs {
+        None => Ok(None),
+        Some(secs) if (MIN_DISCOVERY_INTERVAL_SECS..=MAX_DISCOVERY_INTERVAL_SECS).contains(&secs) => {
+            Ok(Some(std::time::Duration::from_secs(secs)))
+        }
+        Some(_) => Err(ApiError::invalid(
+            "discovery_interval_secs",
+            format!(
+                "give a discovery interval from {MIN_DISCOVERY_INTERVAL_SECS} seconds to {MAX_DISCOVERY_INTERVAL_SECS} seconds (a week)"
+            ),
+        )),
+    }
+}
+
+/// The shortest discovery interval a source may have, and the longest.
+pub const MIN_DISCOVERY_INTERVAL_SECS: u64 = 60;
+pub const MAX_DISCOVERY_INTERVAL_SECS: u64 = 7 * 86_400;
 
 /// The spec with its secrets, validated as a connection would validate it.
 fn validated(spec: &SourceSpec, secrets: &sluice_core::SourceSecrets) -> Result<(), ApiError> {
@@ -113,12 +146,19 @@ async fn create(
     let (spec, secrets) = form.to_spec(None)?;
     let key_id = form.ssh_key_id();
     validated(&spec, &with_generated_key(&state, &secrets, key_id).await?)?;
+    let interval = discovery_interval(&form)?;
     let record = state.store().put_source_claiming(&id, &name, &spec, &secrets, key_id).await?;
+    if interval.is_some() {
+        state.store().set_discovery_interval(&id, interval).await?;
+    }
+    // Discovered at once.
+    state.store().discover_now(&id).await?;
+    state.wake_scheduler();
     audit(&state, &who, "source.create", Some(&id), json!({"name": record.name})).await?;
     if !secrets.is_empty() || key_id.is_some() {
         audit(&state, &who, "source.secret_set", Some(&id), secret_detail(&secrets, key_id)).await?;
     }
-    Ok((StatusCode::CREATED, Json(SourceView::of(&record, now_ms()))).into_response())
+    Ok((StatusCode::CREATED, Json(view(&state, &record).await?)).into_response())
 }
 
 /// Changes what the form gives; everything left out (secrets included) keeps its value. The
@@ -170,8 +210,17 @@ async fn edit(
     }
     validated(&spec, &kept.updated_with(patched))?;
     let name = form.name.clone().unwrap_or_else(|| current.name.clone());
+    let interval = discovery_interval(&form)?;
     let record = state.store().update_source_dropping(&id, &name, &spec, &patch, key_id, &dropped).await?;
     state.drop_pool(&id).await;
+    if interval.is_some() {
+        state.store().set_discovery_interval(&id, interval).await?;
+    }
+    // New connection settings are discovered at once.
+    if spec != current.settings || !patch.is_empty() || key_id.is_some() {
+        state.store().discover_now(&id).await?;
+        state.wake_scheduler();
+    }
     audit(&state, &who, "source.update", Some(&id), json!({"name": record.name})).await?;
     if !patch.is_empty() || key_id.is_some() {
         audit(&state, &who, "source.secret_changed", Some(&id), secret_detail(&patch, key_id)).await?;
@@ -180,7 +229,7 @@ async fn edit(
         let fields: Vec<&str> = dropped.iter().map(|f| f.as_str()).collect();
         audit(&state, &who, "source.secret_removed", Some(&id), json!({"fields": fields})).await?;
     }
-    Ok(Json(SourceView::of(&record, now_ms())).into_response())
+    Ok(Json(view(&state, &record).await?).into_response())
 }
 
 /// Deletes a source, its secrets and snapshots (the audit log keeps its history).
@@ -420,8 +469,8 @@ fn tokio_stream_from(mut rx: mpsc::UnboundedReceiver<Bytes>) -> impl futures_uti
     futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx))
 }
 
-/// Runs discovery now through the source's pool and stores the snapshot (unless identical to
-/// the latest).
+/// Asks for a discovery run now: answers `202 {"run": id}` at once (a run already queued is
+/// shared); `GET …/discoveries/{run}` reports it.
 #[utoipa::path(
     post,
     path = "/sources/{id}/refresh",
@@ -430,10 +479,8 @@ fn tokio_stream_from(mut rx: mpsc::UnboundedReceiver<Bytes>) -> impl futures_uti
     security(("bearer" = [])),
     params(("id" = String, Path, description = "The source's id.")),
     responses(
-        (status = 200, description = "The run, and the new snapshot unless the catalog is unchanged.", body = crate::openapi::RefreshedDoc),
+        (status = 202, description = "The run is queued; poll GET /api/v1/sources/{id}/discoveries/{run}.", body = crate::openapi::RefreshQueuedDoc),
         (status = 404, description = "No such source (or not the one a scoped token may use).", body = crate::error::ErrorBody),
-        (status = 429, description = "Every session of the source is busy; `Retry-After` says when to try again.", body = crate::error::ErrorBody),
-        (status = 502, description = "The source could not be reached or discovery failed; `field` names the stage (`stage.tcp`, `stage.auth`, …).", body = crate::error::ErrorBody),
     )
 )]
 async fn refresh(
@@ -443,9 +490,11 @@ async fn refresh(
 ) -> Result<Response, ApiError> {
     let id = source_id(&id)?;
     who.may_use(&id)?;
-    let Refreshed { run, snapshot } = refresh_source(&state, &id).await?;
-    audit(&state, &who, "source.refresh", Some(&id), json!({"run": run, "changed": snapshot.is_some()})).await?;
-    Ok(Json(json!({"run": run, "changed": snapshot.is_some(), "snapshot": snapshot})).into_response())
+    state.store().source(&id).await?;
+    let run = state.store().request_discovery(&id).await?;
+    state.wake_scheduler();
+    audit(&state, &who, "source.refresh", Some(&id), json!({"run": run})).await?;
+    Ok((StatusCode::ACCEPTED, Json(json!({"run": run}))).into_response())
 }
 
 /// The latest snapshot: `{"snapshot": {id, discovered_at, …}, "catalog": <the catalog JSON>}`.
@@ -471,7 +520,7 @@ async fn catalog(
     state.store().source(&id).await?;
     let Some((meta, json)) = state.store().latest_snapshot(&id).await? else {
         return Err(ApiError::from(StoreError::NotFound { entity: "catalog snapshot" })
-            .with_hint(Some("refresh the source first: POST /api/v1/sources/{id}/refresh".into())));
+            .with_hint(Some("the source has not been discovered yet: refresh it (POST /api/v1/sources/{id}/refresh) and wait for the run".into())));
     };
     let meta = serde_json::to_vec(&meta).map_err(ApiError::internal)?;
     let mut body = Vec::with_capacity(json.len() + meta.len() + 32);
