@@ -46,6 +46,11 @@ pub struct Args {
     /// refused). Repeatable; the variable takes a comma-separated list.
     #[arg(long, value_name = "CIDR", env = "SLUICE_ALLOW_CIDR", value_delimiter = ',', value_parser = cidr)]
     allow_cidr: Vec<IpRange>,
+    /// How many days of catalog change history to keep (each source's latest snapshot always
+    /// stays).
+    #[arg(long, value_name = "DAYS", env = "SLUICE_KEEP_HISTORY_DAYS", default_value_t = 90,
+          value_parser = clap::value_parser!(u32).range(1..=36_500))]
+    keep_history_days: u32,
 }
 
 fn cidr(text: &str) -> Result<IpRange, String> {
@@ -101,7 +106,12 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let mut network = NetworkPolicy::default();
     network.deny.extend(args.deny_cidr);
     network.allow = args.allow_cidr;
-    let mut config = Config { secure_cookies: base.starts_with("https://"), network, ..Config::default() };
+    let mut config = Config {
+        secure_cookies: base.starts_with("https://"),
+        network,
+        history_keep: Duration::from_secs(u64::from(args.keep_history_days) * 86_400),
+        ..Config::default()
+    };
     match config.deny_store(store.location()).await {
         Ok(StoreDenial::NoServer) => {}
         Ok(StoreDenial::Denied(addrs)) => {

@@ -1,21 +1,23 @@
 //! Discovery of one source: the catalog read through the source's pool, the snapshot stored when
-//! it differs from the latest. The scheduler ([`crate::scheduler`]) runs it for claimed sources
+//! it differs from the latest, and then what changed from the snapshot before it (the catalog
+//! diff) stored in the source's change history. The scheduler ([`crate::scheduler`]) runs it for claimed sources
 //! and records each run through its lease; [`refresh_source`] runs it at once, outside the
 //! schedule, with a run record of its own (the demo uses it).
 
 use axum::http::StatusCode;
-use sluice_catalog::DiscoverOptions;
+use sluice_catalog::{Catalog, CatalogDiff, DiscoverOptions};
 use sluice_core::SourceId;
-use sluice_store::{RunId, RunOutcome, RunResult, SnapshotMeta};
+use sluice_store::{CatalogChange, RunId, RunOutcome, RunResult, SnapshotMeta, StoreError};
 
 use crate::{ApiError, AppState};
 
-/// A finished, successful run: its id and the new snapshot (`None` when the catalog was
-/// identical to the latest).
+/// A finished, successful run: its id, the new snapshot (`None` when the catalog was identical
+/// to the latest) and, when there was a snapshot before it, what changed.
 #[derive(Debug, Clone)]
 pub struct Refreshed {
     pub run: RunId,
     pub snapshot: Option<SnapshotMeta>,
+    pub change: Option<(CatalogChange, CatalogDiff)>,
 }
 
 /// Runs discovery of `id` now and records the run, whatever its outcome. A failed run is stored
@@ -27,7 +29,7 @@ pub async fn refresh_source(state: &AppState, id: &SourceId) -> Result<Refreshed
         Ok(found) => {
             state.metrics().discovery(RunOutcome::Ok);
             state.store().finish_discovery_run(run, RunOutcome::Ok, None, None).await?;
-            Ok(Refreshed { run, snapshot: found.snapshot })
+            Ok(Refreshed { run, snapshot: found.snapshot, change: found.change })
         }
         Err((stage, e)) => {
             state.metrics().discovery(RunOutcome::Failed);
@@ -41,6 +43,8 @@ pub async fn refresh_source(state: &AppState, id: &SourceId) -> Result<Refreshed
 pub(crate) struct Found {
     /// The new snapshot, `None` when the catalog was identical to the latest.
     pub snapshot: Option<SnapshotMeta>,
+    /// What changed from the snapshot before the new one, when there was one.
+    pub change: Option<(CatalogChange, CatalogDiff)>,
     pub relations: i64,
 }
 
@@ -59,12 +63,55 @@ impl Found {
 /// Discovers the source and stores the snapshot unless unchanged; a failure names its stage
 /// (`config`, the connection's stage as the doctor names it, `discover`, or `store`).
 pub(crate) async fn discover_and_store(state: &AppState, id: &SourceId) -> Result<Found, (&'static str, ApiError)> {
-    let (json, relations) = discover(state, id).await?;
-    let snapshot = state.store().put_snapshot(id, &json).await.map_err(|e| ("store", ApiError::from(e)))?;
-    Ok(Found { snapshot, relations })
+    let (catalog, json, relations) = discover(state, id).await?;
+    let (snapshot, change) =
+        store_snapshot(state, id, catalog, &json).await.map_err(|e| ("store", ApiError::from(e)))?;
+    Ok(Found { snapshot, change, relations })
 }
 
-async fn discover(state: &AppState, id: &SourceId) -> Result<(Vec<u8>, i64), (&'static str, ApiError)> {
+/// How long the change history is kept unless configured: 90 days.
+pub const DEFAULT_HISTORY_KEEP: std::time::Duration = std::time::Duration::from_secs(90 * 86_400);
+
+/// Applies the configured retention ([`crate::Config::history_keep`]) to every source's history
+/// now: changes older than it go, with the snapshots no longer in force then and old finished
+/// runs; each source's latest snapshot and run stay.
+pub async fn prune_history(state: &AppState) -> Result<sluice_store::Pruned, ApiError> {
+    Ok(state.store().prune_history(crate::form::now_ms(), state.config().history_keep).await?)
+}
+
+type Stored = (Option<SnapshotMeta>, Option<(CatalogChange, CatalogDiff)>);
+
+/// Stores the snapshot when it is new and, when a snapshot came before it, the diff from that
+/// one to this in the change history. An unchanged catalog is dropped at once.
+async fn store_snapshot(state: &AppState, id: &SourceId, catalog: Catalog, json: &[u8]) -> Result<Stored, StoreError> {
+    let Some(new) = state.store().put_snapshot(id, json).await? else { return Ok((None, None)) };
+    let Some((previous, old_json)) = state.store().previous_snapshot(id, new.id).await? else {
+        return Ok((Some(new), None));
+    };
+    let old = Catalog::from_json(&old_json, id.as_str()).map_err(|e| StoreError::Backend {
+        message: format!("read the previous snapshot: {}", sluice_core::UserFacing::message(&e)),
+    })?;
+    drop(old_json);
+    let diff = sluice_catalog::diff(&old, &catalog);
+    let (diff_json, counts) = diff_json(&diff)?;
+    let change = state.store().add_catalog_change(id, previous.id, new.id, &diff_json, &counts).await?;
+    Ok((Some(new), Some((change, diff))))
+}
+
+/// The diff's JSON and how many entries of each kind it holds (kinds with none left out).
+fn diff_json(diff: &CatalogDiff) -> Result<(serde_json::Value, serde_json::Value), StoreError> {
+    let value = serde_json::to_value(diff)
+        .map_err(|e| StoreError::Backend { message: format!("serialize a catalog diff: {e}") })?;
+    let counts: serde_json::Map<String, serde_json::Value> = value
+        .as_object()
+        .into_iter()
+        .flatten()
+        .filter_map(|(kind, list)| list.as_array().filter(|l| !l.is_empty()).map(|l| (kind.clone(), l.len().into())))
+        .collect();
+    Ok((value, serde_json::Value::Object(counts)))
+}
+
+async fn discover(state: &AppState, id: &SourceId) -> Result<(Catalog, Vec<u8>, i64), (&'static str, ApiError)> {
     let pool = state.pool(id).await.map_err(|e| ("config", e))?;
     let mut session = pool.get().await.map_err(|e| {
         let stage = e.stage().id();
@@ -77,6 +124,5 @@ async fn discover(state: &AppState, id: &SourceId) -> Result<(Vec<u8>, i64), (&'
     drop(session);
     let relations = catalog.schemas.iter().map(|s| s.relations.len()).sum::<usize>();
     let json = serde_json::to_vec(&catalog).map_err(|e| ("discover", ApiError::internal(e)))?;
-    drop(catalog);
-    Ok((json, i64::try_from(relations).unwrap_or(i64::MAX)))
+    Ok((catalog, json, i64::try_from(relations).unwrap_or(i64::MAX)))
 }

@@ -38,7 +38,7 @@ use sluice_core::SourceId;
 use sluice_store::{Store, StoreLocation, StoreServer};
 use tracing::Instrument;
 
-pub use discovery::{refresh_source, Refreshed};
+pub use discovery::{prune_history, refresh_source, Refreshed, DEFAULT_HISTORY_KEEP};
 pub use error::{ApiError, ApiJson};
 pub use scheduler::{DiscoveryConfig, Scheduler};
 
@@ -75,6 +75,9 @@ pub struct Config {
     pub iam: IamSetup,
     /// The discovery scheduler's settings ([`Scheduler`]).
     pub discovery: DiscoveryConfig,
+    /// How long catalog changes (and the snapshots and discovery runs they need) are kept; a
+    /// source's latest snapshot always stays ([`prune_history`]).
+    pub history_keep: Duration,
 }
 
 /// Where `rds_iam` sources get AWS credentials, and the clock their tokens are signed at.
@@ -109,6 +112,7 @@ impl Default for Config {
             network: NetworkPolicy::default(),
             iam: IamSetup::default(),
             discovery: DiscoveryConfig::default(),
+            history_keep: DEFAULT_HISTORY_KEEP,
         }
     }
 }

@@ -425,6 +425,38 @@ pub(crate) struct RefreshQueuedDoc {
     run: i64,
 }
 
+/// One page of a source's catalog changes, newest first; `next` is the `cursor` of the
+/// following page.
+#[derive(ToSchema)]
+#[schema(as = CatalogChangePage)]
+#[allow(dead_code)]
+pub(crate) struct ChangePageDoc {
+    changes: Vec<CatalogChangeDoc>,
+    #[schema(required = true)]
+    next: Option<i64>,
+}
+
+/// What changed in a source's catalog from one stored snapshot to the next.
+#[derive(ToSchema)]
+#[schema(as = CatalogChange)]
+#[allow(dead_code)]
+pub(crate) struct CatalogChangeDoc {
+    id: i64,
+    source: String,
+    /// The snapshot compared against (retention may since have removed it).
+    from_snapshot: i64,
+    to_snapshot: i64,
+    changed_at: i64,
+    /// Entries of each kind in the diff, e.g. `{"lost_access": 1, "added_relations": 2}`.
+    #[schema(value_type = Object)]
+    counts: serde_json::Value,
+    /// The diff as `sluice catalog diff --format json` prints it: `added_schemas`,
+    /// `removed_schemas`, `lost_usage`, `gained_usage`, `added_relations`, `removed_relations`,
+    /// `lost_access`, `gained_access`, `changed_relations`.
+    #[schema(value_type = Object)]
+    diff: serde_json::Value,
+}
+
 /// The latest snapshot and its catalog (the JSON `sluice catalog --format json` prints, whose
 /// shape crates/sluice-catalog/catalog.schema.json documents).
 #[derive(ToSchema)]

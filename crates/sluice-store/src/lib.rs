@@ -35,8 +35,9 @@ pub use auth::{OneTimeSecret, MIN_PASSWORD_CHARS, TOKEN_PREFIX};
 pub use error::StoreError;
 pub use location::{StoreLocation, StoreServer, DB_FILE_NAME};
 pub use model::{
-    ApiToken, AuditEntry, AuditFilter, AuditId, AuditPage, DiscoveryRun, Millis, NewAuditEntry, QueryCompletion,
-    QueryOutcome, Role, RunId, RunOutcome, Session, SnapshotId, SnapshotMeta, SourceRecord, TokenRole, User, UserId,
+    ApiToken, AuditEntry, AuditFilter, AuditId, AuditPage, CatalogChange, ChangeId, ChangePage, DiscoveryRun, Millis,
+    NewAuditEntry, Pruned, QueryCompletion, QueryOutcome, Role, RunId, RunOutcome, Session, SnapshotId, SnapshotMeta,
+    SourceRecord, TokenRole, User, UserId,
 };
 pub use model::{ClaimedDiscovery, DiscoverySchedule, NextDue, RunReason, RunResult, RunState};
 pub use model::{GeneratedSshKey, HostKeyApproval, HostKeySeen};
@@ -755,6 +756,79 @@ impl Store {
     /// The source's snapshots, newest first (without their content).
     pub async fn snapshots(&self, source: &SourceId) -> Result<Vec<SnapshotMeta>> {
         on_backend!(self, b => b.snapshots(source.as_str()).await)
+    }
+
+    /// The snapshot in force at `at`: the newest discovered at or before it.
+    pub async fn snapshot_at(&self, source: &SourceId, at: Millis) -> Result<Option<(SnapshotMeta, Vec<u8>)>> {
+        match on_backend!(self, b => b.snapshot_at(source.as_str(), at).await)? {
+            Some((meta, compressed)) => Ok(Some((meta, decompress(&compressed)?))),
+            None => Ok(None),
+        }
+    }
+
+    /// The snapshot stored just before `id` (what a new snapshot is compared against).
+    pub async fn previous_snapshot(
+        &self,
+        source: &SourceId,
+        id: SnapshotId,
+    ) -> Result<Option<(SnapshotMeta, Vec<u8>)>> {
+        match on_backend!(self, b => b.previous_snapshot(source.as_str(), id).await)? {
+            Some((meta, compressed)) => Ok(Some((meta, decompress(&compressed)?))),
+            None => Ok(None),
+        }
+    }
+
+    // ---- catalog change history ----------------------------------------------------------
+
+    /// Records what changed from snapshot `from` to snapshot `to`: the diff's JSON and its
+    /// counts by kind (both JSON objects).
+    pub async fn add_catalog_change(
+        &self,
+        source: &SourceId,
+        from: SnapshotId,
+        to: SnapshotId,
+        diff: &serde_json::Value,
+        counts: &serde_json::Value,
+    ) -> Result<CatalogChange> {
+        if !diff.is_object() || !counts.is_object() {
+            return Err(StoreError::Invalid {
+                field: "diff",
+                message: "a change's diff and counts are JSON objects".into(),
+            });
+        }
+        let (diff, counts) = (diff.to_string(), counts.to_string());
+        on_backend!(self, b => b.insert_change(source.as_str(), from, to, &diff, &counts).await)
+    }
+
+    /// One page of a source's changes, newest first: those before the cursor `before`, at most
+    /// `limit` (1 to 1000, default 100).
+    pub async fn catalog_changes(
+        &self,
+        source: &SourceId,
+        before: Option<ChangeId>,
+        limit: Option<u32>,
+    ) -> Result<ChangePage> {
+        let size = i64::from(limit.unwrap_or(100));
+        if !(1..=1000).contains(&size) {
+            return Err(StoreError::Invalid { field: "limit", message: "use 1 to 1000".into() });
+        }
+        let mut changes = on_backend!(self, b => b.changes(source.as_str(), before, size + 1).await)?;
+        let next = if changes.len() as i64 > size {
+            changes.truncate(size as usize);
+            changes.last().map(|c| c.id)
+        } else {
+            None
+        };
+        Ok(ChangePage { changes, next })
+    }
+
+    /// Applies the history's retention as of `now`: removes catalog changes older than `keep`,
+    /// snapshots no longer in force `keep` ago (a source's latest snapshot always stays, and so
+    /// does the one in force at the window's start, so `snapshot_at` answers for the whole
+    /// window) and finished discovery runs older than `keep` (each source's latest run stays).
+    pub async fn prune_history(&self, now: Millis, keep: Duration) -> Result<Pruned> {
+        let cutoff = now.saturating_sub(ttl_millis(keep)?);
+        on_backend!(self, b => b.prune_history(cutoff).await)
     }
 
     // ---- discovery runs ------------------------------------------------------------------

@@ -43,6 +43,10 @@ id_newtype!(
     /// An audit entry's id; ids grow with time, so they are the listing's cursor.
     AuditId
 );
+id_newtype!(
+    /// A catalog change's id; ids grow with time, so they are the listing's cursor.
+    ChangeId
+);
 
 macro_rules! str_enum {
     ($(#[$doc:meta])* $name:ident, $field:literal { $($variant:ident => $text:literal),+ $(,)? }) => {
@@ -227,6 +231,37 @@ pub struct SnapshotMeta {
     /// SHA-256 of the uncompressed JSON, hex.
     pub content_hash: String,
     pub discovered_at: Millis,
+}
+
+/// What changed in a source's catalog between two stored snapshots.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CatalogChange {
+    pub id: ChangeId,
+    pub source: SourceId,
+    /// The snapshot compared against (it may since have been removed by retention).
+    pub from_snapshot: SnapshotId,
+    /// The snapshot that brought the change.
+    pub to_snapshot: SnapshotId,
+    pub changed_at: Millis,
+    /// How many entries of each kind the diff holds, e.g. `{"lost_access": 1}`.
+    pub counts: serde_json::Value,
+    /// The catalog diff (`sluice catalog diff`'s JSON).
+    pub diff: serde_json::Value,
+}
+
+/// A page of catalog changes, newest first; `next` is the cursor of the following page.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ChangePage {
+    pub changes: Vec<CatalogChange>,
+    pub next: Option<ChangeId>,
+}
+
+/// What [`crate::Store::prune_history`] removed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Pruned {
+    pub changes: u64,
+    pub snapshots: u64,
+    pub runs: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

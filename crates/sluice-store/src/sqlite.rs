@@ -14,7 +14,7 @@ use sqlx::{Row, SqlitePool};
 
 use crate::error::db_error;
 use crate::model::{source_id, ApiToken, AuditEntry, AuditFilter, AuditId, Millis, QueryCompletion};
-use crate::model::{RunId, Session, SnapshotId, SnapshotMeta, User, UserId};
+use crate::model::{CatalogChange, ChangeId, Pruned, RunId, Session, SnapshotId, SnapshotMeta, User, UserId};
 use crate::seal::Sealed;
 use crate::{Result, SourceRow, StoreError};
 
@@ -707,6 +707,116 @@ impl SqliteBackend {
         rows.iter().map(snapshot).collect()
     }
 
+    pub(crate) async fn snapshot_at(&self, source: &str, at: Millis) -> Result<Option<(SnapshotMeta, Vec<u8>)>> {
+        let row = sqlx::query(
+            "SELECT id, source_id, content_hash, discovered_at, content FROM catalog_snapshots \
+             WHERE source_id = ?1 AND discovered_at <= ?2 ORDER BY discovered_at DESC, id DESC LIMIT 1",
+        )
+        .bind(source)
+        .bind(at)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(be("read a snapshot"))?;
+        row.map(|r| Ok((snapshot(&r)?, r.try_get(4).map_err(be("read a snapshot"))?))).transpose()
+    }
+
+    pub(crate) async fn previous_snapshot(
+        &self,
+        source: &str,
+        id: SnapshotId,
+    ) -> Result<Option<(SnapshotMeta, Vec<u8>)>> {
+        let row = sqlx::query(
+            "SELECT id, source_id, content_hash, discovered_at, content FROM catalog_snapshots \
+             WHERE source_id = ?1 AND id < ?2 ORDER BY id DESC LIMIT 1",
+        )
+        .bind(source)
+        .bind(id.0)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(be("read a snapshot"))?;
+        row.map(|r| Ok((snapshot(&r)?, r.try_get(4).map_err(be("read a snapshot"))?))).transpose()
+    }
+
+    // ---- catalog change history --------------------------------------------------------------
+
+    pub(crate) async fn insert_change(
+        &self,
+        source: &str,
+        from: SnapshotId,
+        to: SnapshotId,
+        diff: &str,
+        counts: &str,
+    ) -> Result<CatalogChange> {
+        let row = sqlx::query(concat!(
+            "INSERT INTO catalog_changes (source_id, from_snapshot, to_snapshot, changed_at, diff, counts) ",
+            "VALUES (?1, ?2, ?3, ",
+            now!(),
+            ", ?4, ?5) RETURNING id, source_id, from_snapshot, to_snapshot, changed_at, diff, counts"
+        ))
+        .bind(source)
+        .bind(from.0)
+        .bind(to.0)
+        .bind(diff)
+        .bind(counts)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(|e| db_error(e, "catalog change", "source"))?;
+        change(&row)
+    }
+
+    pub(crate) async fn changes(
+        &self,
+        source: &str,
+        before: Option<ChangeId>,
+        limit: i64,
+    ) -> Result<Vec<CatalogChange>> {
+        let rows = sqlx::query(
+            "SELECT id, source_id, from_snapshot, to_snapshot, changed_at, diff, counts FROM catalog_changes \
+             WHERE source_id = ?1 AND (?2 IS NULL OR id < ?2) ORDER BY id DESC LIMIT ?3",
+        )
+        .bind(source)
+        .bind(before.map(|c| c.0))
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(be("read catalog changes"))?;
+        rows.iter().map(change).collect()
+    }
+
+    /// One transaction: changes before the cutoff; snapshots older than the one in force at the
+    /// cutoff (so the latest always stays); finished runs before the cutoff but each source's
+    /// latest.
+    pub(crate) async fn prune_history(&self, cutoff: Millis) -> Result<Pruned> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(be("begin"))?;
+        let changes = sqlx::query("DELETE FROM catalog_changes WHERE changed_at < ?1")
+            .bind(cutoff)
+            .execute(&mut *tx)
+            .await
+            .map_err(be("prune catalog changes"))?
+            .rows_affected();
+        let snapshots = sqlx::query(
+            "DELETE FROM catalog_snapshots WHERE discovered_at < ?1 AND id < \
+             (SELECT max(k.id) FROM catalog_snapshots k \
+               WHERE k.source_id = catalog_snapshots.source_id AND k.discovered_at <= ?1)",
+        )
+        .bind(cutoff)
+        .execute(&mut *tx)
+        .await
+        .map_err(be("prune snapshots"))?
+        .rows_affected();
+        let runs = sqlx::query(
+            "DELETE FROM discovery_runs WHERE finished_at IS NOT NULL AND finished_at < ?1 AND id < \
+             (SELECT max(k.id) FROM discovery_runs k WHERE k.source_id = discovery_runs.source_id)",
+        )
+        .bind(cutoff)
+        .execute(&mut *tx)
+        .await
+        .map_err(be("prune discovery runs"))?
+        .rows_affected();
+        tx.commit().await.map_err(be("commit"))?;
+        Ok(Pruned { changes, snapshots, runs })
+    }
+
     // ---- discovery runs ----------------------------------------------------------------------
 
     pub(crate) async fn start_run(&self, source: &str) -> Result<RunId> {
@@ -958,6 +1068,23 @@ fn audit_entry(r: &SqliteRow, detail: serde_json::Value) -> Result<AuditEntry> {
         bytes: r.try_get(10).map_err(&get)?,
         outcome: r.try_get::<Option<String>, _>(11).map_err(&get)?.map(|o| o.parse()).transpose()?,
         error: r.try_get(12).map_err(&get)?,
+    })
+}
+
+fn change(r: &SqliteRow) -> Result<CatalogChange> {
+    let get = be("read a catalog change");
+    let json = |at: usize| -> Result<serde_json::Value> {
+        let text: String = r.try_get(at).map_err(be("read a catalog change"))?;
+        serde_json::from_str(&text).map_err(|e| StoreError::backend("read a catalog change", e))
+    };
+    Ok(CatalogChange {
+        id: ChangeId(r.try_get(0).map_err(&get)?),
+        source: source_id(r.try_get(1).map_err(&get)?)?,
+        from_snapshot: SnapshotId(r.try_get(2).map_err(&get)?),
+        to_snapshot: SnapshotId(r.try_get(3).map_err(&get)?),
+        changed_at: r.try_get(4).map_err(&get)?,
+        diff: json(5)?,
+        counts: json(6)?,
     })
 }
 

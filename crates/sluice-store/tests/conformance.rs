@@ -782,6 +782,81 @@ async fn a_generated_ssh_key_is_claimed_once_sealed_and_replaced(f: &Fixture) {
     assert_eq!(hits, 0, "a generated private key is in the store in plaintext");
 }
 
+async fn catalog_changes_page_snapshots_answer_by_time_and_retention_keeps_the_latest(f: &Fixture) {
+    let store = f.open().await;
+    let prod = id("prod");
+    let spec = SourceSpec::new("h", "d", "u");
+    store.put_source(&prod, "Production", &spec, &SourceSecrets::default()).await.expect("src");
+    let v1 = br#"{"schemas":[{"name":"public","relations":[]}]}"#.to_vec();
+    let v2 = br#"{"schemas":[{"name":"sales","relations":[]}]}"#.to_vec();
+    let v3 = br#"{"schemas":[{"name":"sales","relations":[]}],"x":1}"#.to_vec();
+    let s1 = store.put_snapshot(&prod, &v1).await.expect("put").expect("new");
+    assert_eq!(store.previous_snapshot(&prod, s1.id).await.expect("previous"), None);
+    let s2 = store.put_snapshot(&prod, &v2).await.expect("put").expect("new");
+    let (prev, json) = store.previous_snapshot(&prod, s2.id).await.expect("previous").expect("some");
+    assert_eq!((prev.id, json), (s1.id, v1.clone()));
+    let s3 = store.put_snapshot(&prod, &v3).await.expect("put").expect("new");
+
+    // The snapshot in force at a time: none before the first, then the newest at or before it.
+    assert_eq!(store.snapshot_at(&prod, s1.discovered_at - 1).await.expect("at"), None);
+    let (at_now, _) = store.snapshot_at(&prod, s3.discovered_at + 1).await.expect("at").expect("some");
+    assert_eq!(at_now.id, s3.id);
+    let (at_first, json) = store.snapshot_at(&prod, s1.discovered_at).await.expect("at").expect("some");
+    assert!(at_first.id >= s1.id && at_first.discovered_at == s1.discovered_at, "{at_first:?}");
+    if at_first.id == s1.id {
+        assert_eq!(json, v1);
+    }
+
+    let diff = serde_json::json!({"lost_access": [{"schema": "public", "name": "orders", "kind": "table"}]});
+    let counts = serde_json::json!({"lost_access": 1});
+    let c1 = store.add_catalog_change(&prod, s1.id, s2.id, &diff, &counts).await.expect("change");
+    assert_eq!((c1.from_snapshot, c1.to_snapshot, &c1.diff, &c1.counts), (s1.id, s2.id, &diff, &counts));
+    let c2 = store
+        .add_catalog_change(&prod, s2.id, s3.id, &serde_json::json!({}), &serde_json::json!({}))
+        .await
+        .expect("change");
+    let c3 = store.add_catalog_change(&prod, s2.id, s3.id, &diff, &counts).await.expect("change");
+    let e = store.add_catalog_change(&prod, s1.id, s2.id, &serde_json::json!([]), &counts).await.expect_err("array");
+    assert!(matches!(e, StoreError::Invalid { field: "diff", .. }), "{e:?}");
+    let e = store.add_catalog_change(&id("ghost"), s1.id, s2.id, &diff, &counts).await.expect_err("no source");
+    assert!(matches!(e, StoreError::NotFound { entity: "source" }), "{e:?}");
+
+    // Newest first, paged by cursor.
+    let page = store.catalog_changes(&prod, None, Some(2)).await.expect("page");
+    assert_eq!(page.changes.iter().map(|c| c.id).collect::<Vec<_>>(), [c3.id, c2.id]);
+    assert_eq!(page.next, Some(c2.id));
+    let page = store.catalog_changes(&prod, page.next, Some(2)).await.expect("page");
+    assert_eq!(page.changes, [c1]);
+    assert_eq!(page.next, None);
+    let e = store.catalog_changes(&prod, None, Some(0)).await.expect_err("limit");
+    assert!(matches!(e, StoreError::Invalid { field: "limit", .. }), "{e:?}");
+
+    let run = store.start_discovery_run(&prod).await.expect("run");
+    store.finish_discovery_run(run, RunOutcome::Ok, None, None).await.expect("finish");
+    let latest_run = store.start_discovery_run(&prod).await.expect("run");
+    store.finish_discovery_run(latest_run, RunOutcome::Ok, None, None).await.expect("finish");
+
+    // Within the window nothing goes.
+    let day = Duration::from_secs(86_400);
+    let pruned = store.prune_history(s3.discovered_at, day * 90).await.expect("prune");
+    assert_eq!(pruned, sluice_store::Pruned::default());
+    assert_eq!(store.snapshots(&prod).await.expect("list").len(), 3);
+
+    // A hundred days later: every change and run older than 90 days goes, but the latest snapshot
+    // and the latest run stay.
+    let later = s3.discovered_at + 100 * 86_400_000;
+    let pruned = store.prune_history(later, day * 90).await.expect("prune");
+    assert_eq!((pruned.changes, pruned.snapshots, pruned.runs), (3, 2, 1), "{pruned:?}");
+    let left: Vec<_> = store.snapshots(&prod).await.expect("list").into_iter().map(|s| s.id).collect();
+    assert_eq!(left, [s3.id]);
+    assert_eq!(store.latest_snapshot(&prod).await.expect("latest").expect("kept").1, v3);
+    assert!(store.catalog_changes(&prod, None, None).await.expect("page").changes.is_empty());
+    let runs = store.discovery_runs(&prod, 10).await.expect("runs");
+    assert_eq!(runs.iter().map(|r| r.id).collect::<Vec<_>>(), [latest_run]);
+    // The latest snapshot still answers for any time after it.
+    assert_eq!(store.snapshot_at(&prod, later).await.expect("at").expect("some").0.id, s3.id);
+}
+
 /// Each case as a test on each backend.
 macro_rules! on_both_backends {
     ($($case:ident),+ $(,)?) => {
@@ -827,4 +902,5 @@ on_both_backends!(
     a_finished_run_schedules_the_next_due_time,
     an_expired_lease_is_reclaimed_and_its_run_recorded_as_failed,
     a_requested_run_is_queued_once_then_claimed,
+    catalog_changes_page_snapshots_answer_by_time_and_retention_keeps_the_latest,
 );

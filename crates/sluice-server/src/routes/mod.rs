@@ -3,6 +3,7 @@
 mod account;
 mod audit;
 pub(crate) mod discoveries;
+mod history;
 mod query;
 mod sources;
 mod ssh;
@@ -25,6 +26,7 @@ pub fn api() -> OpenApiRouter<AppState> {
         .merge(ssh::routes())
         .merge(query::routes())
         .merge(audit::routes())
+        .merge(history::routes())
         .fallback(not_found)
 }
 

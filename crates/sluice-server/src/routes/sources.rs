@@ -4,12 +4,13 @@
 use std::convert::Infallible;
 
 use axum::body::Body;
-use axum::extract::{Path, State};
+use axum::extract::{Path, RawQuery, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use bytes::Bytes;
 use futures_util::StreamExt;
+use serde::Deserialize;
 use serde_json::json;
 use sluice_connect::{NetworkPolicy, Pool};
 use sluice_core::{Auth, SecretField, SourceId, SourceSpec, SpecError};
@@ -21,6 +22,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::discoveries::DiscoveryView;
+use super::history::{parse_time, query_params};
 use super::{audit, source_id};
 use crate::auth::{Authenticated, RequireAdmin};
 use crate::form::{now_ms, slug, SourceForm, SourceView};
@@ -497,30 +499,45 @@ async fn refresh(
     Ok((StatusCode::ACCEPTED, Json(json!({"run": run}))).into_response())
 }
 
-/// The latest snapshot: `{"snapshot": {id, discovered_at, …}, "catalog": <the catalog JSON>}`.
+/// The latest snapshot, or with `?at=TIME` (RFC 3339) the one in force then:
+/// `{"snapshot": {id, discovered_at, …}, "catalog": <the catalog JSON>}`.
 #[utoipa::path(
     get,
     path = "/sources/{id}/catalog",
     operation_id = "source_catalog",
     tag = "sources",
     security(("bearer" = [])),
-    params(("id" = String, Path, description = "The source's id.")),
+    params(
+        ("id" = String, Path, description = "The source's id."),
+        ("at" = Option<String>, Query, description = "An RFC 3339 time: the snapshot in force then instead of the latest."),
+    ),
     responses(
-        (status = 200, description = "The latest snapshot.", body = crate::openapi::CatalogSnapshotDoc),
-        (status = 404, description = "No such source, or no snapshot yet (refresh the source first).", body = crate::error::ErrorBody),
+        (status = 200, description = "The latest snapshot, or the one in force at `at`.", body = crate::openapi::CatalogSnapshotDoc),
+        (status = 400, description = "`at` is not an RFC 3339 time (`field` is `at`).", body = crate::error::ErrorBody),
+        (status = 404, description = "No such source, or no snapshot yet (refresh the source first), or none by `at`.", body = crate::error::ErrorBody),
     )
 )]
 async fn catalog(
     State(state): State<AppState>,
     Authenticated(who): Authenticated,
     Path(id): Path<String>,
+    RawQuery(raw): RawQuery,
 ) -> Result<Response, ApiError> {
     let id = source_id(&id)?;
     who.may_use(&id)?;
+    let q: CatalogQuery = query_params(raw.as_deref(), &["at"])?;
+    let at = q.at.as_deref().map(parse_time("at")).transpose()?;
     state.store().source(&id).await?;
-    let Some((meta, json)) = state.store().latest_snapshot(&id).await? else {
-        return Err(ApiError::from(StoreError::NotFound { entity: "catalog snapshot" })
-            .with_hint(Some("the source has not been discovered yet: refresh it (POST /api/v1/sources/{id}/refresh) and wait for the run".into())));
+    let found = match at {
+        Some(at) => state.store().snapshot_at(&id, at).await?,
+        None => state.store().latest_snapshot(&id).await?,
+    };
+    let Some((meta, json)) = found else {
+        let hint = match at {
+            Some(_) => "no snapshot of this source had been taken by then; ask for a later time",
+            None => "the source has not been discovered yet: refresh it (POST /api/v1/sources/{id}/refresh) and wait for the run",
+        };
+        return Err(ApiError::from(StoreError::NotFound { entity: "catalog snapshot" }).with_hint(Some(hint.into())));
     };
     let meta = serde_json::to_vec(&meta).map_err(ApiError::internal)?;
     let mut body = Vec::with_capacity(json.len() + meta.len() + 32);
@@ -530,4 +547,11 @@ async fn catalog(
     body.extend_from_slice(&json);
     body.extend_from_slice(b"}");
     Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CatalogQuery {
+    /// RFC 3339: the snapshot in force at that time.
+    at: Option<String>,
 }

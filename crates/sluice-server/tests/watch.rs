@@ -1,0 +1,259 @@
+//! Keeping the schema fresh, end to end with real servers: the catalog's change history and the
+//! snapshot in force at a time, lost-access alerts with the GRANT that restores access, the
+//! signed webhook, and refresh tokens scoped to one source's refresh.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use axum::http::{header, Method, Request, StatusCode};
+use axum::Router;
+use http_body_util::BodyExt;
+use serde_json::{json, Value};
+use sluice_doctor::{generate_password, setup_sql, SetupOptions, DEFAULT_STATEMENT_TIMEOUT};
+use sluice_server::{AppState, Config, Scheduler};
+use sluice_store::{KeyConfig, Store};
+use sluice_testkit::Cluster;
+use tower::ServiceExt;
+
+const DB: &str = "shop";
+
+/// A cluster where the role `elt` owns the schema `analytics` and its table `orders`, and
+/// Sluice's read-only role `sluice_ro` was set up by its own script without `elt` as an ELT
+/// owner: what `elt` recreates later is not readable (the trap the alerts are for).
+fn target() -> (Cluster, String) {
+    let cluster = Cluster::start_default().expect("cluster");
+    cluster.create_database(DB).expect("database");
+    cluster
+        .psql(
+            DB,
+            "CREATE ROLE elt LOGIN;
+             CREATE SCHEMA analytics AUTHORIZATION elt;
+             SET ROLE elt;
+             CREATE TABLE analytics.orders AS SELECT g AS id, g * 10 AS total FROM generate_series(1, 5) g;
+             RESET ROLE;
+             CREATE TABLE public.customers (id int PRIMARY KEY, name text);",
+        )
+        .expect("fixture");
+    let password = generate_password().expect("password");
+    let script = setup_sql(&SetupOptions {
+        user: "sluice_ro".into(),
+        database: DB.into(),
+        schemas: vec!["public".into(), "analytics".into()],
+        elt_owners: vec![],
+        read_all_data: false,
+        password: password.clone(),
+        statement_timeout: DEFAULT_STATEMENT_TIMEOUT,
+    })
+    .expect("setup script");
+    cluster.psql(DB, &script).expect("setup script runs");
+    (cluster, password.expose().to_string())
+}
+
+struct Api {
+    router: Router,
+    store: Arc<Store>,
+    _dir: tempfile::TempDir,
+    _scheduler: Scheduler,
+}
+
+struct Reply {
+    status: StatusCode,
+    body: Vec<u8>,
+}
+
+impl Reply {
+    fn json(&self) -> Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
+    }
+
+    fn ok(self, status: StatusCode) -> Value {
+        assert_eq!(self.status, status, "{}", String::from_utf8_lossy(&self.body));
+        self.json()
+    }
+
+    /// Asserts a 4xx error naming `field`.
+    fn refused(&self, status: StatusCode, field: &str) {
+        assert_eq!(self.status, status, "{}", String::from_utf8_lossy(&self.body));
+        let v = self.json();
+        assert_eq!(v["error"]["field"], json!(field), "{v}");
+    }
+}
+
+impl Api {
+    async fn start(config: Config) -> Api {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Arc::new(
+            Store::open(&dir.path().join("data").display().to_string(), KeyConfig::DataDir).await.expect("store"),
+        );
+        let state = AppState::new(store.clone(), config);
+        let router = sluice_server::router(state.clone());
+        // As `serve` does: the instance's discovery scheduler runs beside the routes.
+        let scheduler = Scheduler::start(state);
+        Api { router, store, _dir: dir, _scheduler: scheduler }
+    }
+
+    async fn call(&self, method: Method, path: &str, token: &str, body: Option<Value>) -> Reply {
+        let req = Request::builder().method(method).uri(path).header(header::AUTHORIZATION, format!("Bearer {token}"));
+        let req = match body {
+            Some(b) => req
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(Body::from(serde_json::to_vec(&b).expect("json")))
+                .expect("request"),
+            None => req.body(Body::empty()).expect("request"),
+        };
+        let response = self.router.clone().oneshot(req).await.expect("infallible");
+        let status = response.status();
+        let body = response.into_body().collect().await.expect("body").to_bytes().to_vec();
+        Reply { status, body }
+    }
+
+    /// An admin token made offline against the store, as `sluice token create` does.
+    async fn admin_token(&self) -> String {
+        let new = sluice_store::NewApiToken {
+            name: "automation".into(),
+            role: sluice_store::TokenRole::Admin,
+            source: None,
+            created_by: None,
+        };
+        let (_, secret) = self.store.create_token(&new).await.expect("token");
+        secret.expose().to_string()
+    }
+
+    async fn add_source(&self, admin: &str, id: &str, cluster: &Cluster, password: &str) {
+        let form = json!({
+            "id": id, "name": id, "network": "direct", "host": "127.0.0.1", "port": cluster.port(),
+            "database": DB, "user": "sluice_ro", "password": password, "sslmode": "disable",
+        });
+        self.call(Method::POST, "/api/v1/sources", admin, Some(form)).await.ok(StatusCode::CREATED);
+    }
+
+    /// Queues a discovery run and waits until it has finished (bounded); returns the run.
+    async fn refresh(&self, token: &str, id: &str) -> Value {
+        let queued = self
+            .call(Method::POST, &format!("/api/v1/sources/{id}/refresh"), token, None)
+            .await
+            .ok(StatusCode::ACCEPTED);
+        let run = queued["run"].as_i64().expect("a run id");
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let path = format!("/api/v1/sources/{id}/discoveries/{run}");
+        loop {
+            let v = self.call(Method::GET, &path, token, None).await.ok(StatusCode::OK);
+            if v["state"] != "queued" && v["state"] != "running" {
+                return v;
+            }
+            assert!(Instant::now() < deadline, "the run did not finish: {v}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// The latest snapshot's identity.
+    async fn latest(&self, token: &str, id: &str) -> Value {
+        let v = self.call(Method::GET, &format!("/api/v1/sources/{id}/catalog"), token, None).await.ok(StatusCode::OK);
+        v["snapshot"].clone()
+    }
+
+    async fn changes(&self, token: &str, id: &str, query: &str) -> Value {
+        self.call(Method::GET, &format!("/api/v1/sources/{id}/catalog/changes{query}"), token, None)
+            .await
+            .ok(StatusCode::OK)
+    }
+}
+
+fn rfc3339(ms: i64) -> String {
+    let t = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).expect("time");
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second(),
+        t.millisecond()
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_changed_snapshot_records_its_diff_and_the_catalog_answers_for_a_past_time() {
+    let (cluster, password) = target();
+    let api = Api::start(Config::default()).await;
+    let admin = api.admin_token().await;
+    api.add_source(&admin, "shop", &cluster, &password).await;
+
+    // Before any snapshot: a time is answered with 404; a malformed one names `at`.
+    let r = api.call(Method::GET, "/api/v1/sources/shop/catalog?at=2020-01-01T00:00:00Z", &admin, None).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND, "{}", String::from_utf8_lossy(&r.body));
+    for bad in ["yesterday", "2025-02-30T00:00:00Z", "1700000000"] {
+        let r = api.call(Method::GET, &format!("/api/v1/sources/shop/catalog?at={bad}"), &admin, None).await;
+        r.refused(StatusCode::BAD_REQUEST, "at");
+    }
+    let r = api.call(Method::GET, "/api/v1/sources/shop/catalog?when=now", &admin, None).await;
+    r.refused(StatusCode::BAD_REQUEST, "when");
+
+    // The first snapshot has nothing to compare with; an unchanged catalog stores nothing.
+    assert_eq!(api.refresh(&admin, "shop").await["state"], "ok");
+    let first = api.latest(&admin, "shop").await;
+    assert_eq!(api.changes(&admin, "shop", "").await, json!({"changes": [], "next": null}));
+    let same = api.refresh(&admin, "shop").await;
+    assert_eq!((same["state"].clone(), same["changed"].clone()), (json!("ok"), json!(false)), "{same}");
+    assert_eq!(api.latest(&admin, "shop").await, first);
+    let first_at = first["discovered_at"].as_i64().expect("time");
+
+    cluster
+        .psql(DB, "CREATE TABLE public.invoices (id int, amount numeric); ALTER TABLE public.customers ADD COLUMN email text;")
+        .expect("ddl");
+    assert_eq!(api.refresh(&admin, "shop").await["changed"], json!(true));
+    let second = api.latest(&admin, "shop").await;
+    let second_at = second["discovered_at"].as_i64().expect("time");
+    let page = api.changes(&admin, "shop", "").await;
+    let changes = page["changes"].as_array().expect("changes");
+    assert_eq!(changes.len(), 1, "{page}");
+    let change = &changes[0];
+    assert_eq!((&change["from_snapshot"], &change["to_snapshot"]), (&first["id"], &second["id"]), "{change}");
+    assert_eq!(change["counts"], json!({"added_relations": 1, "changed_relations": 1}), "{change}");
+    assert_eq!(change["diff"]["added_relations"], json!([{"schema": "public", "name": "invoices", "kind": "table"}]));
+    assert_eq!(change["diff"]["changed_relations"][0]["added_columns"], json!([{"name": "email", "type": "text"}]));
+    assert_eq!(page["next"], Value::Null);
+    let second_change = change["id"].clone();
+
+    // A third change, then paging one at a time, newest first.
+    cluster.psql(DB, "DROP TABLE public.invoices;").expect("ddl");
+    assert_eq!(api.refresh(&admin, "shop").await["changed"], json!(true));
+    let third = api.latest(&admin, "shop").await;
+    let page = api.changes(&admin, "shop", "?limit=1").await;
+    assert_eq!(page["changes"][0]["counts"], json!({"removed_relations": 1}), "{page}");
+    assert_eq!(page["changes"][0]["to_snapshot"], third["id"], "{page}");
+    let next = page["next"].as_i64().expect("a next page");
+    let page = api.changes(&admin, "shop", &format!("?limit=1&cursor={next}")).await;
+    assert_eq!(page["changes"][0]["id"], second_change, "{page}");
+    assert_eq!(page["next"], Value::Null);
+    let r = api.call(Method::GET, "/api/v1/sources/shop/catalog/changes?limit=0", &admin, None).await;
+    r.refused(StatusCode::BAD_REQUEST, "limit");
+    let r = api.call(Method::GET, "/api/v1/sources/shop/catalog/changes?cursor=x", &admin, None).await;
+    r.refused(StatusCode::BAD_REQUEST, "cursor");
+    let r = api.call(Method::GET, "/api/v1/sources/ghost/catalog/changes", &admin, None).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+
+    // The catalog in force at a time: before the first snapshot there was none; at the first
+    // snapshot's time, the first; from the second's on, it (invoices there, then gone).
+    let at = |ms: i64| format!("/api/v1/sources/shop/catalog?at={}", rfc3339(ms));
+    let r = api.call(Method::GET, &at(first_at - 1), &admin, None).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND, "{}", String::from_utf8_lossy(&r.body));
+    let has_invoices = |v: &Value| v["catalog"].to_string().contains("\"invoices\"");
+    if first_at < second_at {
+        let v = api.call(Method::GET, &at(first_at), &admin, None).await.ok(StatusCode::OK);
+        assert_eq!(v["snapshot"]["id"], first["id"], "{}", v["snapshot"]);
+        assert!(!has_invoices(&v));
+    }
+    let third_at = third["discovered_at"].as_i64().expect("time");
+    if second_at < third_at {
+        let v = api.call(Method::GET, &at(second_at), &admin, None).await.ok(StatusCode::OK);
+        assert_eq!(v["snapshot"]["id"], second["id"], "{}", v["snapshot"]);
+        assert!(has_invoices(&v));
+    }
+    let v = api.call(Method::GET, &at(third_at + 60_000), &admin, None).await.ok(StatusCode::OK);
+    assert_eq!(v["snapshot"]["id"], third["id"]);
+    assert!(!has_invoices(&v));
+}
