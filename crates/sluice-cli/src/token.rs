@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use sluice_core::SourceId;
 use sluice_store::{NewApiToken, TokenRole};
 
 use crate::exit::{self, Usage};
@@ -30,20 +31,42 @@ struct CreateArgs {
     /// What the token is for (shown in listings and the audit log).
     #[arg(long)]
     name: String,
-    /// admin or analyst.
-    #[arg(long, value_parser = ["admin", "analyst"])]
+    /// admin, analyst, or refresh (may only trigger discovery of the source given by --source:
+    /// the ELT hook).
+    #[arg(long, value_parser = ["admin", "analyst", "refresh"])]
     role: String,
+    /// Scope the token to this source (required with --role refresh).
+    #[arg(long, value_name = "ID")]
+    source: Option<String>,
 }
 
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let Command::Create(args) = args.command;
     let role: TokenRole = args.role.parse().map_err(|e| exit::usage_from(&e))?;
+    let source: Option<SourceId> = match &args.source {
+        Some(s) => Some(s.parse().map_err(|e: sluice_core::BadSourceId| Usage::new(format!("--source: {e}"), None))?),
+        None if role == TokenRole::Refresh => {
+            return Err(Usage::new(
+                "a refresh token is scoped to one source",
+                Some("give the source's id with --source ID".into()),
+            )
+            .into())
+        }
+        None => None,
+    };
     let dir = args.data_dir.unwrap_or_default();
     let store = crate::serve::open_store(&dir, args.store.as_deref()).await?;
-    let created = store
-        .create_token(&NewApiToken { name: args.name, role, source: None, created_by: None })
-        .await
-        .map_err(|e| Usage::new(format!("cannot create the token: {e}"), None));
+    let exists = match &source {
+        Some(id) => store.source(id).await.map(|_| ()),
+        None => Ok(()),
+    };
+    let created = match exists {
+        Ok(()) => store
+            .create_token(&NewApiToken { name: args.name, role, source: source.clone(), created_by: None })
+            .await
+            .map_err(|e| Usage::new(format!("cannot create the token: {e}"), None)),
+        Err(e) => Err(Usage::new(format!("--source: {e}"), Some("name a saved source's id".into()))),
+    };
     let (token, text) = match created {
         Ok(t) => t,
         Err(e) => {
@@ -54,7 +77,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let entry = sluice_store::NewAuditEntry {
         actor: "cli".into(),
         kind: "token.create".into(),
-        source: None,
+        source,
         detail: serde_json::json!({"token": token.public_id, "name": token.name, "role": token.role}),
     };
     let audited = store.append_audit(&entry).await;

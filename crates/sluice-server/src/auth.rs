@@ -113,6 +113,58 @@ impl FromRequestParts<AppState> for Authenticated {
     }
 }
 
+/// Who may queue a source's discovery: an administrator, or a token of role `refresh` (the ELT
+/// hook), which may refresh its one source and call nothing else.
+#[derive(Debug, Clone)]
+pub struct RequireRefresh {
+    /// For the audit log: `user:<login>` or `token:<public id>`.
+    pub actor: String,
+    /// The one source the caller may refresh, when it is scoped.
+    pub only: Option<SourceId>,
+    /// The caller is a refresh token (not an administrator).
+    pub refresh_token: bool,
+}
+
+impl RequireRefresh {
+    /// Another source than a scoped caller's: 403 for a refresh token, "not found" for an
+    /// administrator's scoped token (as everywhere).
+    pub fn may_refresh(&self, id: &SourceId) -> Result<(), ApiError> {
+        match &self.only {
+            Some(only) if only != id && self.refresh_token => {
+                Err(ApiError::forbidden("forbidden", "this refresh token may only refresh its own source"))
+            }
+            Some(only) if only != id => Err(ApiError::not_found("source")),
+            _ => Ok(()),
+        }
+    }
+}
+
+impl FromRequestParts<AppState> for RequireRefresh {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let bearer = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|t| t.strip_prefix("Bearer "))
+            .map(str::trim);
+        if let Some(token) = bearer {
+            if let Some(found) = state.store().verify_token(token).await? {
+                if found.role == TokenRole::Refresh {
+                    let Some(only) = found.source else {
+                        return Err(ApiError::forbidden("forbidden", "a refresh token must be scoped to a source"));
+                    };
+                    let actor = format!("token:{}", found.public_id);
+                    return Ok(RequireRefresh { actor, only: Some(only), refresh_token: true });
+                }
+            }
+        }
+        let RequireAdmin(who) = RequireAdmin::from_request_parts(parts, state).await?;
+        Ok(RequireRefresh { actor: who.actor, only: who.source, refresh_token: false })
+    }
+}
+
 impl FromRequestParts<AppState> for RequireAdmin {
     type Rejection = ApiError;
 

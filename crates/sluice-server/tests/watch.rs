@@ -257,3 +257,65 @@ async fn each_changed_snapshot_records_its_diff_and_the_catalog_answers_for_a_pa
     assert_eq!(v["snapshot"]["id"], third["id"]);
     assert!(!has_invoices(&v));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refresh_token_may_only_queue_its_own_sources_discovery() {
+    let (cluster, password) = target();
+    let api = Api::start(Config::default()).await;
+    let admin = api.admin_token().await;
+    api.add_source(&admin, "shop", &cluster, &password).await;
+    api.add_source(&admin, "other", &cluster, &password).await;
+
+    // A refresh token names its source; without one it is refused naming `source`.
+    let r = api.call(Method::POST, "/api/v1/tokens", &admin, Some(json!({"name": "dbt", "role": "refresh"}))).await;
+    r.refused(StatusCode::BAD_REQUEST, "source");
+    let body = json!({"name": "dbt", "role": "refresh", "source_id": "ghost"});
+    api.call(Method::POST, "/api/v1/tokens", &admin, Some(body)).await.refused(StatusCode::BAD_REQUEST, "source");
+    let body = json!({"name": "dbt", "role": "refresh", "source_id": "shop"});
+    let created = api.call(Method::POST, "/api/v1/tokens", &admin, Some(body)).await.ok(StatusCode::CREATED);
+    let hook = created["token"].as_str().expect("token").to_string();
+    assert_eq!((created["info"]["role"].clone(), created["info"]["source"].clone()), (json!("refresh"), json!("shop")));
+
+    // Its one permitted call: the refresh of its source, which runs.
+    let queued = api.call(Method::POST, "/api/v1/sources/shop/refresh", &hook, None).await.ok(StatusCode::ACCEPTED);
+    let run = queued["run"].as_i64().expect("run");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let path = format!("/api/v1/sources/shop/discoveries/{run}");
+        let v = api.call(Method::GET, &path, &admin, None).await.ok(StatusCode::OK);
+        if v["state"] == "ok" {
+            break;
+        }
+        assert!(v["state"] == "queued" || v["state"] == "running", "{v}");
+        assert!(Instant::now() < deadline, "the run did not finish: {v}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let audit = api.call(Method::GET, "/api/v1/audit?kind=source.refresh", &admin, None).await.ok(StatusCode::OK);
+    let actor = format!("token:{}", created["info"]["public_id"].as_str().expect("public id"));
+    assert!(audit["entries"].as_array().expect("entries").iter().any(|e| e["actor"] == json!(actor)), "{audit}");
+
+    // Everything else is 403: another source's refresh, the catalog, queries, admin endpoints.
+    let query = json!({"sql": "SELECT 1"});
+    for (method, path, body) in [
+        (Method::POST, "/api/v1/sources/other/refresh", None),
+        (Method::GET, "/api/v1/sources/shop/catalog", None),
+        (Method::GET, "/api/v1/sources/shop/catalog/changes", None),
+        (Method::POST, "/api/v1/sources/shop/query", Some(query)),
+        (Method::GET, "/api/v1/sources", None),
+        (Method::GET, "/api/v1/sources/shop", None),
+        (Method::GET, &format!("/api/v1/sources/shop/discoveries/{run}"), None),
+        (Method::POST, "/api/v1/sources/shop/test", None),
+        (Method::GET, "/api/v1/audit", None),
+        (Method::GET, "/api/v1/tokens", None),
+        (Method::POST, "/api/v1/tokens", Some(json!({"name": "x", "role": "admin"}))),
+    ] {
+        let r = api.call(method.clone(), path, &hook, body).await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN, "{method} {path}: {}", String::from_utf8_lossy(&r.body));
+    }
+    // A revoked refresh token is refused.
+    let public = created["info"]["public_id"].as_str().expect("public id");
+    let r = api.call(Method::DELETE, &format!("/api/v1/tokens/{public}"), &admin, None).await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT);
+    let r = api.call(Method::POST, "/api/v1/sources/shop/refresh", &hook, None).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{}", String::from_utf8_lossy(&r.body));
+}

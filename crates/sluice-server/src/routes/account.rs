@@ -338,8 +338,9 @@ struct NewTokenBody {
     /// `admin`, `analyst`, or `refresh` (may only trigger catalog refreshes).
     #[schema(value_type = crate::openapi::TokenRoleDoc)]
     role: String,
-    /// Scope the token to this one source.
-    #[serde(default)]
+    /// Scope the token to this one source (required for `refresh`; `source_id` is accepted
+    /// too).
+    #[serde(default, alias = "source_id")]
     source: Option<String>,
 }
 
@@ -364,6 +365,9 @@ async fn create_token(
                 s.parse().map_err(|e: sluice_core::BadSourceId| ApiError::invalid("source", e.to_string()))?;
             state.store().source(&id).await.map_err(|_| ApiError::invalid("source", "no such source"))?;
             Some(id)
+        }
+        None if role == TokenRole::Refresh => {
+            return Err(ApiError::invalid("source", "a refresh token is scoped to one source: give its id"))
         }
         None => None,
     };

@@ -23,8 +23,8 @@ use utoipa_axum::routes;
 
 use super::discoveries::DiscoveryView;
 use super::history::{parse_time, query_params};
-use super::{audit, source_id};
-use crate::auth::{Authenticated, RequireAdmin};
+use super::{audit, audit_as, source_id};
+use crate::auth::{Authenticated, RequireAdmin, RequireRefresh};
 use crate::form::{now_ms, slug, SourceForm, SourceView};
 use crate::{ApiError, ApiJson, AppState};
 
@@ -481,21 +481,22 @@ fn tokio_stream_from(mut rx: mpsc::UnboundedReceiver<Bytes>) -> impl futures_uti
     security(("bearer" = [])),
     params(("id" = String, Path, description = "The source's id.")),
     responses(
+        (status = 403, description = "Not an administrator, nor a refresh token of this source.", body = crate::error::ErrorBody),
         (status = 202, description = "The run is queued; poll GET /api/v1/sources/{id}/discoveries/{run}.", body = crate::openapi::RefreshQueuedDoc),
         (status = 404, description = "No such source (or not the one a scoped token may use).", body = crate::error::ErrorBody),
     )
 )]
 async fn refresh(
     State(state): State<AppState>,
-    RequireAdmin(who): RequireAdmin,
+    who: RequireRefresh,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let id = source_id(&id)?;
-    who.may_use(&id)?;
+    who.may_refresh(&id)?;
     state.store().source(&id).await?;
     let run = state.store().request_discovery(&id).await?;
     state.wake_scheduler();
-    audit(&state, &who, "source.refresh", Some(&id), json!({"run": run})).await?;
+    audit_as(&state, &who.actor, "source.refresh", Some(&id), json!({"run": run})).await?;
     Ok((StatusCode::ACCEPTED, Json(json!({"run": run}))).into_response())
 }
 
