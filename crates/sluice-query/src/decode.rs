@@ -447,39 +447,31 @@ pub struct Array<'a> {
     pub elems: Vec<Option<&'a [u8]>>,
 }
 
+/// PostgreSQL's MAXDIM: no array value has more dimensions.
+const MAX_ARRAY_DIMS: usize = 6;
+
+/// Parses a binary array (array_send) with `postgres_protocol::types::array_from_sql`: the
+/// header, each dimension's length and lower bound, then the element slices in row-major order.
+/// It refuses a negative dimension count or length, an element count beyond `i32`, a short value
+/// and trailing bytes; more than [`MAX_ARRAY_DIMS`] dimensions is refused here.
 pub fn array(b: &[u8]) -> Result<Array<'_>> {
-    let bad = Malformed("array");
-    let ndim = b.get(0..4).ok_or(bad.clone()).and_then(be_i32)?;
-    if !(0..=6).contains(&ndim) {
-        return Err(bad);
-    }
-    let mut pos = 12;
-    let mut dims = Vec::with_capacity(ndim as usize);
-    let mut count: usize = 1;
-    for _ in 0..ndim {
-        let len = b.get(pos..pos + 4).ok_or(bad.clone()).and_then(be_i32)?;
-        let lb = b.get(pos + 4..pos + 8).ok_or(bad.clone()).and_then(be_i32)?;
-        if len < 0 {
-            return Err(bad);
+    use fallible_iterator::FallibleIterator as _;
+    let bad = |_| Malformed("array");
+    let a = postgres_protocol::types::array_from_sql(b).map_err(bad)?;
+    let mut dims = Vec::new();
+    let mut it = a.dimensions();
+    while let Some(d) = it.next().map_err(bad)? {
+        if dims.len() == MAX_ARRAY_DIMS {
+            return Err(Malformed("array"));
         }
-        count = count.checked_mul(len as usize).ok_or(bad.clone())?;
-        dims.push((len, lb));
-        pos += 8;
+        dims.push((d.len, d.lower_bound));
     }
-    if ndim == 0 {
-        count = 0;
-    }
-    let mut elems = Vec::with_capacity(count.min(b.len() / 4));
-    for _ in 0..count {
-        let len = b.get(pos..pos + 4).ok_or(bad.clone()).and_then(be_i32)?;
-        pos += 4;
-        if len < 0 {
-            elems.push(None);
-        } else {
-            let e = b.get(pos..pos + len as usize).ok_or(bad.clone())?;
-            elems.push(Some(e));
-            pos += len as usize;
-        }
+    let mut values = a.values();
+    // The element count comes from the header: never reserve more than the value could hold
+    // (each element is at least its 4-byte length).
+    let mut elems = Vec::with_capacity(values.size_hint().0.min(b.len() / 4));
+    while let Some(e) = values.next().map_err(bad)? {
+        elems.push(e);
     }
     Ok(Array { dims, elems })
 }
@@ -748,5 +740,37 @@ mod tests {
         write_array_elem(&mut o, b"");
         assert_eq!(o, b"\"a \\\"b\\\"\"\"null\"\"\"");
         assert!(array(&[0, 0, 0, 1]).is_err());
+        // Short of a declared element, trailing bytes, a negative length, seven dimensions.
+        assert!(array(&b[..b.len() - 1]).is_err());
+        let mut trailing = b.clone();
+        trailing.push(0);
+        assert!(array(&trailing).is_err());
+        let mut negative = b.clone();
+        negative[12..16].copy_from_slice(&(-1i32).to_be_bytes());
+        assert!(array(&negative).is_err());
+        let mut seven = Vec::new();
+        for v in [7i32, 0, 23] {
+            seven.extend_from_slice(&v.to_be_bytes());
+        }
+        for _ in 0..7 {
+            seven.extend_from_slice(&1i32.to_be_bytes());
+            seven.extend_from_slice(&1i32.to_be_bytes());
+        }
+        seven.extend_from_slice(&4i32.to_be_bytes());
+        seven.extend_from_slice(&1i32.to_be_bytes());
+        assert!(array(&seven).is_err());
+        // A header promising a billion elements in a few bytes fails without reserving them.
+        let mut huge = Vec::new();
+        for v in [1i32, 0, 23, 1_000_000_000, 1] {
+            huge.extend_from_slice(&v.to_be_bytes());
+        }
+        assert!(array(&huge).is_err());
+        // Empty: no dimensions, no elements.
+        let mut empty = Vec::new();
+        for v in [0i32, 0, 23] {
+            empty.extend_from_slice(&v.to_be_bytes());
+        }
+        let e = array(&empty).expect("empty array");
+        assert!(e.dims.is_empty() && e.elems.is_empty());
     }
 }
