@@ -40,6 +40,10 @@ const CLIENT_GRACE: Duration = Duration::from_secs(2);
 /// How long the closing ROLLBACK may wait behind a cancelled statement before the session is
 /// closed instead of returned.
 const ROLLBACK_WAIT: Duration = Duration::from_secs(5);
+/// A session that received a row larger than this is closed instead of returned: the driver
+/// keeps its read buffer at the size of the largest message it ever received (a 200 MB cell
+/// would leave about 256 MiB held by an idle pooled session for its lifetime).
+pub const RETIRE_AFTER_ROW_BYTES: usize = 16 << 20;
 
 /// One query request.
 #[derive(Debug, Clone, Default)]
@@ -138,6 +142,8 @@ pub struct RowStream {
     failed: bool,
     ctx: ErrorContext,
     deadline: Option<Instant>,
+    /// The largest row received so far, as its columns' length words and bytes.
+    largest_row: usize,
 }
 
 #[derive(Debug, Clone, Copy, Default)]
@@ -215,10 +221,11 @@ pub async fn run_admitted<L: SessionLoan>(
             failed: false,
             ctx: started_query.ctx,
             deadline: req.timeout.map(|t| started + t + CLIENT_GRACE),
+            largest_row: 0,
         }),
         Err(e) => {
             let healthy = !matches!(e, QueryError::Lost { .. });
-            release(loan, healthy, false, cancel).await;
+            release(loan, Release { healthy, cancel_first: false, largest_row: 0 }, cancel).await;
             Err(e)
         }
     }
@@ -246,7 +253,7 @@ impl Starting {
 impl Drop for Starting {
     fn drop(&mut self) {
         if let Some(loan) = self.loan.take() {
-            release_later(loan, true, self.cancel.clone());
+            release_later(loan, Release { healthy: true, cancel_first: true, largest_row: 0 }, self.cancel.clone());
         }
     }
 }
@@ -418,7 +425,10 @@ impl RowStream {
                 break;
             };
             match stream.next().now_or_never() {
-                Some(Some(Ok(r))) => rows.push(r),
+                Some(Some(Ok(r))) => {
+                    self.largest_row = self.largest_row.max(row_bytes(&r));
+                    rows.push(r);
+                }
                 Some(Some(Err(e))) => return Err(self.ctx.map(e)),
                 Some(None) => {
                     self.finished = true;
@@ -446,7 +456,10 @@ impl RowStream {
             None => stream.next().await,
         };
         match next {
-            Some(Ok(r)) => Ok(Some(r)),
+            Some(Ok(r)) => {
+                self.largest_row = self.largest_row.max(row_bytes(&r));
+                Ok(Some(r))
+            }
             Some(Err(e)) => Err(self.ctx.map(e)),
             None => {
                 self.finished = true;
@@ -475,20 +488,42 @@ impl RowStream {
         let running = self.rows.is_some() && !self.finished;
         self.rows = None;
         let lost = self.failed && loan.session().is_closed();
-        release(loan, !lost, running, self.cancel.clone()).await;
+        let how = Release { healthy: !lost, cancel_first: running, largest_row: self.largest_row };
+        release(loan, how, self.cancel.clone()).await;
         Ok(())
     }
 }
 
+/// The size of a row's DataRow message body past its column count: each column's length word
+/// and bytes (what the driver's read buffer had to hold for it).
+fn row_bytes(row: &Row) -> usize {
+    (0..row.len()).map(|i| 4 + row.try_get::<_, Raw>(i).ok().and_then(|r| r.0).map_or(0, <[u8]>::len)).sum()
+}
+
+/// How a request's session is given back.
+#[derive(Debug, Clone, Copy)]
+struct Release {
+    /// False when the session's state is unknown (its connection was lost).
+    healthy: bool,
+    /// The statement may still be running: cancel it first.
+    cancel_first: bool,
+    largest_row: usize,
+}
+
 /// Cancels (when asked), rolls back and gives the session back — or discards it when its state
-/// is unknown.
-async fn release(mut loan: Box<dyn SessionLoan>, healthy: bool, cancel_first: bool, cancel: CancelHandle) {
-    if cancel_first {
+/// is unknown, or when a row larger than [`RETIRE_AFTER_ROW_BYTES`] grew its read buffer.
+async fn release(mut loan: Box<dyn SessionLoan>, how: Release, cancel: CancelHandle) {
+    if how.cancel_first {
         if let Err(e) = cancel.cancel().await {
             tracing::debug!("cancel request failed: {e}");
         }
     }
-    if !healthy || loan.session().is_closed() {
+    if how.largest_row > RETIRE_AFTER_ROW_BYTES {
+        tracing::debug!(row_bytes = how.largest_row, "closing a session that received a huge row");
+        loan.discard();
+        return;
+    }
+    if !how.healthy || loan.session().is_closed() {
         loan.discard();
         return;
     }
@@ -515,15 +550,16 @@ impl Drop for RowStream {
         };
         let running = self.rows.is_some() && !self.finished;
         self.rows = None;
-        release_later(loan, running, self.cancel.clone());
+        let how = Release { healthy: true, cancel_first: running, largest_row: self.largest_row };
+        release_later(loan, how, self.cancel.clone());
     }
 }
 
 /// [`release`] from a spawned task, for `Drop`; without a runtime the session is closed instead.
-fn release_later(loan: Box<dyn SessionLoan>, cancel_first: bool, cancel: CancelHandle) {
+fn release_later(loan: Box<dyn SessionLoan>, how: Release, cancel: CancelHandle) {
     match tokio::runtime::Handle::try_current() {
         Ok(handle) => {
-            handle.spawn(release(loan, true, cancel_first, cancel));
+            handle.spawn(release(loan, how, cancel));
         }
         Err(_) => loan.discard(),
     }

@@ -199,3 +199,54 @@ async fn a_huge_incompressible_value_round_trips_through_parquet() {
     assert!(got[0].0 == expected, "the bytea read back differs");
     assert_eq!(got[0].1, "y".repeat(5_000_000));
 }
+
+/// The backend pid in the first data row of a CSV export whose first column is `pg_backend_pid()`.
+fn pid_of(csv: &[u8]) -> String {
+    let text = std::str::from_utf8(csv).expect("utf8");
+    let row = text.split('\n').nth(1).expect("a data row");
+    row.split(',').next().expect("pid").to_string()
+}
+
+async fn pid_after(env: &Env, sql: &str) -> String {
+    let (out, _) = export_with(env, sql, Format::Csv, ExportOptions::default()).await;
+    pid_of(&out)
+}
+
+/// The driver keeps its read buffer at the size of the largest message it received: a session
+/// that received a row over the threshold is closed instead of pooled, a smaller one is reused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_that_received_a_huge_row_is_closed_not_pooled() {
+    let env = env();
+    let small = "SELECT pg_backend_pid() AS pid";
+    let first = pid_after(&env, small).await;
+    assert_eq!(pid_after(&env, small).await, first, "a small result's session is reused");
+
+    // 16 MB: under the threshold (16 MiB), kept.
+    let under = "SELECT pg_backend_pid() AS pid, repeat('x', 16000000) AS big";
+    assert_eq!(pid_after(&env, under).await, first);
+    assert_eq!(env.pool.idle_count(), 1);
+    assert_eq!(pid_after(&env, small).await, first);
+
+    // 32 MB: that session is closed; the next request gets a new backend, which is then reused.
+    let over = "SELECT pg_backend_pid() AS pid, repeat('x', 32000000) AS big";
+    assert_eq!(pid_after(&env, over).await, first);
+    assert_eq!((env.pool.idle_count(), env.pool.in_use()), (0, 0));
+    let second = pid_after(&env, small).await;
+    assert_ne!(second, first, "the session that received 32 MB was handed out again");
+    assert_eq!(pid_after(&env, small).await, second);
+    assert_eq!(env.pool.idle_count(), 1);
+
+    // The same when the stream is dropped after the huge row, before its end (released from a
+    // spawned task): wait until the loan is back, then nothing is idle.
+    let session = env.pool.get().await.expect("session");
+    let sql = "SELECT repeat('x', 32000000) AS big UNION ALL SELECT 'y'";
+    let mut stream = run(session, req(sql, Format::Csv)).await.expect("run");
+    let batch = stream.next_batch().await.expect("batch").expect("a row");
+    assert!(!batch.is_empty());
+    drop(stream);
+    while env.pool.in_use() > 0 {
+        tokio::task::yield_now().await;
+    }
+    assert_eq!(env.pool.idle_count(), 0);
+    assert_ne!(pid_after(&env, small).await, second);
+}
