@@ -23,10 +23,17 @@ pub struct Args {
     /// The data directory of the SQLite store (and its master.key).
     #[arg(long, value_name = "DIR", default_value = "./sluice-data")]
     data_dir: PathBuf,
-    /// The address to listen on. Anything but a loopback address needs --insecure-http (TLS
-    /// termination in Sluice itself is not available yet: put a TLS proxy in front).
+    /// The address to listen on. Anything but a loopback address needs HTTPS (--tls-cert and
+    /// --tls-key) or --insecure-http.
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
+    /// Serve HTTPS with this PEM certificate chain (the server's certificate first, then its
+    /// intermediates); needs --tls-key.
+    #[arg(long, value_name = "FILE")]
+    tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert (PKCS#8, PKCS#1 or SEC1, unencrypted).
+    #[arg(long, value_name = "FILE")]
+    tls_key: Option<PathBuf>,
     /// A shared store instead of the data directory: postgres://USER@HOST/DATABASE (or
     /// sqlite://PATH). Its master key comes from SLUICE_MASTER_KEY.
     #[arg(long, value_name = "URL")]
@@ -34,8 +41,8 @@ pub struct Args {
     /// The URL people reach the service at (for the setup link; https makes cookies Secure).
     #[arg(long, value_name = "URL")]
     public_url: Option<String>,
-    /// Serve plain HTTP on a non-loopback address (behind a TLS-terminating proxy).
-    #[arg(long)]
+    /// Serve plain HTTP on a non-loopback address (behind a proxy that terminates TLS).
+    #[arg(long, conflicts_with = "tls_cert")]
     insecure_http: bool,
     /// Refuse sources and SSH bastions resolving into this range (CIDR, or one address), besides
     /// the link-local and cloud metadata ranges always refused. Repeatable; the variable takes a
@@ -71,12 +78,36 @@ pub async fn open_store(data_dir: &std::path::Path, store: Option<&str>) -> anyh
     Ok(store)
 }
 
+/// The TLS settings the flags name: both files or neither.
+fn tls_settings(args: &Args) -> anyhow::Result<Option<Arc<sluice_server::tls::ServerConfig>>> {
+    let (cert, key) = match (&args.tls_cert, &args.tls_key) {
+        (None, None) => return Ok(None),
+        (Some(cert), Some(key)) => (cert, key),
+        (Some(_), None) => {
+            return Err(Usage::new(
+                "--tls-cert needs --tls-key",
+                Some("give the certificate's private key with --tls-key FILE".into()),
+            )
+            .into())
+        }
+        (None, Some(_)) => {
+            return Err(Usage::new(
+                "--tls-key needs --tls-cert",
+                Some("give the certificate chain with --tls-cert FILE".into()),
+            )
+            .into())
+        }
+    };
+    Ok(Some(sluice_server::tls::load(cert, key).map_err(|e| exit::usage_from(&e))?))
+}
+
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
-    if !args.listen.ip().is_loopback() && !args.insecure_http {
+    let tls = tls_settings(&args)?;
+    if !args.listen.ip().is_loopback() && tls.is_none() && !args.insecure_http {
         return Err(Usage::new(
-            format!("--listen {} is not a loopback address, and Sluice does not terminate TLS itself yet", args.listen),
+            format!("--listen {} is not a loopback address, and serving it plain HTTP needs --insecure-http", args.listen),
             Some(
-                "serve on 127.0.0.1 behind a TLS proxy, or pass --insecure-http if a proxy in front terminates TLS"
+                "serve HTTPS with --tls-cert FILE --tls-key FILE, or pass --insecure-http if a proxy in front terminates TLS"
                     .into(),
             ),
         )
@@ -93,7 +124,8 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         .await
         .map_err(|e| Usage::new(format!("cannot listen on {}: {e}", args.listen), None))?;
     let bound = listener.local_addr()?;
-    let base = public_url.clone().unwrap_or_else(|| format!("http://{bound}"));
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let base = public_url.clone().unwrap_or_else(|| format!("{scheme}://{bound}"));
     if store.users().await.map_err(|e| exit::usage_from(&e))?.is_empty() {
         let token = store.create_setup_token(SETUP_TTL).await.map_err(|e| exit::usage_from(&e))?;
         eprintln!("No administrator yet. Create the first one within the hour (the link works once):");
@@ -133,8 +165,11 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
     let state = AppState::new(store.clone(), config);
     let shutdown = shutdown_signal()?;
-    eprintln!("sluice serve: listening on http://{bound} (store: {})", store.location());
-    sluice_server::serve(listener, state, shutdown).await?;
+    eprintln!("sluice serve: listening on {scheme}://{bound} (store: {})", store.location());
+    match tls {
+        Some(tls) => sluice_server::serve_tls(listener, tls, state, shutdown).await?,
+        None => sluice_server::serve(listener, state, shutdown).await?,
+    }
     // stderr may be gone by now (a closed pipe); stopping cleanly matters more than this line.
     let _ = writeln!(std::io::stderr(), "sluice serve: stopped");
     if let Ok(store) = Arc::try_unwrap(store) {

@@ -1,5 +1,5 @@
 //! `sluice serve` and `sluice token create` as processes: the setup link on an empty store, the
-//! loopback rule, a token made offline, and a clean stop on SIGTERM.
+//! loopback rule, a token made offline, HTTPS with its flags, and a clean stop on SIGTERM.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -21,7 +21,7 @@ fn serve_refuses_a_public_address_without_insecure_http() {
         .expect("run");
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("--insecure-http"), "{err}");
+    assert!(err.contains("--insecure-http") && err.contains("--tls-cert"), "{err}");
     assert!(!dir.path().join("data").exists(), "nothing is created before the refusal");
 }
 
@@ -189,4 +189,141 @@ fn serve_keeps_sources_away_from_its_postgresql_store() {
     assert!(child.wait().expect("wait").success(), "{before:?} {rest:?}");
     let expected = format!("sources may not reach the store's server (127.0.0.1:{})", cluster.port());
     assert!(before.iter().any(|l| l.contains(&expected)), "{before:?}");
+}
+
+/// A CA and its server certificate for 127.0.0.1, with a second key that is not the
+/// certificate's, written to `dir`.
+fn tls_files(
+    dir: &std::path::Path,
+) -> (sluice_testkit::TestCa, std::path::PathBuf, std::path::PathBuf, std::path::PathBuf) {
+    let ca = sluice_testkit::TestCa::new("sluice test ca").expect("ca");
+    let pair = ca.server_cert(&["127.0.0.1"]).expect("cert");
+    let other = ca.server_cert(&["127.0.0.1"]).expect("cert");
+    let (cert, key, wrong) = (dir.join("server.crt"), dir.join("server.key"), dir.join("other.key"));
+    std::fs::write(&cert, &pair.cert_pem).expect("write");
+    std::fs::write(&key, &pair.key_pem).expect("write");
+    std::fs::write(&wrong, &other.key_pem).expect("write");
+    (ca, cert, key, wrong)
+}
+
+/// One GET over TLS to 127.0.0.1, verified against `ca_pem`; the whole response.
+fn https_get(port: u16, ca_pem: &str, path: &str) -> std::io::Result<String> {
+    use rustls::pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls::pki_types::CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
+        roots.add(cert.expect("ca pem")).expect("root");
+    }
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let name = rustls::pki_types::ServerName::try_from("127.0.0.1").expect("name");
+    let conn = rustls::ClientConnection::new(std::sync::Arc::new(config), name).expect("client");
+    let mut tls = rustls::StreamOwned::new(conn, TcpStream::connect(("127.0.0.1", port))?);
+    write!(tls, "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")?;
+    let mut response = String::new();
+    tls.read_to_string(&mut response)?;
+    Ok(response)
+}
+
+#[test]
+fn serve_refuses_bad_tls_flags_naming_the_flag_or_file() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let (_ca, cert, key, wrong) = tls_files(dir.path());
+    let missing = dir.path().join("missing.pem");
+    let not_pem = dir.path().join("notes.txt");
+    std::fs::write(&not_pem, "not a certificate\n").expect("write");
+    let p = |p: &std::path::Path| p.display().to_string();
+    for (args, expected) in [
+        (vec!["--tls-cert".to_string(), p(&cert)], vec!["--tls-cert needs --tls-key".to_string()]),
+        (vec!["--tls-key".to_string(), p(&key)], vec!["--tls-key needs --tls-cert".to_string()]),
+        (
+            vec!["--tls-cert".to_string(), p(&cert), "--tls-key".to_string(), p(&wrong)],
+            vec!["does not belong to the certificate".to_string(), p(&wrong), p(&cert)],
+        ),
+        (
+            vec!["--tls-cert".to_string(), p(&missing), "--tls-key".to_string(), p(&key)],
+            vec!["cannot read it".to_string(), p(&missing)],
+        ),
+        (
+            vec!["--tls-cert".to_string(), p(&not_pem), "--tls-key".to_string(), p(&key)],
+            vec!["no PEM certificate".to_string(), p(&not_pem)],
+        ),
+        (
+            vec!["--tls-cert".to_string(), p(&cert), "--tls-key".to_string(), p(&not_pem)],
+            vec!["no PEM private key".to_string(), p(&not_pem)],
+        ),
+    ] {
+        let out = sluice()
+            .args(["serve", "--listen", "0.0.0.0:0", "--data-dir"])
+            .arg(&data)
+            .args(&args)
+            .output()
+            .expect("run");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        for e in &expected {
+            assert!(err.contains(e.as_str()), "{args:?}: {e}: {err}");
+        }
+        assert!(err.contains("hint: "), "{args:?}: {err}");
+        assert!(!data.exists(), "nothing is created before the refusal");
+    }
+}
+
+#[test]
+fn serve_over_https_answers_a_verifying_client_and_refuses_plain_http() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (ca, cert, key, _) = tls_files(dir.path());
+    // With TLS a non-loopback address needs no --insecure-http; the test reaches it on loopback.
+    let mut child = sluice()
+        .args(["serve", "--listen", "0.0.0.0:0", "--tls-cert"])
+        .arg(&cert)
+        .arg("--tls-key")
+        .arg(&key)
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let mut lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
+    let mut before = Vec::new();
+    let mut port = None;
+    for line in lines.by_ref() {
+        let line = line.expect("line");
+        if let Some(rest) = line.split("listening on https://0.0.0.0:").nth(1) {
+            port = rest.split_whitespace().next().map(str::to_string);
+        }
+        before.push(line);
+        if port.is_some() {
+            break;
+        }
+    }
+    let port = port.unwrap_or_else(|| panic!("an https address: {before:?}"));
+    assert!(before.iter().any(|l| l.contains(&format!("https://0.0.0.0:{port}/setup#token="))), "{before:?}");
+    let port: u16 = port.parse().expect("port");
+    let reply = https_get(port, &ca.cert_pem, "/api/v1/health").expect("https");
+    assert!(reply.starts_with("HTTP/1.1 200") && reply.contains(r#""status":"ok""#), "{reply}");
+
+    // A client trusting another CA refuses the certificate.
+    let other = sluice_testkit::TestCa::new("another ca").expect("ca");
+    let err = https_get(port, &other.cert_pem, "/api/v1/health").expect_err("an unknown issuer");
+    assert!(err.to_string().contains("UnknownIssuer"), "{err}");
+
+    // Plain HTTP to the TLS port gets no HTTP answer.
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    write!(stream, "GET /api/v1/health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n").expect("write");
+    let mut response = Vec::new();
+    let _ = stream.read_to_end(&mut response);
+    assert!(!response.starts_with(b"HTTP/"), "{}", String::from_utf8_lossy(&response));
+
+    let killed = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().expect("kill");
+    assert!(killed.success());
+    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    let status = child.wait().expect("wait");
+    assert!(status.success(), "{status}: {rest:?}");
+    assert!(rest.iter().any(|l| l.contains("stopped")), "{rest:?}");
 }

@@ -1,11 +1,11 @@
 //! The workspace service: Sluice's HTTP API over the store ([`sluice_store`]) and the engine
 //! (doctor, catalog, query), JSON under `/api/v1`.
 //!
-//! [`serve`] is the one entry point: it takes a bound listener (tests bind port 0) and a shutdown
-//! future, and drains open requests before it returns. [`router`] builds the routes, one module
-//! per resource under `routes/`; authorization is an extractor named for the access it proves
-//! ([`auth::Authenticated`], [`auth::RequireAdmin`]), so a handler's signature states who may
-//! call it. Every error is an [`ApiError`] (`{"error":{"code","message","field"}}`): bad input
+//! [`serve`] is the one entry point (or [`serve_tls`], HTTPS with [`tls::load`]'s settings): it
+//! takes a bound listener (tests bind port 0) and a shutdown future, and drains open requests
+//! before it returns. [`router`] builds the routes, one module per resource under `routes/`;
+//! authorization is an extractor named for the access it proves ([`auth::Authenticated`],
+//! [`auth::RequireAdmin`]), so a handler's signature states who may call it. Every error is an [`ApiError`] (`{"error":{"code","message","field"}}`): bad input
 //! is a 4xx naming the field. Each source has one capped [`sluice_connect::Pool`], held in
 //! [`AppState`], built on first use and rebuilt when the source is edited.
 //!
@@ -20,6 +20,7 @@ mod metrics;
 pub mod openapi;
 mod routes;
 mod scheduler;
+pub mod tls;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -307,14 +308,35 @@ pub async fn serve(
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    serve_on(listener, None, state, shutdown).await
+}
+
+/// [`serve`] over HTTPS: each connection's TLS handshake (see [`tls::TlsListener`]) finishes
+/// before the HTTP server sees it.
+pub async fn serve_tls(
+    listener: tokio::net::TcpListener,
+    tls: Arc<rustls::ServerConfig>,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    serve_on(listener, Some(tls), state, shutdown).await
+}
+
+async fn serve_on(
+    listener: tokio::net::TcpListener,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
     let scheduler = Scheduler::start(state.clone());
-    let served = serve_requests(listener, state, shutdown).await;
+    let served = serve_requests(listener, tls, state, shutdown).await;
     scheduler.stop().await;
     served
 }
 
 async fn serve_requests(
     listener: tokio::net::TcpListener,
+    tls: Option<Arc<rustls::ServerConfig>>,
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
@@ -325,15 +347,23 @@ async fn serve_requests(
         shutdown.await;
         let _ = asked_tx.send(());
     };
+    use axum::serve::ListenerExt;
+    use std::future::IntoFuture;
     let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
     // A response is its head and then its body in pieces: without TCP_NODELAY, Nagle's algorithm
     // holds a small piece back until the client's delayed ACK, tens of milliseconds per request.
-    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp: &mut tokio::net::TcpStream| {
-        if let Err(e) = tcp.set_nodelay(true) {
-            tracing::debug!(error = %e, "could not set TCP_NODELAY");
+    let server = match tls {
+        None => {
+            let listener = listener.tap_io(|tcp: &mut tokio::net::TcpStream| set_nodelay(tcp));
+            axum::serve(listener, app).with_graceful_shutdown(signal).into_future()
         }
-    });
-    let server = std::future::IntoFuture::into_future(axum::serve(listener, app).with_graceful_shutdown(signal));
+        Some(config) => {
+            let listener = tls::TlsListener::new(listener, config)?.tap_io(
+                |tls: &mut tokio_rustls::server::TlsStream<tokio::net::TcpStream>| set_nodelay(tls.get_ref().0),
+            );
+            axum::serve(listener, app).with_graceful_shutdown(signal).into_future()
+        }
+    };
     tokio::pin!(server);
     let deadline = async move {
         if asked_rx.await.is_err() {
@@ -353,6 +383,12 @@ async fn serve_requests(
     match tokio::time::timeout(grace, server).await {
         Ok(result) => result,
         Err(_) => Ok(()),
+    }
+}
+
+fn set_nodelay(tcp: &tokio::net::TcpStream) {
+    if let Err(e) = tcp.set_nodelay(true) {
+        tracing::debug!(error = %e, "could not set TCP_NODELAY");
     }
 }
 
