@@ -155,7 +155,22 @@ fn the_api_conforms_to_its_openapi_document_under_schemathesis() {
     let r = request(&addr, "POST", "/api/v1/sources", &auth, Some(&source));
     assert_eq!(r.status, 201, "{}", r.body);
     let r = request(&addr, "POST", "/api/v1/sources/shop/refresh", &auth, None);
-    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.status, 202, "{}", r.body);
+    let run = json_of(&r)["run"].as_i64().expect("the queued run's id");
+    // The run is queued: wait until the scheduler has finished it (a bounded wait, not a timing
+    // assertion), so the catalog the fuzzer reads exists.
+    let path = format!("/api/v1/sources/shop/discoveries/{run}");
+    let mut state = String::new();
+    for _ in 0..600 {
+        let r = request(&addr, "GET", &path, &auth, None);
+        assert_eq!(r.status, 200, "{}", r.body);
+        state = json_of(&r)["state"].as_str().unwrap_or_default().to_string();
+        if !matches!(state.as_str(), "queued" | "running") {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert_eq!(state, "ok", "the refresh run finished");
     // The source answers, so the run reaches real queries, not only refusals.
     let r = request(
         &addr,
