@@ -1,5 +1,6 @@
 //! Sluice's own metadata store: registered sources, users, browser sessions, API and setup
-//! tokens, catalog snapshots, discovery runs and the audit log.
+//! tokens, catalog snapshots, discovery runs, source alerts, the outgoing webhook with its outbox,
+//! and the audit log.
 //!
 //! One [`Store`] API over two backends, each with native SQL and its own migrations:
 //! SQLite (the default: `sluice.db` in a data directory, WAL, `synchronous=FULL` so an
@@ -34,6 +35,7 @@ use zeroize::Zeroizing;
 pub use auth::{OneTimeSecret, MIN_PASSWORD_CHARS, TOKEN_PREFIX};
 pub use error::StoreError;
 pub use location::{StoreLocation, StoreServer, DB_FILE_NAME};
+pub use model::{Alert, AlertId, AlertKind, WebhookDelivery, WebhookInfo};
 pub use model::{
     ApiToken, AuditEntry, AuditFilter, AuditId, AuditPage, CatalogChange, ChangeId, ChangePage, DiscoveryRun, Millis,
     NewAuditEntry, Pruned, QueryCompletion, QueryOutcome, Role, RunId, RunOutcome, Session, SnapshotId, SnapshotMeta,
@@ -941,6 +943,97 @@ impl Store {
         on_backend!(self, b => b.complete(claimed.source.as_str(), instance, claimed.run, result, next).await)
     }
 
+    // ---- alerts and the webhook outbox ----------------------------------------------------
+    //
+    // Raising or clearing an alert writes, in the same transaction, its audit entry (actor
+    // `system`, kind `alert.raised` / `alert.cleared`) and, when a webhook is configured, the
+    // notification in the outbox, so neither is lost or written twice.
+
+    /// Raises an alert on `source` unless one of that kind and subject is open already; returns
+    /// the new alert, or `None` when it was open.
+    pub async fn raise_alert(
+        &self,
+        source: &SourceId,
+        kind: AlertKind,
+        subject: &str,
+        details: &serde_json::Value,
+    ) -> Result<Option<Alert>> {
+        if !details.is_object() {
+            return Err(StoreError::Invalid {
+                field: "details",
+                message: "an alert's details are a JSON object".into(),
+            });
+        }
+        on_backend!(self, b => b.raise_alert(source.as_str(), kind.as_str(), subject, &details.to_string()).await)
+    }
+
+    /// Clears an open alert; `None` when it is not open (cleared already, or another source's).
+    pub async fn clear_alert(&self, source: &SourceId, id: AlertId) -> Result<Option<Alert>> {
+        on_backend!(self, b => b.clear_alert(source.as_str(), id).await)
+    }
+
+    /// Open alerts, oldest first: of one source, or of every source.
+    pub async fn open_alerts(&self, source: Option<&SourceId>) -> Result<Vec<Alert>> {
+        on_backend!(self, b => b.open_alerts(source.map(SourceId::as_str)).await)
+    }
+
+    /// A source's alerts, open and cleared, newest first, at most `limit` (1 to 1000).
+    pub async fn alert_history(&self, source: &SourceId, limit: u32) -> Result<Vec<Alert>> {
+        on_backend!(self, b => b.alert_history(source.as_str(), i64::from(limit.clamp(1, 1000))).await)
+    }
+
+    /// Configures the webhook (replacing any): its URL and signing secret, sealed. Notifications
+    /// still pending go to the new URL.
+    pub async fn set_webhook(&self, url: &str, secret: &Secret) -> Result<WebhookInfo> {
+        let sealed = seal::seal(&self.key(), WEBHOOK_SEAL, secret.expose().as_bytes())?;
+        on_backend!(self, b => b.set_webhook(url, &sealed).await)?;
+        self.webhook().await?.ok_or(StoreError::NotFound { entity: "webhook" })
+    }
+
+    /// The configured webhook, without its secret.
+    pub async fn webhook(&self) -> Result<Option<WebhookInfo>> {
+        on_backend!(self, b => b.webhook().await)
+    }
+
+    /// The webhook's URL and its secret, for delivery.
+    pub async fn webhook_target(&self) -> Result<Option<(String, Secret)>> {
+        let Some((url, sealed)) = on_backend!(self, b => b.webhook_sealed().await)? else { return Ok(None) };
+        let plain = seal::open_secret(&self.key(), WEBHOOK_SEAL, &sealed)?;
+        let text = String::from_utf8(plain.to_vec())
+            .map_err(|_| StoreError::Backend { message: "the stored webhook secret is not UTF-8".into() })?;
+        Ok(Some((url, Secret::new(text))))
+    }
+
+    /// Removes the webhook and the notifications not delivered yet; false when there was none.
+    pub async fn delete_webhook(&self) -> Result<bool> {
+        on_backend!(self, b => b.delete_webhook().await)
+    }
+
+    /// Leases up to `limit` due notifications to `instance` for `lease`, oldest first; another
+    /// instance gets them only once the lease expires.
+    pub async fn claim_webhook_deliveries(
+        &self,
+        instance: &str,
+        lease: Duration,
+        limit: u32,
+    ) -> Result<Vec<WebhookDelivery>> {
+        let lease_ms = ttl_millis(lease)?;
+        on_backend!(self, b => b.claim_deliveries(instance, lease_ms, i64::from(limit.max(1))).await)
+    }
+
+    /// Records a delivery's outcome: delivered (`error` None), or failed and due again after
+    /// `retry_after`. False when `instance` no longer held it.
+    pub async fn finish_webhook_delivery(
+        &self,
+        delivery: &WebhookDelivery,
+        instance: &str,
+        error: Option<&str>,
+        retry_after: Duration,
+    ) -> Result<bool> {
+        let delay_ms = i64::try_from(retry_after.as_millis()).unwrap_or(i64::MAX);
+        on_backend!(self, b => b.finish_delivery(delivery.id, instance, error, delay_ms).await)
+    }
+
     // ---- audit log -----------------------------------------------------------------------
 
     /// Appends an entry; the log is append-only (the database refuses deletes and rewrites).
@@ -977,6 +1070,23 @@ impl Store {
 /// `SHA256:…` as OpenSSH prints it: no surrounding space, no base64 padding.
 pub fn normalize_fingerprint(fp: &str) -> &str {
     fp.trim().trim_end_matches('=')
+}
+
+/// What the webhook's secret is sealed for: never a source id (those have no `:`).
+pub(crate) const WEBHOOK_SEAL: SealContext<'static> = SealContext { source: "webhook:", field: "webhook.secret" };
+
+/// The JSON a webhook receives for an alert raised or cleared (`event`: `alert.raised` or
+/// `alert.cleared`); `id` is the notification's idempotency id.
+pub(crate) fn webhook_body(event: &str, alert: &Alert) -> (String, String) {
+    let event_id = format!("alert-{}-{}", alert.id, if event == "alert.raised" { "raised" } else { "cleared" });
+    let body = serde_json::json!({
+        "id": event_id,
+        "type": event,
+        "at": alert.cleared_at.unwrap_or(alert.raised_at),
+        "source": alert.source,
+        "alert": alert,
+    });
+    (event_id, body.to_string())
 }
 
 /// The secret field a generated key becomes, and the field its sealed copy is bound to.

@@ -47,6 +47,10 @@ id_newtype!(
     /// A catalog change's id; ids grow with time, so they are the listing's cursor.
     ChangeId
 );
+id_newtype!(
+    /// An alert's id.
+    AlertId
+);
 
 macro_rules! str_enum {
     ($(#[$doc:meta])* $name:ident, $field:literal { $($variant:ident => $text:literal),+ $(,)? }) => {
@@ -108,6 +112,11 @@ str_enum!(
     /// Why a discovery run happened: the source was due (its interval came, or it was just
     /// saved), or someone asked for it.
     RunReason, "reason" { Schedule => "schedule", Refresh => "refresh" }
+);
+str_enum!(
+    /// What an alert is about: a relation the user could read and no longer can, a schema it
+    /// lost `USAGE` on, or discovery failing run after run.
+    AlertKind, "kind" { LostAccess => "lost_access", LostUsage => "lost_usage", DiscoveryFailing => "discovery_failing" }
 );
 str_enum!(
     /// How a query recorded in the audit log ended.
@@ -254,6 +263,43 @@ pub struct CatalogChange {
 pub struct ChangePage {
     pub changes: Vec<CatalogChange>,
     pub next: Option<ChangeId>,
+}
+
+/// An alert on a source: open until `cleared_at`, then part of the source's alert history.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Alert {
+    pub id: AlertId,
+    pub source: SourceId,
+    pub kind: AlertKind,
+    /// What it is about, unique among the source's open alerts of its kind (a relation's or a
+    /// schema's quoted name, or the source's id).
+    pub subject: String,
+    /// What the run found, and the fix (JSON object).
+    pub details: serde_json::Value,
+    pub raised_at: Millis,
+    pub cleared_at: Option<Millis>,
+}
+
+/// The configured webhook as listings show it: never its secret.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct WebhookInfo {
+    pub url: String,
+    pub updated_at: Millis,
+    /// Notifications not delivered yet.
+    pub pending: u64,
+    /// The last delivery error of a notification still pending, if any.
+    pub last_error: Option<String>,
+}
+
+/// A notification leased for delivery: POST `body` to the webhook, then report how it went.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebhookDelivery {
+    pub id: i64,
+    /// The notification's idempotency id (also in the body).
+    pub event_id: String,
+    pub body: String,
+    /// Attempts before this one.
+    pub attempts: u32,
 }
 
 /// What [`crate::Store::prune_history`] removed.

@@ -229,7 +229,7 @@ impl PgBackend {
     /// writer of secrets until it commits.
     pub(crate) async fn reseal_all(&self, reseal: Reseal<'_>) -> Result<()> {
         let mut tx = self.pool.begin().await.map_err(be("begin"))?;
-        sqlx::query("LOCK TABLE store_meta, source_secrets, ssh_keys IN SHARE ROW EXCLUSIVE MODE")
+        sqlx::query("LOCK TABLE store_meta, source_secrets, ssh_keys, webhook IN SHARE ROW EXCLUSIVE MODE")
             .execute(&mut *tx)
             .await
             .map_err(be("lock the secrets"))?;
@@ -258,6 +258,20 @@ impl PgBackend {
                 .execute(&mut *tx)
                 .await
                 .map_err(be("reseal a generated SSH key"))?;
+        }
+        let webhook = sqlx::query("SELECT key_id, nonce, ciphertext FROM webhook")
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(be("read the webhook secret"))?;
+        if let Some(r) = &webhook {
+            let new = reseal(crate::WEBHOOK_SEAL.source, crate::WEBHOOK_SEAL.field, &sealed(r, 0)?)?;
+            sqlx::query("UPDATE webhook SET key_id = $1, nonce = $2, ciphertext = $3 WHERE id = 1")
+                .bind(&new.key_id)
+                .bind(&new.nonce)
+                .bind(&new.ciphertext)
+                .execute(&mut *tx)
+                .await
+                .map_err(be("reseal the webhook secret"))?;
         }
         let check = sqlx::query("SELECT key_id, nonce, ciphertext FROM store_meta WHERE name = 'check'")
             .fetch_one(&mut *tx)
@@ -1112,4 +1126,5 @@ fn change(r: &PgRow) -> Result<CatalogChange> {
     })
 }
 
+mod alerts;
 mod schedule;

@@ -244,6 +244,20 @@ impl SqliteBackend {
                 .await
                 .map_err(be("reseal a generated SSH key"))?;
         }
+        let webhook = sqlx::query("SELECT key_id, nonce, ciphertext FROM webhook")
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(be("read the webhook secret"))?;
+        if let Some(r) = &webhook {
+            let new = reseal(crate::WEBHOOK_SEAL.source, crate::WEBHOOK_SEAL.field, &sealed(r, 0)?)?;
+            sqlx::query("UPDATE webhook SET key_id = ?, nonce = ?, ciphertext = ? WHERE id = 1")
+                .bind(&new.key_id)
+                .bind(&new.nonce)
+                .bind(&new.ciphertext)
+                .execute(&mut *tx)
+                .await
+                .map_err(be("reseal the webhook secret"))?;
+        }
         let check = sqlx::query("SELECT key_id, nonce, ciphertext FROM store_meta WHERE name = 'check'")
             .fetch_one(&mut *tx)
             .await
@@ -1088,4 +1102,5 @@ fn change(r: &SqliteRow) -> Result<CatalogChange> {
     })
 }
 
+mod alerts;
 mod schedule;

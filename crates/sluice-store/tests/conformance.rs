@@ -10,8 +10,8 @@ use sluice_core::{
     HostKeyCheck, KeySource, Network, Secret, SecretField, SourceId, SourceSecrets, SourceSpec, SshSpec,
 };
 use sluice_store::{
-    AuditFilter, KeyConfig, MasterKey, NewApiToken, NewAuditEntry, NextDue, QueryCompletion, QueryOutcome, Role,
-    RunOutcome, RunReason, RunResult, RunState, Store, StoreError, TokenRole,
+    AlertKind, AuditFilter, KeyConfig, MasterKey, NewApiToken, NewAuditEntry, NextDue, QueryCompletion, QueryOutcome,
+    Role, RunOutcome, RunReason, RunResult, RunState, Store, StoreError, TokenRole,
 };
 
 const PASSWORD: &str = "pw-Zq81-unique-db-password";
@@ -857,6 +857,93 @@ async fn catalog_changes_page_snapshots_answer_by_time_and_retention_keeps_the_l
     assert_eq!(store.snapshot_at(&prod, later).await.expect("at").expect("some").0.id, s3.id);
 }
 
+async fn alerts_stay_open_once_clear_once_and_queue_one_notification_each(f: &Fixture) {
+    let store = f.open().await;
+    let prod = sources(&store, 1).await.remove(0);
+    let details = serde_json::json!({ "schema": "public", "name": "orders", "grant": "GRANT SELECT ON TABLE public.orders TO ro;" });
+    // No webhook yet: the alert is recorded and audited, nothing is queued.
+    let quiet = store
+        .raise_alert(&prod, AlertKind::LostUsage, "sales", &serde_json::json!({}))
+        .await
+        .expect("raise")
+        .expect("new");
+    assert!(store.webhook().await.expect("webhook").is_none());
+
+    let secret = Secret::new("whsec-Tq71-unique");
+    let info = store.set_webhook("https://hooks.example.com/sluice", &secret).await.expect("set");
+    assert_eq!((info.url.as_str(), info.pending), ("https://hooks.example.com/sluice", 0));
+    let (url, back) = store.webhook_target().await.expect("target").expect("some");
+    assert_eq!((url.as_str(), back.expose()), ("https://hooks.example.com/sluice", "whsec-Tq71-unique"));
+
+    let raised = store.raise_alert(&prod, AlertKind::LostAccess, "public.orders", &details).await.expect("raise");
+    let raised = raised.expect("a new alert");
+    assert_eq!(
+        (raised.kind, raised.subject.as_str(), raised.cleared_at),
+        (AlertKind::LostAccess, "public.orders", None)
+    );
+    assert_eq!(raised.details, details);
+    // Raising it again while it is open changes nothing.
+    assert!(store.raise_alert(&prod, AlertKind::LostAccess, "public.orders", &details).await.expect("again").is_none());
+    let e =
+        store.raise_alert(&prod, AlertKind::LostAccess, "x", &serde_json::json!([1])).await.expect_err("not an object");
+    assert!(matches!(e, StoreError::Invalid { field: "details", .. }), "{e:?}");
+    let open = store.open_alerts(Some(&prod)).await.expect("open");
+    assert_eq!(open.iter().map(|a| a.id).collect::<Vec<_>>(), [quiet.id, raised.id]);
+    assert_eq!(store.open_alerts(None).await.expect("all").len(), 2);
+
+    // One notification, leased to one instance at a time.
+    let a = store.claim_webhook_deliveries("a", Duration::from_secs(60), 10).await.expect("claim");
+    assert_eq!(a.len(), 1, "{a:?}");
+    assert_eq!(a[0].event_id, format!("alert-{}-raised", raised.id));
+    let body: serde_json::Value = serde_json::from_str(&a[0].body).expect("json body");
+    assert_eq!(body["type"], "alert.raised");
+    assert_eq!(body["id"], a[0].event_id.as_str());
+    assert_eq!(body["alert"]["subject"], "public.orders");
+    assert_eq!(body["source"], prod.as_str());
+    assert!(store.claim_webhook_deliveries("b", Duration::from_secs(60), 10).await.expect("claim").is_empty());
+    // A failure makes it due again after the delay; a zero delay makes it due now.
+    assert!(store
+        .finish_webhook_delivery(&a[0], "a", Some("503 from the receiver"), Duration::ZERO)
+        .await
+        .expect("fail"));
+    assert!(!store.finish_webhook_delivery(&a[0], "b", None, Duration::ZERO).await.expect("not b's"));
+    let info = store.webhook().await.expect("webhook").expect("some");
+    assert_eq!((info.pending, info.last_error.as_deref()), (1, Some("503 from the receiver")));
+    let again = store.claim_webhook_deliveries("b", Duration::from_secs(60), 10).await.expect("claim");
+    assert_eq!((again.len(), again[0].attempts), (1, 1));
+    assert!(store.finish_webhook_delivery(&again[0], "b", None, Duration::ZERO).await.expect("delivered"));
+    assert!(!store.finish_webhook_delivery(&again[0], "b", None, Duration::ZERO).await.expect("once"));
+    assert!(store.claim_webhook_deliveries("a", Duration::from_secs(60), 10).await.expect("claim").is_empty());
+    assert_eq!(store.webhook().await.expect("webhook").expect("some").pending, 0);
+
+    // Clearing: once; the cleared alert stays in the history, and a new one may be raised.
+    let cleared = store.clear_alert(&prod, raised.id).await.expect("clear").expect("was open");
+    assert!(cleared.cleared_at.is_some());
+    assert!(store.clear_alert(&prod, raised.id).await.expect("clear").is_none());
+    let cleared_event = store.claim_webhook_deliveries("a", Duration::from_secs(60), 10).await.expect("claim");
+    assert_eq!(cleared_event.len(), 1);
+    assert_eq!(cleared_event[0].event_id, format!("alert-{}-cleared", raised.id));
+    assert_eq!(store.open_alerts(Some(&prod)).await.expect("open").len(), 1);
+    let again = store.raise_alert(&prod, AlertKind::LostAccess, "public.orders", &details).await.expect("raise");
+    assert!(again.is_some());
+    let history = store.alert_history(&prod, 10).await.expect("history");
+    assert_eq!(history.len(), 3);
+    assert!(history.iter().any(|a| a.id == raised.id && a.cleared_at.is_some()));
+
+    let audit = store.audit(&AuditFilter { source: Some(prod.clone()), ..Default::default() }).await.expect("audit");
+    let kinds: Vec<&str> = audit.entries.iter().map(|e| e.kind.as_str()).filter(|k| k.starts_with("alert.")).collect();
+    assert_eq!(kinds, ["alert.raised", "alert.cleared", "alert.raised", "alert.raised"]);
+
+    // The secret survives a key rotation; removing the webhook drops what was pending.
+    let new_key = MasterKey::generate().expect("key");
+    store.rotate_master_key(&f.key, new_key).await.expect("rotate");
+    assert_eq!(store.webhook_target().await.expect("target").expect("some").1.expose(), "whsec-Tq71-unique");
+    assert!(store.delete_webhook().await.expect("delete"));
+    assert!(!store.delete_webhook().await.expect("delete"));
+    assert!(store.webhook().await.expect("webhook").is_none());
+    assert!(store.claim_webhook_deliveries("a", Duration::from_secs(60), 10).await.expect("claim").is_empty());
+}
+
 /// Each case as a test on each backend.
 macro_rules! on_both_backends {
     ($($case:ident),+ $(,)?) => {
@@ -903,4 +990,5 @@ on_both_backends!(
     an_expired_lease_is_reclaimed_and_its_run_recorded_as_failed,
     a_requested_run_is_queued_once_then_claimed,
     catalog_changes_page_snapshots_answer_by_time_and_retention_keeps_the_latest,
+    alerts_stay_open_once_clear_once_and_queue_one_notification_each,
 );
