@@ -11,7 +11,7 @@ use std::time::Duration;
 use sluice_connect::policy::IpRange;
 use sluice_connect::NetworkPolicy;
 use sluice_server::{AppState, Config, StoreDenial};
-use sluice_store::{KeyConfig, Store};
+use sluice_store::{KeyConfig, Store, StoreError};
 
 use crate::exit::{self, Usage};
 
@@ -64,14 +64,53 @@ fn cidr(text: &str) -> Result<IpRange, String> {
     text.parse::<IpRange>().map_err(|e| format!("{e} (give a range such as 10.0.0.0/8 or fd00::/8, or one address)"))
 }
 
-/// The store a command names: `--store URL`, else the data directory.
+/// The store a short command names (`--store URL`, else the data directory), opened beside a
+/// service that may be running on it ([`Store::open_beside_service`]).
 pub async fn open_store(data_dir: &std::path::Path, store: Option<&str>) -> anyhow::Result<Store> {
-    let target = match store {
+    let target = store_target(data_dir, store);
+    let key = KeyConfig::from_env().map_err(|e| exit::usage_from(&e))?;
+    let store = Store::open_beside_service(&target, key).await.map_err(|e| exit::usage_from(&e))?;
+    if let Some(notice) = store.notice() {
+        eprintln!("note: {notice}");
+    }
+    Ok(store)
+}
+
+fn store_target(data_dir: &std::path::Path, store: Option<&str>) -> String {
+    match store {
         Some(url) => url.to_string(),
         None => data_dir.display().to_string(),
-    };
+    }
+}
+
+/// The store `serve` owns: a SQLite data directory is locked for the process's life, so a
+/// second instance on it is refused, pointing at the shared PostgreSQL store.
+async fn open_owned_store(data_dir: &std::path::Path, store: Option<&str>) -> anyhow::Result<Store> {
+    let target = store_target(data_dir, store);
     let key = KeyConfig::from_env().map_err(|e| exit::usage_from(&e))?;
-    let store = Store::open(&target, key).await.map_err(|e| exit::usage_from(&e))?;
+    let store = match Store::open(&target, key).await {
+        Ok(store) => store,
+        Err(StoreError::Locked { path }) => {
+            let dir = match path.parent() {
+                Some(p) if !p.as_os_str().is_empty() => p.display().to_string(),
+                _ => ".".into(),
+            };
+            return Err(Usage::new(
+                format!(
+                    "the data directory {dir} is in use by another sluice serve (it holds the lock on {}.lock); \
+                     one data directory serves one instance",
+                    path.display()
+                ),
+                Some(
+                    "stop the other instance first; to run several instances, give each the same shared store: \
+                     --store postgres://USER@HOST/DATABASE with the same SLUICE_MASTER_KEY"
+                        .into(),
+                ),
+            )
+            .into());
+        }
+        Err(e) => return Err(exit::usage_from(&e).into()),
+    };
     if let Some(notice) = store.notice() {
         eprintln!("note: {notice}");
     }
@@ -119,7 +158,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             return Err(Usage::new(format!("--public-url {url} is not an http(s) URL"), None).into());
         }
     }
-    let store = Arc::new(open_store(&args.data_dir, args.store.as_deref()).await?);
+    let store = Arc::new(open_owned_store(&args.data_dir, args.store.as_deref()).await?);
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .map_err(|e| Usage::new(format!("cannot listen on {}: {e}", args.listen), None))?;

@@ -1,5 +1,6 @@
 //! `sluice serve` and `sluice token create` as processes: the setup link on an empty store, the
-//! loopback rule, a token made offline, HTTPS with its flags, and a clean stop on SIGTERM.
+//! loopback rule, a token made offline, one instance per data directory (with offline commands
+//! beside it), HTTPS with its flags, and a clean stop on SIGTERM.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -54,6 +55,99 @@ fn token_create_works_offline_and_prints_the_token_last() {
         assert_eq!(found.role, sluice_store::TokenRole::Analyst);
         store.close().await;
     });
+}
+
+/// One HTTP/1.1 GET with a bearer token; returns the status line and the body.
+fn get(addr: &str, path: &str, token: &str) -> (String, String) {
+    let mut stream = TcpStream::connect(addr).expect("connect");
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n")
+        .expect("write");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).expect("read");
+    let status = response.lines().next().unwrap_or_default().to_string();
+    let body = response.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+    (status, body)
+}
+
+/// `sluice serve` on `data`, up to its "listening on" line: the child, its address, and the
+/// rest of its stderr (drained on a thread so the child never blocks on a full pipe).
+fn serve_on(data: &std::path::Path) -> (std::process::Child, String, std::thread::JoinHandle<Vec<String>>) {
+    let mut child = sluice()
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(data)
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let mut lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
+    let mut before = Vec::new();
+    let mut addr = None;
+    for line in lines.by_ref() {
+        let line = line.expect("line");
+        if let Some(rest) = line.split("listening on http://").nth(1) {
+            addr = rest.split_whitespace().next().map(str::to_string);
+        }
+        before.push(line);
+        if addr.is_some() {
+            break;
+        }
+    }
+    let addr = addr.unwrap_or_else(|| panic!("the address: {before:?}"));
+    let rest = std::thread::spawn(move || lines.map_while(Result::ok).collect());
+    (child, addr, rest)
+}
+
+#[test]
+fn one_serve_owns_a_data_directory_and_offline_commands_work_beside_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let (mut first, addr, first_log) = serve_on(&data);
+
+    // A second instance on the same directory is refused, naming it and the shared store.
+    let out = sluice().args(["serve", "--listen", "127.0.0.1:0", "--data-dir"]).arg(&data).output().expect("run");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains(&format!("the data directory {} is in use by another sluice serve", data.display())), "{err}");
+    assert!(err.contains("--store postgres://"), "{err}");
+    assert!(err.contains("sluice.db.lock"), "{err}");
+    // The same file named as sqlite:// is the same store.
+    let url = format!("sqlite://{}", data.join("sluice.db").display());
+    let out = sluice().args(["serve", "--listen", "127.0.0.1:0", "--store", &url]).output().expect("run");
+    assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
+
+    // Offline commands do not need the service's lock: a token made now works on the service.
+    let out = sluice()
+        .args(["token", "create", "--name", "ops", "--role", "admin", "--data-dir"])
+        .arg(&data)
+        .output()
+        .expect("run");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let token = String::from_utf8(out.stdout).expect("utf-8").lines().last().expect("a line").to_string();
+    let (status, body) = get(&addr, "/api/v1/me", &token);
+    assert!(status.contains(" 200 "), "{status} {body}");
+    let (status, _) = get(&addr, "/api/v1/me", "sluice_not-a-token");
+    assert!(status.contains(" 401 "), "{status}");
+    let out = sluice().args(["user", "list", "--data-dir"]).arg(&data).output().expect("run");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+
+    // A key rotation re-seals the store under the service's feet: refused while it runs.
+    let out = sluice().args(["rotate-master-key", "--data-dir"]).arg(&data).output().expect("run");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("in use by another Sluice process"), "{err}");
+
+    let killed = Command::new("kill").args(["-TERM", &first.id().to_string()]).status().expect("kill");
+    assert!(killed.success());
+    assert!(first.wait().expect("wait").success());
+    let log = first_log.join().expect("log");
+    assert!(log.iter().any(|l| l.contains("stopped")), "{log:?}");
+
+    // Once it stopped, the directory serves again, and the offline token still works there.
+    let (mut second, addr, _log) = serve_on(&data);
+    let (status, body) = get(&addr, "/api/v1/me", &token);
+    assert!(status.contains(" 200 "), "{status} {body}");
+    second.kill().expect("kill");
+    second.wait().expect("wait");
 }
 
 /// One HTTP/1.1 request; returns the status line and the body.

@@ -116,6 +116,14 @@ macro_rules! on_backend {
     };
 }
 
+/// How a SQLite store is opened: by its owner (the service, a key rotation), which holds the
+/// data directory's lock file for its life, or by a short command beside it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Access {
+    Owner,
+    BesideService,
+}
+
 /// The store. Cheap to share behind an `Arc`; every method takes `&self`.
 pub struct Store {
     backend: Backend,
@@ -140,13 +148,39 @@ impl Store {
     /// or `postgres://…`. Refuses a SQLite store another process holds, a PostgreSQL server
     /// older than 12, a missing or malformed key, and a key that is not the store's.
     pub async fn open(target: &str, key: KeyConfig) -> Result<Store> {
+        Store::open_as(target, key, Access::Owner).await
+    }
+
+    /// Opens the store for a short command that may run beside the service owning it (making a
+    /// token, listing or resetting users): an existing SQLite store is opened without its lock
+    /// file, which the running service holds (SQLite's own locking orders the writes). Creating
+    /// the store, or settling an interrupted key rotation, still takes the lock for the
+    /// command's life, and so is refused while a service runs. A PostgreSQL store opens as with
+    /// [`Store::open`]. Commands that re-seal the store (a key rotation) must use
+    /// [`Store::open`].
+    pub async fn open_beside_service(target: &str, key: KeyConfig) -> Result<Store> {
+        Store::open_as(target, key, Access::BesideService).await
+    }
+
+    async fn open_as(target: &str, key: KeyConfig, access: Access) -> Result<Store> {
         let location: StoreLocation = target.parse()?;
         let mut key_file = None;
         let (backend, key, lock) = match &location {
             StoreLocation::Sqlite { file, dir } => {
                 std::fs::create_dir_all(dir)
                     .map_err(|e| StoreError::backend(&format!("create the data directory {}", dir.display()), e))?;
-                let lock = location::DirLock::acquire(file)?;
+                let settled = || {
+                    let key_path = match &key {
+                        KeyConfig::Key(_) => None,
+                        KeyConfig::File(path) => Some(path.clone()),
+                        KeyConfig::DataDir => Some(dir.join(KEY_FILE_NAME)),
+                    };
+                    file.exists() && !key_path.is_some_and(|p| seal::pending_key_path(&p).exists())
+                };
+                let lock = match access {
+                    Access::BesideService if settled() => None,
+                    _ => Some(location::DirLock::acquire(file)?),
+                };
                 let fresh = !file.exists();
                 let key = match key {
                     KeyConfig::Key(k) => k,
@@ -174,7 +208,7 @@ impl Store {
                         }
                     }
                 };
-                (Backend::Sqlite(sqlite::SqliteBackend::open(file).await?), key, Some(lock))
+                (Backend::Sqlite(sqlite::SqliteBackend::open(file).await?), key, lock)
             }
             StoreLocation::Postgres(pg) => {
                 let key = match key {
@@ -204,8 +238,20 @@ impl Store {
             _lock: lock,
         };
         let checked = store.check_key().await;
+        // Only an owner of the store may settle a rotation: a command opened beside a service
+        // without the lock could otherwise settle one that is still running.
+        let may_settle =
+            access == Access::Owner || store._lock.is_some() || matches!(store.location, StoreLocation::Postgres(_));
         match store.key_file.clone() {
-            Some(path) if seal::pending_key_path(&path).exists() => store.settle_rotation(&path, checked).await?,
+            Some(path) if seal::pending_key_path(&path).exists() => {
+                if !may_settle {
+                    return Err(StoreError::key(
+                        format!("a master key rotation of the store {} is under way", store.location),
+                        "run the command again once `sluice rotate-master-key` has finished",
+                    ));
+                }
+                store.settle_rotation(&path, checked).await?
+            }
             _ => checked?,
         }
         Ok(store)

@@ -100,6 +100,34 @@ async fn a_second_opener_is_refused_until_the_first_closes() {
 }
 
 #[tokio::test]
+async fn a_command_opens_an_existing_store_beside_its_owner_but_creates_one_under_the_lock() {
+    let dir = tempfile::tempdir().expect("dir");
+    let target = dir.path().to_string_lossy().into_owned();
+
+    // Creating the store takes the lock, so no owner can start meanwhile.
+    let creating = Store::open_beside_service(&target, KeyConfig::DataDir).await.expect("create");
+    let e = Store::open(&target, KeyConfig::DataDir).await.expect_err("locked while creating");
+    assert!(matches!(e, StoreError::Locked { .. }), "{e:?}");
+    creating.close().await;
+
+    // Beside a running owner, a command opens the existing store and writes to it.
+    let owner = Store::open(&target, KeyConfig::DataDir).await.expect("owner");
+    let beside = Store::open_beside_service(&target, KeyConfig::DataDir).await.expect("beside the owner");
+    let (settings, secrets) = SourceSpec::new("h", "d", "u").split();
+    beside.put_source(&prod(), "P", &settings, &secrets).await.expect("a write beside the owner");
+    assert_eq!(owner.source(&prod()).await.expect("the owner sees it").name, "P");
+    beside.close().await;
+
+    // A rotation's pending key needs the lock to be settled: refused while the owner runs.
+    let pending = sluice_store::seal::pending_key_path(&dir.path().join(sluice_store::KEY_FILE_NAME));
+    std::fs::write(&pending, "not yet\n").expect("pending");
+    let e = Store::open_beside_service(&target, KeyConfig::DataDir).await.expect_err("a rotation under way");
+    assert!(matches!(e, StoreError::Locked { .. }), "{e:?}");
+    assert!(pending.exists(), "the pending key was left alone");
+    owner.close().await;
+}
+
+#[tokio::test]
 async fn the_data_directory_key_is_made_once_and_private() {
     use std::os::unix::fs::PermissionsExt;
     let dir = tempfile::tempdir().expect("dir");
