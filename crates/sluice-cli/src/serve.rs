@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use sluice_connect::policy::IpRange;
 use sluice_connect::NetworkPolicy;
-use sluice_server::{AppState, Config, StoreDenial};
+use sluice_server::{AppState, Config, DiscoveryConfig, StoreDenial};
 use sluice_store::{KeyConfig, Store, StoreError};
 
 use crate::exit::{self, Usage};
@@ -58,6 +58,32 @@ pub struct Args {
     #[arg(long, value_name = "DAYS", env = "SLUICE_KEEP_HISTORY_DAYS", default_value_t = 90,
           value_parser = clap::value_parser!(u32).range(1..=36_500))]
     keep_history_days: u32,
+    /// Hidden, for tests and benchmarks: the discovery interval of sources that set none, in
+    /// milliseconds (a source's own interval, set through the API, is 60 s or more).
+    #[arg(long, hide = true, value_name = "MS", value_parser = clap::value_parser!(u64).range(100..))]
+    discovery_interval_ms: Option<u64>,
+    /// Hidden, for tests: how long a claimed source stays leased without renewal, in
+    /// milliseconds (how soon another instance takes over from one that died).
+    #[arg(long, hide = true, value_name = "MS", value_parser = clap::value_parser!(u64).range(100..))]
+    discovery_lease_ms: Option<u64>,
+    /// Hidden, for tests: how often the store is asked for due sources, in milliseconds.
+    #[arg(long, hide = true, value_name = "MS", value_parser = clap::value_parser!(u64).range(10..))]
+    discovery_poll_ms: Option<u64>,
+}
+
+/// The discovery scheduler's settings: the defaults, but for the hidden test flags.
+fn discovery_config(args: &Args) -> DiscoveryConfig {
+    let mut config = DiscoveryConfig::default();
+    if let Some(ms) = args.discovery_interval_ms {
+        config.default_interval = Duration::from_millis(ms);
+    }
+    if let Some(ms) = args.discovery_lease_ms {
+        config.lease = Duration::from_millis(ms);
+    }
+    if let Some(ms) = args.discovery_poll_ms {
+        config.poll = Duration::from_millis(ms);
+    }
+    config
 }
 
 fn cidr(text: &str) -> Result<IpRange, String> {
@@ -174,6 +200,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             token.expose()
         );
     }
+    let discovery = discovery_config(&args);
     let mut network = NetworkPolicy::default();
     network.deny.extend(args.deny_cidr);
     network.allow = args.allow_cidr;
@@ -181,6 +208,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         secure_cookies: base.starts_with("https://"),
         network,
         history_keep: Duration::from_secs(u64::from(args.keep_history_days) * 86_400),
+        discovery,
         ..Config::default()
     };
     match config.deny_store(store.location()).await {
