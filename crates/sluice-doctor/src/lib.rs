@@ -7,12 +7,14 @@
 //! the user cannot change anything and finds what it cannot read, each finding with the exact SQL
 //! that fixes it. The report is plain data ([`Report`]); the CLI and the server render it, and
 //! [`Report::fix_sql`] joins its fixes into one script. [`setup_sql`] writes the DBA's script
-//! that creates a correct read-only role in the first place; [`quote`] spells every identifier.
+//! that creates a correct read-only role in the first place; [`grants`] spells the GRANTs that
+//! restore read access; [`quote`] spells every identifier.
 //!
 //! Must not do: print, exit, or read the environment — inputs arrive as a `SourceSpec` (or the
 //! reason there is none); output leaves as a `Report`.
 
 mod fix_sql;
+pub mod grants;
 mod privileges;
 pub mod quote;
 mod report;

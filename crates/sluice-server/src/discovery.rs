@@ -60,12 +60,18 @@ impl Found {
     }
 }
 
-/// Discovers the source and stores the snapshot unless unchanged; a failure names its stage
+/// Discovers the source, stores the snapshot unless unchanged, and updates the source's alerts
+/// ([`crate::alerts`]); a failure names its stage
 /// (`config`, the connection's stage as the doctor names it, `discover`, or `store`).
 pub(crate) async fn discover_and_store(state: &AppState, id: &SourceId) -> Result<Found, (&'static str, ApiError)> {
     let (catalog, json, relations) = discover(state, id).await?;
     let (snapshot, change) =
-        store_snapshot(state, id, catalog, &json).await.map_err(|e| ("store", ApiError::from(e)))?;
+        store_snapshot(state, id, &catalog, &json).await.map_err(|e| ("store", ApiError::from(e)))?;
+    drop(json);
+    // An alert not recorded now is by the next run, which raises from the same stored change.
+    if let Err(e) = crate::alerts::after_success(state, id, &catalog).await {
+        tracing::warn!(source = %id, error = %e, "failed to update the source's alerts");
+    }
     Ok(Found { snapshot, change, relations })
 }
 
@@ -83,7 +89,7 @@ type Stored = (Option<SnapshotMeta>, Option<(CatalogChange, CatalogDiff)>);
 
 /// Stores the snapshot when it is new and, when a snapshot came before it, the diff from that
 /// one to this in the change history. An unchanged catalog is dropped at once.
-async fn store_snapshot(state: &AppState, id: &SourceId, catalog: Catalog, json: &[u8]) -> Result<Stored, StoreError> {
+async fn store_snapshot(state: &AppState, id: &SourceId, catalog: &Catalog, json: &[u8]) -> Result<Stored, StoreError> {
     let Some(new) = state.store().put_snapshot(id, json).await? else { return Ok((None, None)) };
     let Some((previous, old_json)) = state.store().previous_snapshot(id, new.id).await? else {
         return Ok((Some(new), None));
@@ -92,7 +98,7 @@ async fn store_snapshot(state: &AppState, id: &SourceId, catalog: Catalog, json:
         message: format!("read the previous snapshot: {}", sluice_core::UserFacing::message(&e)),
     })?;
     drop(old_json);
-    let diff = sluice_catalog::diff(&old, &catalog);
+    let diff = sluice_catalog::diff(&old, catalog);
     let (diff_json, counts) = diff_json(&diff)?;
     let change = state.store().add_catalog_change(id, previous.id, new.id, &diff_json, &counts).await?;
     Ok((Some(new), Some((change, diff))))

@@ -340,6 +340,10 @@ pub struct SourceView {
     /// The discovery schedule: interval, next due time, the last run's time, outcome and
     /// relation count.
     pub discovery: Option<crate::routes::discoveries::DiscoveryView>,
+    /// The source's open alerts, oldest first: access or schema usage lost (with the GRANT that
+    /// restores it), or discovery failing run after run. Cleared ones are in
+    /// `GET /sources/{id}/alerts`.
+    pub alerts: Vec<crate::alerts::AlertView>,
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -444,7 +448,14 @@ impl SourceView {
             created_at: r.created_at,
             updated_at: r.updated_at,
             discovery: None,
+            alerts: Vec::new(),
         }
+    }
+
+    /// The view with the source's open alerts.
+    pub fn with_alerts(mut self, alerts: Vec<crate::alerts::AlertView>) -> SourceView {
+        self.alerts = alerts;
+        self
     }
 
     /// The view with its place in the discovery schedule.

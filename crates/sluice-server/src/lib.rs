@@ -12,6 +12,7 @@
 //! Must not do: decide what SQL may run, speak the PostgreSQL protocol, or keep state of its own
 //! outside the store (sign-in throttling and pools are per instance, by design).
 
+pub mod alerts;
 pub mod auth;
 mod discovery;
 mod error;

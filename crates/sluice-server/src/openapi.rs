@@ -385,6 +385,14 @@ pub(crate) struct SourceListDoc {
     sources: Vec<crate::form::SourceView>,
 }
 
+/// A source's alerts, newest first.
+#[derive(ToSchema)]
+#[schema(as = AlertList)]
+#[allow(dead_code)]
+pub(crate) struct AlertListDoc {
+    alerts: Vec<crate::alerts::AlertView>,
+}
+
 /// A generated SSH key pair's public half.
 #[derive(ToSchema)]
 #[schema(as = NewSshKeyPair)]

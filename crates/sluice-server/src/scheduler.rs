@@ -11,7 +11,9 @@
 //! run lasts its lease is renewed every third of [`DiscoveryConfig::lease`]; an instance that
 //! dies stops renewing, and once the lease expires another instance claims the source (recording
 //! the dead run as failed at the `scheduler` stage). A failing source is retried after a backoff
-//! that doubles from [`DiscoveryConfig::first_backoff`] up to its interval.
+//! that doubles from [`DiscoveryConfig::first_backoff`] up to its interval, and from its
+//! [`crate::alerts::FAILING_AFTER`]th failure in a row the source shows a `discovery_failing`
+//! alert until a run succeeds.
 //!
 //! Must not: run discovery outside a lease it holds, keep schedule state of its own (the store
 //! is the schedule; a restart loses nothing), or wait on one source before claiming another.
@@ -188,6 +190,12 @@ async fn run_one(state: AppState, claimed: ClaimedDiscovery, mut stopped: watch:
         RunOutcome::Failed => NextDue::After { delay_ms: backoff(config.first_backoff, claimed.failures, interval_ms) },
     };
     state.metrics().discovery(result.outcome);
+    if let (RunOutcome::Failed, Some(stage), Some(message)) = (result.outcome, &result.stage, &result.message) {
+        let failures = claimed.failures.saturating_add(1);
+        if let Err(e) = crate::alerts::after_failure(&state, &claimed.source, failures, stage, message).await {
+            tracing::warn!(source = %claimed.source, error = %e, "failed to raise a discovery alert");
+        }
+    }
     match state.store().complete_discovery(&claimed, &config.instance, &result, next).await {
         Ok(true) => {}
         Ok(false) => tracing::warn!(source = %claimed.source, run = %claimed.run, "a discovery ended after its lease"),

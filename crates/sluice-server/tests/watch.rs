@@ -319,3 +319,171 @@ async fn a_refresh_token_may_only_queue_its_own_sources_discovery() {
     let r = api.call(Method::POST, "/api/v1/sources/shop/refresh", &hook, None).await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{}", String::from_utf8_lossy(&r.body));
 }
+
+impl Api {
+    async fn source(&self, token: &str, id: &str) -> Value {
+        self.call(Method::GET, &format!("/api/v1/sources/{id}"), token, None).await.ok(StatusCode::OK)
+    }
+
+    /// Polls the source's view until `done` holds for it (bounded); returns that view.
+    async fn wait_for_source(&self, token: &str, id: &str, what: &str, done: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let v = self.source(token, id).await;
+            if done(&v) {
+                return v;
+            }
+            assert!(Instant::now() < deadline, "{what} did not happen: {v}");
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+
+    async fn audit_kinds(&self, token: &str, kind: &str) -> Vec<Value> {
+        let v = self.call(Method::GET, &format!("/api/v1/audit?kind={kind}"), token, None).await.ok(StatusCode::OK);
+        v["entries"].as_array().expect("entries").clone()
+    }
+}
+
+/// The scheduler on a short interval, as a test may set it (the API's floor is a minute).
+fn quick_schedule() -> Config {
+    let mut config = Config::default();
+    config.discovery.default_interval = Duration::from_secs(1);
+    config.discovery.poll = Duration::from_millis(50);
+    config
+}
+
+/// The ELT trap: `elt`'s default privileges stop granting SELECT and it recreates a table;
+/// the scheduled run raises `lost_access` naming it with the GRANT that fixes it, runs that
+/// change nothing keep it open, and the run after the GRANT clears it (kept in the history).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recreated_table_raises_lost_access_with_its_grant_until_the_grant_runs() {
+    let (cluster, password) = target();
+    cluster
+        .psql(DB, "ALTER DEFAULT PRIVILEGES FOR ROLE elt IN SCHEMA analytics GRANT SELECT ON TABLES TO sluice_ro;")
+        .expect("default privileges");
+    let api = Api::start(quick_schedule()).await;
+    let admin = api.admin_token().await;
+    api.add_source(&admin, "shop", &cluster, &password).await;
+    let first = api.wait_for_source(&admin, "shop", "a first run", |v| v["discovery"]["last"]["state"] == "ok").await;
+    assert_eq!(first["alerts"], json!([]), "{first}");
+
+    // With the default privilege in place a recreated table stays readable: no alert.
+    cluster
+        .psql(DB, "SET ROLE elt; DROP TABLE analytics.orders; CREATE TABLE analytics.orders (id int, total int);")
+        .expect("recreate");
+    assert_eq!(api.refresh(&admin, "shop").await["state"], "ok");
+    assert_eq!(api.source(&admin, "shop").await["alerts"], json!([]));
+
+    // The trap: the default privilege goes, and the table is recreated once more.
+    cluster
+        .psql(
+            DB,
+            "ALTER DEFAULT PRIVILEGES FOR ROLE elt IN SCHEMA analytics REVOKE SELECT ON TABLES FROM sluice_ro;
+             SET ROLE elt; DROP TABLE analytics.orders; CREATE TABLE analytics.orders (id int, total int);",
+        )
+        .expect("recreate without the default privilege");
+    let raised = api.wait_for_source(&admin, "shop", "a lost_access alert", |v| v["alerts"] != json!([])).await;
+    let alerts = raised["alerts"].as_array().expect("alerts");
+    assert_eq!(alerts.len(), 1, "{raised}");
+    let alert = &alerts[0];
+    assert_eq!((&alert["kind"], &alert["subject"]), (&json!("lost_access"), &json!("analytics.orders")), "{alert}");
+    let grant = "GRANT SELECT ON TABLE analytics.orders TO sluice_ro;";
+    assert_eq!(alert["details"]["grant"], grant, "{alert}");
+    assert_eq!(
+        alert["details"]["default_privileges"],
+        "ALTER DEFAULT PRIVILEGES FOR ROLE elt IN SCHEMA analytics GRANT SELECT ON TABLES TO sluice_ro;"
+    );
+    assert_eq!((&alert["details"]["owner"], &alert["cleared_at"]), (&json!("elt"), &Value::Null));
+
+    // Runs that find the same catalog keep it open (it is a state, not an event).
+    let unchanged = api.refresh(&admin, "shop").await;
+    assert_eq!((&unchanged["state"], &unchanged["changed"]), (&json!("ok"), &json!(false)), "{unchanged}");
+    assert_eq!(api.source(&admin, "shop").await["alerts"], json!([alert.clone()]));
+    let listed = api.call(Method::GET, "/api/v1/sources", &admin, None).await.ok(StatusCode::OK);
+    assert_eq!(listed["sources"][0]["alerts"], json!([alert.clone()]), "{listed}");
+
+    // The GRANT the alert names restores access; the next run clears it.
+    cluster.psql(DB, grant).expect("the alert's grant");
+    api.refresh(&admin, "shop").await;
+    assert_eq!(api.source(&admin, "shop").await["alerts"], json!([]));
+    let history = api.call(Method::GET, "/api/v1/sources/shop/alerts", &admin, None).await.ok(StatusCode::OK);
+    let history = history["alerts"].as_array().expect("alerts");
+    assert_eq!(history.len(), 1, "{history:?}");
+    assert_eq!(history[0]["id"], alert["id"]);
+    assert!(history[0]["cleared_at"].as_i64().is_some(), "{history:?}");
+    let r = api.call(Method::GET, "/api/v1/sources/shop/alerts?limit=0", &admin, None).await;
+    r.refused(StatusCode::BAD_REQUEST, "limit");
+
+    // Raised and cleared once each, by the system, in the audit log.
+    for kind in ["alert.raised", "alert.cleared"] {
+        let entries = api.audit_kinds(&admin, kind).await;
+        assert_eq!(entries.len(), 1, "{kind}: {entries:?}");
+        assert_eq!((&entries[0]["actor"], &entries[0]["source"]), (&json!("system"), &json!("shop")));
+        assert_eq!(entries[0]["detail"]["subject"], "analytics.orders");
+    }
+
+    // A dropped relation clears its alert too.
+    cluster.psql(DB, "REVOKE SELECT ON analytics.orders FROM sluice_ro;").expect("revoke");
+    api.wait_for_source(&admin, "shop", "a second alert", |v| v["alerts"].as_array().is_some_and(|a| a.len() == 1))
+        .await;
+    cluster.psql(DB, "DROP TABLE analytics.orders;").expect("drop");
+    api.refresh(&admin, "shop").await;
+    assert_eq!(api.source(&admin, "shop").await["alerts"], json!([]));
+}
+
+/// Losing USAGE on a schema is one `lost_usage` alert with `GRANT USAGE`, naming the relations
+/// it hid, not one alert per relation.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_schema_losing_usage_raises_one_alert_with_grant_usage() {
+    let (cluster, password) = target();
+    let api = Api::start(Config::default()).await;
+    let admin = api.admin_token().await;
+    api.add_source(&admin, "shop", &cluster, &password).await;
+    assert_eq!(api.refresh(&admin, "shop").await["state"], "ok");
+    cluster.psql(DB, "REVOKE USAGE ON SCHEMA analytics FROM sluice_ro;").expect("revoke usage");
+    api.refresh(&admin, "shop").await;
+    let alerts = api.source(&admin, "shop").await["alerts"].clone();
+    assert_eq!(alerts.as_array().map(Vec::len), Some(1), "{alerts}");
+    assert_eq!((&alerts[0]["kind"], &alerts[0]["subject"]), (&json!("lost_usage"), &json!("analytics")));
+    assert_eq!(alerts[0]["details"]["grant"], "GRANT USAGE ON SCHEMA analytics TO sluice_ro;");
+    assert_eq!(alerts[0]["details"]["relations"], json!(["orders"]));
+    cluster.psql(DB, "GRANT USAGE ON SCHEMA analytics TO sluice_ro;").expect("grant usage");
+    api.refresh(&admin, "shop").await;
+    assert_eq!(api.source(&admin, "shop").await["alerts"], json!([]));
+}
+
+/// Three failed runs in a row raise `discovery_failing` with the doctor's stage; a success
+/// clears it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn repeated_discovery_failures_raise_an_alert_a_success_clears() {
+    let (cluster, password) = target();
+    let mut config = Config::default();
+    config.discovery.first_backoff = Duration::from_secs(3600);
+    let api = Api::start(config).await;
+    let admin = api.admin_token().await;
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let dead_port = closed.local_addr().expect("addr").port();
+    drop(closed);
+    let form = json!({
+        "id": "shop", "name": "shop", "network": "direct", "host": "127.0.0.1", "port": dead_port,
+        "database": DB, "user": "sluice_ro", "password": password, "sslmode": "disable",
+    });
+    api.call(Method::POST, "/api/v1/sources", &admin, Some(form)).await.ok(StatusCode::CREATED);
+    let failing = |v: &Value| v["discovery"]["failures"].as_u64();
+    api.wait_for_source(&admin, "shop", "the first failure", |v| failing(v) == Some(1)).await;
+    let second = api.refresh(&admin, "shop").await;
+    assert_eq!((&second["state"], &second["stage"]), (&json!("failed"), &json!("tcp")), "{second}");
+    assert_eq!(api.source(&admin, "shop").await["alerts"], json!([]), "two failures are not an alert yet");
+    api.refresh(&admin, "shop").await;
+    let alerts = api.source(&admin, "shop").await["alerts"].clone();
+    assert_eq!(alerts.as_array().map(Vec::len), Some(1), "{alerts}");
+    assert_eq!((&alerts[0]["kind"], &alerts[0]["subject"]), (&json!("discovery_failing"), &json!("discovery")));
+    assert_eq!((&alerts[0]["details"]["stage"], &alerts[0]["details"]["failures"]), (&json!("tcp"), &json!(3)));
+    assert!(alerts[0]["details"]["message"].as_str().is_some_and(|m| !m.is_empty()), "{alerts}");
+
+    let fix = json!({"port": cluster.port()});
+    api.call(Method::PATCH, "/api/v1/sources/shop", &admin, Some(fix)).await.ok(StatusCode::OK);
+    let fixed =
+        api.wait_for_source(&admin, "shop", "a successful run", |v| v["discovery"]["last"]["state"] == "ok").await;
+    assert_eq!(fixed["alerts"], json!([]), "{fixed}");
+}

@@ -57,7 +57,8 @@ pub(super) fn schema_usage(facts: &Facts, scope: &Scope) -> Check {
         let names: Vec<String> = missing.iter().map(|n| ident(n)).collect();
         detail.push(format!("no such schema: {}", names.join(", ")));
     }
-    let fix: Vec<String> = lacking.iter().map(|s| format!("GRANT USAGE ON SCHEMA {s} TO {user};")).collect();
+    let fix: Vec<String> =
+        in_scope.iter().filter(|s| !s.usage).map(|s| crate::grants::grant_usage(&s.name, &facts.me.name)).collect();
     let named = matches!(scope, Scope::Named(_));
     let (status, summary) = if !missing.is_empty() || (named && !lacking.is_empty()) {
         (
@@ -98,13 +99,9 @@ pub(super) fn table_select(facts: &Facts) -> Check {
         ));
     }
     let fix: Vec<String> = if total as usize <= UNREADABLE_LISTED {
-        facts.unreadable.iter().map(|(s, n, _)| format!("GRANT SELECT ON TABLE {} TO {user};", shown(s, n))).collect()
+        facts.unreadable.iter().map(|(s, n, _)| crate::grants::grant_select(s, n, &facts.me.name)).collect()
     } else {
-        facts
-            .unreadable_counts
-            .keys()
-            .map(|s| format!("GRANT SELECT ON ALL TABLES IN SCHEMA {} TO {user};", ident(s)))
-            .collect()
+        facts.unreadable_counts.keys().map(|s| crate::grants::grant_select_all(s, &facts.me.name)).collect()
     };
     Check::new(
         CheckId::TABLE_SELECT,
@@ -163,16 +160,8 @@ pub(super) fn default_privileges(facts: &Facts, scope: &Scope) -> Check {
             )
         })
         .collect();
-    let fix: Vec<String> = missing
-        .iter()
-        .map(|c| {
-            format!(
-                "ALTER DEFAULT PRIVILEGES FOR ROLE {} IN SCHEMA {} GRANT SELECT ON TABLES TO {user};",
-                ident(&c.role),
-                ident(&c.schema)
-            )
-        })
-        .collect();
+    let fix: Vec<String> =
+        missing.iter().map(|c| crate::grants::default_select(&c.role, &c.schema, &facts.me.name)).collect();
     let summary = match sentences.as_slice() {
         [one] => one.clone(),
         _ => {

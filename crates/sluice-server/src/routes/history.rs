@@ -1,5 +1,6 @@
 //! A source's catalog change history: `GET /sources/{id}/catalog/changes`, newest first, paged by
-//! cursor (the snapshot in force at a time is `GET /sources/{id}/catalog?at=TIME`).
+//! cursor (the snapshot in force at a time is `GET /sources/{id}/catalog?at=TIME`); and its alert
+//! history, `GET /sources/{id}/alerts` (open and cleared, newest first).
 
 use axum::extract::{Path, RawQuery, State};
 use axum::response::{IntoResponse, Response};
@@ -9,13 +10,14 @@ use serde::Deserialize;
 use sluice_store::{ChangeId, Millis};
 
 use super::source_id;
+use crate::alerts::AlertView;
 use crate::auth::Authenticated;
 use crate::{ApiError, AppState};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 pub fn routes() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(changes))
+    OpenApiRouter::new().routes(routes!(changes)).routes(routes!(alerts))
 }
 
 #[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
@@ -55,6 +57,49 @@ async fn changes(
     state.store().source(&id).await?;
     let page = state.store().catalog_changes(&id, q.cursor.map(ChangeId), q.limit).await?;
     Ok(Json(page).into_response())
+}
+
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+struct AlertsQuery {
+    /// Alerts listed: 1 to 1000, 100 when left out.
+    #[param(minimum = 1, maximum = 1000)]
+    limit: Option<u32>,
+}
+
+/// `{"alerts": [{id, kind, subject, details, raised_at, cleared_at}]}`: the source's alerts, open
+/// and cleared, newest first (its view shows the open ones).
+#[utoipa::path(
+    get,
+    path = "/sources/{id}/alerts",
+    operation_id = "source_alerts",
+    tag = "sources",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "The source's id."), AlertsQuery),
+    responses(
+        (status = 200, description = "The source's alerts, newest first.", body = crate::openapi::AlertListDoc),
+        (status = 400, description = "`limit` is not valid, or a parameter is unknown; `field` names it.", body = crate::error::ErrorBody),
+        (status = 404, description = "No such source (or not the one a scoped token may use).", body = crate::error::ErrorBody),
+    )
+)]
+async fn alerts(
+    State(state): State<AppState>,
+    Authenticated(who): Authenticated,
+    Path(id): Path<String>,
+    RawQuery(raw): RawQuery,
+) -> Result<Response, ApiError> {
+    let id = source_id(&id)?;
+    who.may_use(&id)?;
+    let q: AlertsQuery = query_params(raw.as_deref(), &["limit"])?;
+    let limit = match q.limit {
+        None => 100,
+        Some(n @ 1..=1000) => n,
+        Some(_) => return Err(ApiError::invalid("limit", "give a limit from 1 to 1000")),
+    };
+    state.store().source(&id).await?;
+    let alerts: Vec<AlertView> = state.store().alert_history(&id, limit).await?.iter().map(AlertView::of).collect();
+    Ok(Json(serde_json::json!({ "alerts": alerts })).into_response())
 }
 
 /// Query parameters through axum's own parser; a failure is a 400 naming the parameter (one of

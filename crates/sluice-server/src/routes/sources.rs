@@ -24,6 +24,7 @@ use utoipa_axum::routes;
 use super::discoveries::DiscoveryView;
 use super::history::{parse_time, query_params};
 use super::{audit, audit_as, source_id};
+use crate::alerts::AlertView;
 use crate::auth::{Authenticated, RequireAdmin, RequireRefresh};
 use crate::form::{now_ms, slug, SourceForm, SourceView};
 use crate::{ApiError, ApiJson, AppState};
@@ -56,13 +57,20 @@ async fn list(State(state): State<AppState>, Authenticated(who): Authenticated) 
         .iter()
         .map(|s| (s.source.clone(), DiscoveryView::of(s, &state)))
         .collect();
+    let mut alerts: std::collections::HashMap<SourceId, Vec<AlertView>> = std::collections::HashMap::new();
+    for a in state.store().open_alerts(None).await? {
+        alerts.entry(a.source.clone()).or_default().push(AlertView::of(&a));
+    }
     let sources: Vec<SourceView> = state
         .store()
         .sources()
         .await?
         .iter()
         .filter(|r| who.may_use(&r.id).is_ok())
-        .map(|r| SourceView::of(r, now).with_discovery(schedules.remove(&r.id)))
+        .map(|r| {
+            let alerts = alerts.remove(&r.id).unwrap_or_default();
+            SourceView::of(r, now).with_discovery(schedules.remove(&r.id)).with_alerts(alerts)
+        })
         .collect();
     Ok(Json(json!({ "sources": sources })).into_response())
 }
@@ -91,10 +99,11 @@ async fn show(
     Ok(Json(view(&state, &record).await?).into_response())
 }
 
-/// A source with its place in the discovery schedule.
+/// A source with its place in the discovery schedule and its open alerts.
 async fn view(state: &AppState, record: &sluice_store::SourceRecord) -> Result<SourceView, ApiError> {
     let schedule = state.store().discovery_schedule(&record.id).await?;
-    Ok(SourceView::of(record, now_ms()).with_discovery(Some(DiscoveryView::of(&schedule, state))))
+    let alerts = state.store().open_alerts(Some(&record.id)).await?.iter().map(AlertView::of).collect();
+    Ok(SourceView::of(record, now_ms()).with_discovery(Some(DiscoveryView::of(&schedule, state))).with_alerts(alerts))
 }
 
 /// The form's `discovery_interval_secs`, checked: at least a minute, at most a week.
