@@ -613,6 +613,56 @@ pub(crate) struct QueryResultDoc {
     truncated: bool,
 }
 
+/// The DBA's script from `POST /setup-sql`.
+#[derive(ToSchema)]
+#[schema(as = SetupSql)]
+#[allow(dead_code)]
+pub(crate) struct SetupSqlDoc {
+    /// The script, for psql, as `sluice setup-sql` writes it; it holds the password's SCRAM
+    /// verifier, never the password.
+    sql: String,
+    /// The password generated when the request gave none: shown only in this response.
+    #[schema(required = true)]
+    generated_password: Option<String>,
+}
+
+/// One page of the caller's own queries, newest first; `next` is the `cursor` of the following
+/// page.
+#[derive(ToSchema)]
+#[schema(as = QueryHistory)]
+#[allow(dead_code)]
+pub(crate) struct QueryHistoryDoc {
+    queries: Vec<QueryHistoryEntryDoc>,
+    #[schema(required = true)]
+    next: Option<i64>,
+}
+
+/// A query the caller ran, from the audit log.
+#[derive(ToSchema)]
+#[schema(as = QueryHistoryEntry)]
+#[allow(dead_code)]
+pub(crate) struct QueryHistoryEntryDoc {
+    /// The audit entry's id.
+    id: i64,
+    /// When it started.
+    at: i64,
+    source: String,
+    sql: String,
+    /// Null while it runs.
+    #[schema(required = true)]
+    finished_at: Option<i64>,
+    #[schema(required = true)]
+    duration_ms: Option<i64>,
+    #[schema(required = true)]
+    rows: Option<i64>,
+    #[schema(required = true)]
+    bytes: Option<i64>,
+    #[schema(required = true)]
+    outcome: Option<QueryOutcomeDoc>,
+    #[schema(required = true)]
+    error: Option<String>,
+}
+
 /// One page of the audit log, newest first; `next` is the `cursor` of the following page.
 #[derive(ToSchema)]
 #[schema(as = AuditPage)]

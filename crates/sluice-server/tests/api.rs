@@ -837,3 +837,149 @@ async fn cookies_are_secure_behind_https_and_a_disabled_user_is_signed_out() {
     let r = api.call(Method::GET, "/api/v1/audit?kind=user.disable", As::Token(&admin), None).await;
     assert_eq!(r.json()["entries"].as_array().map(Vec::len), Some(1), "{}", r.text());
 }
+
+/// The Setup SQL page's script: a generated password answered once (never in the script), a
+/// script that really makes a read-only role on the cluster, and bad input refused by field.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn setup_sql_writes_a_script_that_makes_a_read_only_role() {
+    let t = target();
+    let api = Api::start(Config::default()).await;
+    let admin = api.admin_token().await;
+    let post = |body: Value| api.call(Method::POST, "/api/v1/setup-sql", As::Token(&admin), Some(body));
+
+    let r = post(json!({"user": "web_ro", "database": DB, "schemas": ["public"]})).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    assert_eq!(r.headers[header::CONTENT_TYPE], "application/json");
+    let v = r.json();
+    let password = v["generated_password"].as_str().expect("a generated password").to_string();
+    assert_eq!(password.len(), sluice_doctor::PASSWORD_LEN, "{v}");
+    let sql = v["sql"].as_str().expect("sql");
+    assert!(!sql.contains(&password), "the script holds only the verifier");
+    assert!(sql.contains("GRANT USAGE ON SCHEMA public TO web_ro;"), "{sql}");
+    t.cluster.psql(DB, sql).expect("the script runs");
+    let seen = t
+        .cluster
+        .psql_as("web_ro", &password, DB, "SELECT count(*) FROM customers; SHOW default_transaction_read_only;")
+        .expect("the role logs in with the generated password");
+    assert_eq!(seen.split_whitespace().collect::<Vec<_>>(), ["50", "on"], "{seen}");
+
+    // A given password is used and not answered back; ELT owners and pg_read_all_data.
+    let r = post(json!({
+        "user": "web_ro", "database": DB, "schemas": [], "read_all_data": true, "server_major": 15,
+        "elt_owners": ["etl"], "password": "a password the DBA chose",
+    }))
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    assert!(r.json()["generated_password"].is_null(), "{}", r.text());
+    assert!(r.text().contains("GRANT pg_read_all_data TO web_ro;"), "{}", r.text());
+    assert!(!r.text().contains("a password the DBA chose"), "{}", r.text());
+
+    // Bad input names the field.
+    let base = json!({"user": "web_ro", "database": DB, "schemas": ["public"]});
+    let with = |k: &str, v: Value| {
+        let mut b = base.clone();
+        b[k] = v;
+        b
+    };
+    post(with("user", json!(""))).await.refused(StatusCode::BAD_REQUEST, "user");
+    post(with("user", json!("pg_monitor"))).await.refused(StatusCode::BAD_REQUEST, "user");
+    post(with("database", json!("x".repeat(64)))).await.refused(StatusCode::BAD_REQUEST, "database");
+    post(with("schemas", json!([]))).await.refused(StatusCode::BAD_REQUEST, "schemas");
+    post(with("schemas", json!(["a\u{0}b"]))).await.refused(StatusCode::BAD_REQUEST, "schemas");
+    post(with("elt_owners", json!([""]))).await.refused(StatusCode::BAD_REQUEST, "elt_owners");
+    post(with("password", json!(""))).await.refused(StatusCode::BAD_REQUEST, "password");
+    let v = post(json!({"user": "web_ro", "database": DB, "read_all_data": true, "server_major": 13}))
+        .await
+        .refused(StatusCode::BAD_REQUEST, "read_all_data");
+    assert!(v["error"]["hint"].as_str().is_some_and(|h| h.contains("schemas")), "{v}");
+    post(with("superuser", json!(true))).await.refused(StatusCode::BAD_REQUEST, "superuser");
+
+    // Audited without the password; administrators only.
+    let r = api.call(Method::GET, "/api/v1/audit?kind=setup_sql.generated", As::Token(&admin), None).await;
+    let entries = r.json()["entries"].as_array().cloned().unwrap_or_default();
+    assert_eq!(entries.len(), 2, "{}", r.text());
+    assert_eq!(entries[1]["detail"]["password_generated"], true, "{}", r.text());
+    assert!(!r.text().contains(&password) && !r.text().contains("a password the DBA chose"), "{}", r.text());
+    let r = api
+        .call(Method::POST, "/api/v1/tokens", As::Token(&admin), Some(json!({"name": "ana", "role": "analyst"})))
+        .await;
+    let analyst = r.json()["token"].as_str().expect("token").to_string();
+    let r = api.call(Method::POST, "/api/v1/setup-sql", As::Token(&analyst), Some(base)).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.text());
+}
+
+/// The SQL workspace's history: each caller sees only its own queries, newest first, with how
+/// they ended, paged and filtered by source.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn my_queries_are_the_callers_own_newest_first() {
+    let t = target();
+    let api = Api::start(Config::default()).await;
+    let admin = api.admin_token().await;
+    let r = api.call(Method::POST, "/api/v1/sources", As::Token(&admin), Some(api.source_form(&t, &t.password))).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    let mut other = api.source_form(&t, &t.password);
+    other["id"] = json!("other");
+    other["name"] = json!("Other");
+    let r = api.call(Method::POST, "/api/v1/sources", As::Token(&admin), Some(other)).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    let body = json!({"login": "bob", "password": "another long password", "role": "analyst"});
+    let r = api.call(Method::POST, "/api/v1/users", As::Token(&admin), Some(body)).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    let (bob, csrf) = api.sign_in("bob", "another long password").await;
+
+    async fn run(api: &Api, who: As<'_>, source: &str, sql: &str) -> Reply {
+        let path = format!("/api/v1/sources/{source}/query");
+        api.call(Method::POST, &path, who, Some(json!({"sql": sql}))).await
+    }
+    assert_eq!(run(&api, As::Token(&admin), "shop", "SELECT 'admin'").await.status, StatusCode::OK);
+    let bob_as = As::Cookie(&bob, Some(&csrf));
+    assert_eq!(run(&api, bob_as, "shop", "SELECT id FROM customers ORDER BY id").await.status, StatusCode::OK);
+    let r = run(&api, bob_as, "shop", "SELECT 1 / 0").await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text());
+    assert_eq!(run(&api, bob_as, "other", "SELECT 'elsewhere'").await.status, StatusCode::OK);
+
+    async fn mine(api: &Api, who: As<'_>, query: &str) -> Reply {
+        api.call(Method::GET, &format!("/api/v1/me/queries{query}"), who, None).await
+    }
+    // Completed entries only once every body has ended.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let queries = loop {
+        let r = mine(&api, As::Cookie(&bob, None), "").await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+        let queries = r.json()["queries"].as_array().cloned().unwrap_or_default();
+        if queries.len() == 3 && queries.iter().all(|q| q["finished_at"].is_i64()) {
+            break queries;
+        }
+        assert!(Instant::now() < deadline, "bob's queries were not completed: {}", r.text());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let sqls: Vec<&str> = queries.iter().filter_map(|q| q["sql"].as_str()).collect();
+    assert_eq!(sqls, ["SELECT 'elsewhere'", "SELECT 1 / 0", "SELECT id FROM customers ORDER BY id"]);
+    assert_eq!((queries[2]["outcome"].as_str(), queries[2]["rows"].as_i64()), (Some("ok"), Some(50)), "{queries:?}");
+    assert_eq!(queries[1]["outcome"], "failed", "{queries:?}");
+    assert!(queries[1]["error"].as_str().is_some_and(|e| e.contains("division by zero")), "{queries:?}");
+    assert_eq!(queries[0]["source"], "other");
+
+    // Paged, and filtered by source.
+    let r = mine(&api, As::Cookie(&bob, None), "?limit=2").await;
+    let page = r.json();
+    assert_eq!(page["queries"].as_array().map(Vec::len), Some(2), "{page}");
+    let next = page["next"].as_i64().expect("a next page");
+    let r = mine(&api, As::Cookie(&bob, None), &format!("?limit=2&cursor={next}")).await;
+    assert_eq!(r.json()["queries"][0]["sql"], "SELECT id FROM customers ORDER BY id", "{}", r.text());
+    assert!(r.json()["next"].is_null(), "{}", r.text());
+    let r = mine(&api, As::Cookie(&bob, None), "?source=other").await;
+    assert_eq!(r.json()["queries"].as_array().map(Vec::len), Some(1), "{}", r.text());
+
+    // The administrator's own history holds only its query.
+    let r = mine(&api, As::Token(&admin), "").await;
+    let sqls: Vec<Value> = r.json()["queries"].as_array().expect("queries").iter().map(|q| q["sql"].clone()).collect();
+    assert_eq!(sqls, [json!("SELECT 'admin'")], "{}", r.text());
+
+    // Bad parameters name themselves; no caller, no history.
+    mine(&api, As::Token(&admin), "?limit=0").await.refused(StatusCode::BAD_REQUEST, "limit");
+    mine(&api, As::Token(&admin), "?limit=many").await.refused(StatusCode::BAD_REQUEST, "limit");
+    mine(&api, As::Token(&admin), "?source=Not%20An%20Id").await.refused(StatusCode::BAD_REQUEST, "source");
+    mine(&api, As::Token(&admin), "?user=bob").await.refused(StatusCode::BAD_REQUEST, "user");
+    assert_eq!(mine(&api, As::Nobody, "").await.status, StatusCode::UNAUTHORIZED);
+}

@@ -5,6 +5,7 @@ mod audit;
 pub(crate) mod discoveries;
 mod history;
 mod query;
+mod setup_sql;
 mod sources;
 mod ssh;
 
@@ -26,6 +27,7 @@ pub fn api() -> OpenApiRouter<AppState> {
         .merge(ssh::routes())
         .merge(query::routes())
         .merge(audit::routes())
+        .merge(setup_sql::routes())
         .merge(history::routes())
         .fallback(not_found)
 }
