@@ -1,6 +1,8 @@
 //! The workspace service: Sluice's HTTP API over the store ([`sluice_store`]) and the engine
 //! (doctor, catalog, query), JSON under `/api/v1`.
 //!
+//! Paths outside `/api/` and `/metrics` are the web workspace's pages and assets (`sluice_web`).
+//!
 //! [`serve`] is the one entry point (or [`serve_tls`], HTTPS with [`tls::load`]'s settings): it
 //! takes a bound listener (tests bind port 0) and a shutdown future, and drains open requests
 //! before it returns. [`router`] builds the routes, one module per resource under `routes/`;
@@ -284,18 +286,30 @@ impl AppState {
     }
 }
 
-/// The API's routes with their layers.
+/// The API's routes with their layers, and the web workspace's pages on every other path.
 pub fn router(state: AppState) -> Router {
     let limit = state.config().body_limit;
     let (routes, _) = openapi::routes().split_for_parts();
     Router::new()
         .merge(routes)
-        .fallback(routes::not_found)
+        .fallback(page_or_not_found)
         .layer(DefaultBodyLimit::max(limit))
         // Outermost: every response, errors and rejections included, carries the request id
         // and is counted.
         .layer(axum::middleware::from_fn_with_state(state.clone(), request_id))
         .with_state(state)
+}
+
+/// Any path no route took: under `/api/` (or `/metrics`) a JSON 404, as every API answer is JSON;
+/// anywhere else the web workspace (`sluice_web`), whose pages route on the client.
+async fn page_or_not_found(req: Request) -> Response {
+    let path = req.uri().path();
+    let reserved =
+        |prefix: &str| path.strip_prefix(prefix).is_some_and(|rest| rest.is_empty() || rest.starts_with('/'));
+    if reserved("/api") || reserved("/metrics") {
+        return axum::response::IntoResponse::into_response(routes::not_found().await);
+    }
+    sluice_web::serve(req).await
 }
 
 /// Serves the API on `listener` until `shutdown` completes, then stops accepting and waits for
