@@ -1,1 +1,0 @@
-var e=document.getElementById(`app`);if(e){e.replaceChildren();let t=document.createElement(`main`),n=document.createElement(`h1`);n.textContent=`Sluice`,t.append(n),e.append(t)}

@@ -1,0 +1,134 @@
+import { ApiError, errorOf, get, headers, networkError } from "../api";
+import { h } from "../dom";
+import { sqlEditor } from "../editor";
+import { resultGrid } from "../grid";
+import { offsetOfPosition } from "../lib/position";
+import { Catalog, CatalogSnapshot, SourceView } from "../types";
+import { busy, describe } from "./common";
+
+interface QueryResult {
+  columns: { name: string; type: string }[];
+  rows: unknown[][];
+  truncated: boolean;
+  truncated_columns?: string[] | null;
+  lossy_columns?: string[] | null;
+}
+
+const DRAFT_KEY = (id: string) => `sluice.sql.${id}`;
+
+export async function queryPage(id: string): Promise<HTMLElement> {
+  const source = await get<SourceView>(`/sources/${encodeURIComponent(id)}`);
+  let catalog: Catalog | null = null;
+  try {
+    catalog = (await get<CatalogSnapshot>(`/sources/${encodeURIComponent(id)}/catalog`)).catalog;
+  } catch {
+    // Not discovered yet: the editor works without completion.
+  }
+
+  const editorHost = h("div", { class: "editor" });
+  const runButton = h("button", { type: "button" }, "Run");
+  const cancelButton = h("button", { type: "button", class: "secondary", disabled: true }, "Cancel");
+  const status = h("p", { role: "status", "aria-live": "polite", class: "status-line" });
+  const errorArea = h("div");
+  const results = h("div", { class: "results" });
+  const exportBar = h("div", { class: "export-bar", role: "group", "aria-label": "Export" });
+
+  let controller: AbortController | null = null;
+  let draft = "";
+  try {
+    draft = localStorage.getItem(DRAFT_KEY(id)) ?? "";
+  } catch {
+    // Storage may be off; start empty.
+  }
+
+  const run = async () => {
+    if (controller) return;
+    const text = editor.text();
+    if (!text.trim()) {
+      status.textContent = "Write a statement first.";
+      return;
+    }
+    try {
+      localStorage.setItem(DRAFT_KEY(id), text);
+    } catch {
+      // Not kept; nothing else depends on it.
+    }
+    editor.markError(null);
+    errorArea.replaceChildren();
+    const mine = new AbortController();
+    controller = mine;
+    busy(runButton, true);
+    cancelButton.disabled = false;
+    status.textContent = "Running…";
+    const started = performance.now();
+    try {
+      const response = await fetch(`/api/v1/sources/${encodeURIComponent(id)}/query`, {
+        method: "POST",
+        credentials: "same-origin",
+        headers: headers("POST", { "Content-Type": "application/json" }),
+        body: JSON.stringify({ sql: text, format: "json" }),
+        signal: mine.signal,
+      }).catch((e) => {
+        throw networkError(e);
+      });
+      if (!response.ok) throw await errorOf(response);
+      let result: QueryResult;
+      try {
+        result = (await response.json()) as QueryResult;
+      } catch (e) {
+        if (mine.signal.aborted) throw networkError(e);
+        throw new ApiError(0, { code: "incomplete", message: "The result ended early: the query failed while its rows were being sent.", hint: "Run it again; if it keeps failing, the audit log has the error." });
+      }
+      const ms = Math.round(performance.now() - started);
+      const grid = resultGrid(result.columns, result.rows, "Query results");
+      const notes: HTMLElement[] = [];
+      if (result.truncated)
+        notes.push(h("p", { class: "notice warn" }, `Only the first ${result.rows.length.toLocaleString()} rows are shown. Export the result for all of them.`));
+      if (result.truncated_columns?.length)
+        notes.push(h("p", { class: "notice warn" }, `Long values were cut in: ${result.truncated_columns.join(", ")}.`));
+      if (result.lossy_columns?.length)
+        notes.push(h("p", { class: "notice warn" }, `Some text was not valid UTF-8 in: ${result.lossy_columns.join(", ")}.`));
+      results.replaceChildren(...notes, grid);
+      status.textContent = `${result.rows.length.toLocaleString()} ${result.rows.length === 1 ? "row" : "rows"}${result.truncated ? " (truncated)" : ""} in ${ms.toLocaleString()} ms.`;
+    } catch (e) {
+      const d = describe(e);
+      if (d.code === "aborted") {
+        status.textContent = "Cancelled. The statement was stopped on the server.";
+      } else {
+        status.textContent = "The query failed.";
+        errorArea.replaceChildren(
+          h(
+            "div",
+            { class: "notice fail", role: "alert" },
+            h("p", { class: "msg" }, d.message, d.sqlstate ? h("span", { class: "small muted" }, ` (SQLSTATE ${d.sqlstate})`) : null),
+            d.hint ? h("p", { class: "hint" }, d.hint) : null,
+            d.position ? h("p", { class: "small" }, `At character ${d.position}; marked in the editor.`) : null,
+          ),
+        );
+        if (d.position) editor.markError(offsetOfPosition(text, d.position));
+      }
+    } finally {
+      if (controller === mine) controller = null;
+      busy(runButton, false);
+      cancelButton.disabled = true;
+    }
+  };
+
+  const editor = sqlEditor(editorHost, catalog, () => void run(), draft);
+  runButton.addEventListener("click", () => void run());
+  cancelButton.addEventListener("click", () => {
+    controller?.abort();
+    status.textContent = "Cancelling…";
+  });
+
+  return h(
+    "section",
+    { class: "workspace" },
+    h("div", { class: "page-head" }, h("h1", {}, `Query ${source.name}`), h("span", { class: "muted small" }, `${source.database} on ${source.host}`)),
+    h("div", { class: "editor-wrap" }, h("label", { class: "visually-hidden", id: "sql-label" }, "SQL"), editorHost),
+    h("div", { class: "form-actions" }, runButton, cancelButton, h("span", { class: "muted small keyhint" }, "Ctrl/Cmd+Enter runs"), exportBar),
+    status,
+    errorArea,
+    results,
+  );
+}
