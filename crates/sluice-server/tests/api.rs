@@ -983,3 +983,89 @@ async fn my_queries_are_the_callers_own_newest_first() {
     mine(&api, As::Token(&admin), "?user=bob").await.refused(StatusCode::BAD_REQUEST, "user");
     assert_eq!(mine(&api, As::Nobody, "").await.status, StatusCode::UNAUTHORIZED);
 }
+
+/// A browser's export is a plain form POST (no headers): the session's CSRF token travels in the
+/// form and is checked as the header would be; the answer is an attachment streamed in the
+/// format asked for, the same bytes as the JSON request's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_form_post_streams_a_download_with_the_csrf_token_in_the_form() {
+    let t = target();
+    let api = Api::start(Config { interactive_max_rows: 10, ..Config::default() }).await;
+    let admin = api.admin_token().await;
+    let r = api.call(Method::POST, "/api/v1/sources", As::Token(&admin), Some(api.source_form(&t, &t.password))).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    let (cookie, csrf) = api.sign_in("ada", "correct horse battery").await;
+    let sql = "SELECT id, name, note FROM customers ORDER BY id";
+    let form = |fields: &[(&str, &str)]| {
+        let body: String =
+            fields.iter().map(|(k, v)| format!("{k}={}", percent_encode(v))).collect::<Vec<_>>().join("&");
+        Request::builder()
+            .method(Method::POST)
+            .uri("/api/v1/sources/shop/query")
+            .header(header::COOKIE, format!("sluice_session={cookie}"))
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(Body::from(body))
+            .expect("request")
+    };
+
+    let r = api.send(form(&[("sql", sql), ("format", "csv"), ("csrf_token", &csrf)])).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    assert_eq!(r.headers[header::CONTENT_TYPE], "text/csv; charset=utf-8");
+    assert_eq!(r.headers[header::CONTENT_DISPOSITION], "attachment; filename=\"shop-query.csv\"");
+    let psql = t.cluster.psql_csv(DB, sql, "UTF8").expect("psql --csv");
+    assert_eq!(r.body, psql, "the download is psql --csv's bytes");
+
+    // JSON as a download: an attachment, and not capped at the interactive limit (10 here).
+    let r = api.send(form(&[("sql", sql), ("format", "json"), ("csrf_token", &csrf)])).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    assert_eq!(r.headers[header::CONTENT_DISPOSITION], "attachment; filename=\"shop-query.json\"");
+    assert_eq!(r.json()["rows"].as_array().map(Vec::len), Some(50), "{}", r.text());
+    assert_eq!(r.json()["truncated"], false);
+    let capped = api
+        .call(Method::POST, "/api/v1/sources/shop/query", As::Cookie(&cookie, Some(&csrf)), Some(json!({"sql": sql})))
+        .await;
+    assert_eq!(capped.json()["rows"].as_array().map(Vec::len), Some(10), "{}", capped.text());
+    assert!(capped.headers.get(header::CONTENT_DISPOSITION).is_none());
+
+    // Without the token, with a wrong one, or with the token only in a header: refused.
+    for fields in [
+        vec![("sql", sql), ("format", "csv"), ("csrf_token", "")],
+        vec![("sql", sql), ("format", "csv"), ("csrf_token", "not-the-token")],
+    ] {
+        let r = api.send(form(&fields)).await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.text());
+        assert_eq!(r.json()["error"]["code"], "csrf", "{}", r.text());
+    }
+    let mut with_header = form(&[("sql", sql), ("format", "csv")]);
+    with_header.headers_mut().insert("x-csrf-token", csrf.parse().expect("header"));
+    let r = api.send(with_header).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "a form without csrf_token is incomplete: {}", r.text());
+    let r = api.send(form(&[("sql", sql), ("csrf_token", &csrf), ("password", "x")])).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text());
+    assert!(r.json()["error"]["message"].as_str().is_some_and(|m| m.contains("password")), "{}", r.text());
+    // A refused statement is a JSON error, as for JSON requests.
+    let r = api.send(form(&[("sql", "DELETE FROM customers"), ("format", "csv"), ("csrf_token", &csrf)])).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text());
+    assert_eq!(r.json()["error"]["code"], "refused", "{}", r.text());
+    // No session at all: 401.
+    let anonymous = Request::builder()
+        .method(Method::POST)
+        .uri("/api/v1/sources/shop/query")
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(Body::from(format!("sql=SELECT+1&csrf_token={csrf}")))
+        .expect("request");
+    assert_eq!(api.send(anonymous).await.status, StatusCode::UNAUTHORIZED);
+}
+
+/// `application/x-www-form-urlencoded` encoding of a value.
+fn percent_encode(v: &str) -> String {
+    let mut out = String::new();
+    for b in v.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'*' => out.push(b as char),
+            b' ' => out.push('+'),
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}

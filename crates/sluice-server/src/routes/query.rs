@@ -1,6 +1,9 @@
 //! `POST /sources/{id}/query`: the gate first, then a session from the source's pool (a bounded
 //! wait, then 429), an audit entry before the first row and its completion after the last, and
 //! the rows streamed in the requested format. A client that goes away cancels the statement.
+//! A browser starts a streamed download with a plain form POST (it cannot set headers on one):
+//! such a request sends `application/x-www-form-urlencoded` with the session's CSRF token as the
+//! `csrf_token` field, and its answer is always an attachment.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -10,8 +13,8 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use axum::body::Body;
-use axum::extract::{Path, State};
-use axum::http::{header, HeaderValue};
+use axum::extract::{FromRequest, FromRequestParts, Path, Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use futures_util::Stream;
@@ -24,7 +27,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::source_id;
-use crate::auth::Authenticated;
+use crate::auth::{Authenticated, Principal, CSRF_HEADER};
 use crate::{ApiError, ApiJson, AppState};
 
 pub fn routes() -> OpenApiRouter<AppState> {
@@ -66,6 +69,17 @@ impl FormatName {
         }
     }
 
+    /// A download's file extension, whatever the format.
+    fn download_extension(self) -> &'static str {
+        match self {
+            FormatName::Json => "json",
+            FormatName::Csv => "csv",
+            FormatName::Ndjson => "ndjson",
+            FormatName::Arrow => "arrow",
+            FormatName::Parquet => "parquet",
+        }
+    }
+
     /// Files get `Content-Disposition: attachment`.
     fn extension(self) -> Option<&'static str> {
         match self {
@@ -93,10 +107,70 @@ struct QueryBody {
     timeout_ms: Option<u64>,
 }
 
+/// The same request as a browser's form POST sends it, to start a streamed download: the
+/// session's CSRF token travels as a field, since a form cannot set the `X-CSRF-Token` header.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+struct QueryForm {
+    /// One read statement.
+    sql: String,
+    #[serde(default)]
+    format: FormatName,
+    /// At most this many rows (at least 1); no cap when left out, JSON included.
+    #[schema(minimum = 1)]
+    max_rows: Option<u64>,
+    /// The statement's timeout, in milliseconds (at least 1).
+    #[schema(minimum = 1)]
+    timeout_ms: Option<u64>,
+    /// The session's CSRF token (what `X-CSRF-Token` carries otherwise).
+    csrf_token: String,
+}
+
+fn is_form(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|t| t.trim().eq_ignore_ascii_case("application/x-www-form-urlencoded"))
+}
+
+/// The caller and the request: a JSON body after the usual authentication, or a form whose
+/// `csrf_token` field stands in for the CSRF header (checked by the same extractor); the flag
+/// says the answer is a download.
+async fn caller_and_body(state: &AppState, req: Request) -> Result<(Principal, QueryBody, bool), ApiError> {
+    let (mut parts, body) = req.into_parts();
+    if !is_form(&parts.headers) {
+        let Authenticated(who) = Authenticated::from_request_parts(&mut parts, state).await?;
+        let ApiJson(query) = ApiJson::<QueryBody>::from_request(Request::from_parts(parts, body), state).await?;
+        return Ok((who, query, false));
+    }
+    let bytes = axum::body::to_bytes(body, state.config().body_limit).await.map_err(|_| {
+        ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "too_large", "the request body is larger than the server accepts")
+    })?;
+    let form: QueryForm = serde_urlencoded::from_bytes(&bytes).map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid",
+            format!("the form is not valid: {e} (fields: sql, format, max_rows, timeout_ms, csrf_token)"),
+        )
+    })?;
+    // An empty token is no token: the extractor then refuses the session's request.
+    parts.headers.remove(CSRF_HEADER);
+    if let Ok(token) = HeaderValue::from_str(&form.csrf_token) {
+        parts.headers.insert(CSRF_HEADER, token);
+    }
+    let Authenticated(who) = Authenticated::from_request_parts(&mut parts, state).await?;
+    let query = QueryBody { sql: form.sql, format: form.format, max_rows: form.max_rows, timeout_ms: form.timeout_ms };
+    Ok((who, query, true))
+}
+
 /// Runs one read-only statement and streams its rows in the requested format. Files (CSV,
 /// Arrow, Parquet) come with `Content-Disposition: attachment`. An error after the first byte
 /// ends the body early (a JSON document then lacks its closing, an Arrow stream its end, a
-/// Parquet file its footer): a result is complete only when its body is.
+/// Parquet file its footer): a result is complete only when its body is. A browser's form POST
+/// (`application/x-www-form-urlencoded`, the session's CSRF token in the `csrf_token` field)
+/// starts a streamed download: its answer is an attachment in every format, and JSON is not
+/// capped unless `max_rows` says so.
 #[utoipa::path(
     post,
     path = "/sources/{id}/query",
@@ -104,7 +178,10 @@ struct QueryBody {
     tag = "query",
     security(("bearer" = [])),
     params(("id" = String, Path, description = "The source's id.")),
-    request_body = QueryBody,
+    request_body(content(
+        (QueryBody = "application/json"),
+        (QueryForm = "application/x-www-form-urlencoded"),
+    )),
     responses(
         (status = 200, description = "The rows, in the format the request named (NDJSON: one object per row, keyed by column name).", content(
             (crate::openapi::QueryResultDoc = "application/json"),
@@ -120,12 +197,8 @@ struct QueryBody {
         (status = 502, description = "The source could not be reached; `field` names the stage.", body = crate::error::ErrorBody),
     )
 )]
-async fn query(
-    State(state): State<AppState>,
-    Authenticated(who): Authenticated,
-    Path(id): Path<String>,
-    ApiJson(body): ApiJson<QueryBody>,
-) -> Result<Response, ApiError> {
+async fn query(State(state): State<AppState>, Path(id): Path<String>, req: Request) -> Result<Response, ApiError> {
+    let (who, body, download) = caller_and_body(&state, req).await?;
     let id = source_id(&id)?;
     who.may_use(&id)?;
     // The gate first: a refused statement never waits for a session.
@@ -140,7 +213,7 @@ async fn query(
     // Interactive JSON is capped unless the request says otherwise; exports are not.
     let max_rows = match (body.max_rows, format) {
         (Some(n), _) => Some(n),
-        (None, FormatName::Json) => Some(state.config().interactive_max_rows),
+        (None, FormatName::Json) if !download => Some(state.config().interactive_max_rows),
         (None, _) => None,
     };
     state.store().source(&id).await?;
@@ -188,7 +261,7 @@ async fn query(
     let mut response = Body::from_stream(counted).into_response();
     let headers = response.headers_mut();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(format.content_type()));
-    if let Some(ext) = format.extension() {
+    if let Some(ext) = format.extension().or(download.then(|| format.download_extension())) {
         let name = format!("attachment; filename=\"{}-query.{ext}\"", id.as_str());
         if let Ok(v) = HeaderValue::from_str(&name) {
             headers.insert(header::CONTENT_DISPOSITION, v);
