@@ -9,6 +9,7 @@ import { auditPage } from "./pages/audit";
 import { usersPage } from "./pages/users";
 import { browsePage } from "./pages/browse";
 import { queryPage } from "./pages/query";
+import { setupSqlPage } from "./pages/setupSql";
 import { errorBox } from "./pages/common";
 import { ctx } from "./state";
 
@@ -19,6 +20,7 @@ const routes: Route[] = [
   { pattern: "/sources", render: () => sourcesPage(), title: "Data Sources" },
   { pattern: "/sources/new", render: () => sourceFormPage(null), admin: true, title: "Add Data Source" },
   { pattern: "/sources/:id", render: (p) => sourceFormPage(p.id!), admin: true, title: "Edit Data Source" },
+  { pattern: "/setup-sql", render: () => setupSqlPage(), admin: true, title: "Setup SQL" },
   { pattern: "/browse/:id", render: (p) => browsePage(p.id!), title: "Schema browser" },
   { pattern: "/query/:id", render: (p) => queryPage(p.id!), title: "SQL workspace" },
   { pattern: "/audit", render: (_p, q) => auditPage(q), admin: true, title: "Audit log" },
@@ -58,6 +60,7 @@ function nav(me: Me, current: string): HTMLElement {
       "nav",
       { "aria-label": "Main" },
       link("/sources", "Data Sources"),
+      me.role === "admin" ? link("/setup-sql", "Setup SQL") : null,
       me.role === "admin" ? link("/audit", "Audit log") : null,
       me.role === "admin" ? link("/users", "Users & tokens") : null,
     ),

@@ -1,5 +1,5 @@
-import { ApiError, errorOf, get, headers, networkError } from "../api";
-import { h } from "../dom";
+import { ApiError, csrfToken, errorOf, get, headers, networkError } from "../api";
+import { formatAgo, h } from "../dom";
 import { sqlEditor } from "../editor";
 import { resultGrid } from "../grid";
 import { offsetOfPosition } from "../lib/position";
@@ -12,6 +12,15 @@ interface QueryResult {
   truncated: boolean;
   truncated_columns?: string[] | null;
   lossy_columns?: string[] | null;
+}
+
+interface HistoryEntry {
+  id: number;
+  at: number;
+  sql: string;
+  duration_ms: number | null;
+  rows: number | null;
+  outcome: string | null;
 }
 
 const DRAFT_KEY = (id: string) => `sluice.sql.${id}`;
@@ -111,8 +120,77 @@ export async function queryPage(id: string): Promise<HTMLElement> {
       if (controller === mine) controller = null;
       busy(runButton, false);
       cancelButton.disabled = true;
+      void loadHistory();
     }
   };
+
+  const historyList = h("ol", { class: "history-list" });
+  const loadHistory = async () => {
+    try {
+      const page = await get<{ queries: HistoryEntry[] }>(`/me/queries?source=${encodeURIComponent(id)}&limit=20`);
+      historyList.replaceChildren();
+      for (const q of page.queries) {
+        const use = h("button", { type: "button", class: "history-item", title: q.sql }, h("code", {}, q.sql.length > 160 ? `${q.sql.slice(0, 160)}…` : q.sql),
+          h("span", { class: "small muted" }, `${formatAgo(q.at)} · ${q.outcome ?? "running"}${q.rows !== null ? ` · ${q.rows} rows` : ""}${q.duration_ms !== null ? ` · ${q.duration_ms} ms` : ""}`));
+        use.addEventListener("click", () => {
+          editor.view.dispatch({ changes: { from: 0, to: editor.view.state.doc.length, insert: q.sql } });
+          editor.focus();
+        });
+        historyList.append(h("li", {}, use));
+      }
+      if (!page.queries.length) historyList.append(h("li", { class: "muted small" }, "Your queries on this source appear here."));
+    } catch {
+      historyList.replaceChildren(h("li", { class: "muted small" }, "The history could not be loaded."));
+    }
+  };
+  void loadHistory();
+
+  // Exports are the browser's own streamed downloads: a form POST into a hidden frame (the API
+  // takes the CSRF token as a form field for this), so no result is ever held in this page.
+  const frameName = `export-${Math.random().toString(36).slice(2)}`;
+  const frame = h("iframe", { name: frameName, title: "Export", class: "visually-hidden", tabindex: "-1", "aria-hidden": "true" });
+  frame.addEventListener("load", () => {
+    // A download loads nothing here; an error answer (JSON) does: show its message and hint.
+    let text = "";
+    try {
+      text = frame.contentDocument?.body?.textContent ?? "";
+    } catch {
+      return;
+    }
+    if (!text.trim()) return;
+    try {
+      const body = JSON.parse(text) as { error?: { message: string; hint?: string | null; position?: number | null } };
+      if (body.error) {
+        status.textContent = "The export failed.";
+        errorArea.replaceChildren(h("div", { class: "notice fail", role: "alert" }, h("p", {}, body.error.message), body.error.hint ? h("p", { class: "hint" }, body.error.hint) : null));
+        if (body.error.position) editor.markError(offsetOfPosition(editor.text(), body.error.position));
+      }
+    } catch {
+      // Not an error document.
+    }
+  });
+  const exportAs = (format: string) => {
+    const text = editor.text();
+    if (!text.trim()) {
+      status.textContent = "Write a statement first.";
+      return;
+    }
+    errorArea.replaceChildren();
+    const form = h("form", { method: "post", action: `/api/v1/sources/${encodeURIComponent(id)}/query`, target: frameName, enctype: "application/x-www-form-urlencoded", class: "visually-hidden" },
+      h("input", { type: "hidden", name: "sql", value: text }),
+      h("input", { type: "hidden", name: "format", value: format }),
+      h("input", { type: "hidden", name: "csrf_token", value: csrfToken() }));
+    document.body.append(form);
+    form.submit();
+    form.remove();
+    status.textContent = `Export as ${format.toUpperCase()} started: your browser saves it as it streams.`;
+  };
+  for (const [format, label] of [["csv", "Export CSV"], ["json", "Export JSON"], ["arrow", "Export Arrow"], ["parquet", "Export Parquet"]] as const) {
+    const b = h("button", { type: "button", class: "secondary small" }, label);
+    b.addEventListener("click", () => exportAs(format));
+    exportBar.append(b);
+  }
+  exportBar.append(frame);
 
   const editor = sqlEditor(editorHost, catalog, () => void run(), draft);
   runButton.addEventListener("click", () => void run());
@@ -130,5 +208,6 @@ export async function queryPage(id: string): Promise<HTMLElement> {
     status,
     errorArea,
     results,
+    h("details", { class: "history" }, h("summary", {}, "Your recent queries"), historyList),
   );
 }
