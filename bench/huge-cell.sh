@@ -8,13 +8,13 @@
 # under /usr/bin/time -v, checks the file's size, and prints the peak RSS next to the cell size
 # (the goal: at most 2x the cell plus the baseline, the RSS of the same export of `SELECT 1`).
 # Then the same for `SELECT decode(repeat('ab', BYTEA_CELL), 'hex') AS big` (bytea, written as
-# hex text in CSV and JSON), in BYTEA_FORMATS.
+# hex text in CSV, JSON and NDJSON, each piece by piece from the wire bytes), in BYTEA_FORMATS.
 #
 # Environment (all optional):
 #   CELL=200000000   bytes in the cell
 #   FORMATS="csv json ndjson arrow parquet"
 #   BYTEA_CELL=100000000   bytes in the bytea cell
-#   BYTEA_FORMATS="csv"    formats for the bytea case ("" skips it)
+#   BYTEA_FORMATS="csv json ndjson"   formats for the bytea case ("" skips it)
 #   BENCH_URL=...    reuse a server
 #   SLUICE_BIN=...   a prebuilt binary (default: cargo build --release -p sluice-cli)
 #   EXTRA="--max-cell-bytes 1000"   more flags for every run
@@ -29,7 +29,7 @@ BENCH_DIR=$(cd "$BENCH_KIT" && pwd)
 CELL=${CELL:-200000000}
 FORMATS=${FORMATS:-"csv json ndjson arrow parquet"}
 BYTEA_CELL=${BYTEA_CELL:-100000000}
-BYTEA_FORMATS=${BYTEA_FORMATS-csv}
+BYTEA_FORMATS=${BYTEA_FORMATS-csv json ndjson}
 OUT_DIR=${OUT_DIR:-$repo/bench/results}
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/sluice-huge.XXXXXX")

@@ -250,3 +250,60 @@ async fn a_session_that_received_a_huge_row_is_closed_not_pooled() {
     assert_eq!(env.pool.idle_count(), 0);
     assert_ne!(pid_after(&env, small).await, second);
 }
+
+/// The same 10 MB bytea in JSON and NDJSON, written piece by piece from the wire bytes: the
+/// output is byte-identical to that of its hex text as a `text` column (`'\x' || encode(…)`),
+/// which is what rendering the whole value first produced; the cell cap cuts the hex text.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_huge_bytea_in_json_and_ndjson_is_its_hex_text_byte_for_byte() {
+    let env = env();
+    let rows = |b: &str| {
+        format!(
+            "SELECT 1 AS a, {b} AS b, 'x,y' AS c FROM (SELECT decode(repeat('00ab7f', 3333333) || 'ff', 'hex') AS v) s \
+             UNION ALL SELECT 2, {e}, NULL UNION ALL SELECT 3, NULL, 'z' ORDER BY 1",
+            e = if b == "v" { "'\\x'::bytea".to_string() } else { "'\\x'".to_string() }
+        )
+    };
+    let bytea = rows("v");
+    let text = rows("'\\x' || encode(v, 'hex')");
+    let none = ExportOptions::default();
+    // What follows the column list in a JSON document (the header names the types, which differ).
+    let body = |doc: &[u8]| {
+        let at = doc.windows(8).position(|w| w == b"\"rows\":[").expect("rows");
+        doc[at..].to_vec()
+    };
+
+    let (ours, cut) = export_with(&env, &bytea, Format::Json, none).await;
+    assert!(cut.is_empty());
+    let (reference, _) = export_with(&env, &text, Format::Json, none).await;
+    assert!(ours.len() > 20_000_000);
+    assert!(body(&ours) == body(&reference), "the JSON rows differ from the hex text's");
+    let doc: serde_json::Value = serde_json::from_slice(&ours).expect("json");
+    let hex = doc["rows"][0][1].as_str().expect("a string");
+    assert_eq!(hex.len(), 2 + 2 * (3 * 3_333_333 + 1));
+    assert!(hex.starts_with("\\x00ab7f00ab7f") && hex.ends_with("7fff"));
+    assert_eq!(doc["rows"][1][1].as_str(), Some("\\x"));
+    assert!(doc["rows"][2][1].is_null());
+
+    let (ours, _) = export_with(&env, &bytea, Format::Ndjson, none).await;
+    let (reference, _) = export_with(&env, &text, Format::Ndjson, none).await;
+    assert_eq!(ours.len(), reference.len());
+    assert!(ours == reference, "the NDJSON lines differ from the hex text's");
+    let first: serde_json::Value =
+        serde_json::from_slice(ours.split(|&b| b == b'\n').next().expect("a line")).expect("ndjson");
+    assert_eq!(first["b"].as_str().map(str::len), Some(hex.len()));
+
+    // Cut by the cell cap: the first 11 characters of the hex text, then the marker; and a cap
+    // of one keeps only the (escaped) backslash, of the empty value's `\\x` too.
+    let total = 2 + 2 * (3 * 3_333_333 + 1);
+    let (capped, cut) = export_with(&env, &bytea, Format::Ndjson, ExportOptions { max_cell_bytes: Some(11) }).await;
+    let first = String::from_utf8(capped).expect("utf8").lines().next().expect("a line").to_string();
+    assert_eq!(first, format!(r#"{{"a":1,"b":"\\x00ab7f00a{}","c":"x,y"}}"#, truncation_marker(total - 11)));
+    assert_eq!(cut, vec![1]);
+    let (capped, cut) = export_with(&env, &bytea, Format::Json, ExportOptions { max_cell_bytes: Some(1) }).await;
+    let doc: serde_json::Value = serde_json::from_slice(&capped).expect("json");
+    assert_eq!(doc["rows"][0][1].as_str(), Some(format!("\\{}", truncation_marker(total - 1)).as_str()));
+    assert_eq!(doc["rows"][1][1].as_str(), Some(format!("\\{}", truncation_marker(1)).as_str()));
+    assert_eq!(doc["truncated_columns"], serde_json::json!(["b", "c"]));
+    assert_eq!(cut, vec![1, 2]);
+}

@@ -1,6 +1,6 @@
 //! JSON document and NDJSON lines (see the module docs of `export` for the value mapping).
 
-use super::cell::{json_escaped, write_part, Cursor, Escape};
+use super::cell::{hex_len, json_escaped, write_hex_part, write_part, Cursor, Escape};
 use super::{cut_point, truncation_marker, ExportOptions, Exporter, OUT_CHUNK};
 use crate::decode::{self, Malformed};
 use crate::types::{write_scalar, write_text, Codec, Scalar};
@@ -192,6 +192,40 @@ impl Exporter for Json {
                     at.col += 1;
                     continue;
                 };
+                if c.codec == Codec::Scalar(Scalar::Bytea) {
+                    // The hex text is written in pieces straight from the wire bytes, as in CSV,
+                    // so a huge value is never rendered whole. Only its leading `\` needs
+                    // escaping inside a JSON string.
+                    let len = hex_len(raw);
+                    let keep = options.max_cell_bytes.map_or(len, |cap| cap.min(len));
+                    let from = match at.offset {
+                        Some(from) => from,
+                        None => {
+                            out.push(b'"');
+                            if keep > 0 {
+                                out.extend_from_slice(b"\\\\");
+                                1
+                            } else {
+                                0
+                            }
+                        }
+                    };
+                    if let Some(next) = write_hex_part(out, raw, from, keep) {
+                        at.offset = Some(next);
+                        *cursor = at;
+                        return Ok(true);
+                    }
+                    if keep < len {
+                        out.extend_from_slice(truncation_marker(len - keep).as_bytes());
+                        if let Some(flag) = cut.get_mut(at.col) {
+                            *flag = true;
+                        }
+                    }
+                    out.push(b'"');
+                    at.offset = None;
+                    at.col += 1;
+                    continue;
+                }
                 // The value's text, and whether it is embedded as it is (JSON) or as a string.
                 let (text, embedded): (&[u8], bool) = match c.codec {
                     Codec::ServerText | Codec::Scalar(Scalar::Text) => (raw, false),
