@@ -3,8 +3,9 @@
 //! and the audit log.
 //!
 //! One [`Store`] API over two backends, each with native SQL and its own migrations:
-//! SQLite (the default: `sluice.db` in a data directory, WAL, `synchronous=FULL` so an
-//! acknowledged write survives a kill, foreign keys on, an exclusive lock file so one process
+//! SQLite (the default: `sluice.db` in a data directory, WAL, `synchronous=NORMAL` so an
+//! acknowledged write survives a kill of the process — an OS crash or power loss may lose the
+//! commits since the last checkpoint —, foreign keys on, an exclusive lock file so one process
 //! owns it) and PostgreSQL 12+ (several instances sharing one store). The backend is chosen once,
 //! from the location, when the store opens; no query branches on it.
 //!
