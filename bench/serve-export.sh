@@ -73,7 +73,7 @@ token=$("$SLUICE" token create --data-dir "$work/store" --name bench --role admi
 api_port=$(free_port)
 API="http://127.0.0.1:$api_port/api/v1"
 start_serve() {
-  "$SLUICE" serve --data-dir "$work/store" --listen "127.0.0.1:$api_port" 2>>"$work/serve.log" &
+  "$SLUICE" serve --data-dir "$work/store" --listen "127.0.0.1:$api_port" >>"$work/serve.log" 2>&1 &
   SERVE_PID=$!
   for _ in $(seq 100); do
     curl -sf "$API/health" >/dev/null 2>&1 && return 0
@@ -110,7 +110,9 @@ for i in $(seq 1 "$RUNS"); do
   done
 done
 
-# Peak RSS of a fresh service while 4 exports of one format stream at once.
+# Peak RSS (MiB, into PEAK) of a fresh service while 4 exports of one format stream at once. Not
+# run in a command substitution: the service it starts must outlive it (and be stopped later).
+PEAK=
 peak_with_four() {
   local fmt=$1 pids=() rc=0
   stop_serve
@@ -121,11 +123,17 @@ peak_with_four() {
   done
   for p in "${pids[@]}"; do wait "$p" || rc=1; done
   [ "$rc" = 0 ] || log "a concurrent $fmt export failed"
-  awk '/VmHWM/{printf "%.0f", $2/1024}' "/proc/$SERVE_PID/status"
+  PEAK=$(awk '/VmHWM/{printf "%.0f", $2/1024}' "/proc/$SERVE_PID/status")
 }
 declare -A peak
-for f in $FORMATS; do peak[$f]=$(peak_with_four "$f"); done
-idle=$(stop_serve; start_serve; awk '/VmHWM/{printf "%.0f", $2/1024}' "/proc/$SERVE_PID/status")
+for f in $FORMATS; do
+  peak_with_four "$f"
+  peak[$f]=$PEAK
+done
+stop_serve
+start_serve
+idle=$(awk '/VmHWM/{printf "%.0f", $2/1024}' "/proc/$SERVE_PID/status")
+stop_serve
 
 ratio() { fmt_div "$(raw_median "$1" 3)" "$(raw_median "$2" 3)" '%.2f'; }
 {
