@@ -242,7 +242,7 @@ export async function sourceFormPage(id: string | null): Promise<HTMLElement> {
       approve.addEventListener("click", async () => {
         busy(approve, true);
         try {
-          if (existing && !dirty) {
+          if (existing) {
             await post(`/sources/${encodeURIComponent(existing.id)}/ssh-host-key`, { fingerprint: hk.fingerprint });
           } else {
             approvedHostKey = hk.fingerprint;
@@ -266,8 +266,10 @@ export async function sourceFormPage(id: string | null): Promise<HTMLElement> {
     running = controller;
     clearErrors(fields, box);
     results.replaceChildren();
+    // A new source is tested as the form stands; a saved one as it is stored (its secrets are
+    // not in this page), so changes are saved before they are tested.
     let payload: Record<string, unknown> | null = null;
-    if (!existing || dirty) {
+    if (!existing) {
       try {
         payload = body();
       } catch {
@@ -275,7 +277,7 @@ export async function sourceFormPage(id: string | null): Promise<HTMLElement> {
       }
     }
     busy(testButton, true);
-    testStatus.textContent = existing && !dirty ? "Testing the saved source…" : "Testing…";
+    testStatus.textContent = existing ? (dirty ? "Testing the saved settings (save to test your changes)…" : "Testing the saved source…") : "Testing…";
     const path = payload ? "/sources/test" : `/sources/${encodeURIComponent(existing!.id)}/test`;
     try {
       const response = await fetch(`/api/v1${path}`, {
