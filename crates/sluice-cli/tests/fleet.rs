@@ -124,6 +124,14 @@ struct Instance {
     addr: String,
 }
 
+/// A test that fails leaves no instance running.
+impl Drop for Instance {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 impl Instance {
     fn pid(&self) -> u32 {
         self.child.id()
