@@ -247,6 +247,10 @@ fn two_instances_discover_each_source_once_per_interval_and_none_is_missed() {
                 panic!("{id}: a run by an unknown instance: {r:?}");
             }
         }
+        // Nothing changed after the first run: no snapshot stored again.
+        for r in runs.iter().skip(1) {
+            assert_eq!(r.changed, Some(false), "{id}: an unchanged catalog stored again: {r:?}");
+        }
         for pair in runs.windows(2) {
             let (before, after) = (&pair[0], &pair[1]);
             let gap = after.started_at - before.started_at;

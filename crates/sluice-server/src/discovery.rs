@@ -90,7 +90,9 @@ type Stored = (Option<SnapshotMeta>, Option<(CatalogChange, CatalogDiff)>);
 /// Stores the snapshot when it is new and, when a snapshot came before it, the diff from that
 /// one to this in the change history. An unchanged catalog is dropped at once.
 async fn store_snapshot(state: &AppState, id: &SourceId, catalog: &Catalog, json: &[u8]) -> Result<Stored, StoreError> {
-    let Some(new) = state.store().put_snapshot(id, json).await? else { return Ok((None, None)) };
+    // The hash leaves out the discovery's time: a catalog that did not change is not stored.
+    let content = sluice_catalog::content_parts(json);
+    let Some(new) = state.store().put_snapshot_hashing(id, json, &content).await? else { return Ok((None, None)) };
     let Some((previous, old_json)) = state.store().previous_snapshot(id, new.id).await? else {
         return Ok((Some(new), None));
     };

@@ -785,7 +785,19 @@ impl Store {
     /// Stores a discovered catalog (its JSON), zstd-compressed, unless it is identical to the
     /// source's latest snapshot; returns the new snapshot, or `None` when nothing changed.
     pub async fn put_snapshot(&self, source: &SourceId, json: &[u8]) -> Result<Option<SnapshotMeta>> {
-        let hash = auth::hex(&auth::sha256(json));
+        self.put_snapshot_hashing(source, json, &[json]).await
+    }
+
+    /// As [`Store::put_snapshot`], with the content hash taken over `content` (the JSON's bytes
+    /// less those that differ on every discovery, such as its time), so a rediscovered catalog
+    /// that did not change is not stored again.
+    pub async fn put_snapshot_hashing(
+        &self,
+        source: &SourceId,
+        json: &[u8],
+        content: &[&[u8]],
+    ) -> Result<Option<SnapshotMeta>> {
+        let hash = auth::hex(&auth::sha256_parts(content));
         let json = json.to_vec();
         let compressed = tokio::task::spawn_blocking(move || zstd::bulk::compress(&json, 3))
             .await

@@ -395,6 +395,13 @@ async fn a_snapshot_is_stored_only_when_the_catalog_changed(f: &Fixture) {
     assert_eq!(ids, [third.id, second.id, first.id]);
     let e = store.put_snapshot(&id("ghost"), &v1).await.expect_err("no source");
     assert!(matches!(e, StoreError::NotFound { entity: "source" }), "{e:?}");
+    // The hash is over the content given: JSON differing only outside it is not stored again.
+    let retimed = br#"{"at":"later"}"#.to_vec();
+    assert_eq!(store.put_snapshot_hashing(&prod, &retimed, &[&v1]).await.expect("put"), None);
+    let (meta, json) = store.latest_snapshot(&prod).await.expect("latest").expect("some");
+    assert_eq!((meta, json), (third.clone(), v1.clone()));
+    let fourth = store.put_snapshot_hashing(&prod, &v2, &[&v2[..10], &v2[10..]]).await.expect("put").expect("new");
+    assert_eq!(fourth.content_hash, second.content_hash, "the parts hash as their concatenation");
 }
 
 async fn discovery_runs_start_and_finish_once(f: &Fixture) {
