@@ -1093,6 +1093,17 @@ impl Store {
         on_backend!(self, b => b.finish_delivery(delivery.id, instance, error, delay_ms).await)
     }
 
+    // ---- periodic service-wide tasks -------------------------------------------------------
+
+    /// Whether `instance` should do the periodic task `name` now: true for exactly one caller
+    /// per `every` (the first to ask once it is due; a new task is due at once), however many
+    /// instances share the store. A claimer that dies before finishing leaves it to the next
+    /// period.
+    pub async fn claim_periodic(&self, name: &str, instance: &str, every: Duration) -> Result<bool> {
+        let every_ms = ttl_millis(every)?;
+        on_backend!(self, b => b.claim_periodic(name, instance, every_ms).await)
+    }
+
     // ---- audit log -----------------------------------------------------------------------
 
     /// Appends an entry; the log is append-only (the database refuses deletes and rewrites).

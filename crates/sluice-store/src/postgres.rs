@@ -894,6 +894,27 @@ impl PgBackend {
 
     // ---- audit log ---------------------------------------------------------------------------
 
+    /// Claims the periodic task `name` for `instance` when it is due (or new): moves its next due
+    /// time `every_ms` ahead in the same statement, so one claimer per period gets true.
+    pub(crate) async fn claim_periodic(&self, name: &str, instance: &str, every_ms: i64) -> Result<bool> {
+        let row = sqlx::query(concat!(
+            "INSERT INTO periodic_tasks (name, next_due_at, claimed_by, claimed_at) VALUES ($1, ",
+            now!(),
+            " + $3, $2, ",
+            now!(),
+            ") ON CONFLICT (name) DO UPDATE SET next_due_at = excluded.next_due_at, \
+             claimed_by = excluded.claimed_by, claimed_at = excluded.claimed_at \
+             WHERE periodic_tasks.next_due_at <= excluded.claimed_at RETURNING name"
+        ))
+        .bind(name)
+        .bind(instance)
+        .bind(every_ms)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(be("claim a periodic task"))?;
+        Ok(row.is_some())
+    }
+
     pub(crate) async fn append_audit(
         &self,
         actor: &str,

@@ -951,6 +951,22 @@ async fn alerts_stay_open_once_clear_once_and_queue_one_notification_each(f: &Fi
     assert!(store.claim_webhook_deliveries("a", Duration::from_secs(60), 10).await.expect("claim").is_empty());
 }
 
+async fn a_periodic_task_is_claimed_once_per_period(f: &Fixture) {
+    let store = f.open().await;
+    // New: due at once, for one claimer only.
+    assert!(store.claim_periodic("prune", "a", HOUR).await.expect("claim"));
+    assert!(!store.claim_periodic("prune", "b", HOUR).await.expect("claim"));
+    assert!(!store.claim_periodic("prune", "a", HOUR).await.expect("claim"));
+    // Another task has its own period.
+    assert!(store.claim_periodic("other", "b", HOUR).await.expect("claim"));
+    // Once the period is over, the next claimer gets it (here: made due by hand).
+    f.raw_exec("UPDATE periodic_tasks SET next_due_at = 0 WHERE name = 'prune'").await.expect("make due");
+    let (x, y) = tokio::join!(store.claim_periodic("prune", "b", HOUR), store.claim_periodic("prune", "c", HOUR));
+    assert_eq!([x.expect("claim"), y.expect("claim")].iter().filter(|c| **c).count(), 1);
+    let e = store.claim_periodic("prune", "a", Duration::ZERO).await.expect_err("a zero period");
+    assert!(matches!(e, StoreError::Invalid { .. }), "{e:?}");
+}
+
 /// Each case as a test on each backend.
 macro_rules! on_both_backends {
     ($($case:ident),+ $(,)?) => {
@@ -998,4 +1014,5 @@ on_both_backends!(
     a_requested_run_is_queued_once_then_claimed,
     catalog_changes_page_snapshots_answer_by_time_and_retention_keeps_the_latest,
     alerts_stay_open_once_clear_once_and_queue_one_notification_each,
+    a_periodic_task_is_claimed_once_per_period,
 );
