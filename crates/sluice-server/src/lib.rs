@@ -24,6 +24,7 @@ pub mod openapi;
 mod routes;
 mod scheduler;
 pub mod tls;
+pub mod webhook;
 
 use std::collections::HashMap;
 use std::future::Future;

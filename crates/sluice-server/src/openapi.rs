@@ -46,6 +46,7 @@ pub const CSRF: &str = "csrf";
         (name = "sources", description = "Sources: the form, Test Connection, catalog refresh and the latest snapshot."),
         (name = "query", description = "Read-only SQL against a source, streamed in the requested format."),
         (name = "audit", description = "The audit log."),
+        (name = "webhook", description = "The outgoing webhook that receives each alert raised and cleared, signed."),
         (name = "service", description = "The document itself and the service's metrics."),
     )
 )]

@@ -15,6 +15,9 @@
 //! [`crate::alerts::FAILING_AFTER`]th failure in a row the source shows a `discovery_failing`
 //! alert until a run succeeds.
 //!
+//! Every [`DiscoveryConfig::prune_every`] one instance (the first to claim the period in the
+//! store) applies the change history's retention.
+//!
 //! Must not: run discovery outside a lease it holds, keep schedule state of its own (the store
 //! is the schedule; a restart loses nothing), or wait on one source before claiming another.
 
@@ -52,6 +55,12 @@ pub struct DiscoveryConfig {
     pub first_backoff: Duration,
     /// This instance's name in leases and run records; unique per process.
     pub instance: String,
+    /// The first retry delay of a webhook notification the receiver did not take (default 5 s);
+    /// it doubles per attempt, up to an hour ([`crate::webhook`]).
+    pub webhook_retry: Duration,
+    /// How often the change history's retention is applied ([`crate::prune_history`]; default
+    /// hourly), by one instance per period however many share the store.
+    pub prune_every: Duration,
 }
 
 impl Default for DiscoveryConfig {
@@ -64,6 +73,8 @@ impl Default for DiscoveryConfig {
             poll: Duration::from_secs(1),
             first_backoff: Duration::from_secs(10),
             instance: instance_name(),
+            webhook_retry: Duration::from_secs(5),
+            prune_every: Duration::from_secs(3600),
         }
     }
 }
@@ -85,14 +96,17 @@ fn instance_name() -> String {
 pub struct Scheduler {
     stop: watch::Sender<bool>,
     task: tokio::task::JoinHandle<()>,
+    webhook: tokio::task::JoinHandle<()>,
 }
 
 impl Scheduler {
-    /// Starts the scheduler of `state`'s instance.
+    /// Starts the scheduler of `state`'s instance, and beside it the delivery of webhook
+    /// notifications ([`crate::webhook`]).
     pub fn start(state: AppState) -> Scheduler {
         let (stop, stopped) = watch::channel(false);
+        let webhook = tokio::spawn(crate::webhook::run(state.clone(), stopped.clone()));
         let task = tokio::spawn(run(state, stopped));
-        Scheduler { stop, task }
+        Scheduler { stop, task, webhook }
     }
 
     /// Stops claiming, cancels the runs in flight (each recorded as cancelled and its source
@@ -100,11 +114,13 @@ impl Scheduler {
     pub async fn stop(self) {
         self.stop.send_replace(true);
         let _ = self.task.await;
+        let _ = self.webhook.await;
     }
 
     /// Ends the scheduler at once, as a crash would: its leases are left to expire.
     pub fn abort(self) {
         self.task.abort();
+        self.webhook.abort();
     }
 }
 
@@ -127,9 +143,16 @@ async fn run(state: AppState, mut stopped: watch::Receiver<bool>) {
     let cap = config.concurrency.max(1);
     let wake = state.wake_handle();
     let mut runs = JoinSet::new();
+    // When to ask the store whether the retention is due again (the store decides who prunes).
+    let prune_check = config.prune_every.min(PRUNE_CHECK);
+    let mut next_prune_check = tokio::time::Instant::now();
     loop {
         if *stopped.borrow() {
             break;
+        }
+        if tokio::time::Instant::now() >= next_prune_check {
+            next_prune_check = tokio::time::Instant::now() + prune_check;
+            tokio::spawn(prune_if_due(state.clone()));
         }
         let free = cap.saturating_sub(runs.len());
         if free > 0 {
@@ -152,6 +175,25 @@ async fn run(state: AppState, mut stopped: watch::Receiver<bool>) {
     }
     // Each run sees the stop too and records itself as cancelled.
     while runs.join_next().await.is_some() {}
+}
+
+/// How often at most an instance asks the store whether the retention is due.
+const PRUNE_CHECK: Duration = Duration::from_secs(60);
+
+/// The store's periodic task the retention runs as.
+const PRUNE_TASK: &str = "prune_history";
+
+/// Applies the history's retention when this instance claims this period's turn.
+async fn prune_if_due(state: AppState) {
+    let config = &state.config().discovery;
+    match state.store().claim_periodic(PRUNE_TASK, &config.instance, config.prune_every).await {
+        Ok(true) => match crate::discovery::prune_history(&state).await {
+            Ok(pruned) => tracing::debug!(?pruned, "applied the history's retention"),
+            Err(e) => tracing::warn!(error = %e.message, "failed to apply the history's retention"),
+        },
+        Ok(false) => {}
+        Err(e) => tracing::warn!(error = %e, "failed to claim the history's retention"),
+    }
 }
 
 /// One claimed run: discovery under a timeout while the lease is renewed; then the run's record

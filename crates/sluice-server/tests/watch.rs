@@ -487,3 +487,216 @@ async fn repeated_discovery_failures_raise_an_alert_a_success_clears() {
         api.wait_for_source(&admin, "shop", "a successful run", |v| v["discovery"]["last"]["state"] == "ok").await;
     assert_eq!(fixed["alerts"], json!([]), "{fixed}");
 }
+
+/// A webhook receiver on loopback: records each POST (headers and body) and answers with the
+/// status it is set to (503 while "down").
+#[derive(Clone, Default)]
+struct Receiver {
+    got: Arc<std::sync::Mutex<Vec<(String, String, String)>>>,
+    down: Arc<std::sync::atomic::AtomicBool>,
+    refused: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl Receiver {
+    async fn start() -> (Receiver, String) {
+        use axum::http::HeaderMap;
+        let receiver = Receiver::default();
+        let r = receiver.clone();
+        let app = Router::new().route(
+            "/hook",
+            axum::routing::post(move |headers: HeaderMap, body: String| {
+                let r = r.clone();
+                async move {
+                    if r.down.load(std::sync::atomic::Ordering::SeqCst) {
+                        r.refused.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                        return StatusCode::SERVICE_UNAVAILABLE;
+                    }
+                    let header =
+                        |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
+                    r.got.lock().expect("lock").push((header("sluice-signature"), header("sluice-event-id"), body));
+                    StatusCode::NO_CONTENT
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let url = format!("http://{}/hook", listener.local_addr().expect("addr"));
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        (receiver, url)
+    }
+
+    fn received(&self) -> Vec<(String, String, String)> {
+        self.got.lock().expect("lock").clone()
+    }
+
+    /// Waits (bounded) until `n` notifications arrived; returns them.
+    async fn wait_for(&self, n: usize) -> Vec<(String, String, String)> {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let got = self.received();
+            if got.len() >= n {
+                return got;
+            }
+            assert!(Instant::now() < deadline, "{n} notifications did not arrive: {got:?}");
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+}
+
+/// Checks `Sluice-Signature: t=…,v1=…` over `t.body` with `secret`, as a receiver would.
+fn verify(secret: &str, header: &str, body: &str) -> bool {
+    let Some((t, v1)) = header.split_once(",v1=") else { return false };
+    let Some(t) = t.strip_prefix("t=").and_then(|t| t.parse::<u64>().ok()) else { return false };
+    sluice_server::webhook::signature(secret, t, body.as_bytes()) == format!("t={t},v1={v1}")
+}
+
+const HOOK_SECRET: &str = "whsec-4f1c2a9d7e3b8c60";
+
+/// The ELT trap through the webhook: one signed notification when `lost_access` is raised, one
+/// when the GRANT clears it; a receiver that is down for a while gets each once when it is back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_webhook_gets_each_alert_once_signed_even_after_being_down() {
+    let (cluster, password) = target();
+    let mut config = quick_schedule();
+    config.discovery.webhook_retry = Duration::from_millis(100);
+    let api = Api::start(config).await;
+    let admin = api.admin_token().await;
+    let (receiver, url) = Receiver::start().await;
+
+    // Configuring: the secret is write-only and must be long enough; bad URLs name `url`.
+    let r = api.call(Method::GET, "/api/v1/webhook", &admin, None).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    api.call(Method::PUT, "/api/v1/webhook", &admin, Some(json!({"url": url, "secret": "short"})))
+        .await
+        .refused(StatusCode::BAD_REQUEST, "secret");
+    for bad in ["ftp://example.com/x", "not a url", "http://user:pw@127.0.0.1/hook", ""] {
+        let body = json!({"url": bad, "secret": HOOK_SECRET});
+        api.call(Method::PUT, "/api/v1/webhook", &admin, Some(body)).await.refused(StatusCode::BAD_REQUEST, "url");
+    }
+    let set = api
+        .call(Method::PUT, "/api/v1/webhook", &admin, Some(json!({"url": url, "secret": HOOK_SECRET})))
+        .await
+        .ok(StatusCode::OK);
+    assert_eq!((&set["url"], &set["pending"]), (&json!(url), &json!(0)), "{set}");
+    assert!(!set.to_string().contains(HOOK_SECRET), "{set}");
+    let shown = api.call(Method::GET, "/api/v1/webhook", &admin, None).await.ok(StatusCode::OK);
+    assert!(shown.get("secret").is_none() && !shown.to_string().contains(HOOK_SECRET), "{shown}");
+    assert_eq!(api.audit_kinds(&admin, "webhook.set").await.len(), 1);
+
+    api.add_source(&admin, "shop", &cluster, &password).await;
+    api.wait_for_source(&admin, "shop", "a first run", |v| v["discovery"]["last"]["state"] == "ok").await;
+    cluster
+        .psql(DB, "SET ROLE elt; DROP TABLE analytics.orders; CREATE TABLE analytics.orders (id int, total int);")
+        .expect("recreate without a default privilege");
+    let raised = api.wait_for_source(&admin, "shop", "a lost_access alert", |v| v["alerts"] != json!([])).await;
+    let alert = raised["alerts"][0].clone();
+
+    let got = receiver.wait_for(1).await;
+    let (signature, event_id, body) = &got[0];
+    assert!(verify(HOOK_SECRET, signature, body), "{signature} {body}");
+    assert!(!verify("another-secret-entirely", signature, body), "a wrong secret is detectable");
+    assert!(!verify(HOOK_SECRET, signature, &body.replace("orders", "orderz")), "a changed body is detectable");
+    let payload: Value = serde_json::from_str(body).expect("JSON body");
+    assert_eq!(
+        (&payload["type"], &payload["source"], &payload["id"]),
+        (&json!("alert.raised"), &json!("shop"), &json!(event_id))
+    );
+    assert_eq!(payload["alert"]["subject"], "analytics.orders");
+    assert_eq!(payload["alert"]["details"]["grant"], alert["details"]["grant"]);
+    assert_eq!(payload["alert"]["id"], alert["id"]);
+
+    // The receiver goes down; the GRANT clears the alert; the notification waits and is
+    // retried, then delivered once when the receiver is back.
+    receiver.down.store(true, std::sync::atomic::Ordering::SeqCst);
+    cluster.psql(DB, "GRANT SELECT ON TABLE analytics.orders TO sluice_ro;").expect("grant");
+    api.wait_for_source(&admin, "shop", "the alert cleared", |v| v["alerts"] == json!([])).await;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while receiver.refused.load(std::sync::atomic::Ordering::SeqCst) < 2 {
+        assert!(Instant::now() < deadline, "no retries while the receiver was down");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let pending = api.call(Method::GET, "/api/v1/webhook", &admin, None).await.ok(StatusCode::OK);
+    assert_eq!(pending["pending"], json!(1), "{pending}");
+    assert!(pending["last_error"].as_str().is_some_and(|e| e.contains("503")), "{pending}");
+    receiver.down.store(false, std::sync::atomic::Ordering::SeqCst);
+    let got = receiver.wait_for(2).await;
+    let (signature, event_id, body) = &got[1];
+    assert!(verify(HOOK_SECRET, signature, body));
+    let payload: Value = serde_json::from_str(body).expect("JSON body");
+    assert_eq!((&payload["type"], &payload["id"]), (&json!("alert.cleared"), &json!(event_id)));
+    assert!(payload["alert"]["cleared_at"].as_i64().is_some(), "{payload}");
+    let settled = api.wait_for_pending(&admin, 0).await;
+    assert_eq!(settled["last_error"], Value::Null);
+
+    // Exactly one of each: more runs (the schedule keeps going) send nothing more.
+    api.refresh(&admin, "shop").await;
+    api.refresh(&admin, "shop").await;
+    assert_eq!(receiver.received().len(), 2, "{:?}", receiver.received());
+
+    // Removing it stops deliveries.
+    let r = api.call(Method::DELETE, "/api/v1/webhook", &admin, None).await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT);
+    let r = api.call(Method::DELETE, "/api/v1/webhook", &admin, None).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+}
+
+impl Api {
+    /// Waits (bounded) until the webhook has `n` notifications pending; returns its view.
+    async fn wait_for_pending(&self, token: &str, n: u64) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let v = self.call(Method::GET, "/api/v1/webhook", token, None).await.ok(StatusCode::OK);
+            if v["pending"] == json!(n) {
+                return v;
+            }
+            assert!(Instant::now() < deadline, "pending never became {n}: {v}");
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+}
+
+/// A webhook URL whose host resolves to an address the network policy refuses (cloud metadata
+/// by default, or loopback when the policy denies it) is refused when configured, naming `url`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_webhook_the_network_policy_refuses_is_refused_at_configuration() {
+    let api = Api::start(Config::default()).await;
+    let admin = api.admin_token().await;
+    let body = json!({"url": "http://169.254.169.254/latest/meta-data/", "secret": HOOK_SECRET});
+    let r = api.call(Method::PUT, "/api/v1/webhook", &admin, Some(body)).await;
+    r.refused(StatusCode::BAD_REQUEST, "url");
+    let v = r.json();
+    assert!(v["error"]["message"].as_str().is_some_and(|m| m.contains("169.254.169.254")), "{v}");
+    assert!(api.store.webhook().await.expect("webhook").is_none());
+
+    let network =
+        sluice_connect::NetworkPolicy::parse(&["127.0.0.0/8"], &[] as &[&str], &[] as &[&str]).expect("policy");
+    let config = Config { network, ..Config::default() };
+    let strict = Api::start(config).await;
+    let admin = strict.admin_token().await;
+    let body = json!({"url": "http://localhost:9/hook", "secret": HOOK_SECRET});
+    strict.call(Method::PUT, "/api/v1/webhook", &admin, Some(body)).await.refused(StatusCode::BAD_REQUEST, "url");
+}
+
+/// The scheduler applies the history's retention on its own: with a retention shorter than the
+/// test, the changes go and the latest snapshot stays.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_scheduler_applies_the_retention_periodically() {
+    let (cluster, password) = target();
+    let mut config = Config { history_keep: Duration::from_millis(1), ..Config::default() };
+    config.discovery.prune_every = Duration::from_millis(200);
+    let api = Api::start(config).await;
+    let admin = api.admin_token().await;
+    api.add_source(&admin, "shop", &cluster, &password).await;
+    assert_eq!(api.refresh(&admin, "shop").await["state"], "ok");
+    cluster.psql(DB, "CREATE TABLE public.invoices (id int);").expect("ddl");
+    assert_eq!(api.refresh(&admin, "shop").await["changed"], json!(true));
+    let latest = api.latest(&admin, "shop").await;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if api.changes(&admin, "shop", "").await["changes"] == json!([]) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the retention was never applied");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert_eq!(api.latest(&admin, "shop").await, latest, "the latest snapshot stays");
+}

@@ -8,6 +8,7 @@ mod query;
 mod setup_sql;
 mod sources;
 mod ssh;
+mod webhook;
 
 use axum::http::StatusCode;
 use sluice_core::SourceId;
@@ -29,6 +30,7 @@ pub fn api() -> OpenApiRouter<AppState> {
         .merge(audit::routes())
         .merge(setup_sql::routes())
         .merge(history::routes())
+        .merge(webhook::routes())
         .fallback(not_found)
 }
 
