@@ -713,6 +713,40 @@ async fn a_dropped_query_response_cancels_the_statement() {
     assert_eq!(entries[0]["outcome"], "cancelled", "{}", entries[0]);
 }
 
+/// A client that goes away before the first row (a browser's Cancel aborts its request) cancels
+/// the statement, and the query's audit entry is completed as cancelled, not left open.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_query_abandoned_before_its_first_row_is_cancelled_and_audited() {
+    let t = target();
+    let api = Api::start(Config::default()).await;
+    let admin = api.admin_token().await;
+    let r = api.call(Method::POST, "/api/v1/sources", As::Token(&admin), Some(api.source_form(&t, &t.password))).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    let req = Api::request(
+        Method::POST,
+        "/api/v1/sources/shop/query",
+        As::Token(&admin),
+        Some(&json!({"sql": "SELECT pg_sleep(60)", "format": "json"})),
+    );
+    let request = tokio::spawn(api.router.clone().oneshot(req));
+    let active = "SELECT count(*) FROM pg_stat_activity WHERE state = 'active' AND query LIKE '%pg_sleep(60)%' AND pid <> pg_backend_pid()";
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while t.cluster.psql(DB, active).expect("psql") != "1" {
+        assert!(Instant::now() < deadline, "the statement never ran");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    request.abort();
+    assert!(request.await.is_err_and(|e| e.is_cancelled()));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while t.cluster.psql(DB, active).expect("psql") != "0" {
+        assert!(Instant::now() < deadline, "the statement still runs after the client went away");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let entries = wait_for_audit(&api, &admin, 1).await;
+    assert_eq!(entries[0]["outcome"], "cancelled", "{}", entries[0]);
+    assert_eq!(entries[0]["sql"], "SELECT pg_sleep(60)", "{}", entries[0]);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_busy_source_answers_429_after_a_bounded_wait() {
     let t = target();

@@ -224,6 +224,8 @@ async fn query(State(state): State<AppState>, Path(id): Path<String>, req: Reque
     let session = pool.get().await?;
     let started = Instant::now();
     let audit_id = state.store().begin_query_audit(&who.actor, &id, &body.sql).await?;
+    // Until the answer starts, a client that goes away drops this handler mid-statement.
+    let pending = PendingAudit { state: state.clone(), id: audit_id, started, armed: true };
     let request = QueryRequest {
         sql: body.sql,
         max_rows,
@@ -236,10 +238,12 @@ async fn query(State(state): State<AppState>, Path(id): Path<String>, req: Reque
     let stream = match sluice_query::run_admitted(session, admitted, request).await {
         Ok(s) => s,
         Err(e) => {
+            pending.disarm();
             complete(&state, audit_id, started, 0, 0, Err(&e)).await;
             return Err(e.into());
         }
     };
+    pending.disarm();
     let exporter = format.format().exporter(ExportContext { max_rows });
     let (body, handle) = export::spawn_body(stream, exporter);
     let (done_tx, done_rx) = oneshot::channel();
@@ -297,6 +301,39 @@ async fn complete(
     };
     if let Err(e) = state.store().complete_query_audit(id, &done).await {
         tracing::error!(error = %e, audit = %id, "could not complete a query's audit entry");
+    }
+}
+
+/// A query's open audit entry while the handler waits for the statement's first rows. If the
+/// client goes away then (a browser's Cancel aborts its request), the handler is dropped, the
+/// session with it (which cancels the statement), and this completes the entry as cancelled
+/// instead of leaving it open for ever.
+struct PendingAudit {
+    state: AppState,
+    id: AuditId,
+    started: Instant,
+    armed: bool,
+}
+
+impl PendingAudit {
+    fn disarm(mut self) {
+        self.armed = false;
+    }
+}
+
+impl Drop for PendingAudit {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let (state, id, started) = (self.state.clone(), self.id, self.started);
+        runtime.spawn(async move {
+            let gone = QueryError::Output(std::io::Error::new(std::io::ErrorKind::BrokenPipe, "the client went away"));
+            complete(&state, id, started, 0, 0, Err(&gone)).await;
+        });
     }
 }
 
