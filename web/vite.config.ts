@@ -1,3 +1,4 @@
+/// <reference types="vitest/config" />
 import { defineConfig } from "vite";
 
 // The output is committed (web/dist) and embedded in the sluice binary, and scripts/test.sh
@@ -15,6 +16,11 @@ export default defineConfig({
     target: "es2022",
     reportCompressedSize: false,
     chunkSizeWarningLimit: 800,
+  },
+  // The unit tests; web/e2e holds the browser flows, run by node's own test runner against a
+  // real `sluice serve` (crates/sluice-cli/tests/browser.rs).
+  test: {
+    include: ["src/**/*.test.ts"],
   },
   server: {
     proxy: {

@@ -1,7 +1,7 @@
 // The SQL editor: CodeMirror 6 with PostgreSQL highlighting, completion of schemas, tables and
 // columns from the source's catalog, Ctrl/Cmd+Enter to run, and an error position marker.
 
-import { autocompletion, closeBrackets, closeBracketsKeymap, completionKeymap } from "@codemirror/autocomplete";
+import { autocompletion, closeBrackets, closeBracketsKeymap, closeCompletion, completionKeymap } from "@codemirror/autocomplete";
 import { defaultKeymap, history, historyKeymap, indentWithTab } from "@codemirror/commands";
 import { bracketMatching, defaultHighlightStyle, syntaxHighlighting } from "@codemirror/language";
 import { PostgreSQL, sql, SQLNamespace } from "@codemirror/lang-sql";
@@ -39,13 +39,30 @@ const errorField = StateField.define<DecorationSet>({
 export interface SqlEditor {
   view: EditorView;
   text(): string;
+  /** Closes an open completion list (running the statement makes it moot). */
+  closeCompletion(): void;
   markError(offset: number | null): void;
   focus(): void;
 }
 
-export function sqlEditor(parent: HTMLElement, catalog: Catalog | null, onRun: () => void, initial = ""): SqlEditor {
+// The page's look for the editor. CodeMirror's styles (these included) are mounted as
+// constructed style sheets adopted by a shadow root: in the document itself they would be a
+// <style> element, which the pages' Content-Security-Policy (no inline styles) refuses.
+const pageTheme = EditorView.theme({
+  "&": { minHeight: "10rem", maxHeight: "45vh", fontSize: "14px", backgroundColor: "var(--bg-raised)", color: "var(--fg)" },
+  "&.cm-focused": { outline: "3px solid var(--focus)", outlineOffset: "-3px" },
+  ".cm-scroller": { fontFamily: "var(--mono)" },
+  ".cm-gutters": { backgroundColor: "var(--bg-soft)", color: "var(--fg-soft)", borderRight: "1px solid var(--border)" },
+  ".cm-content": { caretColor: "var(--fg)" },
+  ".cm-activeLine": { backgroundColor: "color-mix(in srgb, var(--accent) 6%, transparent)" },
+  ".cm-sql-error": { textDecoration: "wavy underline var(--fail)", backgroundColor: "var(--fail-bg)" },
+});
+
+export function sqlEditor(host: HTMLElement, catalog: Catalog | null, onRun: () => void, initial = ""): SqlEditor {
+  const root = host.attachShadow({ mode: "open", delegatesFocus: true });
   const view = new EditorView({
-    parent,
+    parent: root,
+    root,
     state: EditorState.create({
       doc: initial,
       extensions: [
@@ -63,12 +80,14 @@ export function sqlEditor(parent: HTMLElement, catalog: Catalog | null, onRun: (
         keymap.of([...closeBracketsKeymap, ...defaultKeymap, ...historyKeymap, ...completionKeymap, indentWithTab]),
         EditorView.contentAttributes.of({ "aria-label": "SQL", "aria-multiline": "true" }),
         EditorView.lineWrapping,
+        pageTheme,
       ],
     }),
   });
   return {
     view,
     text: () => view.state.doc.toString(),
+    closeCompletion: () => void closeCompletion(view),
     markError(offset) {
       if (offset === null) {
         view.dispatch({ effects: setError.of(null) });

@@ -52,6 +52,7 @@ export async function queryPage(id: string): Promise<HTMLElement> {
 
   const run = async () => {
     if (controller) return;
+    editor.closeCompletion();
     const text = editor.text();
     if (!text.trim()) {
       status.textContent = "Write a statement first.";
