@@ -162,8 +162,9 @@ async fn create(
     if interval.is_some() {
         state.store().set_discovery_interval(&id, interval).await?;
     }
-    // Discovered at once.
-    state.store().discover_now(&id).await?;
+    // Discovered at once: a new source has no schedule yet, and the store gives it one due now
+    // when the scheduler next looks. Making it due here as well could start a second run right
+    // after a first one an instance already began.
     state.wake_scheduler();
     audit(&state, &who, "source.create", Some(&id), json!({"name": record.name})).await?;
     if !secrets.is_empty() || key_id.is_some() {
