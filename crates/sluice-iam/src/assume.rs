@@ -3,9 +3,9 @@
 
 use std::time::SystemTime;
 
+use crate::http::Method;
 use aws_sigv4::http_request::{sign, SignableBody, SignableRequest, SigningSettings};
 use aws_sigv4::sign::v4;
-use hyper::Method;
 
 use crate::chain::{sts_endpoint, xml_value, STS_TIMEOUT};
 use crate::token::form_encode;

@@ -10,10 +10,9 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use hyper::Method;
 use serde::Deserialize;
 
-use crate::http::{self, Response};
+use crate::http::{self, Method, Response};
 use crate::profile::{self, Section};
 use crate::{parse_rfc3339, CredentialSource, Credentials, Env, IamError};
 

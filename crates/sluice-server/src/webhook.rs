@@ -17,15 +17,11 @@
 //! refuses.
 
 use std::net::SocketAddr;
-use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full, Limited};
-use hyper::{Method, Request, Uri};
-use hyper_util::rt::TokioIo;
 use sluice_connect::NetworkPolicy;
 use sluice_core::Secret;
+use sluice_http::{Body, Method, Outgoing, Url};
 use sluice_store::WebhookDelivery;
 use tokio::net::TcpStream;
 use tokio::sync::watch;
@@ -52,12 +48,10 @@ pub struct BadUrl {
     pub hint: String,
 }
 
-/// A URL checked for delivery: where to connect, and what to send.
+/// A URL checked for delivery: what to send, and the checked addresses to connect to. Errors
+/// name only its host (a receiver's URL may carry a secret in its path).
 struct Target {
-    https: bool,
-    host: String,
-    authority: String,
-    path: String,
+    url: Url,
     addrs: Vec<SocketAddr>,
 }
 
@@ -65,22 +59,15 @@ struct Target {
 /// against `policy`.
 async fn target(url: &str, policy: &NetworkPolicy) -> Result<Target, BadUrl> {
     let bad = |message: String, hint: &str| BadUrl { message, hint: hint.to_string() };
-    let uri: Uri = url.parse().map_err(|e| bad(format!("`{url}` is not a URL: {e}"), "give an https:// URL"))?;
-    let https = match uri.scheme_str() {
-        Some("https") => true,
-        Some("http") => false,
-        _ => return Err(bad(format!("`{url}` is not an http:// or https:// URL"), "give an https:// URL")),
-    };
-    let authority = uri.authority().ok_or_else(|| bad(format!("`{url}` has no host"), "give an https:// URL"))?;
-    if authority.as_str().contains('@') {
+    let parsed = Url::parse(url).map_err(|e| bad(e.to_string(), "give an https:// URL"))?.naming_host();
+    if parsed.has_user_info() {
         return Err(bad(
             "the URL carries user info".into(),
             "leave credentials out of the URL: the receiver checks the signature instead",
         ));
     }
-    let host = authority.host().trim_start_matches('[').trim_end_matches(']').to_string();
-    let port = authority.port_u16().unwrap_or(if https { 443 } else { 80 });
-    let resolved: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), port))
+    let host = parsed.host().to_string();
+    let resolved: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), parsed.port()))
         .await
         .map_err(|e| bad(format!("cannot resolve `{host}`: {e}"), "give a host name that resolves from this service"))?
         .collect();
@@ -92,8 +79,7 @@ async fn target(url: &str, policy: &NetworkPolicy) -> Result<Target, BadUrl> {
             return Err(BadUrl { message: format!("{host}: {refusal}"), hint: refusal.hint() });
         }
     }
-    let path = uri.path_and_query().map(|p| p.as_str().to_string()).unwrap_or_else(|| "/".into());
-    Ok(Target { https, host, authority: authority.as_str().to_string(), path, addrs: resolved })
+    Ok(Target { url: parsed, addrs: resolved })
 }
 
 /// Checks a URL an admin wants to configure: as a delivery would, after DNS.
@@ -117,17 +103,14 @@ pub fn signature(secret: &str, t: u64, body: &[u8]) -> String {
 async fn post(url: &str, secret: &Secret, policy: &NetworkPolicy, d: &WebhookDelivery) -> Result<(), String> {
     let target = target(url, policy).await.map_err(|e| e.message)?;
     let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
-    let request = Request::builder()
-        .method(Method::POST)
-        .uri(target.path.as_str())
-        .header("host", target.authority.as_str())
-        .header("content-type", "application/json")
-        .header("user-agent", concat!("sluice/", env!("CARGO_PKG_VERSION")))
-        .header(SIGNATURE_HEADER, signature(secret.expose(), t, d.body.as_bytes()))
-        .header(EVENT_ID_HEADER, d.event_id.as_str())
-        .header("content-length", d.body.len().to_string())
-        .body(Full::new(Bytes::from(d.body.clone())))
-        .map_err(|e| format!("bad request: {e}"))?;
+    let signed = signature(secret.expose(), t, d.body.as_bytes());
+    let headers = [
+        ("content-type", "application/json"),
+        ("user-agent", concat!("sluice/", env!("CARGO_PKG_VERSION"))),
+        (SIGNATURE_HEADER, signed.as_str()),
+        (EVENT_ID_HEADER, d.event_id.as_str()),
+    ];
+    let request = Outgoing { method: &Method::POST, headers: &headers, body: d.body.as_bytes() };
     let mut last = String::from("no address to connect to");
     for addr in &target.addrs {
         let tcp = match TcpStream::connect(addr).await {
@@ -137,67 +120,15 @@ async fn post(url: &str, secret: &Secret, policy: &NetworkPolicy, d: &WebhookDel
                 continue;
             }
         };
-        let _ = tcp.set_nodelay(true);
-        let status = if target.https {
-            let name = rustls_pki_types::ServerName::try_from(target.host.clone())
-                .map_err(|_| format!("`{}` is not a valid TLS server name", target.host))?;
-            let tls = tokio_rustls::TlsConnector::from(tls_config()?)
-                .connect(name, tcp)
-                .await
-                .map_err(|e| format!("TLS with {} failed: {e}", target.host))?;
-            round_trip(TokioIo::new(tls), request).await?
-        } else {
-            round_trip(TokioIo::new(tcp), request).await?
-        };
-        return match status {
+        let answer = sluice_http::exchange(tcp, &target.url, request, Body::Drain(MAX_ANSWER))
+            .await
+            .map_err(|e| e.to_string())?;
+        return match answer.status {
             200..=299 => Ok(()),
             s => Err(format!("the receiver answered {s}")),
         };
     }
     Err(last)
-}
-
-async fn round_trip<T>(io: T, request: Request<Full<Bytes>>) -> Result<u16, String>
-where
-    T: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
-{
-    let (mut sender, conn) =
-        hyper::client::conn::http1::handshake(io).await.map_err(|e| format!("HTTP failed: {e}"))?;
-    let driver = tokio::spawn(async move {
-        let _ = conn.await;
-    });
-    let result = async {
-        let response = sender.send_request(request).await.map_err(|e| format!("HTTP failed: {e}"))?;
-        let status = response.status().as_u16();
-        let _ = Limited::new(response.into_body(), MAX_ANSWER).collect().await;
-        Ok(status)
-    }
-    .await;
-    driver.abort();
-    result
-}
-
-/// rustls with ring and the OS trust store, built once.
-fn tls_config() -> Result<Arc<rustls::ClientConfig>, String> {
-    static CONFIG: OnceLock<Result<Arc<rustls::ClientConfig>, String>> = OnceLock::new();
-    CONFIG
-        .get_or_init(|| {
-            let mut roots = rustls::RootCertStore::empty();
-            for cert in rustls_native_certs::load_native_certs().certs {
-                let _ = roots.add(cert);
-            }
-            if roots.is_empty() {
-                return Err("no trusted CA certificates found in the OS trust store".to_string());
-            }
-            let config =
-                rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-                    .with_safe_default_protocol_versions()
-                    .map_err(|e| e.to_string())?
-                    .with_root_certificates(roots)
-                    .with_no_client_auth();
-            Ok(Arc::new(config))
-        })
-        .clone()
 }
 
 /// `first × 2^attempts`, at most an hour.
