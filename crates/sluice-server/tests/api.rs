@@ -611,6 +611,8 @@ async fn bad_input_is_a_4xx_naming_the_field() {
     r.refused(StatusCode::BAD_REQUEST, "limit");
     let r = api.call(Method::GET, "/api/v1/audit?from=yesterday", As::Token(&admin), None).await;
     r.refused(StatusCode::BAD_REQUEST, "from");
+    let r = api.call(Method::GET, "/api/v1/audit?kind=query&nope=1", As::Token(&admin), None).await;
+    r.refused(StatusCode::BAD_REQUEST, "nope");
     let r = api.call(Method::GET, "/api/v1/nothing-here", As::Token(&admin), None).await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
     assert_eq!(r.json()["error"]["code"], "not_found");

@@ -413,6 +413,8 @@ async fn a_recreated_table_raises_lost_access_with_its_grant_until_the_grant_run
     assert!(history[0]["cleared_at"].as_i64().is_some(), "{history:?}");
     let r = api.call(Method::GET, "/api/v1/sources/shop/alerts?limit=0", &admin, None).await;
     r.refused(StatusCode::BAD_REQUEST, "limit");
+    let r = api.call(Method::GET, "/api/v1/sources/shop/alerts?limit=1001", &admin, None).await;
+    r.refused(StatusCode::BAD_REQUEST, "limit");
 
     // Raised and cleared once each, by the system, in the audit log.
     for kind in ["alert.raised", "alert.cleared"] {

@@ -21,6 +21,7 @@ pub mod auth;
 mod error;
 mod location;
 mod model;
+mod page;
 mod postgres;
 pub mod seal;
 mod sqlite;
@@ -44,6 +45,7 @@ pub use model::{
 };
 pub use model::{ClaimedDiscovery, DiscoverySchedule, NextDue, RunReason, RunResult, RunState};
 pub use model::{GeneratedSshKey, HostKeyApproval, HostKeySeen};
+pub use page::{page_size, DEFAULT_PAGE, MAX_PAGE};
 pub use seal::{MasterKey, KEY_FILE_NAME, MASTER_KEY_ENV, NEW_MASTER_KEY_ENV};
 
 use seal::{SealContext, Sealed};
@@ -869,17 +871,9 @@ impl Store {
         before: Option<ChangeId>,
         limit: Option<u32>,
     ) -> Result<ChangePage> {
-        let size = i64::from(limit.unwrap_or(100));
-        if !(1..=1000).contains(&size) {
-            return Err(StoreError::Invalid { field: "limit", message: "use 1 to 1000".into() });
-        }
-        let mut changes = on_backend!(self, b => b.changes(source.as_str(), before, size + 1).await)?;
-        let next = if changes.len() as i64 > size {
-            changes.truncate(size as usize);
-            changes.last().map(|c| c.id)
-        } else {
-            None
-        };
+        let size = page::page_size(limit)?;
+        let rows = on_backend!(self, b => b.changes(source.as_str(), before, page::rows_to_read(size)).await)?;
+        let (changes, next) = page::cut(rows, size, |c| c.id);
         Ok(ChangePage { changes, next })
     }
 
@@ -914,7 +908,7 @@ impl Store {
 
     /// The source's runs, newest first.
     pub async fn discovery_runs(&self, source: &SourceId, limit: u32) -> Result<Vec<DiscoveryRun>> {
-        on_backend!(self, b => b.runs(source.as_str(), i64::from(limit.clamp(1, 1000))).await)
+        on_backend!(self, b => b.runs(source.as_str(), i64::from(limit.clamp(1, page::MAX_PAGE))).await)
     }
 
     /// One of the source's runs.
@@ -1038,7 +1032,7 @@ impl Store {
 
     /// A source's alerts, open and cleared, newest first, at most `limit` (1 to 1000).
     pub async fn alert_history(&self, source: &SourceId, limit: u32) -> Result<Vec<Alert>> {
-        on_backend!(self, b => b.alert_history(source.as_str(), i64::from(limit.clamp(1, 1000))).await)
+        on_backend!(self, b => b.alert_history(source.as_str(), i64::from(limit.clamp(1, page::MAX_PAGE))).await)
     }
 
     /// Configures the webhook (replacing any): its URL and signing secret, sealed. Notifications
@@ -1125,14 +1119,9 @@ impl Store {
 
     /// One page of entries matching `filter`, newest first.
     pub async fn audit(&self, filter: &AuditFilter) -> Result<AuditPage> {
-        let size = filter.page_size()?;
-        let mut entries = on_backend!(self, b => b.audit(filter, size + 1).await)?;
-        let next = if entries.len() as i64 > size {
-            entries.truncate(size as usize);
-            entries.last().map(|e| e.id)
-        } else {
-            None
-        };
+        let size = page::page_size(filter.limit)?;
+        let rows = on_backend!(self, b => b.audit(filter, page::rows_to_read(size)).await)?;
+        let (entries, next) = page::cut(rows, size, |e| e.id);
         Ok(AuditPage { entries, next })
     }
 }

@@ -431,20 +431,8 @@ pub struct AuditFilter {
     /// Entries before this time.
     pub until: Option<Millis>,
     pub before: Option<AuditId>,
-    /// Page size; 1 to 1000, default 100.
+    /// Page size ([`crate::page_size`]): 1 to 1000, default 100.
     pub limit: Option<u32>,
-}
-
-impl AuditFilter {
-    pub const MAX_LIMIT: u32 = 1000;
-
-    pub(crate) fn page_size(&self) -> Result<i64, StoreError> {
-        match self.limit {
-            None => Ok(100),
-            Some(n) if (1..=Self::MAX_LIMIT).contains(&n) => Ok(i64::from(n)),
-            Some(n) => Err(StoreError::Invalid { field: "limit", message: format!("{n} is not between 1 and 1000") }),
-        }
-    }
 }
 
 /// One page of audit entries; `next` is the cursor for the following page, when there is one.

@@ -60,10 +60,7 @@ async fn list(
     RequireAdmin(_): RequireAdmin,
     RawQuery(raw): RawQuery,
 ) -> Result<Response, ApiError> {
-    let q: AuditQuery = match raw.as_deref() {
-        None | Some("") => AuditQuery::default(),
-        Some(text) => serde_urlencoded_query(text)?,
-    };
+    let q: AuditQuery = query_params(raw.as_deref(), &["user", "source", "kind", "from", "to", "cursor", "limit"])?;
     let source = match &q.source {
         Some(s) => Some(s.parse::<SourceId>().map_err(|e| ApiError::invalid("source", e.to_string()))?),
         None => None,
@@ -78,25 +75,6 @@ async fn list(
         limit: q.limit,
     };
     Ok(Json(state.store().audit(&filter).await?).into_response())
-}
-
-/// Query parameters through axum's own parser, with its failure as a 400 naming the field.
-fn serde_urlencoded_query(text: &str) -> Result<AuditQuery, ApiError> {
-    let uri: axum::http::Uri =
-        format!("/?{text}").parse().map_err(|_| ApiError::invalid("query", "the query string is malformed"))?;
-    axum::extract::Query::<AuditQuery>::try_from_uri(&uri).map(|q| q.0).map_err(|e| {
-        let message = e.body_text();
-        let field = ["user", "source", "kind", "from", "to", "cursor", "limit"]
-            .into_iter()
-            .find(|f| message.contains(&format!("`{f}`")) || message.contains(&format!("{f}:")));
-        let mut api = ApiError::invalid("query", message.clone());
-        if let Some(f) = field {
-            api.field = Some(f.to_string());
-        } else if let Some(unknown) = message.split("unknown field `").nth(1).and_then(|m| m.split('`').next()) {
-            api.field = Some(unknown.to_string());
-        }
-        api
-    })
 }
 
 /// Which of the caller's queries to list.

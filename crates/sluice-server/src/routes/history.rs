@@ -92,11 +92,7 @@ async fn alerts(
     let id = source_id(&id)?;
     who.may_use(&id)?;
     let q: AlertsQuery = query_params(raw.as_deref(), &["limit"])?;
-    let limit = match q.limit {
-        None => 100,
-        Some(n @ 1..=1000) => n,
-        Some(_) => return Err(ApiError::invalid("limit", "give a limit from 1 to 1000")),
-    };
+    let limit = sluice_store::page_size(q.limit)?;
     state.store().source(&id).await?;
     let alerts: Vec<AlertView> = state.store().alert_history(&id, limit).await?.iter().map(AlertView::of).collect();
     Ok(Json(serde_json::json!({ "alerts": alerts })).into_response())
