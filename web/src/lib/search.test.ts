@@ -42,4 +42,17 @@ describe("SearchIndex", () => {
     expect(hits[0]!.rank).toBe(0);
     expect(big.search("table_11999").hits.map((h) => h.item.name)).toEqual(["table_11999"]);
   });
+
+  it("answers as a fresh index does while the query grows, shrinks and changes", () => {
+    const items = Array.from({ length: 3_000 }, (_, i) => rel(`cat_${String(i % 7).padStart(3, "0")}`, `t_${String(i).padStart(4, "0")}`));
+    items.push(rel("Mixed", "T_0042"), rel("t_0042", "other"));
+    const typed = new SearchIndex(items);
+    const queries = ["t", "t_", "t_0", "t_00", "t_004", "t_0042", "t_004", "t_0", "", "cat_003", "cat_003.", "cat_003.t_1", "at_003.t_1", "T_0042", "t_0042.", "x", "xy", "t"];
+    for (const q of queries) {
+      const fresh = new SearchIndex(items).search(q, 100);
+      const got = typed.search(q, 100);
+      expect(got.total, q).toBe(fresh.total);
+      expect(got.hits.map((h) => `${h.item.schema}.${h.item.name}:${h.rank}`), q).toEqual(fresh.hits.map((h) => `${h.item.schema}.${h.item.name}:${h.rank}`));
+    }
+  });
 });

@@ -1,5 +1,7 @@
 // Search over every relation of a catalog as the user types: names are lowercased once when
-// the index is built, so a keystroke is one pass of substring tests over flat arrays.
+// the index is built, so a keystroke is one pass of substring tests over flat arrays — and
+// only over the previous query's matches when the new query contains it (typing on), since
+// whatever contains the longer text contains the shorter.
 
 export interface Searchable {
   schema: string;
@@ -16,6 +18,9 @@ export class SearchIndex<T extends Searchable> {
   private readonly items: T[];
   private readonly names: string[];
   private readonly qualified: string[];
+  /** The last query and every relation it matched (not only the hits handed out), in order. */
+  private lastQuery = "";
+  private lastMatches: number[] | null = null;
 
   constructor(items: T[]) {
     this.items = items;
@@ -33,21 +38,32 @@ export class SearchIndex<T extends Searchable> {
     if (!q) return { hits: [], total: 0 };
     const buckets: number[][] = [[], [], [], []];
     const dotted = q.includes(".");
-    for (let i = 0; i < this.names.length; i++) {
+    const narrowing = this.lastMatches !== null && q.includes(this.lastQuery);
+    const candidates = narrowing ? this.lastMatches! : null;
+    const count = candidates ? candidates.length : this.names.length;
+    const matches: number[] = [];
+    for (let k = 0; k < count; k++) {
+      const i = candidates ? candidates[k]! : k;
       const name = this.names[i]!;
+      let rank = -1;
       if (!dotted) {
-        if (name === q) buckets[0]!.push(i);
-        else if (name.startsWith(q)) buckets[1]!.push(i);
-        else if (name.includes(q)) buckets[2]!.push(i);
-        else if (this.qualified[i]!.includes(q)) buckets[3]!.push(i);
+        if (name === q) rank = 0;
+        else if (name.startsWith(q)) rank = 1;
+        else if (name.includes(q)) rank = 2;
+        else if (this.qualified[i]!.includes(q)) rank = 3;
       } else if (this.qualified[i] === q) {
-        buckets[0]!.push(i);
+        rank = 0;
       } else if (this.qualified[i]!.startsWith(q)) {
-        buckets[1]!.push(i);
+        rank = 1;
       } else if (this.qualified[i]!.includes(q)) {
-        buckets[3]!.push(i);
+        rank = 3;
       }
+      if (rank < 0) continue;
+      buckets[rank]!.push(i);
+      matches.push(i);
     }
+    this.lastQuery = q;
+    this.lastMatches = matches;
     const total = buckets.reduce((n, b) => n + b.length, 0);
     const hits: Hit<T>[] = [];
     for (let rank = 0; rank < buckets.length && hits.length < limit; rank++) {

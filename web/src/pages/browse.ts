@@ -84,6 +84,17 @@ export async function browsePage(id: string): Promise<HTMLElement> {
   const index = new SearchIndex(flat);
   const indexMs = performance.now() - t0;
 
+  // A relation's line in the search results, made once however often it matches.
+  const hitNodes = new Map<Flat, Node>();
+  const hitNode = (f: Flat): Node => {
+    let n = hitNodes.get(f);
+    if (!n) {
+      n = { key: `r:${f.schema}.${f.name}`, level: 1, label: `${f.schema}.${f.name}`, kind: "relation", schema: f.owner, rel: f.rel, expandable: false };
+      hitNodes.set(f, n);
+    }
+    return n;
+  };
+
   const expanded = new Set<string>(catalog.schemas.length <= 3 ? catalog.schemas.map((s) => `s:${s.name}`) : []);
   let nodes: Node[] = [];
   let query = "";
@@ -94,10 +105,7 @@ export async function browsePage(id: string): Promise<HTMLElement> {
     nodes = [];
     if (query) {
       const { hits, total } = index.search(query, 2000);
-      for (const hit of hits) {
-        const f = hit.item;
-        nodes.push({ key: `r:${f.schema}.${f.name}`, level: 1, label: `${f.schema}.${f.name}`, kind: "relation", schema: f.owner, rel: f.rel, expandable: false });
-      }
+      for (const hit of hits) nodes.push(hitNode(hit.item));
       summary.textContent = total === 0 ? "No relation matches." : total > hits.length ? `${total.toLocaleString()} matches; the first ${hits.length.toLocaleString()} are listed.` : `${total.toLocaleString()} ${total === 1 ? "match" : "matches"}.`;
     } else {
       for (const s of catalog.schemas) {
@@ -131,7 +139,7 @@ export async function browsePage(id: string): Promise<HTMLElement> {
 
   let last = "";
   function paint() {
-    const w = rowWindow(tree.scrollTop, tree.clientHeight || 480, ROW, nodes.length, 10);
+    const w = rowWindow(tree.scrollTop, tree.clientHeight || 480, ROW, nodes.length, 4);
     const key = `${w.start}:${w.end}:${active}:${selectedKey}`;
     if (key === last) return;
     last = key;
