@@ -1,18 +1,11 @@
 import { ApiError, csrfToken, errorOf, get, headers, networkError } from "../api";
 import { formatAgo, h } from "../dom";
 import { sqlEditor } from "../editor";
-import { resultGrid } from "../grid";
+import { ResultGrid, resultGrid } from "../grid";
 import { offsetOfPosition } from "../lib/position";
+import { readResult, ResultTail } from "../lib/resultStream";
 import { Catalog, CatalogSnapshot, SourceView } from "../types";
 import { busy, describe } from "./common";
-
-interface QueryResult {
-  columns: { name: string; type: string }[];
-  rows: unknown[][];
-  truncated: boolean;
-  truncated_columns?: string[] | null;
-  lossy_columns?: string[] | null;
-}
 
 interface HistoryEntry {
   id: number;
@@ -38,6 +31,8 @@ export async function queryPage(id: string): Promise<HTMLElement> {
   const runButton = h("button", { type: "button" }, "Run");
   const cancelButton = h("button", { type: "button", class: "secondary", disabled: true }, "Cancel");
   const status = h("p", { role: "status", "aria-live": "polite", class: "status-line" });
+  // The count of rows while they arrive: shown, not announced (the status says how it ended).
+  const progress = h("p", { class: "status-line muted small" });
   const errorArea = h("div");
   const results = h("div", { class: "results" });
   const exportBar = h("div", { class: "export-bar", role: "group", "aria-label": "Export" });
@@ -71,6 +66,16 @@ export async function queryPage(id: string): Promise<HTMLElement> {
     cancelButton.disabled = false;
     status.textContent = "Running…";
     const started = performance.now();
+    // The rows are painted as they arrive: the grid appears with the result's head and grows.
+    let grid = null as ResultGrid | null;
+    let lastCount = 0;
+    const counted = () => (grid ? grid.rowCount : 0);
+    const showProgress = () => {
+      const n = counted();
+      if (n === lastCount) return;
+      lastCount = n;
+      progress.textContent = `${n.toLocaleString()} ${n === 1 ? "row" : "rows"} so far…`;
+    };
     try {
       const response = await fetch(`/api/v1/sources/${encodeURIComponent(id)}/query`, {
         method: "POST",
@@ -82,30 +87,56 @@ export async function queryPage(id: string): Promise<HTMLElement> {
         throw networkError(e);
       });
       if (!response.ok) throw await errorOf(response);
-      let result: QueryResult;
+      // A new result is coming: the last one goes, so it is never taken for this one's.
+      results.replaceChildren();
+      if (!response.body) throw new ApiError(0, { code: "incomplete", message: "The browser gave no way to read the result as it arrives." });
+      let tail: ResultTail;
       try {
-        result = (await response.json()) as QueryResult;
+        tail = await readResult(
+          response.body,
+          (columns) => {
+            grid = resultGrid(columns, "Query results");
+            results.replaceChildren(grid.element);
+          },
+          (rows) => {
+            grid?.append(rows);
+            showProgress();
+          },
+        );
       } catch (e) {
+        grid?.finish("incomplete");
         if (mine.signal.aborted) throw networkError(e);
-        throw new ApiError(0, { code: "incomplete", message: "The result ended early: the query failed while its rows were being sent.", hint: "Run it again; if it keeps failing, the audit log has the error." });
+        const n = counted();
+        throw new ApiError(0, {
+          code: "incomplete",
+          message: `The result is incomplete: the query failed after ${n.toLocaleString()} ${n === 1 ? "row" : "rows"} had been sent, and only those are shown.`,
+          hint: "Run it again; if it keeps failing, the audit log has the error.",
+        });
       }
       const ms = Math.round(performance.now() - started);
-      const grid = resultGrid(result.columns, result.rows, "Query results");
+      const n = counted();
+      if (!grid) throw new ApiError(0, { code: "incomplete", message: "The result named no columns." });
+      grid.finish(tail.truncated ? "truncated" : "complete");
+      progress.textContent = "";
       const notes: HTMLElement[] = [];
-      if (result.truncated)
-        notes.push(h("p", { class: "notice warn" }, `Only the first ${result.rows.length.toLocaleString()} rows are shown. Export the result for all of them.`));
-      if (result.truncated_columns?.length)
-        notes.push(h("p", { class: "notice warn" }, `Long values were cut in: ${result.truncated_columns.join(", ")}.`));
-      if (result.lossy_columns?.length)
-        notes.push(h("p", { class: "notice warn" }, `Some text was not valid UTF-8 in: ${result.lossy_columns.join(", ")}.`));
-      results.replaceChildren(...notes, grid);
-      status.textContent = `${result.rows.length.toLocaleString()} ${result.rows.length === 1 ? "row" : "rows"}${result.truncated ? " (truncated)" : ""} in ${ms.toLocaleString()} ms.`;
+      if (tail.truncated)
+        notes.push(h("p", { class: "notice warn" }, `Only the first ${n.toLocaleString()} rows are shown. Export the result for all of them.`));
+      if (tail.truncated_columns?.length)
+        notes.push(h("p", { class: "notice warn" }, `Long values were cut in: ${tail.truncated_columns.join(", ")}.`));
+      if (tail.lossy_columns?.length)
+        notes.push(h("p", { class: "notice warn" }, `Some text was not valid UTF-8 in: ${tail.lossy_columns.join(", ")}.`));
+      results.prepend(...notes);
+      status.textContent = `${n.toLocaleString()} ${n === 1 ? "row" : "rows"}${tail.truncated ? " (truncated)" : ""} in ${ms.toLocaleString()} ms.`;
     } catch (e) {
       const d = describe(e);
+      progress.textContent = "";
       if (d.code === "aborted") {
-        status.textContent = "Cancelled. The statement was stopped on the server.";
+        const n = counted();
+        status.textContent = grid
+          ? `Cancelled after ${n.toLocaleString()} ${n === 1 ? "row" : "rows"}; the result shown is incomplete. The statement was stopped on the server.`
+          : "Cancelled. The statement was stopped on the server.";
       } else {
-        status.textContent = "The query failed.";
+        status.textContent = d.code === "incomplete" ? "The query failed while its rows were being sent; the result shown is incomplete." : "The query failed.";
         errorArea.replaceChildren(
           h(
             "div",
@@ -207,6 +238,7 @@ export async function queryPage(id: string): Promise<HTMLElement> {
     h("div", { class: "editor-wrap" }, h("label", { class: "visually-hidden", id: "sql-label" }, "SQL"), editorHost),
     h("div", { class: "form-actions" }, runButton, cancelButton, h("span", { class: "muted small keyhint" }, "Ctrl/Cmd+Enter runs"), exportBar),
     status,
+    progress,
     errorArea,
     results,
     h("details", { class: "history" }, h("summary", {}, "Your recent queries"), historyList),
