@@ -190,18 +190,20 @@ fn compare(key: Key<'_>, o: &Relation, n: &Relation) -> RelationChange {
     }
     for c in &n.columns {
         match o.column(&c.name) {
-            None => change.added_columns.push(AddedColumn { name: c.name.clone(), type_name: c.type_name.clone() }),
+            None => {
+                change.added_columns.push(AddedColumn { name: c.name.to_string(), type_name: c.type_name.to_string() })
+            }
             Some(prev) => {
                 if prev.type_name != c.type_name {
                     change.type_changes.push(TypeChange {
-                        column: c.name.clone(),
-                        from: prev.type_name.clone(),
-                        to: c.type_name.clone(),
+                        column: c.name.to_string(),
+                        from: prev.type_name.to_string(),
+                        to: c.type_name.to_string(),
                     });
                 }
                 if prev.nullable != c.nullable {
                     change.nullability_changes.push(NullabilityChange {
-                        column: c.name.clone(),
+                        column: c.name.to_string(),
                         from: prev.nullable,
                         to: c.nullable,
                     });
@@ -209,7 +211,8 @@ fn compare(key: Key<'_>, o: &Relation, n: &Relation) -> RelationChange {
             }
         }
     }
-    change.removed_columns = o.columns.iter().filter(|c| n.column(&c.name).is_none()).map(|c| c.name.clone()).collect();
+    change.removed_columns =
+        o.columns.iter().filter(|c| n.column(&c.name).is_none()).map(|c| c.name.to_string()).collect();
     change
 }
 

@@ -51,7 +51,7 @@ fn relation(out: &mut String, r: &Relation, depth: usize) {
     let pad = "  ".repeat(depth);
     let name = match &r.schema {
         Some(schema) => format!("{schema}.{}", r.name),
-        None => r.name.clone(),
+        None => r.name.to_string(),
     };
     let _ = write!(out, "{pad}{} {name} (owner {})", r.kind, r.owner);
     if let Some(n) = r.row_estimate {
@@ -109,7 +109,7 @@ fn relation(out: &mut String, r: &Relation, depth: usize) {
     for ix in &r.indexes {
         let what = match &ix.expression {
             // `CREATE INDEX name ON table USING btree (lower(email)) WHERE …`: keep from the method.
-            Some(def) => def.split_once(" USING ").map_or_else(|| def.clone(), |(_, rest)| rest.to_string()),
+            Some(def) => def.split_once(" USING ").map_or_else(|| def.to_string(), |(_, rest)| rest.to_string()),
             None => {
                 let mut what = format!("{} ({})", ix.method, ix.columns.join(", "));
                 if !ix.include.is_empty() {

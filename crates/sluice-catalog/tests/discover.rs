@@ -257,7 +257,7 @@ async fn discovers_every_kind_as_a_limited_user() {
     assert_eq!(customers.column("qty").and_then(|c| c.default.as_deref()), Some("1"));
     assert_eq!(customers.comment.as_deref(), Some("People who buy"));
     assert_eq!(customers.owner, "app");
-    assert_eq!(customers.primary_key, Some(vec!["id".to_string()]));
+    assert_eq!(customers.primary_key.as_deref().expect("a primary key"), ["id"]);
     assert_eq!(customers.unique, vec![vec!["tenant".to_string(), "email".to_string()]]);
     assert_eq!(customers.row_estimate, Some(500), "analyzed");
     assert!(customers.size_bytes.is_some_and(|b| b >= 8192), "{:?}", customers.size_bytes);
@@ -277,7 +277,7 @@ async fn discovers_every_kind_as_a_limited_user() {
 
     // Keys: composite and cross-schema foreign keys, actions, partial index.
     let orders = rel(&c, "sales", "orders");
-    assert_eq!(orders.primary_key, Some(vec!["tenant".to_string(), "id".to_string()]));
+    assert_eq!(orders.primary_key.as_deref().expect("a primary key"), ["tenant", "id"]);
     let fk = |r: &Relation, name: &str| {
         r.foreign_keys
             .iter()
@@ -297,7 +297,7 @@ async fn discovers_every_kind_as_a_limited_user() {
     assert_eq!(composite.columns, vec!["tenant", "order_id"]);
     assert_eq!(
         (composite.ref_schema.as_str(), composite.ref_table.as_str(), composite.ref_columns.clone()),
-        ("sales", "orders", vec!["tenant".to_string(), "id".to_string()])
+        ("sales", "orders", vec!["tenant".into(), "id".into()])
     );
     let partial = orders.indexes.iter().find(|i| i.name == "orders_big_idx").expect("partial index");
     assert_eq!(partial.columns, vec!["customer_id"]);

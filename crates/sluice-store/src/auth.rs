@@ -67,15 +67,6 @@ pub(crate) fn sha256(data: &[u8]) -> Vec<u8> {
     ring::digest::digest(&ring::digest::SHA256, data).as_ref().to_vec()
 }
 
-/// The SHA-256 of the parts, one after the other.
-pub(crate) fn sha256_parts(parts: &[&[u8]]) -> Vec<u8> {
-    let mut context = ring::digest::Context::new(&ring::digest::SHA256);
-    for part in parts {
-        context.update(part);
-    }
-    context.finish().as_ref().to_vec()
-}
-
 pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

@@ -24,6 +24,7 @@ mod model;
 mod page;
 mod postgres;
 pub mod seal;
+mod snapshot;
 mod sqlite;
 
 use std::path::PathBuf;
@@ -47,6 +48,7 @@ pub use model::{ClaimedDiscovery, DiscoverySchedule, NextDue, RunReason, RunResu
 pub use model::{GeneratedSshKey, HostKeyApproval, HostKeySeen};
 pub use page::{page_size, DEFAULT_PAGE, MAX_PAGE};
 pub use seal::{MasterKey, KEY_FILE_NAME, MASTER_KEY_ENV, NEW_MASTER_KEY_ENV};
+pub use snapshot::{CompressedSnapshot, SnapshotWriter};
 
 use seal::{SealContext, Sealed};
 
@@ -799,13 +801,33 @@ impl Store {
         json: &[u8],
         content: &[&[u8]],
     ) -> Result<Option<SnapshotMeta>> {
-        let hash = auth::hex(&auth::sha256_parts(content));
         let json = json.to_vec();
-        let compressed = tokio::task::spawn_blocking(move || zstd::bulk::compress(&json, 3))
-            .await
-            .map_err(|e| StoreError::backend("compress a snapshot", e))?
-            .map_err(|e| StoreError::backend("compress a snapshot", e))?;
-        on_backend!(self, b => b.insert_snapshot_if_new(source.as_str(), &hash, &compressed).await)
+        let content: Vec<Vec<u8>> = content.iter().map(|c| c.to_vec()).collect();
+        let snapshot = tokio::task::spawn_blocking(move || {
+            let mut w = SnapshotWriter::new()?;
+            {
+                let (mut j, mut c) = w.parts();
+                std::io::Write::write_all(&mut j, &json).map_err(|e| StoreError::backend("compress a snapshot", e))?;
+                for part in &content {
+                    std::io::Write::write_all(&mut c, part)
+                        .map_err(|e| StoreError::backend("compress a snapshot", e))?;
+                }
+            }
+            w.finish()
+        })
+        .await
+        .map_err(|e| StoreError::backend("compress a snapshot", e))??;
+        self.put_compressed_snapshot(source, &snapshot).await
+    }
+
+    /// Stores a snapshot written through a [`SnapshotWriter`] unless its content hash is the
+    /// source's latest snapshot's; returns the new snapshot, or `None` when nothing changed.
+    pub async fn put_compressed_snapshot(
+        &self,
+        source: &SourceId,
+        snapshot: &CompressedSnapshot,
+    ) -> Result<Option<SnapshotMeta>> {
+        on_backend!(self, b => b.insert_snapshot_if_new(source.as_str(), snapshot.content_hash(), snapshot.compressed()).await)
     }
 
     /// The source's newest snapshot and its JSON.
@@ -839,6 +861,17 @@ impl Store {
             Some((meta, compressed)) => Ok(Some((meta, decompress(&compressed)?))),
             None => Ok(None),
         }
+    }
+
+    /// [`Store::previous_snapshot`] still compressed: read it through
+    /// [`CompressedSnapshot::reader`] rather than holding its JSON.
+    pub async fn previous_snapshot_compressed(
+        &self,
+        source: &SourceId,
+        id: SnapshotId,
+    ) -> Result<Option<(SnapshotMeta, CompressedSnapshot)>> {
+        let found = on_backend!(self, b => b.previous_snapshot(source.as_str(), id).await)?;
+        Ok(found.map(|(meta, compressed)| (meta, CompressedSnapshot::stored(compressed))))
     }
 
     // ---- catalog change history ----------------------------------------------------------

@@ -7,7 +7,7 @@ use sluice_connect::SessionInfo;
 
 use super::fold::{Access, Builder, Rel};
 use super::DiscoverOptions;
-use crate::model::{Catalog, ForeignKey, Index, Relation, RelationKind, Schema};
+use crate::model::{Catalog, ForeignKey, Index, Relation, RelationKind, Schema, Text};
 use crate::CatalogError;
 
 impl Builder {
@@ -66,7 +66,7 @@ impl Builder {
             }
         }
 
-        let schema_names: HashMap<u32, &str> = self.schemas.iter().map(|s| (s.oid, s.name.as_str())).collect();
+        let schema_names: HashMap<u32, &Text> = self.schemas.iter().map(|s| (s.oid, &s.name)).collect();
         let mut children: HashMap<usize, Vec<usize>> = HashMap::new();
         let mut top: Vec<usize> = Vec::new();
         for (i, rel) in self.rels.iter().enumerate() {
@@ -125,8 +125,8 @@ impl Builder {
         let mut constraints = std::mem::take(&mut self.constraints);
         let owner_of: HashMap<u32, u32> = constraints.iter().map(|c| (c.oid, c.rel)).collect();
         constraints.sort_unstable_by(|a, b| (a.rel, &a.name).cmp(&(b.rel, &b.name)));
-        let schema_names: HashMap<u32, (&str, bool)> =
-            self.schemas.iter().map(|s| (s.oid, (s.name.as_str(), s.name_lossy))).collect();
+        let schema_names: HashMap<u32, (&Text, bool)> =
+            self.schemas.iter().map(|s| (s.oid, (&s.name, s.name_lossy))).collect();
         let mut resolved: Vec<(usize, Resolved, bool)> = Vec::with_capacity(constraints.len());
         for con in constraints {
             let Some(&i) = self.by_oid.get(&con.rel) else {
@@ -154,15 +154,17 @@ impl Builder {
                         }
                         _ => match self.rel(con.ref_rel) {
                             Some(r) => {
-                                let (schema, schema_lossy) =
-                                    schema_names.get(&r.namespace).copied().unwrap_or_default();
+                                let (schema, schema_lossy) = match schema_names.get(&r.namespace) {
+                                    Some((schema, lossy)) => ((*schema).clone(), *lossy),
+                                    None => (Text::default(), false),
+                                };
                                 lossy |= schema_lossy || r.name_lossy || r.names_lossy(&con.ref_key);
-                                (schema.to_string(), r.relation.name.clone(), r.names(&con.ref_key))
+                                (schema, r.relation.name.clone(), r.names(&con.ref_key))
                             }
                             None => (
-                                String::new(),
-                                format!("#{}", con.ref_rel),
-                                con.ref_key.iter().map(|n| format!("#{n}")).collect(),
+                                Text::default(),
+                                Text::from(format!("#{}", con.ref_rel)),
+                                con.ref_key.iter().map(|n| Text::from(format!("#{n}"))).collect(),
                             ),
                         },
                     };
@@ -195,8 +197,8 @@ impl Builder {
 }
 
 enum Resolved {
-    PrimaryKey(Vec<String>),
-    Unique(Vec<String>),
+    PrimaryKey(Vec<Text>),
+    Unique(Vec<Text>),
     ForeignKey(ForeignKey),
 }
 
@@ -252,7 +254,7 @@ fn assemble(
     i: usize,
     rels: &mut [Rel],
     children: &HashMap<usize, Vec<usize>>,
-    schema_names: &HashMap<u32, &str>,
+    schema_names: &HashMap<u32, &Text>,
     nested: bool,
 ) -> Option<(u32, Relation)> {
     let rel = rels.get_mut(i).filter(|r| !r.taken)?;
@@ -260,7 +262,7 @@ fn assemble(
     let namespace = rel.namespace;
     let mut relation = std::mem::replace(&mut rel.relation, empty_relation());
     if nested {
-        relation.schema = schema_names.get(&namespace).map(|s| s.to_string());
+        relation.schema = schema_names.get(&namespace).map(|s| (*s).clone());
     }
     for child in children.get(&i).into_iter().flatten() {
         if let Some((_, partition)) = assemble(*child, rels, children, schema_names, true) {
@@ -277,7 +279,7 @@ fn assemble(
 
 /// What a relation's slot holds once the relation has moved into the tree (allocates nothing).
 fn empty_relation() -> Relation {
-    Relation::new(String::new(), RelationKind::Table, String::new())
+    Relation::new(Text::default(), RelationKind::Table, Text::default())
 }
 
 #[cfg(test)]

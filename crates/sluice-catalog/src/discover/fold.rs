@@ -1,12 +1,15 @@
 //! Folding the batch's rows, as they stream in, into per-relation builders.
 
+use std::borrow::Cow;
 use std::cell::Cell;
 use std::collections::HashMap;
 use std::str::FromStr;
 
 use sluice_connect::tokio_postgres::SimpleQueryRow;
 
-use crate::model::{Column, FkAction, Generated, GeneratedKind, Identity, QualifiedName, Relation, RelationKind};
+use crate::model::{
+    Column, FkAction, Generated, GeneratedKind, Identity, Interner, QualifiedName, Relation, RelationKind, Text,
+};
 use crate::sql::Statement;
 use crate::CatalogError;
 
@@ -33,36 +36,49 @@ impl<'a> Cells<'a> {
         self.get(i)?.ok_or_else(|| self.err(format!("column {i} is null")))
     }
 
-    /// A name, comment or expression (a column the batch sends through `sql::txt`).
-    pub(super) fn string(&self, i: usize) -> Result<String, CatalogError> {
-        let text = self.text(i)?;
-        self.decode(text).map_err(|detail| self.err(format!("column {i}: {detail}")))
+    /// A comment or expression (a column the batch sends through `sql::txt`).
+    pub(super) fn string(&self, i: usize) -> Result<Text, CatalogError> {
+        self.decoded(i).map(|s| Text::from(s.as_ref()))
     }
 
-    pub(super) fn opt_string(&self, i: usize) -> Result<Option<String>, CatalogError> {
+    /// A name that may repeat (a column or type name, an owner): the interner's shared copy.
+    pub(super) fn shared(&self, i: usize, interner: &mut Interner) -> Result<Text, CatalogError> {
+        self.decoded(i).map(|s| interner.text(&s))
+    }
+
+    pub(super) fn opt_string(&self, i: usize) -> Result<Option<Text>, CatalogError> {
         match self.get(i)? {
             None => Ok(None),
             Some(_) => self.string(i).map(Some),
         }
     }
 
+    fn decoded(&self, i: usize) -> Result<Cow<'a, str>, CatalogError> {
+        let text = self.text(i)?;
+        self.decode(text).map_err(|detail| self.err(format!("column {i}: {detail}")))
+    }
+
     /// Names from a `text[]` of escaped names.
-    pub(super) fn names(&self, i: usize) -> Result<Vec<String>, CatalogError> {
+    pub(super) fn names(&self, i: usize) -> Result<Vec<Text>, CatalogError> {
         self.parsed(i, crate::text::parse_name_array)?
             .iter()
-            .map(|n| self.decode(n).map_err(|detail| self.err(format!("column {i}: {detail}"))))
+            .map(|n| {
+                self.decode(n)
+                    .map(|s| Text::from(s.as_ref()))
+                    .map_err(|detail| self.err(format!("column {i}: {detail}")))
+            })
             .collect()
     }
 
-    pub(super) fn decode(&self, text: &str) -> Result<String, String> {
+    pub(super) fn decode<'t>(&self, text: &'t str) -> Result<Cow<'t, str>, String> {
         if !self.escaped {
-            return Ok(text.to_string());
+            return Ok(Cow::Borrowed(text));
         }
         let (decoded, lossy) = crate::text::unescape_bytes(text)?;
         if lossy {
             self.lossy.set(true);
         }
-        Ok(decoded)
+        Ok(Cow::Owned(decoded))
     }
 
     /// Whether a text value read since the last call was not UTF-8; resets.
@@ -111,10 +127,10 @@ pub(super) enum Access {
 
 pub(super) struct SchemaRow {
     pub(super) oid: u32,
-    pub(super) name: String,
-    pub(super) owner: String,
+    pub(super) name: Text,
+    pub(super) owner: Text,
     pub(super) usable: bool,
-    pub(super) comment: Option<String>,
+    pub(super) comment: Option<Text>,
     pub(super) name_lossy: bool,
     pub(super) lossy: bool,
 }
@@ -132,9 +148,9 @@ pub(super) struct Rel {
     /// Column-level grant of each entry of `relation.columns` (`None`: no column ACL).
     pub(super) grants: Vec<Option<bool>>,
     /// (attnum, expression, lossy), applied once the columns are in order.
-    pub(super) defaults: Vec<(i16, String, bool)>,
+    pub(super) defaults: Vec<(i16, Text, bool)>,
     /// (attnum, comment, lossy), likewise.
-    pub(super) column_comments: Vec<(i16, String, bool)>,
+    pub(super) column_comments: Vec<(i16, Text, bool)>,
     pub(super) indexes: Vec<IndexRow>,
     /// Its name was not UTF-8.
     pub(super) name_lossy: bool,
@@ -179,12 +195,12 @@ impl Rel {
 
     /// Column names for attnums; `#n` for an attnum that is not there, which only a catalog
     /// changing under the snapshot could cause.
-    pub(super) fn names(&self, key: &[i16]) -> Vec<String> {
+    pub(super) fn names(&self, key: &[i16]) -> Vec<Text> {
         key.iter()
             .map(|n| {
                 self.position(*n)
                     .and_then(|i| self.relation.columns.get(i))
-                    .map_or_else(|| format!("#{n}"), |c| c.name.clone())
+                    .map_or_else(|| Text::from(format!("#{n}")), |c| c.name.clone())
             })
             .collect()
     }
@@ -193,7 +209,7 @@ impl Rel {
 pub(super) struct ConstraintRow {
     pub(super) oid: u32,
     pub(super) rel: u32,
-    pub(super) name: String,
+    pub(super) name: Text,
     pub(super) kind: u8,
     pub(super) key: Vec<i16>,
     pub(super) ref_rel: u32,
@@ -202,19 +218,19 @@ pub(super) struct ConstraintRow {
     pub(super) on_delete: FkAction,
     pub(super) parent: u32,
     /// For a foreign key to another schema: [schema, table, column…] from SQL.
-    pub(super) foreign_ref: Option<Vec<String>>,
+    pub(super) foreign_ref: Option<Vec<Text>>,
     pub(super) lossy: bool,
 }
 
 pub(super) struct IndexRow {
-    pub(super) name: String,
+    pub(super) name: Text,
     pub(super) unique: bool,
     pub(super) primary: bool,
     pub(super) key: Vec<i16>,
     pub(super) key_count: usize,
-    pub(super) method: String,
-    pub(super) definition: Option<String>,
-    pub(super) predicate: Option<String>,
+    pub(super) method: Text,
+    pub(super) definition: Option<Text>,
+    pub(super) predicate: Option<Text>,
     pub(super) lossy: bool,
 }
 
@@ -242,6 +258,8 @@ pub(super) struct Builder {
     pub(super) last: Option<(u32, usize)>,
     pub(super) constraints: Vec<ConstraintRow>,
     pub(super) inherits: Vec<InheritRow>,
+    /// One copy of each repeated name (column and type names, owners, index methods).
+    pub(super) interner: Interner,
 }
 
 impl Builder {
@@ -266,8 +284,8 @@ impl Builder {
             Statement::Meta => {
                 self.escaped = c.text(3)? == "SQL_ASCII";
                 let c = Cells { escaped: self.escaped, ..c };
-                self.database = c.string(0)?;
-                self.user = c.string(1)?;
+                self.database = c.string(0)?.into();
+                self.user = c.string(1)?.into();
                 self.meta_lossy = c.take_lossy();
                 self.discovered_at = c.text(2)?.to_string();
             }
@@ -277,7 +295,7 @@ impl Builder {
                 self.schemas.push(SchemaRow {
                     oid: c.num(0)?,
                     name,
-                    owner: c.string(2)?,
+                    owner: c.shared(2, &mut self.interner)?,
                     usable: c.bool(3)?,
                     comment: c.opt_string(4)?,
                     name_lossy,
@@ -288,11 +306,11 @@ impl Builder {
             Statement::Columns => {
                 let oid = c.num(0)?;
                 let attnum: i16 = c.num(1)?;
-                let name = c.string(2)?;
+                let name = c.shared(2, &mut self.interner)?;
                 let name_lossy = c.take_lossy();
                 let column = Column {
                     name,
-                    type_name: c.string(3)?,
+                    type_name: c.shared(3, &mut self.interner)?,
                     nullable: !c.bool(4)?,
                     default: None,
                     comment: None,
@@ -306,7 +324,7 @@ impl Builder {
                         "v" => Some(GeneratedKind::Virtual),
                         _ => None,
                     }
-                    .map(|kind| Generated { kind, expression: String::new() }),
+                    .map(|kind| Box::new(Generated { kind, expression: Text::default() })),
                     lossy_text: name_lossy || c.take_lossy(),
                 };
                 let grant = c.opt_bool(7)?;
@@ -378,7 +396,10 @@ impl Builder {
                     primary: c.bool(3)?,
                     key: c.parsed(4, crate::text::parse_int2vector)?,
                     key_count: c.num(5)?,
-                    method: c.opt_string(6)?.unwrap_or_default(),
+                    method: match c.get(6)? {
+                        Some(_) => c.shared(6, &mut self.interner)?,
+                        None => Text::default(),
+                    },
                     definition: c.opt_string(7)?,
                     predicate: c.opt_string(8)?,
                     lossy: c.take_lossy(),
@@ -423,7 +444,7 @@ impl Builder {
             columns_limited: access == Access::Columns,
             partition_bound: c.opt_string(9)?,
             partition_key: c.opt_string(10)?,
-            ..Relation::new(name, kind, c.string(4)?)
+            ..Relation::new(name, kind, c.shared(4, &mut self.interner)?)
         };
         // relnatts counts dropped columns too: at most a little more than needed.
         let natts = c.num::<usize>(11)?.min(1600);

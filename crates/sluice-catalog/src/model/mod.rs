@@ -16,6 +16,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::CatalogError;
 
+mod shared;
+
+pub use shared::Text;
+pub(crate) use shared::{reading, Interner};
+
 /// A snapshot's JSON in the two pieces around the value of its top-level `discovered_at`: what
 /// two discoveries of an unchanged database share byte for byte (the time differs on every run),
 /// so a hash over them tells a changed catalog from a rediscovered one. JSON without the key is
@@ -62,8 +67,17 @@ pub struct Catalog {
 impl Catalog {
     /// Reads a snapshot written by [`Catalog::to_json`] (or `sluice catalog --format json`).
     /// `source_name` names the input in the error (a file name, say).
+    /// Repeated names are shared, as in a snapshot just discovered.
     pub fn from_json(bytes: &[u8], source_name: &str) -> Result<Catalog, CatalogError> {
-        serde_json::from_slice(bytes)
+        reading(|| serde_json::from_slice(bytes))
+            .map_err(|e| CatalogError::Snapshot { source_name: source_name.to_string(), reason: e.to_string() })
+    }
+
+    /// [`Catalog::from_json`] from a reader (a decompressing one, say), without holding the
+    /// JSON in memory.
+    pub fn from_reader<R: std::io::Read>(r: R, source_name: &str) -> Result<Catalog, CatalogError> {
+        let r = std::io::BufReader::with_capacity(1 << 16, r);
+        reading(|| serde_json::from_reader(r))
             .map_err(|e| CatalogError::Snapshot { source_name: source_name.to_string(), reason: e.to_string() })
     }
 
@@ -71,6 +85,42 @@ impl Catalog {
     /// catalog's worth of text is held in memory.
     pub fn write_json<W: std::io::Write>(&self, w: W) -> std::io::Result<()> {
         serde_json::to_writer(w, self).map_err(std::io::Error::from)
+    }
+
+    /// Writes the JSON of [`Catalog::write_json`] into `w` and, into `content`, the same bytes
+    /// with `discovered_at`'s value empty (`"discovered_at":""`): what two discoveries of an
+    /// unchanged database have in common, for a content hash. Both are written as the JSON is produced (buffered here), so neither is
+    /// held in memory.
+    pub fn write_json_and_content<W: std::io::Write, C: std::io::Write>(
+        &self,
+        w: W,
+        content: C,
+    ) -> std::io::Result<()> {
+        let mut out = Tee {
+            w: std::io::BufWriter::with_capacity(1 << 16, w),
+            content: std::io::BufWriter::with_capacity(1 << 16, content),
+            skip_content: false,
+        };
+        // The members in the order, and with the omissions, of the derived `Serialize`
+        // (`write_json_matches_the_derived_serialization` checks it).
+        out.member("{\"database\":", &self.database)?;
+        out.member(",\"server_version\":", &self.server_version)?;
+        out.member(",\"server_version_num\":", &self.server_version_num)?;
+        out.member(",\"user\":", &self.user)?;
+        std::io::Write::write_all(&mut out, b",\"discovered_at\":")?;
+        out.skip_content = true;
+        serde_json::to_writer(&mut out, &self.discovered_at)?;
+        out.skip_content = false;
+        std::io::Write::write_all(&mut out.content, b"\"\"")?;
+        if !self.schema_filter.is_empty() {
+            out.member(",\"schema_filter\":", &self.schema_filter)?;
+        }
+        out.member(",\"schemas\":", &self.schemas)?;
+        if self.lossy_text {
+            out.member(",\"lossy_text\":", &true)?;
+        }
+        std::io::Write::write_all(&mut out, b"}")?;
+        std::io::Write::flush(&mut out)
     }
 
     /// The snapshot as compact JSON.
@@ -97,6 +147,40 @@ impl Catalog {
     }
 }
 
+/// Writes to both, or to `w` alone while `skip_content` is set.
+struct Tee<W: std::io::Write, C: std::io::Write> {
+    w: W,
+    content: C,
+    skip_content: bool,
+}
+
+impl<W: std::io::Write, C: std::io::Write> Tee<W, C> {
+    fn member<T: Serialize + ?Sized>(&mut self, key: &str, value: &T) -> std::io::Result<()> {
+        std::io::Write::write_all(self, key.as_bytes())?;
+        serde_json::to_writer(&mut *self, value).map_err(std::io::Error::from)
+    }
+}
+
+impl<W: std::io::Write, C: std::io::Write> std::io::Write for Tee<W, C> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.write_all(buf)?;
+        Ok(buf.len())
+    }
+
+    fn write_all(&mut self, buf: &[u8]) -> std::io::Result<()> {
+        self.w.write_all(buf)?;
+        if !self.skip_content {
+            self.content.write_all(buf)?;
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.w.flush()?;
+        self.content.flush()
+    }
+}
+
 fn walk<'a>(schema: &'a str, r: &'a Relation, out: &mut Vec<(&'a str, &'a Relation)>) {
     out.push((r.schema.as_deref().unwrap_or(schema), r));
     for p in &r.partitions {
@@ -108,9 +192,9 @@ fn walk<'a>(schema: &'a str, r: &'a Relation, out: &mut Vec<(&'a str, &'a Relati
 /// relations: nothing in it can be queried, whatever the table grants say.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Schema {
-    pub name: String,
-    pub owner: String,
-    pub comment: Option<String>,
+    pub name: Text,
+    pub owner: Text,
+    pub comment: Option<Text>,
     #[serde(default = "yes")]
     pub usable: bool,
     pub relations: Vec<Relation>,
@@ -130,13 +214,13 @@ fn is_false(b: &bool) -> bool {
 /// A table, partitioned table, view, materialized view or foreign table.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Relation {
-    pub name: String,
+    pub name: Text,
     /// Set on partitions only (a partition may live in another schema than its parent).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub schema: Option<String>,
+    pub schema: Option<Text>,
     pub kind: RelationKind,
-    pub owner: String,
-    pub comment: Option<String>,
+    pub owner: Text,
+    pub comment: Option<Text>,
     /// From `reltuples`; null when the relation was never analyzed (and for views).
     pub row_estimate: Option<i64>,
     /// Heap plus TOAST pages from the statistics (`relpages` × block size); null when never
@@ -150,9 +234,9 @@ pub struct Relation {
     pub columns_limited: bool,
     /// Readable columns in ordinal order; empty unless `selectable`.
     pub columns: Vec<Column>,
-    pub primary_key: Option<Vec<String>>,
+    pub primary_key: Option<Vec<Text>>,
     /// Column lists of the UNIQUE constraints, by constraint name.
-    pub unique: Vec<Vec<String>>,
+    pub unique: Vec<Vec<Text>>,
     pub foreign_keys: Vec<ForeignKey>,
     pub indexes: Vec<Index>,
     /// Partitions, by name; each may have partitions of its own.
@@ -162,10 +246,10 @@ pub struct Relation {
     pub partition_of: Option<QualifiedName>,
     /// `FOR VALUES …` of a partition.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub partition_bound: Option<String>,
+    pub partition_bound: Option<Text>,
     /// `RANGE (…)`, `LIST (…)` or `HASH (…)` of a partitioned table.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub partition_key: Option<String>,
+    pub partition_key: Option<Text>,
     /// Parents of a table that uses (non-partition) inheritance, in inheritance order.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub inherits: Vec<QualifiedName>,
@@ -180,7 +264,7 @@ pub struct Relation {
 impl Relation {
     /// A relation with nothing known beyond its name, kind and owner: not readable, no columns,
     /// constraints, indexes or partitions. Callers fill in what they learn.
-    pub fn new(name: impl Into<String>, kind: RelationKind, owner: impl Into<String>) -> Relation {
+    pub fn new(name: impl Into<Text>, kind: RelationKind, owner: impl Into<Text>) -> Relation {
         Relation {
             name: name.into(),
             schema: None,
@@ -264,8 +348,8 @@ impl fmt::Display for RelationKind {
 /// `schema.name` of a relation referred to from elsewhere.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct QualifiedName {
-    pub schema: String,
-    pub name: String,
+    pub schema: Text,
+    pub name: Text,
 }
 
 impl fmt::Display for QualifiedName {
@@ -276,19 +360,19 @@ impl fmt::Display for QualifiedName {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Column {
-    pub name: String,
+    pub name: Text,
     /// The type exactly as `format_type()` renders it: `character varying(32)`, `public.mood[]`.
     #[serde(rename = "type")]
-    pub type_name: String,
+    pub type_name: Text,
     pub nullable: bool,
     /// The default expression as `pg_get_expr()` renders it; null for none (and for generated
     /// columns, whose expression is under `generated`).
-    pub default: Option<String>,
-    pub comment: Option<String>,
+    pub default: Option<Text>,
+    pub comment: Option<Text>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub identity: Option<Identity>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub generated: Option<Generated>,
+    pub generated: Option<Box<Generated>>,
     /// Its name, type, default, generated expression or comment was not valid UTF-8 (U+FFFD
     /// replaces the invalid bytes).
     #[serde(default, skip_serializing_if = "is_false")]
@@ -307,7 +391,7 @@ pub enum Identity {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Generated {
     pub kind: GeneratedKind,
-    pub expression: String,
+    pub expression: Text,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -320,11 +404,11 @@ pub enum GeneratedKind {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ForeignKey {
-    pub name: String,
-    pub columns: Vec<String>,
-    pub ref_schema: String,
-    pub ref_table: String,
-    pub ref_columns: Vec<String>,
+    pub name: Text,
+    pub columns: Vec<Text>,
+    pub ref_schema: Text,
+    pub ref_table: Text,
+    pub ref_columns: Vec<Text>,
     #[serde(default)]
     pub on_update: FkAction,
     #[serde(default)]
@@ -356,28 +440,100 @@ impl FkAction {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Index {
-    pub name: String,
+    pub name: Text,
     /// The plain-column keys in key order (expression keys are not listed here).
-    pub columns: Vec<String>,
+    pub columns: Vec<Text>,
     /// For an index with expression keys: its definition as `pg_get_indexdef()` renders it.
     #[serde(default)]
-    pub expression: Option<String>,
+    pub expression: Option<Text>,
     pub unique: bool,
     #[serde(default, skip_serializing_if = "is_false")]
     pub primary: bool,
     /// Access method: `btree`, `gin`, …
     #[serde(default)]
-    pub method: String,
+    pub method: Text,
     /// `WHERE` clause of a partial index.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub predicate: Option<String>,
+    pub predicate: Option<Text>,
     /// Non-key `INCLUDE` columns.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub include: Vec<String>,
+    pub include: Vec<Text>,
 }
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
+    fn sample(filter: bool, lossy: bool) -> Catalog {
+        let mut table = Relation::new("orders", RelationKind::Table, "app");
+        table.selectable = true;
+        table.columns.push(Column {
+            name: "id".into(),
+            type_name: "bigint".into(),
+            nullable: false,
+            default: None,
+            comment: Some("the \"key\"".into()),
+            identity: Some(Identity::Always),
+            generated: None,
+            lossy_text: false,
+        });
+        table.primary_key = Some(vec!["id".into()]);
+        Catalog {
+            database: "shop".into(),
+            server_version: "15.4".into(),
+            server_version_num: 150004,
+            user: "reader".into(),
+            discovered_at: "2026-11-30T00:00:00Z".into(),
+            schema_filter: if filter { vec!["public".into()] } else { Vec::new() },
+            schemas: vec![Schema {
+                name: "public".into(),
+                owner: "app".into(),
+                comment: None,
+                usable: true,
+                relations: vec![table],
+                lossy_text: lossy,
+            }],
+            lossy_text: lossy,
+        }
+    }
+
+    #[test]
+    fn write_json_matches_the_derived_serialization_and_content_leaves_out_the_time() {
+        for (filter, lossy) in [(false, false), (true, true), (true, false), (false, true)] {
+            let c = sample(filter, lossy);
+            let (mut json, mut content) = (Vec::new(), Vec::new());
+            c.write_json_and_content(&mut json, &mut content).expect("write");
+            assert_eq!(String::from_utf8_lossy(&json), c.to_json(), "filter {filter}, lossy {lossy}");
+            let mut later = c.clone();
+            later.discovered_at = "2026-12-01T08:00:00Z".into();
+            let mut later_content = Vec::new();
+            later.write_json_and_content(std::io::sink(), &mut later_content).expect("write");
+            assert_eq!(content, later_content, "the time is not content");
+            let text = String::from_utf8_lossy(&content);
+            let cut = c.to_json().replace(r#""discovered_at":"2026-11-30T00:00:00Z""#, r#""discovered_at":"""#);
+            assert_eq!(text, cut, "the content is the JSON with the time's value empty");
+            assert!(text.contains(r#""discovered_at":"","#) && text.contains("\"schemas\":[{"), "{text}");
+            let mut other = c.clone();
+            other.schemas[0].relations[0].columns[0].type_name = "integer".into();
+            let mut other_content = Vec::new();
+            other.write_json_and_content(std::io::sink(), &mut other_content).expect("write");
+            assert_ne!(content, other_content, "a changed column is content");
+        }
+    }
+
+    #[test]
+    fn a_snapshot_reads_back_from_a_reader_as_from_bytes() {
+        let c = sample(true, false);
+        let json = c.to_json();
+        assert_eq!(Catalog::from_reader(json.as_bytes(), "snap").expect("read"), c);
+        assert_eq!(Catalog::from_json(json.as_bytes(), "snap").expect("read"), c);
+        let e = Catalog::from_reader(&json.as_bytes()[..json.len() / 2], "snap.json").expect_err("truncated");
+        assert!(e.to_string().contains("snap.json"), "{e}");
+    }
+}
+
+#[cfg(test)]
+mod content_tests {
     use super::content_parts;
 
     #[test]
