@@ -36,8 +36,8 @@ pub use diff::{
 pub use discover::{discover, DiscoverOptions};
 pub use error::CatalogError;
 pub use model::{
-    content_parts, Catalog, Column, FkAction, ForeignKey, Generated, GeneratedKind, Identity, Index, QualifiedName,
-    Relation, RelationKind, Schema,
+    Catalog, Column, FkAction, ForeignKey, Generated, GeneratedKind, Identity, Index, QualifiedName, Relation,
+    RelationKind, Schema,
 };
 pub use render::{render_diff_human, render_human};
 

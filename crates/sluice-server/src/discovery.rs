@@ -4,10 +4,14 @@
 //! and records each run through its lease; [`refresh_source`] runs it at once, outside the
 //! schedule, with a run record of its own (the demo uses it).
 
+use std::sync::Arc;
+
 use axum::http::StatusCode;
 use sluice_catalog::{Catalog, CatalogDiff, DiscoverOptions};
 use sluice_core::SourceId;
-use sluice_store::{CatalogChange, RunId, RunOutcome, RunResult, SnapshotMeta, StoreError};
+use sluice_store::{
+    CatalogChange, CompressedSnapshot, RunId, RunOutcome, RunResult, SnapshotMeta, SnapshotWriter, StoreError,
+};
 
 use crate::{ApiError, AppState};
 
@@ -64,10 +68,9 @@ impl Found {
 /// ([`crate::alerts`]); a failure names its stage
 /// (`config`, the connection's stage as the doctor names it, `discover`, or `store`).
 pub(crate) async fn discover_and_store(state: &AppState, id: &SourceId) -> Result<Found, (&'static str, ApiError)> {
-    let (catalog, json, relations) = discover(state, id).await?;
+    let (catalog, snapshot, relations) = discover(state, id).await?;
     let (snapshot, change) =
-        store_snapshot(state, id, &catalog, &json).await.map_err(|e| ("store", ApiError::from(e)))?;
-    drop(json);
+        store_snapshot(state, id, catalog.clone(), snapshot).await.map_err(|e| ("store", ApiError::from(e)))?;
     // An alert not recorded now is by the next run, which raises from the same stored change.
     if let Err(e) = crate::alerts::after_success(state, id, &catalog).await {
         tracing::warn!(source = %id, error = %e, "failed to update the source's alerts");
@@ -88,19 +91,28 @@ pub async fn prune_history(state: &AppState) -> Result<sluice_store::Pruned, Api
 type Stored = (Option<SnapshotMeta>, Option<(CatalogChange, CatalogDiff)>);
 
 /// Stores the snapshot when it is new and, when a snapshot came before it, the diff from that
-/// one to this in the change history. An unchanged catalog is dropped at once.
-async fn store_snapshot(state: &AppState, id: &SourceId, catalog: &Catalog, json: &[u8]) -> Result<Stored, StoreError> {
-    // The hash leaves out the discovery's time: a catalog that did not change is not stored.
-    let content = sluice_catalog::content_parts(json);
-    let Some(new) = state.store().put_snapshot_hashing(id, json, &content).await? else { return Ok((None, None)) };
-    let Some((previous, old_json)) = state.store().previous_snapshot(id, new.id).await? else {
+/// one to this in the change history. An unchanged catalog is dropped at once. The previous
+/// snapshot is read through a decompressing reader: its JSON is never held whole.
+async fn store_snapshot(
+    state: &AppState,
+    id: &SourceId,
+    catalog: Arc<Catalog>,
+    snapshot: CompressedSnapshot,
+) -> Result<Stored, StoreError> {
+    let Some(new) = state.store().put_compressed_snapshot(id, &snapshot).await? else { return Ok((None, None)) };
+    drop(snapshot);
+    let Some((previous, old)) = state.store().previous_snapshot_compressed(id, new.id).await? else {
         return Ok((Some(new), None));
     };
-    let old = Catalog::from_json(&old_json, id.as_str()).map_err(|e| StoreError::Backend {
-        message: format!("read the previous snapshot: {}", sluice_core::UserFacing::message(&e)),
-    })?;
-    drop(old_json);
-    let diff = sluice_catalog::diff(&old, catalog);
+    let name = id.to_string();
+    let diff = tokio::task::spawn_blocking(move || {
+        let old = Catalog::from_reader(old.reader()?, &name).map_err(|e| StoreError::Backend {
+            message: format!("read the previous snapshot: {}", sluice_core::UserFacing::message(&e)),
+        })?;
+        Ok::<_, StoreError>(sluice_catalog::diff(&old, &catalog))
+    })
+    .await
+    .map_err(|e| StoreError::Backend { message: format!("compare with the previous snapshot: {e}") })??;
     let (diff_json, counts) = diff_json(&diff)?;
     let change = state.store().add_catalog_change(id, previous.id, new.id, &diff_json, &counts).await?;
     Ok((Some(new), Some((change, diff))))
@@ -119,7 +131,12 @@ fn diff_json(diff: &CatalogDiff) -> Result<(serde_json::Value, serde_json::Value
     Ok((value, serde_json::Value::Object(counts)))
 }
 
-async fn discover(state: &AppState, id: &SourceId) -> Result<(Catalog, Vec<u8>, i64), (&'static str, ApiError)> {
+/// Discovers the source and writes its snapshot, compressed as the JSON is produced (on a
+/// blocking thread: a large catalog takes a moment to serialize).
+async fn discover(
+    state: &AppState,
+    id: &SourceId,
+) -> Result<(Arc<Catalog>, CompressedSnapshot, i64), (&'static str, ApiError)> {
     let pool = state.pool(id).await.map_err(|e| ("config", e))?;
     let mut session = pool.get().await.map_err(|e| {
         let stage = e.stage().id();
@@ -131,6 +148,25 @@ async fn discover(state: &AppState, id: &SourceId) -> Result<(Catalog, Vec<u8>, 
     })?;
     drop(session);
     let relations = catalog.schemas.iter().map(|s| s.relations.len()).sum::<usize>();
-    let json = serde_json::to_vec(&catalog).map_err(|e| ("discover", ApiError::internal(e)))?;
-    Ok((catalog, json, i64::try_from(relations).unwrap_or(i64::MAX)))
+    let (catalog, snapshot) = tokio::task::spawn_blocking(move || {
+        let snapshot = write_snapshot(&catalog);
+        (catalog, snapshot)
+    })
+    .await
+    .map_err(|e| ("store", ApiError::internal(e)))?;
+    let snapshot = snapshot.map_err(|e| ("store", ApiError::from(e)))?;
+    Ok((Arc::new(catalog), snapshot, i64::try_from(relations).unwrap_or(i64::MAX)))
+}
+
+/// The catalog's JSON, compressed, with a content hash that leaves out `discovered_at`: two
+/// discoveries of an unchanged database store one snapshot.
+fn write_snapshot(catalog: &Catalog) -> Result<CompressedSnapshot, StoreError> {
+    let mut writer = SnapshotWriter::new()?;
+    {
+        let (json, content) = writer.parts();
+        catalog
+            .write_json_and_content(json, content)
+            .map_err(|e| StoreError::Backend { message: format!("write a snapshot: {e}") })?;
+    }
+    writer.finish()
 }

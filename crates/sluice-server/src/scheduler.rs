@@ -4,8 +4,10 @@
 //! a lease by exactly one instance ([`sluice_store::Store::claim_due_discoveries`]), so a source
 //! is discovered once per interval however many instances run.
 //!
-//! The loop claims no more sources than it has free slots ([`DiscoveryConfig::concurrency`]), so
-//! the runs in flight, and so the catalogs held in memory at once, stay under that cap. Each run
+//! The loop claims no more sources than it has free slots ([`DiscoveryConfig::concurrency`]), and
+//! the runs in flight share a memory budget ([`DiscoveryConfig::memory_budget`]): each run first
+//! reserves its estimate ([`memory_estimate`], from the relations its source's last run found)
+//! and only then connects, so the catalogs held at once stay within the budget. Each run
 //! is a task of its own with a timeout ([`DiscoveryConfig::run_timeout`]): a slow or unreachable
 //! source holds one slot for at most that long and never delays another source's run. While a
 //! run lasts its lease is renewed every third of [`DiscoveryConfig::lease`]; an instance that
@@ -25,7 +27,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sluice_store::{ClaimedDiscovery, NextDue, RunOutcome, RunResult};
-use tokio::sync::{watch, Notify};
+use tokio::sync::{watch, Notify, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 
 use crate::discovery::discover_and_store;
@@ -37,11 +39,15 @@ pub struct DiscoveryConfig {
     /// A source's interval unless it sets its own (the API accepts 60 s and more). Default 5
     /// minutes.
     pub default_interval: Duration,
-    /// Discoveries this instance runs at once (default 4). Each holds its catalog three times
-    /// at its peak — the rows folded into the model, the JSON, and the compressed copy — about
-    /// 3 MB per thousand relations, so the default keeps four 10,000-table sources under
-    /// ~150 MB; lower it for stores of very large catalogs.
+    /// Discoveries this instance runs at once (default 4), whatever their size.
     pub concurrency: usize,
+    /// The memory the discoveries in flight may hold together (default 1 GiB). A run holds its
+    /// catalog (about 1 KiB per relation of a dozen columns) and, when it changed, the previous
+    /// one read back to compare, plus their compressed JSON: [`memory_estimate`] reserves
+    /// [`BYTES_PER_RELATION`] per relation its source's last run found (10,000 relations for a
+    /// source never discovered). A run waits, its lease held, until its estimate fits; one larger
+    /// than the whole budget runs alone.
+    pub memory_budget: u64,
     /// The longest one run may take (default 2 minutes); past it the run fails at the `timeout`
     /// stage and the source backs off.
     pub run_timeout: Duration,
@@ -68,6 +74,7 @@ impl Default for DiscoveryConfig {
         DiscoveryConfig {
             default_interval: Duration::from_secs(300),
             concurrency: 4,
+            memory_budget: 1 << 30,
             run_timeout: Duration::from_secs(120),
             lease: Duration::from_secs(60),
             poll: Duration::from_secs(1),
@@ -138,10 +145,60 @@ impl Wake {
     }
 }
 
+/// What one run may hold at its peak, per relation of its catalog: the catalog twice (the new one
+/// and the previous one read back to compare) and its compressed JSON. Measured at about 1 KiB per
+/// relation for tables of a dozen columns (`bench/catalog.sh`); the margin covers wider
+/// tables and the allocator's slack.
+pub const BYTES_PER_RELATION: u64 = 3 * 1024;
+
+/// The estimate for a source never discovered (or whose runs all failed).
+const UNKNOWN_RELATIONS: u64 = 10_000;
+
+/// The memory a run of a source whose last successful run found `relations` reserves, in MiB
+/// (the budget's unit), at least 1 and at most the whole budget.
+pub fn memory_estimate(relations: Option<i64>, budget_mib: u32) -> u32 {
+    let relations = relations.and_then(|r| u64::try_from(r).ok()).unwrap_or(UNKNOWN_RELATIONS);
+    let mib = relations.saturating_mul(BYTES_PER_RELATION).div_ceil(1 << 20);
+    u32::try_from(mib).unwrap_or(u32::MAX).clamp(1, budget_mib.max(1))
+}
+
+fn budget_mib(config: &DiscoveryConfig) -> u32 {
+    u32::try_from(config.memory_budget >> 20).unwrap_or(u32::MAX).max(1)
+}
+
+/// The memory budget the runs in flight share, counted in MiB. A reservation waits until its
+/// estimate fits (in order: a large run waiting is not overtaken by smaller ones, so it is never
+/// starved) and is given back when dropped.
+#[derive(Clone)]
+struct MemoryBudget {
+    mib: u32,
+    free: Arc<Semaphore>,
+}
+
+impl MemoryBudget {
+    fn new(config: &DiscoveryConfig) -> MemoryBudget {
+        let mib = budget_mib(config);
+        MemoryBudget { mib, free: Arc::new(Semaphore::new(mib as usize)) }
+    }
+
+    /// Whether any of the budget is free: while none is, the loop claims nothing (a claimed run
+    /// waiting for memory holds a lease another instance could have used).
+    fn has_room(&self) -> bool {
+        self.free.available_permits() > 0
+    }
+
+    /// Reserves the estimate for a source whose last run found `relations`; the reservation
+    /// lasts as long as the permit. `None` only if the budget were closed, which it never is.
+    async fn reserve(&self, relations: Option<i64>) -> Option<OwnedSemaphorePermit> {
+        self.free.clone().acquire_many_owned(memory_estimate(relations, self.mib)).await.ok()
+    }
+}
+
 async fn run(state: AppState, mut stopped: watch::Receiver<bool>) {
     let config = state.config().discovery.clone();
     let cap = config.concurrency.max(1);
     let wake = state.wake_handle();
+    let memory = MemoryBudget::new(&config);
     let mut runs = JoinSet::new();
     // When to ask the store whether the retention is due again (the store decides who prunes).
     let prune_check = config.prune_every.min(PRUNE_CHECK);
@@ -154,13 +211,13 @@ async fn run(state: AppState, mut stopped: watch::Receiver<bool>) {
             next_prune_check = tokio::time::Instant::now() + prune_check;
             tokio::spawn(prune_if_due(state.clone()));
         }
-        let free = cap.saturating_sub(runs.len());
+        let free = if memory.has_room() { cap.saturating_sub(runs.len()) } else { 0 };
         if free > 0 {
             let limit = u32::try_from(free).unwrap_or(u32::MAX);
             match state.store().claim_due_discoveries(&config.instance, config.lease, limit).await {
                 Ok(claimed) => {
                     for c in claimed {
-                        runs.spawn(run_one(state.clone(), c, stopped.clone()));
+                        runs.spawn(run_one(state.clone(), c, memory.clone(), stopped.clone()));
                     }
                 }
                 Err(e) => tracing::warn!(error = %e, "failed to claim due sources"),
@@ -198,14 +255,18 @@ async fn prune_if_due(state: AppState) {
 
 /// One claimed run: discovery under a timeout while the lease is renewed; then the run's record
 /// and the source's next due time.
-async fn run_one(state: AppState, claimed: ClaimedDiscovery, mut stopped: watch::Receiver<bool>) {
+async fn run_one(state: AppState, claimed: ClaimedDiscovery, memory: MemoryBudget, mut stopped: watch::Receiver<bool>) {
     let config = &state.config().discovery;
     let interval_ms = claimed
         .interval_ms
         .unwrap_or_else(|| i64::try_from(config.default_interval.as_millis()).unwrap_or(i64::MAX))
         .max(1);
     let renew = renew_lease(&state, &claimed);
-    let work = tokio::time::timeout(config.run_timeout, discover_and_store(&state, &claimed.source));
+    let work = async {
+        // Held until the run ends.
+        let _reserved = memory.reserve(last_relations(&state, &claimed).await).await;
+        tokio::time::timeout(config.run_timeout, discover_and_store(&state, &claimed.source)).await
+    };
     let result = tokio::select! {
         done = work => match done {
             Ok(Ok(found)) => found.result(),
@@ -247,6 +308,17 @@ async fn run_one(state: AppState, claimed: ClaimedDiscovery, mut stopped: watch:
     }
 }
 
+/// How many relations the source's last successful run found (among its recent runs).
+async fn last_relations(state: &AppState, claimed: &ClaimedDiscovery) -> Option<i64> {
+    match state.store().discovery_runs(&claimed.source, 20).await {
+        Ok(runs) => runs.iter().find_map(|r| r.relations),
+        Err(e) => {
+            tracing::warn!(source = %claimed.source, error = %e, "failed to read a source's last runs");
+            None
+        }
+    }
+}
+
 fn failed(stage: &str, message: String) -> RunResult {
     RunResult {
         outcome: RunOutcome::Failed,
@@ -281,6 +353,50 @@ fn backoff(first: Duration, failures: u32, interval_ms: i64) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_run_reserves_its_last_size_within_the_budget() {
+        // 101,000 relations (the 100,000-table benchmark) at 3 KiB each: 296 MiB.
+        assert_eq!(memory_estimate(Some(101_000), 1024), 296);
+        assert_eq!(memory_estimate(Some(0), 1024), 1, "at least 1 MiB");
+        assert_eq!(memory_estimate(None, 1024), 30, "an unknown source counts as 10,000 relations");
+        assert_eq!(memory_estimate(Some(10_000_000), 1024), 1024, "a source above the budget runs alone");
+        assert_eq!(memory_estimate(Some(-5), 1024), 30, "a nonsense count is unknown");
+        assert_eq!(memory_estimate(Some(i64::MAX), 0), 1);
+        let config = DiscoveryConfig { memory_budget: 1 << 30, ..DiscoveryConfig::default() };
+        assert_eq!(budget_mib(&config), 1024);
+        assert_eq!(budget_mib(&DiscoveryConfig { memory_budget: 5, ..config }), 1, "at least 1 MiB");
+    }
+
+    #[test]
+    fn a_run_that_does_not_fit_waits_until_the_budget_frees() {
+        use std::future::Future;
+        use std::task::{Context, Poll, Waker};
+        let mut cx = Context::from_waker(Waker::noop());
+        // 300 MiB: the 100,000-table source (296 MiB) fits, a 10,000-relation one (30) beside it
+        // does not.
+        let budget = MemoryBudget::new(&DiscoveryConfig { memory_budget: 300 << 20, ..DiscoveryConfig::default() });
+        let mut big = std::pin::pin!(budget.reserve(Some(101_000)));
+        let Poll::Ready(Some(big)) = big.as_mut().poll(&mut cx) else { panic!("the first run fits") };
+        assert!(budget.has_room(), "4 MiB are left");
+        let mut small = std::pin::pin!(budget.reserve(Some(10_000)));
+        assert!(small.as_mut().poll(&mut cx).is_pending(), "30 MiB do not fit beside 296");
+        let mut tiny = std::pin::pin!(budget.reserve(Some(100)));
+        assert!(tiny.as_mut().poll(&mut cx).is_pending(), "a later run does not overtake a waiting one");
+        drop(big);
+        let Poll::Ready(Some(small)) = small.as_mut().poll(&mut cx) else { panic!("runs once the budget frees") };
+        let Poll::Ready(Some(tiny)) = tiny.as_mut().poll(&mut cx) else { panic!("and the next one too") };
+        // A source larger than the whole budget runs alone: it waits for every other to end.
+        let mut huge = std::pin::pin!(budget.reserve(Some(10_000_000)));
+        assert!(huge.as_mut().poll(&mut cx).is_pending());
+        drop(small);
+        assert!(huge.as_mut().poll(&mut cx).is_pending(), "one run still holds 1 MiB");
+        drop(tiny);
+        let Poll::Ready(Some(huge)) = huge.as_mut().poll(&mut cx) else { panic!("runs alone") };
+        assert!(!budget.has_room(), "nothing is claimed while it runs");
+        drop(huge);
+        assert!(budget.has_room());
+    }
 
     #[test]
     fn the_backoff_doubles_up_to_the_interval() {

@@ -319,6 +319,22 @@ async fn admin_flow(api: &Api, t: &Target) {
     let catalog = r.json();
     assert!(catalog["snapshot"]["discovered_at"].is_i64(), "{catalog}");
     assert!(r.text().contains("\"customers\""), "{}", r.text());
+    // The stored snapshot, written compressed as it was produced, is byte for byte the JSON
+    // `sluice catalog --format json` writes (`Catalog::write_json`), but for its time.
+    let mut spec = sluice_core::SourceSpec::new(t.cluster.host(), DB, "sluice_ro");
+    spec.hosts[0].port = t.cluster.port();
+    spec.password = Some(sluice_core::Secret::new(t.password.clone()));
+    spec.sslmode = sluice_core::SslMode::Disable;
+    let mut session = sluice_connect::Connector::new(spec).expect("connector").connect().await.expect("connect");
+    let direct =
+        sluice_catalog::discover(&mut session, &sluice_catalog::DiscoverOptions::default()).await.expect("discover");
+    let mut cli = Vec::new();
+    direct.write_json(&mut cli).expect("write");
+    let cli = String::from_utf8(cli).expect("utf-8").replace(&direct.discovered_at, "AT");
+    let served = r.text();
+    let stored = served.split_once(",\"catalog\":").map(|(_, c)| &c[..c.len() - 1]).expect("the catalog member");
+    let at = catalog["catalog"]["discovered_at"].as_str().expect("its time");
+    assert_eq!(stored.replace(at, "AT"), cli);
 
     // Queries: JSON, and CSV byte-identical to psql --csv (which `sluice query` matches).
     let sql = "SELECT id, name, note FROM customers ORDER BY id";

@@ -789,34 +789,10 @@ impl Store {
     /// Stores a discovered catalog (its JSON), zstd-compressed, unless it is identical to the
     /// source's latest snapshot; returns the new snapshot, or `None` when nothing changed.
     pub async fn put_snapshot(&self, source: &SourceId, json: &[u8]) -> Result<Option<SnapshotMeta>> {
-        self.put_snapshot_hashing(source, json, &[json]).await
-    }
-
-    /// As [`Store::put_snapshot`], with the content hash taken over `content` (the JSON's bytes
-    /// less those that differ on every discovery, such as its time), so a rediscovered catalog
-    /// that did not change is not stored again.
-    pub async fn put_snapshot_hashing(
-        &self,
-        source: &SourceId,
-        json: &[u8],
-        content: &[&[u8]],
-    ) -> Result<Option<SnapshotMeta>> {
         let json = json.to_vec();
-        let content: Vec<Vec<u8>> = content.iter().map(|c| c.to_vec()).collect();
-        let snapshot = tokio::task::spawn_blocking(move || {
-            let mut w = SnapshotWriter::new()?;
-            {
-                let (mut j, mut c) = w.parts();
-                std::io::Write::write_all(&mut j, &json).map_err(|e| StoreError::backend("compress a snapshot", e))?;
-                for part in &content {
-                    std::io::Write::write_all(&mut c, part)
-                        .map_err(|e| StoreError::backend("compress a snapshot", e))?;
-                }
-            }
-            w.finish()
-        })
-        .await
-        .map_err(|e| StoreError::backend("compress a snapshot", e))??;
+        let snapshot = tokio::task::spawn_blocking(move || CompressedSnapshot::from_json(&json))
+            .await
+            .map_err(|e| StoreError::backend("compress a snapshot", e))??;
         self.put_compressed_snapshot(source, &snapshot).await
     }
 

@@ -135,6 +135,18 @@ mod tests {
     }
 
     #[test]
+    fn a_snapshot_stored_in_one_piece_reads_through_the_reader() {
+        // Snapshots stored before the writer streamed were compressed whole, one frame with its
+        // size in the header; the decompressing reader reads them as it reads the writer's.
+        let json = br#"{"database":"shop","discovered_at":"2026-11-30T00:00:00Z","schemas":[]}"#.repeat(500);
+        let old = CompressedSnapshot::stored(zstd::bulk::compress(&json, LEVEL).expect("compress"));
+        let mut back = Vec::new();
+        old.reader().expect("reader").read_to_end(&mut back).expect("read");
+        assert_eq!(back, json);
+        assert_eq!(old.json().expect("json"), json);
+    }
+
+    #[test]
     fn damaged_content_is_an_error_not_a_panic() {
         let snap = CompressedSnapshot::stored(b"not zstd at all".to_vec());
         assert!(snap.json().is_err());

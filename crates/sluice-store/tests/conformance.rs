@@ -3,6 +3,7 @@
 
 mod common;
 
+use std::io::{Read, Write};
 use std::time::Duration;
 
 use common::{count, Fixture};
@@ -11,7 +12,7 @@ use sluice_core::{
 };
 use sluice_store::{
     AlertKind, AuditFilter, KeyConfig, MasterKey, NewApiToken, NewAuditEntry, NextDue, QueryCompletion, QueryOutcome,
-    Role, RunOutcome, RunReason, RunResult, RunState, Store, StoreError, TokenRole,
+    Role, RunOutcome, RunReason, RunResult, RunState, SnapshotWriter, Store, StoreError, TokenRole,
 };
 
 const PASSWORD: &str = "pw-Zq81-unique-db-password";
@@ -395,13 +396,37 @@ async fn a_snapshot_is_stored_only_when_the_catalog_changed(f: &Fixture) {
     assert_eq!(ids, [third.id, second.id, first.id]);
     let e = store.put_snapshot(&id("ghost"), &v1).await.expect_err("no source");
     assert!(matches!(e, StoreError::NotFound { entity: "source" }), "{e:?}");
-    // The hash is over the content given: JSON differing only outside it is not stored again.
+    // The hash is over the content written beside the JSON: JSON differing only outside it (its
+    // discovery time) is not stored again.
+    let written = |json: &[u8], content: &[&[u8]]| {
+        let mut w = SnapshotWriter::new().expect("writer");
+        {
+            let (mut j, mut c) = w.parts();
+            j.write_all(json).expect("json");
+            for part in content {
+                c.write_all(part).expect("content");
+            }
+        }
+        w.finish().expect("finish")
+    };
     let retimed = br#"{"at":"later"}"#.to_vec();
-    assert_eq!(store.put_snapshot_hashing(&prod, &retimed, &[&v1]).await.expect("put"), None);
+    assert_eq!(store.put_compressed_snapshot(&prod, &written(&retimed, &[&v1])).await.expect("put"), None);
     let (meta, json) = store.latest_snapshot(&prod).await.expect("latest").expect("some");
     assert_eq!((meta, json), (third.clone(), v1.clone()));
-    let fourth = store.put_snapshot_hashing(&prod, &v2, &[&v2[..10], &v2[10..]]).await.expect("put").expect("new");
+    let snapshot = written(&v2, &[&v2[..10], &v2[10..]]);
+    let fourth = store.put_compressed_snapshot(&prod, &snapshot).await.expect("put").expect("new");
     assert_eq!(fourth.content_hash, second.content_hash, "the parts hash as their concatenation");
+    assert_eq!(fourth.content_hash, snapshot.content_hash());
+    // Read back whole, and through the decompressing reader (the one before the latest).
+    assert_eq!(store.latest_snapshot(&prod).await.expect("latest").expect("some").1, v2);
+    let fifth = store.put_compressed_snapshot(&prod, &written(&v1, &[&v1])).await.expect("put").expect("new");
+    let (before, compressed) =
+        store.previous_snapshot_compressed(&prod, fifth.id).await.expect("previous").expect("some");
+    assert_eq!(before, fourth);
+    let mut back = Vec::new();
+    compressed.reader().expect("reader").read_to_end(&mut back).expect("read");
+    assert_eq!(back, v2);
+    assert_eq!(store.previous_snapshot_compressed(&prod, first.id).await.expect("previous"), None);
 }
 
 async fn discovery_runs_start_and_finish_once(f: &Fixture) {

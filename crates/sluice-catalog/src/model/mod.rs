@@ -21,24 +21,6 @@ mod shared;
 pub use shared::Text;
 pub(crate) use shared::{reading, Interner};
 
-/// A snapshot's JSON in the two pieces around the value of its top-level `discovered_at`: what
-/// two discoveries of an unchanged database share byte for byte (the time differs on every run),
-/// so a hash over them tells a changed catalog from a rediscovered one. JSON without the key is
-/// answered whole.
-///
-/// The first `"discovered_at":"` in the bytes is the top-level key: it comes before `schemas`,
-/// and a string value cannot hold that sequence (its quotes would be escaped). The value is an
-/// RFC 3339 time, without escapes, so the next quote ends it.
-pub fn content_parts(json: &[u8]) -> [&[u8]; 2] {
-    const KEY: &[u8] = br#""discovered_at":""#;
-    let Some(at) = json.windows(KEY.len()).position(|w| w == KEY) else { return [json, &[]] };
-    let (head, rest) = json.split_at(at + KEY.len());
-    match rest.iter().position(|&b| b == b'"') {
-        Some(end) => [head, rest.split_at(end).1],
-        None => [json, &[]],
-    }
-}
-
 /// What one user can see of one database at one moment.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Catalog {
@@ -529,28 +511,5 @@ mod tests {
         assert_eq!(Catalog::from_json(json.as_bytes(), "snap").expect("read"), c);
         let e = Catalog::from_reader(&json.as_bytes()[..json.len() / 2], "snap.json").expect_err("truncated");
         assert!(e.to_string().contains("snap.json"), "{e}");
-    }
-}
-
-#[cfg(test)]
-mod content_tests {
-    use super::content_parts;
-
-    #[test]
-    fn the_content_leaves_out_the_discovery_time_only() {
-        let at = |t: &str| format!(r#"{{"database":"d\"discovered_at\":\"x","discovered_at":"{t}","schemas":[]}}"#);
-        let (a, b) = (at("2026-11-27T10:00:00Z"), at("2026-11-27T10:05:00Z"));
-        assert_eq!(content_parts(a.as_bytes()), content_parts(b.as_bytes()));
-        assert_eq!(
-            content_parts(a.as_bytes()).concat(),
-            br#"{"database":"d\"discovered_at\":\"x","discovered_at":"","schemas":[]}"#
-        );
-        let other = r#"{"database":"e","discovered_at":"2026-11-27T10:00:00Z","schemas":[]}"#;
-        assert_ne!(content_parts(a.as_bytes()).concat(), content_parts(other.as_bytes()).concat());
-        assert_eq!(content_parts(b"{}"), [&b"{}"[..], &b""[..]]);
-        assert_eq!(
-            content_parts(br#"{"discovered_at":"unterminated"#),
-            [&br#"{"discovered_at":"unterminated"#[..], &b""[..]]
-        );
     }
 }
