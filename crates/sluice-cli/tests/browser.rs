@@ -11,25 +11,14 @@
 //! `docs/screenshots/` and print their timings (`perf: …` lines); this test prints node's output
 //! and asserts its exit status.
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 
 use serde_json::json;
 use sluice_doctor::{generate_password, setup_sql, SetupOptions, DEFAULT_STATEMENT_TIMEOUT};
-use sluice_testkit::{Cluster, ClusterOptions, KeyFormat, KeyType, Sshd, SshdOptions, TestCa, TlsFiles};
+use sluice_testkit::{Cluster, ClusterOptions, KeyFormat, KeyType, SluiceServe, Sshd, SshdOptions, TestCa, TlsFiles};
 
 const DB: &str = "shop";
-
-/// Stops the server when the test ends, however it ends.
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().expect("the repository")
@@ -145,31 +134,13 @@ fn the_web_workspace_in_chromium() {
         .expect("sluice query");
     assert!(out.status.success(), "sluice query: {}", String::from_utf8_lossy(&out.stderr));
 
-    let mut child = Command::new(env!("CARGO_BIN_EXE_sluice"))
+    let mut command = Command::new(env!("CARGO_BIN_EXE_sluice"));
+    command
         .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
         .arg(dir.join("data"))
-        .env_remove("SLUICE_MASTER_KEY")
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("spawn sluice serve");
-    let stderr = child.stderr.take().expect("stderr");
-    let _server = Server(child);
-    let mut lines = BufReader::new(stderr).lines();
-    let (mut setup_url, mut base_url) = (None, None);
-    for line in lines.by_ref() {
-        let line = line.expect("line");
-        if line.contains("/setup#token=") {
-            setup_url = line.split_whitespace().find(|w| w.contains("#token=")).map(str::to_string);
-        }
-        if let Some(rest) = line.split("listening on ").nth(1) {
-            base_url = rest.split_whitespace().next().map(str::to_string);
-            break;
-        }
-    }
-    let (setup_url, base_url) = (setup_url.expect("a setup link"), base_url.expect("the address"));
-    // The server's log keeps flowing; drain it so the server never blocks on a full pipe.
-    let log = std::thread::spawn(move || lines.map_while(Result::ok).collect::<Vec<String>>());
+        .env_remove("SLUICE_MASTER_KEY");
+    let mut server = SluiceServe::start(command).expect("spawn sluice serve");
+    let (setup_url, base_url) = (server.setup_url().expect("a setup link").to_string(), server.url().to_string());
 
     let config = json!({
         "base_url": base_url,
@@ -223,8 +194,7 @@ fn the_web_workspace_in_chromium() {
         .expect("node --test");
     println!("{}", String::from_utf8_lossy(&out.stdout));
     eprintln!("{}", String::from_utf8_lossy(&out.stderr));
-    drop(_server);
-    let log = log.join().unwrap_or_default();
+    let (_, log) = server.kill().expect("kill");
     if !out.status.success() {
         eprintln!("sluice serve's log:\n{}", log.join("\n"));
     }

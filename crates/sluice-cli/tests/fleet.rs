@@ -4,15 +4,15 @@
 //! within one interval. The instances run with the hidden schedule flags of `sluice serve` so an
 //! interval lasts seconds.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::os::unix::process::ExitStatusExt;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use sluice_store::{DiscoveryRun, KeyConfig, MasterKey, RunOutcome, Store};
-use sluice_testkit::Cluster;
+use sluice_testkit::{Cluster, SluiceServe};
 
 /// The interval of every source here, and the lease: an instance that dies loses its sources
 /// after the lease, well within one interval.
@@ -95,34 +95,14 @@ impl Fleet {
 
     /// One `sluice serve` on the shared store, up to its "listening on" line.
     fn serve(&self) -> Instance {
-        let mut child = self
-            .sluice()
+        let mut command = self.sluice();
+        command
             .args(["serve", "--listen", "127.0.0.1:0", "--store", &self.url, "--data-dir"])
             .arg(self.dir.path().join("unused"))
             .args(["--discovery-interval-ms", &INTERVAL.as_millis().to_string()])
             .args(["--discovery-lease-ms", &LEASE.as_millis().to_string()])
-            .args(["--discovery-poll-ms", "100"])
-            .stderr(Stdio::piped())
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("spawn");
-        let mut lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
-        let mut before = Vec::new();
-        let mut addr = None;
-        for line in lines.by_ref() {
-            let line = line.expect("line");
-            if let Some(rest) = line.split("listening on http://").nth(1) {
-                addr = rest.split_whitespace().next().map(str::to_string);
-            }
-            before.push(line);
-            if addr.is_some() {
-                break;
-            }
-        }
-        let addr = addr.unwrap_or_else(|| panic!("the address: {before:?}"));
-        // Drained so the child never blocks on a full pipe.
-        std::thread::spawn(move || lines.map_while(Result::ok).for_each(drop));
-        Instance { child, addr }
+            .args(["--discovery-poll-ms", "100"]);
+        Instance(SluiceServe::start(command).expect("sluice serve"))
     }
 
     fn store(&self) -> Store {
@@ -131,22 +111,12 @@ impl Fleet {
     }
 }
 
-struct Instance {
-    child: Child,
-    addr: String,
-}
-
-/// A test that fails leaves no instance running.
-impl Drop for Instance {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+/// A `sluice serve` of the fleet (killed on drop, so a failing test leaves none running).
+struct Instance(SluiceServe);
 
 impl Instance {
     fn pid(&self) -> u32 {
-        self.child.id()
+        self.0.pid()
     }
 
     /// Whether `instance` (a name from a lease or a run) is this process's: names carry the pid.
@@ -155,12 +125,12 @@ impl Instance {
     }
 
     fn call(&self, method: &str, path: &str, token: &str, body: Option<&Value>) -> (u16, Value) {
-        let mut stream = TcpStream::connect(&self.addr).expect("connect");
+        let mut stream = TcpStream::connect(self.0.addr()).expect("connect");
         let body = body.map(Value::to_string).unwrap_or_default();
         write!(
             stream,
             "{method} {path} HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-            self.addr,
+            self.0.addr(),
             body.len()
         )
         .expect("write");
@@ -181,10 +151,8 @@ impl Instance {
     }
 
     fn stop(mut self) {
-        let killed = Command::new("kill").args(["-TERM", &self.pid().to_string()]).status().expect("kill");
-        assert!(killed.success());
-        let status = self.child.wait().expect("wait");
-        assert!(status.success(), "{status}");
+        let (status, log) = self.0.terminate().expect("SIGTERM");
+        assert!(status.success(), "{status}: {log:?}");
     }
 }
 
@@ -320,9 +288,9 @@ fn an_instance_killed_mid_run_loses_its_source_to_another_within_one_interval() 
     });
     let [first, second] = instances;
     let (mut victim, survivor) = if victim == 0 { (first, second) } else { (second, first) };
-    victim.child.kill().expect("SIGKILL");
+    let (status, _) = victim.0.kill().expect("SIGKILL");
     let killed_at = Instant::now();
-    assert_eq!(victim.child.wait().expect("wait").signal(), Some(9));
+    assert_eq!(status.signal(), Some(9));
 
     // The survivor claims the source once the lease expires, and records the dead run as failed.
     let taken = wait_for(INTERVAL * 2, "the survivor's claim", || {

@@ -8,13 +8,13 @@
 //! schemathesis comes from PyPI into the venv `scripts/install-deps.sh` makes
 //! (`/var/cache/sluice-py`, or `SLUICE_SCHEMATHESIS` naming the executable).
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 
 use serde_json::{json, Value};
 use sluice_doctor::{generate_password, setup_sql, SetupOptions, DEFAULT_STATEMENT_TIMEOUT};
-use sluice_testkit::Cluster;
+use sluice_testkit::{Cluster, SluiceServe};
 
 /// The schemathesis executable (`scripts/deps.sh`'s `schemathesis_bin`).
 fn schemathesis() -> String {
@@ -57,16 +57,6 @@ fn json_of(r: &Reply) -> Value {
     serde_json::from_str(&r.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", r.body))
 }
 
-/// Stops the server when the test ends, however it ends.
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[test]
 fn the_api_conforms_to_its_openapi_document_under_schemathesis() {
     let cluster = Cluster::start_default().expect("cluster");
@@ -91,31 +81,13 @@ fn the_api_conforms_to_its_openapi_document_under_schemathesis() {
     cluster.psql("shop", &script).expect("setup script runs");
 
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_sluice"))
+    let mut command = Command::new(env!("CARGO_BIN_EXE_sluice"));
+    command
         .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
         .arg(dir.path().join("data"))
-        .env_remove("SLUICE_MASTER_KEY")
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("spawn sluice serve");
-    let stderr = child.stderr.take().expect("stderr");
-    let server = Server(child);
-    let mut lines = BufReader::new(stderr).lines();
-    let (mut setup, mut addr) = (None, None);
-    for line in lines.by_ref() {
-        let line = line.expect("line");
-        if let Some(token) = line.split("#token=").nth(1) {
-            setup = Some(token.trim().to_string());
-        }
-        if let Some(rest) = line.split("listening on http://").nth(1) {
-            addr = rest.split_whitespace().next().map(str::to_string);
-            break;
-        }
-    }
-    let (setup, addr) = (setup.expect("a setup link"), addr.expect("the address"));
-    // The server's log keeps flowing; drain it so the server never blocks on a full pipe.
-    let log = std::thread::spawn(move || lines.map_while(Result::ok).collect::<Vec<String>>());
+        .env_remove("SLUICE_MASTER_KEY");
+    let mut server = SluiceServe::start(command).expect("spawn sluice serve");
+    let (setup, addr) = (server.setup_token().expect("a setup link").to_string(), server.addr().to_string());
 
     let admin = json!({"setup_token": setup, "login": "ada", "password": "correct horse battery"});
     let r = request(&addr, "POST", "/api/v1/setup", &[], Some(&admin));
@@ -209,7 +181,6 @@ fn the_api_conforms_to_its_openapi_document_under_schemathesis() {
     // The run's token still works, and the source is still there.
     let r = request(&addr, "GET", "/api/v1/sources/shop", &auth, None);
     assert_eq!(r.status, 200, "{}", r.body);
-    drop(server);
-    let log = log.join().expect("log");
+    let (_, log) = server.kill().expect("kill");
     assert!(!log.iter().any(|l| l.contains("internal error")), "the server logged an internal error: {log:?}");
 }

@@ -2,9 +2,11 @@
 //! loopback rule, a token made offline, one instance per data directory (with offline commands
 //! beside it), HTTPS with its flags, and a clean stop on SIGTERM.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::process::{Command, Stdio};
+use std::process::Command;
+
+use sluice_testkit::SluiceServe;
 
 fn sluice() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_sluice"));
@@ -69,39 +71,19 @@ fn get(addr: &str, path: &str, token: &str) -> (String, String) {
     (status, body)
 }
 
-/// `sluice serve` on `data`, up to its "listening on" line: the child, its address, and the
-/// rest of its stderr (drained on a thread so the child never blocks on a full pipe).
-fn serve_on(data: &std::path::Path) -> (std::process::Child, String, std::thread::JoinHandle<Vec<String>>) {
-    let mut child = sluice()
-        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(data)
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("spawn");
-    let mut lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
-    let mut before = Vec::new();
-    let mut addr = None;
-    for line in lines.by_ref() {
-        let line = line.expect("line");
-        if let Some(rest) = line.split("listening on http://").nth(1) {
-            addr = rest.split_whitespace().next().map(str::to_string);
-        }
-        before.push(line);
-        if addr.is_some() {
-            break;
-        }
-    }
-    let addr = addr.unwrap_or_else(|| panic!("the address: {before:?}"));
-    let rest = std::thread::spawn(move || lines.map_while(Result::ok).collect());
-    (child, addr, rest)
+/// `sluice serve` on `data`, up to its "listening on" line.
+fn serve_on(data: &std::path::Path) -> SluiceServe {
+    let mut command = sluice();
+    command.args(["serve", "--listen", "127.0.0.1:0", "--data-dir"]).arg(data);
+    SluiceServe::start(command).expect("sluice serve")
 }
 
 #[test]
 fn one_serve_owns_a_data_directory_and_offline_commands_work_beside_it() {
     let dir = tempfile::tempdir().expect("tempdir");
     let data = dir.path().join("data");
-    let (mut first, addr, first_log) = serve_on(&data);
+    let mut first = serve_on(&data);
+    let addr = first.addr().to_string();
 
     // A second instance on the same directory is refused, naming it and the shared store.
     let out = sluice().args(["serve", "--listen", "127.0.0.1:0", "--data-dir"]).arg(&data).output().expect("run");
@@ -136,18 +118,14 @@ fn one_serve_owns_a_data_directory_and_offline_commands_work_beside_it() {
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(err.contains("in use by another Sluice process"), "{err}");
 
-    let killed = Command::new("kill").args(["-TERM", &first.id().to_string()]).status().expect("kill");
-    assert!(killed.success());
-    assert!(first.wait().expect("wait").success());
-    let log = first_log.join().expect("log");
+    let (status, log) = first.terminate().expect("SIGTERM");
+    assert!(status.success());
     assert!(log.iter().any(|l| l.contains("stopped")), "{log:?}");
 
     // Once it stopped, the directory serves again, and the offline token still works there.
-    let (mut second, addr, _log) = serve_on(&data);
-    let (status, body) = get(&addr, "/api/v1/me", &token);
+    let second = serve_on(&data);
+    let (status, body) = get(second.addr(), "/api/v1/me", &token);
     assert!(status.contains(" 200 "), "{status} {body}");
-    second.kill().expect("kill");
-    second.wait().expect("wait");
 }
 
 /// One HTTP/1.1 request; returns the status line and the body.
@@ -169,62 +147,23 @@ fn post(addr: &str, path: &str, body: &str) -> (String, String) {
 #[test]
 fn serve_prints_a_one_time_setup_link_and_stops_on_sigterm() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut child = sluice()
-        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(dir.path().join("data"))
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("spawn");
-    let mut lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
-    let mut setup = None;
-    let mut addr = None;
-    for line in lines.by_ref() {
-        let line = line.expect("line");
-        if let Some(token) = line.split("#token=").nth(1) {
-            setup = Some(token.trim().to_string());
-        }
-        if let Some(rest) = line.split("listening on http://").nth(1) {
-            addr = rest.split_whitespace().next().map(str::to_string);
-            break;
-        }
-    }
-    let (setup, addr) = (setup.expect("a setup link"), addr.expect("the address"));
+    let mut first = serve_on(&dir.path().join("data"));
+    let (setup, addr) = (first.setup_token().expect("a setup link"), first.addr());
     let body = format!(r#"{{"setup_token":"{setup}","login":"ada","password":"correct horse battery"}}"#);
-    let (status, reply) = post(&addr, "/api/v1/setup", &body);
+    let (status, reply) = post(addr, "/api/v1/setup", &body);
     assert!(status.contains(" 201 "), "{status} {reply}");
-    let (status, _) = post(&addr, "/api/v1/setup", &body);
+    let (status, _) = post(addr, "/api/v1/setup", &body);
     assert!(status.contains(" 409 ") || status.contains(" 403 "), "the link works once: {status}");
 
-    let killed = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().expect("kill");
-    assert!(killed.success());
-    let rest: Vec<String> = lines.map_while(Result::ok).collect();
-    let status = child.wait().expect("wait");
+    let (status, rest) = first.terminate().expect("SIGTERM");
     assert!(status.success(), "{status}: {rest:?}");
     assert!(rest.iter().any(|l| l.contains("stopped")), "{rest:?}");
 
     // A store with an administrator prints no link.
-    let mut child = sluice()
-        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(dir.path().join("data"))
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("spawn");
-    let mut before = Vec::new();
-    let mut lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
-    for line in lines.by_ref() {
-        let line = line.expect("line");
-        let listening = line.contains("listening on");
-        before.push(line);
-        if listening {
-            break;
-        }
-    }
-    let killed = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().expect("kill");
-    assert!(killed.success());
-    let rest: Vec<String> = lines.map_while(Result::ok).collect();
-    assert!(child.wait().expect("wait").success(), "{rest:?}");
+    let mut second = serve_on(&dir.path().join("data"));
+    let before = second.startup_log().to_vec();
+    let (status, rest) = second.terminate().expect("SIGTERM");
+    assert!(status.success(), "{rest:?}");
     assert!(before.last().is_some_and(|l| l.contains("listening on")), "{before:?}");
     assert!(!before.iter().any(|l| l.contains("#token=")), "{before:?}");
 }
@@ -259,28 +198,15 @@ fn serve_keeps_sources_away_from_its_postgresql_store() {
     }
     cluster.create_database("sluice_store").expect("database");
     let key = sluice_store::MasterKey::generate().expect("key");
-    let mut child = sluice()
+    let mut command = sluice();
+    command
         .args(["serve", "--listen", "127.0.0.1:0", "--deny-cidr", "10.0.0.0/8", "--store"])
         .arg(cluster.superuser_url("sluice_store"))
-        .env("SLUICE_MASTER_KEY", key.to_base64().as_str())
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("spawn");
-    let mut lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
-    let mut before = Vec::new();
-    for line in lines.by_ref() {
-        let line = line.expect("line");
-        let listening = line.contains("listening on");
-        before.push(line);
-        if listening {
-            break;
-        }
-    }
-    let killed = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().expect("kill");
-    assert!(killed.success());
-    let rest: Vec<String> = lines.map_while(Result::ok).collect();
-    assert!(child.wait().expect("wait").success(), "{before:?} {rest:?}");
+        .env("SLUICE_MASTER_KEY", key.to_base64().as_str());
+    let mut server = SluiceServe::start(command).expect("sluice serve");
+    let before = server.startup_log().to_vec();
+    let (status, rest) = server.terminate().expect("SIGTERM");
+    assert!(status.success(), "{before:?} {rest:?}");
     let expected = format!("sources may not reach the store's server (127.0.0.1:{})", cluster.port());
     assert!(before.iter().any(|l| l.contains(&expected)), "{before:?}");
 }
@@ -372,31 +298,17 @@ fn serve_over_https_answers_a_verifying_client_and_refuses_plain_http() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (ca, cert, key, _) = tls_files(dir.path());
     // With TLS a non-loopback address needs no --insecure-http; the test reaches it on loopback.
-    let mut child = sluice()
+    let mut command = sluice();
+    command
         .args(["serve", "--listen", "0.0.0.0:0", "--tls-cert"])
         .arg(&cert)
         .arg("--tls-key")
         .arg(&key)
         .arg("--data-dir")
-        .arg(dir.path().join("data"))
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("spawn");
-    let mut lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
-    let mut before = Vec::new();
-    let mut port = None;
-    for line in lines.by_ref() {
-        let line = line.expect("line");
-        if let Some(rest) = line.split("listening on https://0.0.0.0:").nth(1) {
-            port = rest.split_whitespace().next().map(str::to_string);
-        }
-        before.push(line);
-        if port.is_some() {
-            break;
-        }
-    }
-    let port = port.unwrap_or_else(|| panic!("an https address: {before:?}"));
+        .arg(dir.path().join("data"));
+    let mut server = SluiceServe::start(command).expect("sluice serve");
+    let before = server.startup_log();
+    let port = server.url().strip_prefix("https://0.0.0.0:").unwrap_or_else(|| panic!("an https address: {before:?}"));
     assert!(before.iter().any(|l| l.contains(&format!("https://0.0.0.0:{port}/setup#token="))), "{before:?}");
     let port: u16 = port.parse().expect("port");
     let reply = https_get(port, &ca.cert_pem, "/api/v1/health").expect("https");
@@ -414,10 +326,7 @@ fn serve_over_https_answers_a_verifying_client_and_refuses_plain_http() {
     let _ = stream.read_to_end(&mut response);
     assert!(!response.starts_with(b"HTTP/"), "{}", String::from_utf8_lossy(&response));
 
-    let killed = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().expect("kill");
-    assert!(killed.success());
-    let rest: Vec<String> = lines.map_while(Result::ok).collect();
-    let status = child.wait().expect("wait");
+    let (status, rest) = server.terminate().expect("SIGTERM");
     assert!(status.success(), "{status}: {rest:?}");
     assert!(rest.iter().any(|l| l.contains("stopped")), "{rest:?}");
 }
