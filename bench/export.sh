@@ -25,6 +25,7 @@ BENCH_KIT=${BENCH_KIT:-$repo/../shared/bench}
 [ -f "$BENCH_KIT/lib.sh" ] || { echo "peer kit not found at $BENCH_KIT (set BENCH_KIT)" >&2; exit 2; }
 BENCH_DIR=$(cd "$BENCH_KIT" && pwd)
 . "$BENCH_DIR/lib.sh"
+. "$repo/bench/serve-lib.sh"
 
 ROWS=${ROWS:-2000000}
 FORMATS=${FORMATS:-"csv arrow parquet json ndjson"}
@@ -43,15 +44,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-if [ -n "${SLUICE_BIN:-}" ]; then
-  cp "$SLUICE_BIN" "$work/sluice"
-else
-  log "building the release binary"
-  (cd "$repo" && cargo build --release -q -p sluice-cli)
-  # Copied at once: a shared target directory may be rebuilt by another checkout meanwhile.
-  cp "${CARGO_TARGET_DIR:-$repo/target}/release/sluice" "$work/sluice"
-fi
-SLUICE="$work/sluice"
+sluice_binary
 
 case " $PEERS " in *" adbc_"*) ensure_venv ;; esac
 PY="$BENCH_VENV/bin/python"

@@ -20,6 +20,7 @@ BENCH_KIT=${BENCH_KIT:-$repo/../shared/bench}
 [ -f "$BENCH_KIT/lib.sh" ] || { echo "peer kit not found at $BENCH_KIT (set BENCH_KIT)" >&2; exit 2; }
 BENCH_DIR=$(cd "$BENCH_KIT" && pwd)
 . "$BENCH_DIR/lib.sh"
+. "$repo/bench/serve-lib.sh"
 command -v curl >/dev/null || die "curl is needed"
 
 ROWS=${ROWS:-2000000}
@@ -32,30 +33,15 @@ PSQL="$bindir/psql"
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/sluice-bench.XXXXXX")
 chmod 755 "$work"
-SERVE_PID=
-stop_serve() {
-  if [ -n "$SERVE_PID" ]; then
-    kill -TERM "$SERVE_PID" 2>/dev/null || true
-    wait "$SERVE_PID" 2>/dev/null || true
-    SERVE_PID=
-  fi
-}
 cleanup() {
-  stop_serve
+  serve_stop
   "$BENCH_DIR/pg-down.sh" "$work/data" --rm >/dev/null 2>&1 || true
   rm -rf "$work"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-if [ -n "${SLUICE_BIN:-}" ]; then
-  cp "$SLUICE_BIN" "$work/sluice"
-else
-  log "building the release binary"
-  (cd "$repo" && cargo build --release -q -p sluice-cli)
-  cp "${CARGO_TARGET_DIR:-$repo/target}/release/sluice" "$work/sluice"
-fi
-SLUICE="$work/sluice"
+sluice_binary
 
 url=$(BENCH_PG_TTL=${BENCH_PG_TTL:-1800} "$BENCH_DIR/pg-up.sh" "$work/data")
 SERVER_PID=$(head -1 "$work/data/postmaster.pid")
@@ -69,23 +55,9 @@ surl="$url?sslmode=disable"
 
 # The service: an admin token made offline, then the source registered through the API.
 unset SLUICE_MASTER_KEY
-token=$("$SLUICE" token create --data-dir "$work/store" --name bench --role admin 2>/dev/null | tail -1)
-api_port=$(free_port)
-API="http://127.0.0.1:$api_port/api/v1"
-start_serve() {
-  "$SLUICE" serve --data-dir "$work/store" --listen "127.0.0.1:$api_port" >>"$work/serve.log" 2>&1 &
-  SERVE_PID=$!
-  for _ in $(seq 100); do
-    curl -sf "$API/health" >/dev/null 2>&1 && return 0
-    sleep 0.1
-  done
-  cat "$work/serve.log" >&2
-  die "sluice serve did not come up"
-}
-api() { curl -sS -H "Authorization: Bearer $token" -H 'Content-Type: application/json' "$@"; }
-start_serve
-api -f -o /dev/null -d "{\"name\":\"bench\",\"host\":\"127.0.0.1\",\"port\":$port,\"database\":\"bench\",\"user\":\"bench\",\"password\":\"bench\",\"sslmode\":\"disable\"}" "$API/sources" \
-  || die "could not register the source"
+admin_token --data-dir "$work/store"
+serve_start --data-dir "$work/store"
+add_source bench bench "$port"
 body() { printf '{"sql":"%s","format":"%s"}' "$QUERY" "$1"; }
 
 entries=
@@ -93,7 +65,7 @@ for f in $FORMATS; do entries="$entries cli_$f api_$f"; done
 argv_of() {
   case $1 in
     cli_*) ARGV=("$SLUICE" query --url "$surl" --sql "$QUERY" --format "${1#cli_}") ;;
-    api_*) ARGV=(curl -sS -f -o /dev/null -H "Authorization: Bearer $token" -H 'Content-Type: application/json'
+    api_*) ARGV=(curl -sS -f -o /dev/null -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json'
                  -d "$(body "${1#api_}")" "$API/sources/bench/query") ;;
   esac
 }
@@ -115,10 +87,10 @@ done
 PEAK=
 peak_with_four() {
   local fmt=$1 pids=() rc=0
-  stop_serve
-  start_serve
+  serve_stop
+  serve_start --data-dir "$work/store"
   for _ in 1 2 3 4; do
-    api -f -o /dev/null -d "$(body "$fmt")" "$API/sources/bench/query" &
+    api -o /dev/null -d "$(body "$fmt")" "$API/sources/bench/query" &
     pids+=($!)
   done
   for p in "${pids[@]}"; do wait "$p" || rc=1; done
@@ -130,10 +102,10 @@ for f in $FORMATS; do
   peak_with_four "$f"
   peak[$f]=$PEAK
 done
-stop_serve
-start_serve
+serve_stop
+serve_start --data-dir "$work/store"
 idle=$(awk '/VmHWM/{printf "%.0f", $2/1024}' "/proc/$SERVE_PID/status")
-stop_serve
+serve_stop
 
 ratio() { fmt_div "$(raw_median "$1" 3)" "$(raw_median "$2" 3)" '%.2f'; }
 {

@@ -30,6 +30,7 @@ BENCH_KIT=${BENCH_KIT:-$repo/../shared/bench}
 [ -f "$BENCH_KIT/lib.sh" ] || { echo "peer kit not found at $BENCH_KIT (set BENCH_KIT)" >&2; exit 2; }
 BENCH_DIR=$(cd "$BENCH_KIT" && pwd)
 . "$BENCH_DIR/lib.sh"
+. "$repo/bench/serve-lib.sh"
 command -v curl >/dev/null || die "curl is needed"
 
 SOURCES=${SOURCES:-500}
@@ -45,15 +46,8 @@ PSQL="$bindir/psql"
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/sluice-watch.XXXXXX")
 chmod 755 "$work"
-PIDS=()
-stop_all() {
-  local p
-  for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
-  for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
-  PIDS=()
-}
 cleanup() {
-  stop_all
+  serve_stop
   "$BENCH_DIR/pg-down.sh" "$work/src" --rm >/dev/null 2>&1 || true
   "$BENCH_DIR/pg-down.sh" "$work/store" --rm >/dev/null 2>&1 || true
   rm -rf "$work"
@@ -61,14 +55,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-if [ -n "${SLUICE_BIN:-}" ]; then
-  cp "$SLUICE_BIN" "$work/sluice"
-else
-  log "building the release binary"
-  (cd "$repo" && cargo build --release -q --locked -p sluice-cli)
-  cp "$repo/target/release/sluice" "$work/sluice"
-fi
-SLUICE="$work/sluice"
+sluice_binary
 
 ttl=$(( (INTERVALS + INTERVALS2 + 15) * 60 + 600 ))
 src_url=$(BENCH_PG_TTL=$ttl "$BENCH_DIR/pg-up.sh" "$work/src")
@@ -94,34 +81,20 @@ st() { "$PSQL" -X -qtA -v ON_ERROR_STOP=1 -d "$STORE" "$@"; }
 
 export SLUICE_MASTER_KEY
 SLUICE_MASTER_KEY=$(head -c 32 /dev/urandom | base64)
-token=$("$SLUICE" token create --store "$STORE" --name bench --role admin 2>/dev/null | tail -1)
-# Starts an instance; its port is left in PORT, its pid appended to PIDS.
-start_serve() {
-  PORT=$(free_port)
-  "$SLUICE" serve --store "$STORE" --listen "127.0.0.1:$PORT" >/dev/null 2>>"$work/serve-$PORT.log" &
-  PIDS+=($!)
-  for _ in $(seq 200); do
-    curl -sf "http://127.0.0.1:$PORT/api/v1/health" >/dev/null 2>&1 && return 0
-    sleep 0.1
-  done
-  cat "$work/serve-$PORT.log" >&2
-  die "sluice serve did not come up"
-}
-api() { curl -sS -f -H "Authorization: Bearer $token" -H 'Content-Type: application/json' "$@"; }
+admin_token --store "$STORE"
 now_ms() { date +%s%3N; }
 cpu_ticks() { sed 's/^.*) //' "/proc/$1/stat" | awk '{print $12+$13}'; }
 hwm_mib() { awk '/VmHWM/{printf "%.0f", $2/1024}' "/proc/$1/status"; }
 runs_bytes() { st -c "SELECT pg_total_relation_size('discovery_runs')"; }
 snapshots() { st -c "SELECT count(*) FROM catalog_snapshots"; }
 
-start_serve
-API1="http://127.0.0.1:$PORT/api/v1"
+serve_start --store "$STORE"
+API1=$API
 log "registering $SOURCES sources (interval 60 s)"
 for i in $(seq 1 "$SOURCES"); do
   db=$(printf 'src_%02d' $(( (i - 1) % DATABASES + 1 )))
   id=$(printf 's%03d' "$i")
-  api -o /dev/null -d "{\"id\":\"$id\",\"name\":\"$id\",\"host\":\"127.0.0.1\",\"port\":$src_port,\"database\":\"$db\",\"user\":\"bench\",\"password\":\"bench\",\"sslmode\":\"disable\",\"discovery_interval_secs\":60}" "$API1/sources" \
-    || die "could not register $id"
+  add_source "$id" "$db" "$src_port" ',"discovery_interval_secs":60'
 done
 log "waiting for every source's first run"
 for _ in $(seq 600); do
@@ -163,12 +136,12 @@ split() {
 # ---- 1. one instance -------------------------------------------------------------------------
 log "watching one instance for $INTERVALS intervals"
 uptime1=$(uptime)
-t0=$(now_ms); c0=$(cpu_ticks "${PIDS[0]}"); b0=$(runs_bytes); n0=$(snapshots)
+t0=$(now_ms); c0=$(cpu_ticks "${SERVE_PIDS[0]}"); b0=$(runs_bytes); n0=$(snapshots)
 r0=$(st -c "SELECT count(*) FROM discovery_runs")
 sleep $(( INTERVALS * 60 ))
-t1=$(now_ms); c1=$(cpu_ticks "${PIDS[0]}"); b1=$(runs_bytes); n1=$(snapshots)
+t1=$(now_ms); c1=$(cpu_ticks "${SERVE_PIDS[0]}"); b1=$(runs_bytes); n1=$(snapshots)
 r1=$(st -c "SELECT count(*) FROM discovery_runs")
-rss1=$(hwm_mib "${PIDS[0]}")
+rss1=$(hwm_mib "${SERVE_PIDS[0]}")
 sleep 10 # the runs started before t1 finish
 read -r runs1 failed1 doubles1 misses1 minper1 maxper1 avgrun1 maxrun1 <<<"$(analyze "$t0" "$t1")"
 wall1=$(( t1 - t0 ))
@@ -180,7 +153,7 @@ conns1=$(sq -tAc "SELECT count(*) FROM pg_stat_activity WHERE datname LIKE 'src_
 
 # ---- 2. two instances ------------------------------------------------------------------------
 log "watching two instances for $INTERVALS2 intervals"
-start_serve
+serve_start --store "$STORE"
 sleep 60 # the second instance joins the schedule
 uptime2=$(uptime)
 u0=$(now_ms)
@@ -189,7 +162,7 @@ u1=$(now_ms)
 sleep 10
 read -r runs2 failed2 doubles2 misses2 minper2 maxper2 avgrun2 maxrun2 <<<"$(analyze "$u0" "$u1")"
 split2=$(split "$u0" "$u1")
-rss2a=$(hwm_mib "${PIDS[0]}"); rss2b=$(hwm_mib "${PIDS[1]}")
+rss2a=$(hwm_mib "${SERVE_PIDS[0]}"); rss2b=$(hwm_mib "${SERVE_PIDS[1]}")
 conns2=$(sq -tAc "SELECT count(*) FROM pg_stat_activity WHERE datname LIKE 'src_%'")
 
 # ---- 3. CREATE TABLE to the API --------------------------------------------------------------
@@ -216,7 +189,7 @@ read -r seen_n sched_avg sched_max <<<"$(st -F ' ' -c "
     WHERE changed AND finished_at > $p0 AND source_id IN (
       SELECT id FROM sources WHERE settings->>'database' = 'src_02')
     GROUP BY 1) x")"
-stop_all
+serve_stop
 
 mkdir -p "$OUT_DIR"
 stamp=$(date +%Y%m%d-%H%M%S)
