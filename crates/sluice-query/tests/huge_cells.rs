@@ -154,11 +154,12 @@ async fn a_huge_bytea_in_csv_matches_psql_byte_for_byte() {
     assert!(ours.starts_with("a,b,c\n1,\\x00ab7f00ab7f"));
     assert!(ours.ends_with("ff,\"x,y\"\n2,\\x,\n3,,z\n"));
 
-    // Cut by the cell cap: the first 11 characters of the hex text, then the marker.
+    // Cut by the cell cap: whole bytes of the hex text within 11 characters (`\x` and four
+    // pairs of digits, never half a byte), then the marker.
     let options = ExportOptions { max_cell_bytes: Some(11) };
     let (capped, cut) = export_with(&env, sql, Format::Csv, options).await;
     let total = 2 + 2 * (3 * 3_333_333 + 1);
-    let expected = format!("a,b,c\n1,\\x00ab7f00a{},\"x,y\"\n2,\\x,\n3,,z\n", truncation_marker(total - 11));
+    let expected = format!("a,b,c\n1,\\x00ab7f00{},\"x,y\"\n2,\\x,\n3,,z\n", truncation_marker(total - 10));
     assert_eq!(String::from_utf8(capped).expect("utf8"), expected);
     assert_eq!(cut, vec![1]);
 }
@@ -293,17 +294,18 @@ async fn a_huge_bytea_in_json_and_ndjson_is_its_hex_text_byte_for_byte() {
         serde_json::from_slice(ours.split(|&b| b == b'\n').next().expect("a line")).expect("ndjson");
     assert_eq!(first["b"].as_str().map(str::len), Some(hex.len()));
 
-    // Cut by the cell cap: the first 11 characters of the hex text, then the marker; and a cap
-    // of one keeps only the (escaped) backslash, of the empty value's `\\x` too.
+    // Cut by the cell cap: whole bytes of the hex text within 11 characters (never half a
+    // byte), then the marker; and a cap of one keeps nothing, not even the backslash, of the
+    // empty value's `\\x` too.
     let total = 2 + 2 * (3 * 3_333_333 + 1);
     let (capped, cut) = export_with(&env, &bytea, Format::Ndjson, ExportOptions { max_cell_bytes: Some(11) }).await;
     let first = String::from_utf8(capped).expect("utf8").lines().next().expect("a line").to_string();
-    assert_eq!(first, format!(r#"{{"a":1,"b":"\\x00ab7f00a{}","c":"x,y"}}"#, truncation_marker(total - 11)));
+    assert_eq!(first, format!(r#"{{"a":1,"b":"\\x00ab7f00{}","c":"x,y"}}"#, truncation_marker(total - 10)));
     assert_eq!(cut, vec![1]);
     let (capped, cut) = export_with(&env, &bytea, Format::Json, ExportOptions { max_cell_bytes: Some(1) }).await;
     let doc: serde_json::Value = serde_json::from_slice(&capped).expect("json");
-    assert_eq!(doc["rows"][0][1].as_str(), Some(format!("\\{}", truncation_marker(total - 1)).as_str()));
-    assert_eq!(doc["rows"][1][1].as_str(), Some(format!("\\{}", truncation_marker(1)).as_str()));
+    assert_eq!(doc["rows"][0][1].as_str(), Some(truncation_marker(total).as_str()));
+    assert_eq!(doc["rows"][1][1].as_str(), Some(truncation_marker(2).as_str()));
     assert_eq!(doc["truncated_columns"], serde_json::json!(["b", "c"]));
     assert_eq!(cut, vec![1, 2]);
 }

@@ -84,6 +84,12 @@ pub(crate) fn hex_len(raw: &[u8]) -> usize {
     2 + 2 * raw.len()
 }
 
+/// How much of bytea's hex text (`len` bytes long) a cell cap keeps: whole bytes only, that is
+/// `\x` and whole pairs of hex digits (an even length), or nothing under a cap of 2.
+pub(crate) fn hex_keep(len: usize, cap: Option<usize>) -> usize {
+    cap.map_or(len, |cap| cap.min(len) & !1)
+}
+
 fn csv_quoted(out: &mut Vec<u8>, text: &[u8]) {
     let mut start = 0;
     for (i, &c) in text.iter().enumerate() {
@@ -123,6 +129,20 @@ pub(crate) fn json_escaped(out: &mut Vec<u8>, text: &[u8]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_capped_hex_text_keeps_whole_bytes() {
+        let len = hex_len(&[0xab, 0xcd, 0xef]); // `\xabcdef`
+        assert_eq!(len, 8);
+        assert_eq!(hex_keep(len, None), 8);
+        assert_eq!(hex_keep(len, Some(100)), 8);
+        assert_eq!(hex_keep(len, Some(8)), 8);
+        assert_eq!(hex_keep(len, Some(7)), 6, "`\\xabcd`, not half of `ef`");
+        assert_eq!(hex_keep(len, Some(5)), 4);
+        assert_eq!(hex_keep(len, Some(3)), 2, "`\\x` alone");
+        assert_eq!(hex_keep(len, Some(1)), 0, "never a lone backslash");
+        assert_eq!(hex_keep(len, Some(0)), 0);
+    }
 
     #[test]
     fn pieces_join_to_the_whole() {

@@ -1,6 +1,6 @@
 //! CSV exactly as `psql --csv` prints it.
 
-use super::cell::{hex_len, write_hex_part, write_part, Cursor, Escape};
+use super::cell::{hex_keep, hex_len, write_hex_part, write_part, Cursor, Escape};
 use super::{cut_point, truncation_marker, ExportOptions, Exporter, OUT_CHUNK};
 use crate::decode;
 use crate::types::{write_scalar, write_text, Codec, Scalar};
@@ -83,7 +83,7 @@ impl Exporter for Csv {
                     // Hex digits and `\x` never need quoting; the text is written in pieces
                     // straight from the wire bytes, so a huge value is never rendered whole.
                     let len = hex_len(raw);
-                    let keep = options.max_cell_bytes.map_or(len, |cap| cap.min(len));
+                    let keep = hex_keep(len, options.max_cell_bytes);
                     if let Some(next) = write_hex_part(out, raw, at.offset.unwrap_or(0), keep) {
                         at.offset = Some(next);
                         *cursor = at;

@@ -1,6 +1,6 @@
 //! JSON document and NDJSON lines (see the module docs of `export` for the value mapping).
 
-use super::cell::{hex_len, json_escaped, write_hex_part, write_part, Cursor, Escape};
+use super::cell::{hex_keep, hex_len, json_escaped, write_hex_part, write_part, Cursor, Escape};
 use super::{cut_point, truncation_marker, ExportOptions, Exporter, OUT_CHUNK};
 use crate::decode::{self, Malformed};
 use crate::types::{write_scalar, write_text, Codec, Scalar};
@@ -197,7 +197,7 @@ impl Exporter for Json {
                     // so a huge value is never rendered whole. Only its leading `\` needs
                     // escaping inside a JSON string.
                     let len = hex_len(raw);
-                    let keep = options.max_cell_bytes.map_or(len, |cap| cap.min(len));
+                    let keep = hex_keep(len, options.max_cell_bytes);
                     let from = match at.offset {
                         Some(from) => from,
                         None => {

@@ -64,8 +64,10 @@ pub struct ExportOptions {
 }
 
 /// The marker a cut value ends with: `…[truncated N bytes]`, N being how many bytes of the
-/// value's text were left out. The kept part ends at a UTF-8 character boundary (bytea keeps
-/// whole bytes), so it is at most `max_cell_bytes` long; the marker comes on top.
+/// value's text were left out. The kept part ends at a UTF-8 character boundary, and a bytea
+/// keeps whole bytes (in CSV, JSON and NDJSON, whose bytea is its hex text, `\x` and whole pairs
+/// of hex digits, or nothing under a cap of 2), so it is at most `max_cell_bytes` long; the
+/// marker comes on top.
 pub fn truncation_marker(left_out: usize) -> String {
     format!("…[truncated {left_out} bytes]")
 }
