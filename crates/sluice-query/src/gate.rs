@@ -9,12 +9,14 @@
 //! The gate fails closed: it walks pg_query's typed parse tree (`gate/walk.rs`, generated with every
 //! field of every known node destructured) and refuses any node kind outside its allow-list,
 //! naming it. Requests over [`GateOptions::max_sql_bytes`] are refused unparsed, and parsing runs
-//! on a thread with a [`GATE_STACK_BYTES`] stack, so deep nesting ends in a refusal, not a crash.
+//! on the gate's own threads (`gate/workers.rs`), each with a [`GATE_STACK_BYTES`] stack, so deep
+//! nesting ends in a refusal, not a crash.
 //! The gate sees only what the statement spells out: a function reached another way (inside a
 //! view, an operator or a user-defined function) is left to those two layers, which the
 //! acceptance tests exercise with such functions.
 
 mod walk;
+mod workers;
 
 use pg_query::protobuf as pb;
 use pg_query::NodeEnum;
@@ -179,10 +181,25 @@ pub fn admit(sql: &str) -> Result<Admitted, QueryError> {
 ///
 /// Fails closed: the statement's whole parse tree is walked (iteratively), and a node of a kind
 /// the gate does not know refuses the statement, so a grammar or library change can never make a
-/// call invisible to the deny-list. Parsing and walking run on a thread of their own with a
-/// [`GATE_STACK_BYTES`] stack, and the text is capped at `max_sql_bytes`: no request, however
-/// deeply it nests, can overflow the caller's stack.
+/// call invisible to the deny-list. Parsing and walking run on one of the gate's threads, each
+/// with a [`GATE_STACK_BYTES`] stack, and the text is capped at `max_sql_bytes`: no request,
+/// however deeply it nests, can overflow the caller's stack. The calling thread waits; an async
+/// caller uses [`admit_async`] instead.
 pub fn admit_with(sql: &str, options: &GateOptions) -> Result<Admitted, QueryError> {
+    check_size(sql, options)?;
+    let sql = sql.to_string();
+    workers::run_blocking(move || classify(&sql))
+}
+
+/// [`admit_with`] for an async caller: the task waits for the gate's answer without blocking
+/// the runtime's thread.
+pub async fn admit_async(sql: &str, options: &GateOptions) -> Result<Admitted, QueryError> {
+    check_size(sql, options)?;
+    let sql = sql.to_string();
+    workers::run_async(move || classify(&sql)).await
+}
+
+fn check_size(sql: &str, options: &GateOptions) -> Result<(), QueryError> {
     if sql.len() > options.max_sql_bytes {
         return Err(QueryError::Refused {
             message: format!(
@@ -193,16 +210,7 @@ pub fn admit_with(sql: &str, options: &GateOptions) -> Result<Admitted, QueryErr
             hint: "send a shorter statement, or raise the limit (max_sql_bytes)".into(),
         });
     }
-    std::thread::scope(|scope| {
-        let worker = std::thread::Builder::new()
-            .name("sluice-gate".into())
-            .stack_size(GATE_STACK_BYTES)
-            .spawn_scoped(scope, || classify(sql))
-            .map_err(|e| QueryError::Internal(format!("cannot start the statement gate's thread: {e}")))?;
-        // libpg_query's Rust summary code has a few `panic!`s on shapes the grammar never
-        // produces; a panic here must still become a refusal, never reach the user.
-        worker.join().unwrap_or_else(|_| Err(refused("the statement could not be classified")))
-    })
+    Ok(())
 }
 
 fn classify(sql: &str) -> Result<Admitted, QueryError> {
