@@ -1,11 +1,15 @@
 //! A per-source pool with a hard cap, so Sluice can never exhaust a customer's
-//! `max_connections`. A session is reset (see [`ReadOnlySession::reset`]) before it is handed out
-//! again; one that cannot be reset, or whose connection died, is closed and replaced.
+//! `max_connections`. A session is reset (see [`ReadOnlySession::reset`]) before it is used
+//! again; one that cannot be reset, or whose connection died, is closed and replaced. A session
+//! that went idle less than [`FOLD_RESET_WITHIN`] ago is handed out with its reset still to do,
+//! and its next transaction sends the reset in the same batch as its `BEGIN` (one round trip
+//! instead of two); one idle longer is reset before it is handed out, so a connection that died
+//! while idle is replaced instead of failing the caller's first statement.
 
 use std::ops::{Deref, DerefMut};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
@@ -24,6 +28,9 @@ impl Default for PoolOptions {
     }
 }
 
+/// How recently a session must have come back for its reset to go out with its next `BEGIN`.
+pub const FOLD_RESET_WITHIN: Duration = Duration::from_secs(10);
+
 /// Sessions to one source: at most `max_size` exist at once, idle or in use.
 #[derive(Clone, Debug)]
 pub struct Pool {
@@ -35,7 +42,8 @@ struct Inner {
     connector: Connector,
     options: PoolOptions,
     permits: Arc<Semaphore>,
-    idle: Mutex<Vec<ReadOnlySession>>,
+    /// Idle sessions, each with the time it came back.
+    idle: Mutex<Vec<(ReadOnlySession, Instant)>>,
     /// Callers of `get` waiting for a session to be free.
     waiting: AtomicUsize,
 }
@@ -96,9 +104,13 @@ impl Pool {
     /// A read-only session, waiting while `max_size` are in use.
     pub async fn get(&self) -> Result<PooledSession, ConnectError> {
         let permit = self.acquire().await?;
-        while let Some(mut session) = self.pop_idle() {
+        while let Some((mut session, returned)) = self.pop_idle() {
             if !session.is_reusable() {
                 continue;
+            }
+            if !session.pgbouncer && returned.elapsed() < FOLD_RESET_WITHIN {
+                session.reset_pending = true;
+                return Ok(self.wrap(session, permit));
             }
             match session.reset().await {
                 Ok(()) => return Ok(self.wrap(session, permit)),
@@ -132,7 +144,7 @@ impl Pool {
         }
     }
 
-    fn pop_idle(&self) -> Option<ReadOnlySession> {
+    fn pop_idle(&self) -> Option<(ReadOnlySession, Instant)> {
         self.inner.idle.lock().ok().and_then(|mut i| i.pop())
     }
 
@@ -179,7 +191,7 @@ impl Drop for PooledSession {
         if let Some(session) = self.session.take() {
             if !self.discard && session.is_reusable() {
                 if let Ok(mut idle) = self.pool.idle.lock() {
-                    idle.push(session);
+                    idle.push((session, Instant::now()));
                 }
             }
         }

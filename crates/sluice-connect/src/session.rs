@@ -69,6 +69,9 @@ pub struct SessionInfo {
     /// Opened in PgBouncer mode (see [`ReadOnlySession::read_only_transaction`]); `backend_pid`
     /// is then only that of the server connection that answered the first query.
     pub pgbouncer: bool,
+    /// The database's `server_encoding` (e.g. `UTF8`, or `SQL_ASCII`, whose text may be in any
+    /// encoding).
+    pub server_encoding: String,
 }
 
 /// A session whose every transaction is read-only and whose time is bounded. The only way to get
@@ -93,6 +96,9 @@ pub struct ReadOnlySession {
     pub(crate) in_transaction: bool,
     /// The session can no longer be trusted to leave shared server connections clean.
     pub(crate) poisoned: bool,
+    /// The pool handed the session out with its reset still to do: the next transaction's first
+    /// batch carries it (see [`ReadOnlySession::reset_sql`]).
+    pub(crate) reset_pending: bool,
     /// PgBouncer mode: the driver's cached type-lookup statements, re-prepared in every
     /// transaction (see `transaction.rs`).
     pub(crate) replay: Vec<crate::transaction::Replay>,
@@ -120,7 +126,8 @@ impl ReadOnlySession {
         pgbouncer: bool,
     ) -> Result<ReadOnlySession, ConnectError> {
         let facts_sql = "SELECT pg_is_in_recovery()::text, current_setting('default_transaction_read_only'), \
-             current_setting('server_version_num'), current_setting('server_version'), pg_backend_pid()::text;";
+             current_setting('server_version_num'), current_setting('server_version'), pg_backend_pid()::text, \
+             current_setting('server_encoding');";
         let sql = if pgbouncer {
             facts_sql.to_string()
         } else {
@@ -141,6 +148,7 @@ impl ReadOnlySession {
             server_version_num: field(2).parse().unwrap_or(0),
             server_version: field(3),
             backend_pid: field(4).parse().unwrap_or(0),
+            server_encoding: field(5),
             tls,
             pgbouncer,
         };
@@ -154,6 +162,7 @@ impl ReadOnlySession {
             pgbouncer,
             in_transaction: false,
             poisoned: false,
+            reset_pending: false,
             replay: Vec::new(),
         })
     }
@@ -210,23 +219,42 @@ impl ReadOnlySession {
             return text_rows(&self.client, "ROLLBACK").await.map(drop);
         }
         self.in_transaction = false;
-        let sql = format!(
-            "ROLLBACK; BEGIN READ WRITE; RESET ALL; SET SESSION AUTHORIZATION DEFAULT; CLOSE ALL; UNLISTEN *; \
-             SELECT pg_advisory_unlock_all(); DISCARD TEMP; DISCARD SEQUENCES; COMMIT; {} \
-             SELECT count(*)::text FROM pg_prepared_statements WHERE from_sql; SHOW default_transaction_read_only;",
-            self.settings.set_sql()
-        );
-        let rows = text_rows(&self.client, &sql).await?;
-        let n = rows.len();
-        let prepared = n.checked_sub(2).and_then(|i| rows.get(i)).and_then(|r| r.first()).map(String::as_str);
-        let confirm = rows.last().and_then(|r| r.first()).map(String::as_str);
-        if prepared != Some("0") {
+        self.reset_pending = false;
+        let rows = text_rows(&self.client, &self.reset_sql()).await?;
+        if prepared_left_after_reset(&rows)? {
             return Err(session_err("the session holds SQL-level prepared statements"));
         }
-        if confirm != Some("on") {
-            return Err(session_err("the server did not confirm default_transaction_read_only = on after reset"));
-        }
         Ok(())
+    }
+
+    /// The reset's batch (directly connected sessions only): three result rows, which
+    /// [`prepared_left_after_reset`] reads, and no transaction left open — it ends with its own `COMMIT`, so
+    /// a `BEGIN` with an isolation level may follow it in the same batch.
+    pub(crate) fn reset_sql(&self) -> String {
+        format!(
+            "ROLLBACK; BEGIN READ WRITE; RESET ALL; SET SESSION AUTHORIZATION DEFAULT; CLOSE ALL; UNLISTEN *; \
+             SELECT pg_advisory_unlock_all(); DISCARD TEMP; DISCARD SEQUENCES; {} \
+             SELECT count(*)::text FROM pg_prepared_statements WHERE from_sql; SHOW default_transaction_read_only; \
+             COMMIT; ",
+            self.settings.set_sql()
+        )
+    }
+}
+
+/// Reads the rows [`ReadOnlySession::reset_sql`] returned (and nothing after them): fails
+/// unless the server confirms `default_transaction_read_only = on`; true when SQL-level prepared
+/// statements are left (the reset cannot remove them without also removing the driver's own).
+pub(crate) fn prepared_left_after_reset(rows: &[Vec<String>]) -> Result<bool, ConnectError> {
+    let n = rows.len();
+    let prepared = n.checked_sub(2).and_then(|i| rows.get(i)).and_then(|r| r.first()).map(String::as_str);
+    let confirm = rows.last().and_then(|r| r.first()).map(String::as_str);
+    if confirm != Some("on") {
+        return Err(session_err("the server did not confirm default_transaction_read_only = on after reset"));
+    }
+    match prepared {
+        Some("0") => Ok(false),
+        Some(_) => Ok(true),
+        None => Err(session_err("the session reset returned no count of prepared statements")),
     }
 }
 

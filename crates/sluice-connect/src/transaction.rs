@@ -26,9 +26,9 @@
 //! Nothing is set at session level; `transaction_read_only` is confirmed in every transaction.
 
 use sluice_core::quote::{ident, literal};
-use tokio_postgres::Client;
+use tokio_postgres::{Client, Statement};
 
-use crate::session::{session_err, text_rows};
+use crate::session::{prepared_left_after_reset, session_err, text_rows};
 use crate::{ConnectError, ReadOnlySession};
 
 /// A cached driver statement to re-prepare in each transaction.
@@ -153,18 +153,54 @@ impl ReadOnlySession {
         &mut self,
         options: &TransactionOptions,
     ) -> Result<ReadOnlyTransaction<'_>, ConnectError> {
+        self.begin(options, None).await.map(|(tx, _)| tx)
+    }
+
+    /// [`ReadOnlySession::read_only_transaction_with`], and `sql` described by the server in the
+    /// same round trip: its Parse and Describe go out right behind the transaction's batch
+    /// (nothing is executed before the server confirmed the transaction read-only). The
+    /// description's own result comes second, for the caller to map. Behind PgBouncer the two
+    /// are sent one after the other.
+    pub async fn read_only_transaction_describing(
+        &mut self,
+        options: &TransactionOptions,
+        sql: &str,
+    ) -> Result<(ReadOnlyTransaction<'_>, Result<Statement, tokio_postgres::Error>), ConnectError> {
+        let (tx, described) = self.begin(options, Some(sql)).await?;
+        let described = match described {
+            Some(d) => d,
+            None => tx.client().prepare(sql).await,
+        };
+        Ok((tx, described))
+    }
+
+    async fn begin(
+        &mut self,
+        options: &TransactionOptions,
+        describe: Option<&str>,
+    ) -> Result<(ReadOnlyTransaction<'_>, Option<Result<Statement, tokio_postgres::Error>>), ConnectError> {
         if self.poisoned {
             return Err(session_err("this session could not clean up after an earlier transaction; take a new one"));
         }
-        if self.in_transaction {
+        // A reset the pool left to do goes first in this transaction's batch (it begins with
+        // `ROLLBACK`, so it also ends a transaction left open): one round trip for both.
+        let folded_reset = self.reset_pending && !self.pgbouncer;
+        self.reset_pending = false;
+        if folded_reset {
+            self.in_transaction = false;
+        } else if self.in_transaction {
             self.finish(false).await?;
         }
         let mut limits = self.settings.clone();
         if let Some(t) = options.statement_timeout {
             limits.statement_timeout = t;
         }
-        let mut sql =
-            format!("BEGIN ISOLATION LEVEL {} READ ONLY; {}", options.isolation.sql(), limits.set_local_sql());
+        let mut sql = if folded_reset { self.reset_sql() } else { String::new() };
+        sql.push_str(&format!(
+            "BEGIN ISOLATION LEVEL {} READ ONLY; {}",
+            options.isolation.sql(),
+            limits.set_local_sql()
+        ));
         if let Some(name) = &options.application_name {
             sql.push_str(&format!(" SET LOCAL application_name = {};", literal(name)));
         }
@@ -181,24 +217,50 @@ impl ReadOnlySession {
         }
         sql.push(';');
         self.in_transaction = true;
-        let rows = match text_rows(&self.client, &sql).await {
+        let (rows, described) = match describe.filter(|_| !self.pgbouncer) {
+            Some(statement) => {
+                let (rows, described) =
+                    futures_util::future::join(text_rows(&self.client, &sql), self.client.prepare(statement)).await;
+                (rows, Some(described))
+            }
+            None => (text_rows(&self.client, &sql).await, None),
+        };
+        let rows = match rows {
             Ok(rows) => rows,
             Err(e) => {
                 // Whatever ran of the batch is rolled back; a replay that collided makes the
                 // session unfit for reuse (a fresh client has no replay list).
                 let _ = text_rows(&self.client, "ROLLBACK").await;
                 self.in_transaction = false;
-                self.poisoned = self.pgbouncer;
+                // A reset that may not have run leaves the session untrusted too.
+                self.poisoned = self.pgbouncer || folded_reset;
                 return Err(e);
             }
         };
+        if folded_reset {
+            // The reset's rows, then the confirming row. SQL-level prepared statements left by
+            // the last user (a function may `EXECUTE 'PREPARE …'`) are removed here, inside the
+            // read-only transaction, with the driver's cached statements, which `DEALLOCATE ALL`
+            // also removes: the driver prepares its own again when it needs them.
+            let reset_rows = rows.split_last().map(|(_, before)| before).unwrap_or_default();
+            let cleaned = match prepared_left_after_reset(reset_rows) {
+                Ok(false) => Ok(()),
+                Ok(true) => text_rows(&self.client, "DEALLOCATE ALL").await.map(|_| self.client.clear_type_cache()),
+                Err(e) => Err(e),
+            };
+            if let Err(e) = cleaned {
+                let _ = self.finish(false).await;
+                self.poisoned = true;
+                return Err(e);
+            }
+        }
         let confirm = rows.last().cloned().unwrap_or_default();
         if confirm.first().map(String::as_str) != Some("on") {
             let _ = self.finish(false).await;
             return Err(session_err("the server did not confirm transaction_read_only = on"));
         }
         let settings = options.read_settings.iter().cloned().zip(confirm.into_iter().skip(1)).collect();
-        Ok(ReadOnlyTransaction { session: self, settings })
+        Ok((ReadOnlyTransaction { session: self, settings }, described))
     }
 
     /// Ends the transaction left open by a [`ReadOnlyTransaction`] that was let go unfinished

@@ -62,7 +62,14 @@ pub(crate) async fn describe(
     client: &tokio_postgres::Client,
     sql: &str,
 ) -> Result<Vec<WireColumn>, tokio_postgres::Error> {
-    let statement = client.prepare(sql).await?;
+    columns_of(client.prepare(sql).await)
+}
+
+/// The columns of a statement the server described (prepared).
+pub(crate) fn columns_of(
+    described: Result<tokio_postgres::Statement, tokio_postgres::Error>,
+) -> Result<Vec<WireColumn>, tokio_postgres::Error> {
+    let statement = described?;
     let columns = statement.columns().iter().map(WireColumn::from_driver).collect();
     // Dropping the last handle sends Close for the statement, ahead of anything sent after.
     drop(statement);

@@ -172,7 +172,7 @@ impl std::fmt::Debug for RowStream {
 /// Admits `req.sql` through the gate, then runs it on `loan` (see the module docs for the
 /// protocol). The session is held by the stream until it ends or is dropped.
 pub async fn run<L: SessionLoan>(loan: L, req: QueryRequest) -> Result<RowStream, QueryError> {
-    let admitted = gate::admit_with(&req.sql, &req.gate)?;
+    let admitted = gate::admit_async(&req.sql, &req.gate).await?;
     run_admitted(loan, admitted, req).await
 }
 
@@ -279,7 +279,21 @@ async fn start(
         read_settings: FORMAT_SETTINGS.iter().map(|s| s.to_string()).collect(),
         application_name: req.application_name.clone(),
     };
-    let tx = session.read_only_transaction_with(&options).await?;
+    let sql = admitted.sql.as_str();
+    let offset = admitted.char_offset;
+    let own = ErrorContext { shift: 0, offset, timeout_ms };
+    if let Some(e) = describe::parameter_error(sql, offset) {
+        return Err(e);
+    }
+    // The statement is described in the same round trip as the transaction begins, except in a
+    // SQL_ASCII database, where describing a statement whose names are not UTF-8 fails (and
+    // aborts the transaction): there the names are read another way first.
+    let (tx, described) = if session.info().server_encoding == "SQL_ASCII" {
+        (session.read_only_transaction_with(&options).await?, None)
+    } else {
+        let (tx, described) = session.read_only_transaction_describing(&options, sql).await?;
+        (tx, Some(described))
+    };
     let setting = |name: &str| tx.setting(name).unwrap_or_default().to_string();
     let fmt = SessionFormat {
         timezone: setting("TimeZone"),
@@ -292,17 +306,11 @@ async fn start(
     // with `end_transaction`.
     let client = tx.client();
 
-    let sql = admitted.sql.as_str();
-    let offset = admitted.char_offset;
-    let own = ErrorContext { shift: 0, offset, timeout_ms };
-    if let Some(e) = describe::parameter_error(sql, offset) {
-        return Err(e);
-    }
     let utility = admitted.kind != StatementKind::Select;
-    let (wire, name_bytes) = if fmt.raw_text && !utility {
-        describe_sql_ascii(client, sql, offset, timeout_ms).await?
-    } else {
-        (describe::describe(client, sql).await.map_err(|e| own.map(e))?, Vec::new())
+    let (wire, name_bytes) = match described {
+        _ if fmt.raw_text && !utility => describe_sql_ascii(client, sql, offset, timeout_ms).await?,
+        Some(described) => (describe::columns_of(described).map_err(|e| own.map(e))?, Vec::new()),
+        None => (describe::describe(client, sql).await.map_err(|e| own.map(e))?, Vec::new()),
     };
     let codecs = describe::codecs(&wire, &fmt, req.flavor, utility);
     let (main, shift) = describe::wrap(sql, &codecs);
