@@ -198,11 +198,21 @@ async fn caller_and_body(state: &AppState, req: Request) -> Result<(Principal, Q
     )
 )]
 async fn query(State(state): State<AppState>, Path(id): Path<String>, req: Request) -> Result<Response, ApiError> {
-    let (who, body, download) = caller_and_body(&state, req).await?;
-    let id = source_id(&id)?;
+    let id = source_id(&id);
+    // The source is looked up while the caller is authenticated; the answer counts only once
+    // the caller is known (an unauthenticated request learns nothing from it).
+    let lookup = async {
+        match &id {
+            Ok(id) => Some(state.store().source(id).await),
+            Err(_) => None,
+        }
+    };
+    let (caller, known) = tokio::join!(caller_and_body(&state, req), lookup);
+    let (who, body, download) = caller?;
+    let id = id?;
     who.may_use(&id)?;
     // The gate first: a refused statement never waits for a session.
-    let admitted = sluice_query::gate::admit(&body.sql)?;
+    let admitted = sluice_query::gate::admit_async(&body.sql, &Default::default()).await?;
     if body.max_rows == Some(0) {
         return Err(ApiError::invalid("max_rows", "must be at least 1 (leave it out for the default)"));
     }
@@ -216,16 +226,29 @@ async fn query(State(state): State<AppState>, Path(id): Path<String>, req: Reque
         (None, FormatName::Json) if !download => Some(state.config().interactive_max_rows),
         (None, _) => None,
     };
-    state.store().source(&id).await?;
+    if let Some(known) = known {
+        known?;
+    }
     let pool = state.pool(&id).await?;
     if pool.waiting() >= state.config().pool_queue {
         return Err(ApiError::too_many("every session of this source is busy and the queue is full", 1));
     }
-    let session = pool.get().await?;
     let started = Instant::now();
-    let audit_id = state.store().begin_query_audit(&who.actor, &id, &body.sql).await?;
+    // The audit entry is written while a session is fetched (and reset): neither waits for the
+    // other, and the entry exists before the statement is sent.
+    let (audit_id, session) = tokio::join!(state.store().begin_query_audit(&who.actor, &id, &body.sql), pool.get());
+    let audit_id = audit_id?;
     // Until the answer starts, a client that goes away drops this handler mid-statement.
     let pending = PendingAudit { state: state.clone(), id: audit_id, started, armed: true };
+    let session = match session {
+        Ok(s) => s,
+        Err(e) => {
+            pending.disarm();
+            let api = ApiError::from(e);
+            record(&state, audit_id, started, Recorded::nothing(QueryOutcome::Failed, Some(api.message.clone()))).await;
+            return Err(api);
+        }
+    };
     let request = QueryRequest {
         sql: body.sql,
         max_rows,
@@ -274,7 +297,7 @@ async fn query(State(state): State<AppState>, Path(id): Path<String>, req: Reque
     Ok(response)
 }
 
-/// Completes the query's audit entry; a failure to record is logged (the response is gone).
+/// Completes the query's audit entry from the export's result.
 async fn complete(
     state: &AppState,
     id: AuditId,
@@ -290,14 +313,35 @@ async fn complete(
         Err(QueryError::Cancelled) => (QueryOutcome::Cancelled, Some(e_text(result))),
         Err(_) => (QueryOutcome::Failed, Some(e_text(result))),
     };
+    record(state, id, started, Recorded { rows, bytes, outcome, error }).await;
+}
+
+/// How a query ended, as its audit entry records it.
+struct Recorded {
+    rows: u64,
+    bytes: u64,
+    outcome: QueryOutcome,
+    error: Option<String>,
+}
+
+impl Recorded {
+    /// A query that ended before any row was read.
+    fn nothing(outcome: QueryOutcome, error: Option<String>) -> Recorded {
+        Recorded { rows: 0, bytes: 0, outcome, error }
+    }
+}
+
+/// Completes the query's audit entry and counts it; a failure to record is logged (the response
+/// is gone).
+async fn record(state: &AppState, id: AuditId, started: Instant, r: Recorded) {
     let millis = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
-    state.metrics().query(outcome, rows, bytes, millis);
+    state.metrics().query(r.outcome, r.rows, r.bytes, millis);
     let done = QueryCompletion {
-        duration_ms: i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX),
-        rows: i64::try_from(rows).unwrap_or(i64::MAX),
-        bytes: i64::try_from(bytes).unwrap_or(i64::MAX),
-        outcome,
-        error,
+        duration_ms: i64::try_from(millis).unwrap_or(i64::MAX),
+        rows: i64::try_from(r.rows).unwrap_or(i64::MAX),
+        bytes: i64::try_from(r.bytes).unwrap_or(i64::MAX),
+        outcome: r.outcome,
+        error: r.error,
     };
     if let Err(e) = state.store().complete_query_audit(id, &done).await {
         tracing::error!(error = %e, audit = %id, "could not complete a query's audit entry");
