@@ -14,7 +14,8 @@
 //!    completed (two acknowledged writes) on its own.
 //! 2. **Throughput**: 32 clients, pool cap 5, each sending pgbench's `-S` statement (one
 //!    `pgbench_accounts` row by a random key) through the API for a fixed time, against `pgbench
-//!    -S -c 5` on the same database.
+//!    -S -c 5` on the same database, and against five tokio-postgres connections running the
+//!    statement in the same read-only transaction (what any pool of five can do with it).
 //!
 //! A throwaway cluster (testkit) and a SQLite store in a temp dir; the service runs in this
 //! process on a loopback port, with two runtime workers (the machine's cores, shared with the
@@ -249,6 +250,30 @@ async fn main() {
         .and_then(|v| v.parse().ok())
         .expect("pgbench's tps line");
 
+    // The protocol's own ceiling: the same transaction per statement over five warm connections,
+    // the most a pool of five can do whoever sends the statements.
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    let mut peers = Vec::new();
+    for i in 0..pool_size as u64 {
+        let peer = Peer::open(&cluster).await;
+        peers.push(tokio::spawn(async move {
+            let mut keys = Keys(0x2545_F491_4F6C_DD1D ^ (i + 1));
+            let mut n = 0u64;
+            while Instant::now() < deadline {
+                let sql = format!("SELECT abalance FROM pgbench_accounts WHERE aid = {}", keys.next());
+                assert_eq!(peer.query(&sql).await, 1);
+                n += 1;
+            }
+            n
+        }));
+    }
+    let started = Instant::now();
+    let mut peer_total = 0u64;
+    for t in peers {
+        peer_total += t.await.expect("peer task");
+    }
+    let peer_qps = peer_total as f64 / started.elapsed().as_secs_f64();
+
     let deadline = Instant::now() + Duration::from_secs(seconds);
     let mut tasks = Vec::new();
     for i in 0..32u64 {
@@ -281,6 +306,11 @@ async fn main() {
     println!("| path | queries/s |");
     println!("|---|---|");
     println!("| pgbench -S -c {pool_size} -j 2 | {pgbench_tps:.0} |");
+    println!("| tokio-postgres, same read-only transaction, {pool_size} connections | {peer_qps:.0} |");
     println!("| POST /query, 32 clients | {api_qps:.0} ({busy} answered 429) |");
-    println!("\nAPI / pgbench: {:.2}×", api_qps / pgbench_tps);
+    println!(
+        "\nAPI / pgbench: {:.2}×; API / tokio-postgres with the same transaction: {:.2}×",
+        api_qps / pgbench_tps,
+        api_qps / peer_qps
+    );
 }
