@@ -12,6 +12,8 @@ const OVERSCAN = 3;
 /** A cell shows at most this many characters of its value (a column is at most 320 px wide):
  * text is measured whole to place its ellipsis, so a huge value would cost every paint. */
 const SHOWN_CHARS = 1000;
+/** While rows stream in below the screen, how often the scroll range follows them. */
+const LENGTHEN_MS = 100;
 
 /** How the result the grid shows ended: still arriving, whole, cut at the row limit, or broken off. */
 export type GridState = "loading" | "complete" | "truncated" | "incomplete";
@@ -147,6 +149,7 @@ export function resultGrid(columns: { name: string; type: string }[], label: str
   };
 
   let scheduled = false;
+  let lengthening = false;
   const schedule = () => {
     if (scheduled) return;
     scheduled = true;
@@ -179,8 +182,18 @@ export function resultGrid(columns: { name: string; type: string }[], label: str
     },
     append(more) {
       if (state !== "loading") return;
+      const before = rows.length;
       for (const row of more) rows.push(row);
-      schedule();
+      // Rows that land on screen are painted on the next frame; rows below it only lengthen the
+      // scroll range, which is done a few times a second while they stream in.
+      if (before < shownStart + slots.length + 1 || slots.length === 0) schedule();
+      else if (!lengthening) {
+        lengthening = true;
+        window.setTimeout(() => {
+          lengthening = false;
+          schedule();
+        }, LENGTHEN_MS);
+      }
     },
     finish(end) {
       if (state !== "loading") return;

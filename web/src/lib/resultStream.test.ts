@@ -7,12 +7,14 @@ const DOC =
   '\n[1,{"a":[1,\n2],"b":"]}"},"say \\"hi\\", [twice]","żółw 😀"]' +
   ',\n[2,null,"back\\\\slash\\\\","]"]' +
   ',\n[3,[[1,2],[3]],"","{"]' +
+  ',\n[4,"\\\\","a\\\\\\"b\\\\","\\"]\\""]' +
   '\n],"truncated_columns":["t"],"truncated":true}\n';
 
 const ROWS = [
   [1, { a: [1, 2], b: "]}" }, 'say "hi", [twice]', "żółw 😀"],
   [2, null, "back\\slash\\", "]"],
   [3, [[1, 2], [3]], "", "{"],
+  [4, "\\", 'a\\"b\\', '"]"'],
 ];
 
 const COLUMNS = [
@@ -29,7 +31,7 @@ describe("ResultStreamParser", () => {
     expect(p.columns).toEqual(COLUMNS);
     expect(rows).toEqual(ROWS);
     expect(p.finish()).toEqual({ truncated: true, truncated_columns: ["t"], lossy_columns: null });
-    expect(p.rowCount).toBe(3);
+    expect(p.rowCount).toBe(4);
   });
 
   it("gives the same result however the bytes are cut", () => {
@@ -105,7 +107,7 @@ describe("readResult", () => {
     );
     expect(seen[0]).toBe("columns 4");
     expect(seen.filter((s) => s === "columns 4")).toHaveLength(1);
-    expect(seen.slice(1).reduce((n, s) => n + Number(s.split(" ")[1]), 0)).toBe(3);
+    expect(seen.slice(1).reduce((n, s) => n + Number(s.split(" ")[1]), 0)).toBe(4);
     expect(tail.truncated).toBe(true);
   });
 

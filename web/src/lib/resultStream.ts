@@ -94,20 +94,39 @@ export class ResultStreamParser {
     let depth = this.depth;
     let inString = this.inString;
     let escaped = this.escaped;
-    for (; i < n; i++) {
-      const c = buf.charCodeAt(i);
+    // The rows completed in this chunk, as one run of text from the first's start to the last's
+    // end (the commas between them included), parsed in one go.
+    let batchStart = this.rowStart;
+    let batchEnd = -1;
+    while (i < n) {
       if (inString) {
-        if (escaped) escaped = false;
-        else if (c === BACKSLASH) escaped = true;
-        else if (c === QUOTE) {
-          inString = false;
-          if (depth === 1) {
-            this.keyStart = this.stringStart;
-            this.keyEnd = i + 1;
-          }
+        // Jump to the string's closing quote: the next quote not escaped by a backslash.
+        if (escaped) {
+          escaped = false;
+          i++;
+          continue;
+        }
+        const quote = buf.indexOf('"', i);
+        if (quote < 0) {
+          // The string goes on in the next chunk; a backslash at the end escapes its first character.
+          let slashes = 0;
+          for (let k = n - 1; k >= i && buf.charCodeAt(k) === BACKSLASH; k--) slashes++;
+          escaped = slashes % 2 === 1;
+          i = n;
+          break;
+        }
+        let slashes = 0;
+        for (let k = quote - 1; k >= i && buf.charCodeAt(k) === BACKSLASH; k--) slashes++;
+        i = quote + 1;
+        if (slashes % 2 === 1) continue;
+        inString = false;
+        if (depth === 1) {
+          this.keyStart = this.stringStart;
+          this.keyEnd = i;
         }
         continue;
       }
+      const c = buf.charCodeAt(i);
       if (c === QUOTE) {
         inString = true;
         this.stringStart = i;
@@ -117,17 +136,18 @@ export class ResultStreamParser {
           this.phase = "rows";
         } else if (this.phase === "rows" && depth === 2) {
           this.rowStart = i;
+          if (batchStart < 0) batchStart = i;
         }
         depth++;
       } else if (c === CLOSE_BRACKET || c === CLOSE_BRACE) {
         depth--;
         if (depth < 0) throw new IncompleteResult("the result is not the API's result document");
         if (this.phase === "rows" && depth === 2 && this.rowStart >= 0) {
-          rows.push(parseRow(buf.slice(this.rowStart, i + 1)));
-          this.rowsSeen++;
+          batchEnd = i + 1;
           this.rowStart = -1;
         } else if (this.phase === "rows" && depth === 1) {
           // The rows' closing bracket: what follows is the tail.
+          this.parseBatch(buf, batchStart, batchEnd, rows);
           this.phase = "tail";
           this.tail = buf.slice(i + 1);
           this.buf = "";
@@ -138,7 +158,9 @@ export class ResultStreamParser {
           return;
         }
       }
+      i++;
     }
+    this.parseBatch(buf, batchStart, batchEnd, rows);
     this.depth = depth;
     this.inString = inString;
     this.escaped = escaped;
@@ -152,6 +174,21 @@ export class ResultStreamParser {
     } else {
       this.pos = n;
     }
+  }
+
+  private parseBatch(buf: string, start: number, end: number, rows: unknown[][]): void {
+    if (start < 0 || end < 0) return;
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(`[${buf.slice(start, end)}]`);
+    } catch {
+      throw new IncompleteResult("a row of the result is not JSON");
+    }
+    for (const row of parsed as unknown[]) {
+      if (!Array.isArray(row)) throw new IncompleteResult("a row of the result is not an array");
+      rows.push(row);
+    }
+    this.rowsSeen += (parsed as unknown[]).length;
   }
 
   private key(buf: string): string | null {
@@ -178,17 +215,6 @@ function parseColumns(head: string): ResultColumn[] {
     const col = c as Partial<ResultColumn>;
     return { name: String(col.name ?? ""), type: String(col.type ?? "") };
   });
-}
-
-function parseRow(text: string): unknown[] {
-  let row: unknown;
-  try {
-    row = JSON.parse(text);
-  } catch {
-    throw new IncompleteResult("a row of the result is not JSON");
-  }
-  if (!Array.isArray(row)) throw new IncompleteResult("a row of the result is not an array");
-  return row;
 }
 
 /**

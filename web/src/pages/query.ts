@@ -68,12 +68,14 @@ export async function queryPage(id: string): Promise<HTMLElement> {
     const started = performance.now();
     // The rows are painted as they arrive: the grid appears with the result's head and grows.
     let grid = null as ResultGrid | null;
-    let lastCount = 0;
+    let shownAt = 0;
     const counted = () => (grid ? grid.rowCount : 0);
+    // The count as rows arrive, a few times a second (each update is a layout and a paint).
     const showProgress = () => {
+      const now = performance.now();
+      if (now - shownAt < 100) return;
+      shownAt = now;
       const n = counted();
-      if (n === lastCount) return;
-      lastCount = n;
       progress.textContent = `${n.toLocaleString()} ${n === 1 ? "row" : "rows"} so far…`;
     };
     try {
