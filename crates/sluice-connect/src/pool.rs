@@ -15,16 +15,20 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::{ConnectError, Connector, ReadOnlySession};
 
-/// Pool limits. Defaults: 5 sessions, 30 s to wait for one.
+/// Pool limits. Defaults: 5 sessions, 30 s to wait for one, an idle session closed after 5
+/// minutes.
 #[derive(Debug, Clone)]
 pub struct PoolOptions {
     pub max_size: usize,
     pub acquire_timeout: Duration,
+    /// An idle session is closed once it has been idle this long, so a source nobody queries
+    /// holds no connection on the customer's server.
+    pub idle_timeout: Duration,
 }
 
 impl Default for PoolOptions {
     fn default() -> Self {
-        PoolOptions { max_size: 5, acquire_timeout: Duration::from_secs(30) }
+        PoolOptions { max_size: 5, acquire_timeout: Duration::from_secs(30), idle_timeout: Duration::from_secs(300) }
     }
 }
 
@@ -65,9 +69,11 @@ impl Drop for Waiting<'_> {
 }
 
 impl Pool {
+    /// A pool; inside a Tokio runtime it also starts the task that closes sessions idle longer
+    /// than [`PoolOptions::idle_timeout`] (it ends with the pool).
     pub fn new(connector: Connector, options: PoolOptions) -> Pool {
         let max = options.max_size.max(1);
-        Pool {
+        let pool = Pool {
             inner: Arc::new(Inner {
                 connector,
                 options: PoolOptions { max_size: max, ..options },
@@ -75,7 +81,16 @@ impl Pool {
                 idle: Mutex::new(Vec::new()),
                 waiting: AtomicUsize::new(0),
             }),
+        };
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(close_idle(Arc::downgrade(&pool.inner)));
         }
+        pool
+    }
+
+    /// Closes the idle sessions that have been idle for `idle_timeout` or longer; how many.
+    pub fn close_idle(&self) -> usize {
+        self.inner.close_idle()
     }
 
     pub fn connector(&self) -> &Connector {
@@ -150,6 +165,33 @@ impl Pool {
 
     fn wrap(&self, session: ReadOnlySession, permit: OwnedSemaphorePermit) -> PooledSession {
         PooledSession { session: Some(session), pool: self.inner.clone(), _permit: permit, discard: false }
+    }
+}
+
+impl Inner {
+    fn close_idle(&self) -> usize {
+        let timeout = self.options.idle_timeout;
+        let Ok(mut idle) = self.idle.lock() else { return 0 };
+        let before = idle.len();
+        idle.retain(|(_, since)| since.elapsed() < timeout);
+        before - idle.len()
+    }
+}
+
+/// Closes a pool's long-idle sessions, checking a few times per `idle_timeout`, until the pool
+/// is gone.
+async fn close_idle(pool: std::sync::Weak<Inner>) {
+    let every = match pool.upgrade() {
+        Some(inner) => (inner.options.idle_timeout / 4).clamp(Duration::from_millis(50), Duration::from_secs(30)),
+        None => return,
+    };
+    loop {
+        tokio::time::sleep(every).await;
+        let Some(inner) = pool.upgrade() else { return };
+        let closed = inner.close_idle();
+        if closed > 0 {
+            tracing::debug!(closed, "closed idle sessions");
+        }
     }
 }
 

@@ -246,7 +246,7 @@ async fn sessions_are_read_only_and_the_pool_is_capped() {
     s.application_name = "pool-cap-test".into();
     let pool = Pool::new(
         Connector::new(s).expect("connector"),
-        PoolOptions { max_size: 5, acquire_timeout: Duration::from_secs(20) },
+        PoolOptions { max_size: 5, acquire_timeout: Duration::from_secs(20), ..Default::default() },
     );
 
     let mut held = Vec::new();
@@ -488,4 +488,36 @@ async fn an_idle_transaction_is_ended_by_the_server() {
     // when the driver read it before the socket closed, else that the connection closed.
     let why = session.connection_error().expect("the session says why it ended");
     assert!(why.contains("idle-in-transaction timeout") || why.contains("connection closed"), "{why}");
+}
+
+#[tokio::test]
+async fn an_idle_session_is_closed_after_the_idle_timeout() {
+    let cluster = Cluster::start_default().expect("cluster");
+    cluster.create_login("reader", PW).expect("role");
+    let s = spec("127.0.0.1", cluster.port(), "reader", SslMode::Disable);
+    let options = PoolOptions { max_size: 1, idle_timeout: Duration::from_millis(200), ..Default::default() };
+    let pool = Pool::new(Connector::new(s).expect("connector"), options);
+    let pid = pool.get().await.expect("session").info().backend_pid;
+    let alive = |pid: i32| {
+        cluster
+            .psql("postgres", &format!("SELECT count(*) FROM pg_stat_activity WHERE pid = {pid}"))
+            .expect("pg_stat_activity")
+            .trim()
+            == "1"
+    };
+    // Back in the pool, idle: its server connection ends without anyone asking.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while alive(pid) {
+        assert!(std::time::Instant::now() < deadline, "the idle session {pid} is still connected");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(pool.idle_count(), 0);
+    // The pool opens a new session when asked again.
+    let again = pool.get().await.expect("a new session");
+    assert_ne!(again.info().backend_pid, pid);
+    // A session in use is never closed, however long it is held.
+    let held = again.info().backend_pid;
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert!(alive(held), "a session on loan stays open");
+    assert_eq!(pool.close_idle(), 0);
 }

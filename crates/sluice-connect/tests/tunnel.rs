@@ -380,7 +380,7 @@ async fn a_dead_bastion_ends_the_query_and_the_pool_recovers() {
     let spec = spec_via(ssh(&sshd, &key, None, pinned(&sshd)), "127.0.0.1", db.port());
     let pool = Pool::new(
         Connector::new(spec).expect("connector"),
-        PoolOptions { max_size: 2, acquire_timeout: Duration::from_secs(20) },
+        PoolOptions { max_size: 2, acquire_timeout: Duration::from_secs(20), ..Default::default() },
     );
 
     // The bastion dies: its connections are reset, the query fails at once.

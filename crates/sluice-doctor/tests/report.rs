@@ -83,7 +83,7 @@ async fn through_a_pool_the_doctor_waits_for_a_slot_and_never_exceeds_the_cap() 
     let spec = spec(&db, "sluice_ro", &pw);
     let pool = Pool::new(
         Connector::new(spec.clone()).expect("connector"),
-        PoolOptions { max_size: 1, acquire_timeout: Duration::from_secs(60) },
+        PoolOptions { max_size: 1, acquire_timeout: Duration::from_secs(60), ..Default::default() },
     );
     let sessions = || {
         db.sql("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'doctor-lane'")

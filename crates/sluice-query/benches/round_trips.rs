@@ -80,7 +80,7 @@ fn pool(port: u16) -> Pool {
     s.connect_timeout_secs = 10;
     Pool::new(
         Connector::new(s).expect("connector"),
-        PoolOptions { max_size: 1, acquire_timeout: Duration::from_secs(30) },
+        PoolOptions { max_size: 1, acquire_timeout: Duration::from_secs(30), ..Default::default() },
     )
 }
 

@@ -20,7 +20,7 @@ fn pool_for(cluster: &Cluster, db: &str) -> Pool {
     s.connect_timeout_secs = 10;
     Pool::new(
         Connector::new(s).expect("connector"),
-        PoolOptions { max_size: 1, acquire_timeout: Duration::from_secs(30) },
+        PoolOptions { max_size: 1, acquire_timeout: Duration::from_secs(30), ..Default::default() },
     )
 }
 

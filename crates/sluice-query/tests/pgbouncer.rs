@@ -16,7 +16,7 @@ fn bouncer_pool(bouncer: &PgBouncer) -> Pool {
     s.pgbouncer = true;
     Pool::new(
         Connector::new(s).expect("connector"),
-        PoolOptions { max_size: 1, acquire_timeout: Duration::from_secs(30) },
+        PoolOptions { max_size: 1, acquire_timeout: Duration::from_secs(30), ..Default::default() },
     )
 }
 

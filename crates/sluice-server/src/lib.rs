@@ -217,7 +217,11 @@ impl AppState {
         if let Some(iam) = iam {
             connector = connector.with_iam(iam);
         }
-        let options = PoolOptions { max_size: self.config().pool_size, acquire_timeout: self.config().pool_wait };
+        let options = PoolOptions {
+            max_size: self.config().pool_size,
+            acquire_timeout: self.config().pool_wait,
+            ..Default::default()
+        };
         let pool = Pool::new(connector, options);
         pools.insert(id.clone(), pool.clone());
         Ok(pool)

@@ -60,7 +60,7 @@ pub fn spec(cluster: &Cluster) -> SourceSpec {
 pub fn pool_of(cluster: &Cluster, max: usize) -> Pool {
     Pool::new(
         Connector::new(spec(cluster)).expect("connector"),
-        PoolOptions { max_size: max, acquire_timeout: Duration::from_secs(30) },
+        PoolOptions { max_size: max, acquire_timeout: Duration::from_secs(30), ..Default::default() },
     )
 }
 
