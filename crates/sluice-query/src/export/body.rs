@@ -24,7 +24,7 @@ use futures_util::Stream;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use super::{export, Exporter, Sink, Summary};
+use super::{pump, Exporter, Sink, Summary};
 use crate::{QueryError, RowStream};
 
 /// How many chunks (each up to about [`super::OUT_CHUNK`]) may wait for a slow client.
@@ -66,12 +66,25 @@ pub fn spawn_body(
 ) -> (Body, JoinHandle<Result<Summary, QueryError>>) {
     let (tx, rx) = mpsc::channel(BODY_CHUNKS);
     let task = tokio::spawn(async move {
-        let result = export(stream, exporter.as_mut(), Sink::Channel(&tx)).await;
-        if let Err(e) = &result {
-            // The client may be gone already; then nobody needs to hear it.
-            let _ = tx.send(Err(BodyError::from(e))).await;
+        let mut stream = stream;
+        let pumped = pump(&mut stream, exporter.as_mut(), &mut Sink::Channel(&tx)).await;
+        let summary = Summary { rows: stream.rows_read(), truncated: stream.is_truncated() };
+        match pumped {
+            Ok(()) => {
+                // The output is whole: the body ends now, and the client does not wait for the
+                // transaction to end and the session to go back, which follow.
+                drop(tx);
+                stream.finish().await?;
+                Ok(summary)
+            }
+            Err(e) => {
+                // Ended (statement cancelled, session back) before the client hears of it.
+                stream.finish().await?;
+                // The client may be gone already; then nobody needs to hear it.
+                let _ = tx.send(Err(BodyError::from(&e))).await;
+                Err(e)
+            }
         }
-        result
     });
     (Body { rx }, task)
 }
