@@ -814,6 +814,26 @@ impl Store {
         }
     }
 
+    /// [`Store::latest_snapshot`] still compressed: read it through [`CompressedSnapshot::reader`]
+    /// rather than holding its JSON.
+    pub async fn latest_snapshot_compressed(
+        &self,
+        source: &SourceId,
+    ) -> Result<Option<(SnapshotMeta, CompressedSnapshot)>> {
+        let found = on_backend!(self, b => b.latest_snapshot(source.as_str()).await)?;
+        Ok(found.map(|(meta, compressed)| (meta, CompressedSnapshot::stored(compressed))))
+    }
+
+    /// [`Store::snapshot_at`] still compressed.
+    pub async fn snapshot_at_compressed(
+        &self,
+        source: &SourceId,
+        at: Millis,
+    ) -> Result<Option<(SnapshotMeta, CompressedSnapshot)>> {
+        let found = on_backend!(self, b => b.snapshot_at(source.as_str(), at).await)?;
+        Ok(found.map(|(meta, compressed)| (meta, CompressedSnapshot::stored(compressed))))
+    }
+
     /// The source's snapshots, newest first (without their content).
     pub async fn snapshots(&self, source: &SourceId) -> Result<Vec<SnapshotMeta>> {
         on_backend!(self, b => b.snapshots(source.as_str()).await)

@@ -103,6 +103,12 @@ impl CompressedSnapshot {
             .map_err(|e| StoreError::backend("decompress a snapshot", e))
     }
 
+    /// [`CompressedSnapshot::reader`] owning the snapshot (to move onto another thread).
+    pub fn into_reader(self) -> Result<impl Read + Send + 'static> {
+        zstd::stream::read::Decoder::with_buffer(std::io::Cursor::new(self.zstd))
+            .map_err(|e| StoreError::backend("decompress a snapshot", e))
+    }
+
     /// The whole JSON.
     pub fn json(&self) -> Result<Vec<u8>> {
         zstd::stream::decode_all(self.zstd.as_slice()).map_err(|e| StoreError::backend("decompress a snapshot", e))
@@ -128,6 +134,9 @@ mod tests {
         let mut back = Vec::new();
         snap.reader().expect("reader").read_to_end(&mut back).expect("read");
         assert_eq!(back, json);
+        let mut owned = Vec::new();
+        snap.clone().into_reader().expect("reader").read_to_end(&mut owned).expect("read");
+        assert_eq!(owned, json);
         assert_eq!(snap.content_hash(), crate::auth::hex(&crate::auth::sha256(b"content")));
         let whole = CompressedSnapshot::from_json(&json).expect("from json");
         assert_eq!(whole.content_hash(), crate::auth::hex(&crate::auth::sha256(&json)));
