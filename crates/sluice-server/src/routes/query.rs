@@ -234,17 +234,18 @@ async fn query(State(state): State<AppState>, Path(id): Path<String>, req: Reque
         return Err(ApiError::too_many("every session of this source is busy and the queue is full", 1));
     }
     let started = Instant::now();
-    // The audit entry is written while a session is fetched (and reset): neither waits for the
-    // other, and the entry exists before the statement is sent.
-    let (audit_id, session) = tokio::join!(state.store().begin_query_audit(&who.actor, &id, &body.sql), pool.get());
-    let audit_id = audit_id?;
-    // Until the answer starts, a client that goes away drops this handler mid-statement.
-    let pending = PendingAudit { state: state.clone(), id: audit_id, started, armed: true };
-    let session = match session {
+    // The audit entry is written while a session is fetched and the statement starts: none
+    // waits for another, and no row streams before the entry exists. Until the answer starts, a
+    // client that goes away drops this handler mid-statement; the guard then completes the entry.
+    let (writer, actor, sql, source) = (state.clone(), who.actor.clone(), body.sql.clone(), id.clone());
+    let writing = tokio::spawn(async move { writer.store().begin_query_audit(&actor, &source, &sql).await });
+    let mut pending = PendingAudit { state: state.clone(), writing: Some(writing), id: None, started, armed: true };
+    let session = match pool.get().await {
         Ok(s) => s,
         Err(e) => {
-            pending.disarm();
             let api = ApiError::from(e);
+            let audit_id = pending.written().await?;
+            pending.disarm();
             record(&state, audit_id, started, Recorded::nothing(QueryOutcome::Failed, Some(api.message.clone()))).await;
             return Err(api);
         }
@@ -258,15 +259,17 @@ async fn query(State(state): State<AppState>, Path(id): Path<String>, req: Reque
         application_name: Some(format!("sluice:{}", who.login)),
         gate: Default::default(),
     };
-    let stream = match sluice_query::run_admitted(session, admitted, request).await {
+    let run = sluice_query::run_admitted(session, admitted, request).await;
+    // A statement whose entry could not be written is dropped unread (cancelled, rolled back).
+    let audit_id = pending.written().await?;
+    pending.disarm();
+    let stream = match run {
         Ok(s) => s,
         Err(e) => {
-            pending.disarm();
             complete(&state, audit_id, started, 0, 0, Err(&e)).await;
             return Err(e.into());
         }
     };
-    pending.disarm();
     let exporter = format.format().exporter(ExportContext { max_rows });
     let (body, handle) = export::spawn_body(stream, exporter);
     let (done_tx, done_rx) = oneshot::channel();
@@ -348,18 +351,39 @@ async fn record(state: &AppState, id: AuditId, started: Instant, r: Recorded) {
     }
 }
 
-/// A query's open audit entry while the handler waits for the statement's first rows. If the
-/// client goes away then (a browser's Cancel aborts its request), the handler is dropped, the
-/// session with it (which cancels the statement), and this completes the entry as cancelled
-/// instead of leaving it open for ever.
+/// A query's audit entry while the handler waits for the statement's first rows: being written
+/// (a task of its own, so it completes whatever happens to the handler), then written. If the
+/// client goes away meanwhile (a browser's Cancel aborts its request), the handler is dropped,
+/// the session with it (which cancels the statement), and this completes the entry as cancelled
+/// once it is written, instead of leaving it open for ever.
 struct PendingAudit {
     state: AppState,
-    id: AuditId,
+    writing: Option<tokio::task::JoinHandle<Result<AuditId, sluice_store::StoreError>>>,
+    id: Option<AuditId>,
     started: Instant,
     armed: bool,
 }
 
 impl PendingAudit {
+    /// The entry's id once it is written; an error when it could not be.
+    async fn written(&mut self) -> Result<AuditId, ApiError> {
+        if let Some(id) = self.id {
+            return Ok(id);
+        }
+        let Some(writing) = self.writing.as_mut() else {
+            return Err(ApiError::internal("the query's audit entry was not begun"));
+        };
+        // Awaited by reference: a handler dropped here leaves the task to the guard.
+        let written = writing.await;
+        self.writing = None;
+        let id = match written {
+            Ok(r) => r?,
+            Err(e) => return Err(ApiError::internal(format!("writing the query's audit entry failed: {e}"))),
+        };
+        self.id = Some(id);
+        Ok(id)
+    }
+
     fn disarm(mut self) {
         self.armed = false;
     }
@@ -373,8 +397,16 @@ impl Drop for PendingAudit {
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             return;
         };
-        let (state, id, started) = (self.state.clone(), self.id, self.started);
+        let (state, started, id, writing) = (self.state.clone(), self.started, self.id, self.writing.take());
         runtime.spawn(async move {
+            let id = match (id, writing) {
+                (Some(id), _) => id,
+                (None, Some(writing)) => match writing.await {
+                    Ok(Ok(id)) => id,
+                    _ => return,
+                },
+                (None, None) => return,
+            };
             let gone = QueryError::Output(std::io::Error::new(std::io::ErrorKind::BrokenPipe, "the client went away"));
             complete(&state, id, started, 0, 0, Err(&gone)).await;
         });
