@@ -27,9 +27,10 @@ pub mod seal;
 mod snapshot;
 mod sqlite;
 
+use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::{Arc, RwLock};
-use std::time::Duration;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
 
 use sluice_core::{KeySource, Secret, SecretField, SourceId, SourceSecrets, SourceSpec};
 use tokio::sync::Semaphore;
@@ -78,6 +79,12 @@ impl KeyConfig {
 
 /// How stale a token's recorded last use may be before a use writes it again.
 const TOKEN_USE_RESOLUTION_MS: Millis = 60_000;
+/// How long a verified API token is taken at its word without asking the store again. A token
+/// revoked (or deleted with its source) through this store is forgotten at once; one revoked
+/// through another instance sharing the store is refused here at most this much later.
+pub const TOKEN_CACHE_TTL: Duration = Duration::from_secs(1);
+/// At most this many verified tokens are remembered; past it, the memory starts over.
+const TOKEN_CACHE_MAX: usize = 4096;
 
 fn unix_millis() -> Millis {
     std::time::SystemTime::now()
@@ -139,6 +146,8 @@ pub struct Store {
     /// What opening had to repair (an interrupted key rotation), for the operator.
     notice: Option<String>,
     password_hashes: Arc<Semaphore>,
+    /// Tokens verified in the last [`TOKEN_CACHE_TTL`], by the SHA-256 of the presented text.
+    verified_tokens: Mutex<HashMap<Vec<u8>, (ApiToken, Instant)>>,
     _lock: Option<location::DirLock>,
 }
 
@@ -240,6 +249,7 @@ impl Store {
             key_file,
             notice: None,
             password_hashes: Arc::new(Semaphore::new(CONCURRENT_PASSWORD_HASHES)),
+            verified_tokens: Mutex::new(HashMap::new()),
             _lock: lock,
         };
         let checked = store.check_key().await;
@@ -527,7 +537,10 @@ impl Store {
 
     /// Deletes a source with its secrets, snapshots, runs and scoped tokens (audit entries stay).
     pub async fn delete_source(&self, id: &SourceId) -> Result<()> {
-        if on_backend!(self, b => b.delete_source(id.as_str()).await)? {
+        // The source's scoped tokens go with it.
+        let deleted = on_backend!(self, b => b.delete_source(id.as_str()).await);
+        self.forget_verified_tokens();
+        if deleted? {
             Ok(())
         } else {
             Err(StoreError::NotFound { entity: "source" })
@@ -748,22 +761,53 @@ impl Store {
 
     /// The token a presented text proves, when it is well formed, known, not revoked and its
     /// secret matches (compared in constant time); records its use.
+    /// A token verified in the last [`TOKEN_CACHE_TTL`] is answered from memory.
     pub async fn verify_token(&self, text: &str) -> Result<Option<ApiToken>> {
         let Some((public_id, secret)) = auth::split_token(text) else { return Ok(None) };
+        let key = auth::sha256(text.as_bytes());
+        if let Some(token) = self.recently_verified(&key) {
+            return Ok(Some(token));
+        }
         let Some((token, hash)) = on_backend!(self, b => b.token(public_id).await)? else { return Ok(None) };
         if !auth::hash_matches(&hash, secret.as_bytes()) || token.revoked {
             return Ok(None);
         }
         // The last-used time is kept to the minute: a token used in every request would
         // otherwise cost an acknowledged write (an fsync) per request.
-        if token.last_used_at.is_some_and(|used| unix_millis().saturating_sub(used) < TOKEN_USE_RESOLUTION_MS) {
-            return Ok(Some(token));
+        let token =
+            if token.last_used_at.is_some_and(|used| unix_millis().saturating_sub(used) < TOKEN_USE_RESOLUTION_MS) {
+                Some(token)
+            } else {
+                on_backend!(self, b => b.touch_token(public_id).await)?
+            };
+        if let (Some(token), Ok(mut cache)) = (&token, self.verified_tokens.lock()) {
+            if cache.len() >= TOKEN_CACHE_MAX {
+                cache.clear();
+            }
+            cache.insert(key, (token.clone(), Instant::now()));
         }
-        on_backend!(self, b => b.touch_token(public_id).await)
+        Ok(token)
+    }
+
+    fn recently_verified(&self, key: &[u8]) -> Option<ApiToken> {
+        let cache = self.verified_tokens.lock().ok()?;
+        let (token, at) = cache.get(key)?;
+        (at.elapsed() < TOKEN_CACHE_TTL).then(|| token.clone())
+    }
+
+    /// Forgets every verified token (one was revoked or deleted).
+    fn forget_verified_tokens(&self) {
+        if let Ok(mut cache) = self.verified_tokens.lock() {
+            cache.clear();
+        }
     }
 
     pub async fn revoke_token(&self, public_id: &str) -> Result<()> {
-        found(on_backend!(self, b => b.revoke_token(public_id).await)?, "token")
+        self.forget_verified_tokens();
+        let revoked = on_backend!(self, b => b.revoke_token(public_id).await);
+        // Also after: a request verified while the revocation was being written.
+        self.forget_verified_tokens();
+        found(revoked?, "token")
     }
 
     pub async fn tokens(&self) -> Result<Vec<ApiToken>> {
