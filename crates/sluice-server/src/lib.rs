@@ -30,7 +30,7 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::extract::{DefaultBodyLimit, Request};
 use axum::http::{HeaderName, HeaderValue};
@@ -171,10 +171,17 @@ pub struct AppState {
     inner: Arc<Inner>,
 }
 
+/// How long a query takes the store's word that its source exists.
+pub const SOURCE_CHECK_TTL: Duration = Duration::from_secs(1);
+/// At most this many sources are remembered as existing; past it, the memory starts over.
+const KNOWN_SOURCES_MAX: usize = 4096;
+
 struct Inner {
     store: Arc<Store>,
     config: Config,
     pools: tokio::sync::Mutex<HashMap<SourceId, Pool>>,
+    /// When the store last said each source exists (see [`AppState::check_source`]).
+    known_sources: Mutex<HashMap<SourceId, Instant>>,
     sign_ins: Mutex<HashMap<String, auth::Failures>>,
     /// Set once the shutdown grace is over: streaming responses end at once.
     closing: tokio::sync::watch::Sender<bool>,
@@ -189,6 +196,7 @@ impl AppState {
                 store,
                 config,
                 pools: tokio::sync::Mutex::new(HashMap::new()),
+                known_sources: Mutex::new(HashMap::new()),
                 sign_ins: Mutex::new(HashMap::new()),
                 closing: tokio::sync::watch::Sender::new(false),
                 metrics: metrics::Metrics::default(),
@@ -247,8 +255,29 @@ impl AppState {
         Some(signer)
     }
 
+    /// Fails unless the source exists. The store's yes is taken for [`SOURCE_CHECK_TTL`]: a
+    /// source deleted through this instance is forgotten at once ([`AppState::drop_pool`]), one
+    /// deleted through another instance sharing the store is refused here at most that much later.
+    pub(crate) async fn check_source(&self, id: &SourceId) -> Result<(), ApiError> {
+        let known = self.inner.known_sources.lock().ok().and_then(|m| m.get(id).copied());
+        if known.is_some_and(|at| at.elapsed() < SOURCE_CHECK_TTL) {
+            return Ok(());
+        }
+        self.store().source(id).await?;
+        if let Ok(mut m) = self.inner.known_sources.lock() {
+            if m.len() >= KNOWN_SOURCES_MAX {
+                m.clear();
+            }
+            m.insert(id.clone(), Instant::now());
+        }
+        Ok(())
+    }
+
     /// Forgets a source's pool (after an edit or a delete); its sessions close once returned.
     pub async fn drop_pool(&self, id: &SourceId) {
+        if let Ok(mut m) = self.inner.known_sources.lock() {
+            m.remove(id);
+        }
         self.inner.pools.lock().await.remove(id);
     }
 

@@ -203,7 +203,7 @@ async fn query(State(state): State<AppState>, Path(id): Path<String>, req: Reque
     // the caller is known (an unauthenticated request learns nothing from it).
     let lookup = async {
         match &id {
-            Ok(id) => Some(state.store().source(id).await),
+            Ok(id) => Some(state.check_source(id).await),
             Err(_) => None,
         }
     };
