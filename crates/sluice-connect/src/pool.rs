@@ -1,10 +1,11 @@
 //! A per-source pool with a hard cap, so Sluice can never exhaust a customer's
 //! `max_connections`. A session is reset (see [`ReadOnlySession::reset`]) before it is used
 //! again; one that cannot be reset, or whose connection died, is closed and replaced. A session
-//! that went idle less than [`FOLD_RESET_WITHIN`] ago is handed out with its reset still to do,
-//! and its next transaction sends the reset in the same batch as its `BEGIN` (one round trip
-//! instead of two); one idle longer is reset before it is handed out, so a connection that died
-//! while idle is replaced instead of failing the caller's first statement.
+//! that went idle less than [`FOLD_RESET_WITHIN`] ago, with no transaction left open, is handed
+//! out with its reset still to do, and its next transaction sends the reset in the same batch as
+//! its `BEGIN` (one round trip instead of two); any other is reset before it is handed out, so a
+//! transaction left open ends at once, and a connection that died while idle is replaced
+//! instead of failing the caller's first statement.
 
 use std::ops::{Deref, DerefMut};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -123,7 +124,9 @@ impl Pool {
             if !session.is_reusable() {
                 continue;
             }
-            if !session.pgbouncer && returned.elapsed() < FOLD_RESET_WITHIN {
+            // A session left inside a transaction (its guard or future was dropped mid-flight)
+            // is reset before it is handed out: the transaction ends now, not at the next use.
+            if !session.pgbouncer && !session.in_transaction && returned.elapsed() < FOLD_RESET_WITHIN {
                 session.reset_pending = true;
                 return Ok(self.wrap(session, permit));
             }
