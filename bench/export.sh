@@ -20,12 +20,7 @@
 #                    every row but makes Arrow spool until truncation is known)
 #   OUT_DIR=...      results directory (default bench/results)
 set -euo pipefail
-repo=$(cd "$(dirname "$0")/.." && pwd)
-BENCH_KIT=${BENCH_KIT:-$repo/../shared/bench}
-[ -f "$BENCH_KIT/lib.sh" ] || { echo "peer kit not found at $BENCH_KIT (set BENCH_KIT)" >&2; exit 2; }
-BENCH_DIR=$(cd "$BENCH_KIT" && pwd)
-. "$BENCH_DIR/lib.sh"
-. "$repo/bench/serve-lib.sh"
+. "$(cd "$(dirname "$0")" && pwd)/serve-lib.sh"
 
 ROWS=${ROWS:-2000000}
 FORMATS=${FORMATS:-"csv arrow parquet json ndjson"}

@@ -20,12 +20,7 @@
 #   EXTRA="--max-cell-bytes 1000"   more flags for every run
 #   OUT_DIR=...      results directory (default bench/results)
 set -euo pipefail
-repo=$(cd "$(dirname "$0")/.." && pwd)
-BENCH_KIT=${BENCH_KIT:-$repo/../shared/bench}
-[ -f "$BENCH_KIT/lib.sh" ] || { echo "peer kit not found at $BENCH_KIT (set BENCH_KIT)" >&2; exit 2; }
-BENCH_DIR=$(cd "$BENCH_KIT" && pwd)
-. "$BENCH_DIR/lib.sh"
-. "$repo/bench/serve-lib.sh"
+. "$(cd "$(dirname "$0")" && pwd)/serve-lib.sh"
 
 CELL=${CELL:-200000000}
 FORMATS=${FORMATS:-"csv json ndjson arrow parquet"}

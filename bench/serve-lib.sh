@@ -1,8 +1,9 @@
 # shellcheck shell=bash
 # What the bench scripts share about Sluice itself: the binary, and for those that run
 # `sluice serve`, the service's start and stop, an administrator's token and the API with it.
-# Sourced after the peer kit's lib.sh (whose log, die and free_port it uses); the functions use
-# `repo` (the checkout) and `work` (the script's temporary directory).
+# Sourced first: it sets `repo` (the checkout) and BENCH_DIR (the peer kit: $BENCH_KIT, by default
+# ../shared/bench beside the checkout) and sources the kit's lib.sh (whose log, die and free_port
+# the functions use); the functions also use `work` (the script's temporary directory).
 #
 #   sluice_binary          $SLUICE_BIN, or a release build of the checkout, copied to $work/sluice;
 #                          sets SLUICE
@@ -16,6 +17,13 @@
 #   add_source ID DATABASE PORT [JSON]
 #                          registers 127.0.0.1:PORT/DATABASE (login bench/bench, no TLS) as source ID
 #                          through $API; JSON adds fields (`,"discovery_interval_secs":60`)
+
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+BENCH_KIT=${BENCH_KIT:-$repo/../shared/bench}
+[ -f "$BENCH_KIT/lib.sh" ] || { echo "peer kit not found at $BENCH_KIT (set BENCH_KIT)" >&2; exit 2; }
+BENCH_DIR=$(cd "$BENCH_KIT" && pwd)
+# shellcheck source=/dev/null
+. "$BENCH_DIR/lib.sh"
 
 SLUICE=
 TOKEN=

@@ -25,12 +25,7 @@
 #   SLUICE_BIN=...   a prebuilt binary (default: cargo build --release -p sluice-cli)
 #   OUT_DIR=...      results directory (default bench/results)
 set -euo pipefail
-repo=$(cd "$(dirname "$0")/.." && pwd)
-BENCH_KIT=${BENCH_KIT:-$repo/../shared/bench}
-[ -f "$BENCH_KIT/lib.sh" ] || { echo "peer kit not found at $BENCH_KIT (set BENCH_KIT)" >&2; exit 2; }
-BENCH_DIR=$(cd "$BENCH_KIT" && pwd)
-. "$BENCH_DIR/lib.sh"
-. "$repo/bench/serve-lib.sh"
+. "$(cd "$(dirname "$0")" && pwd)/serve-lib.sh"
 command -v curl >/dev/null || die "curl is needed"
 
 SOURCES=${SOURCES:-500}
