@@ -152,6 +152,17 @@ impl Api {
         self.send(Api::request(method, path, who, body.as_ref())).await
     }
 
+    /// A service with its first administrator (whose API token comes second) and the target
+    /// registered as source `shop`.
+    async fn with_shop(config: Config, t: &Target) -> (Api, String) {
+        let api = Api::start(config).await;
+        let admin = api.admin_token().await;
+        let r =
+            api.call(Method::POST, "/api/v1/sources", As::Token(&admin), Some(api.source_form(t, &t.password))).await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+        (api, admin)
+    }
+
     /// Sets up the first administrator and returns an admin API token.
     async fn admin_token(&self) -> String {
         let setup = self.store.create_setup_token(Duration::from_secs(3600)).await.expect("setup token");
@@ -701,10 +712,7 @@ async fn sessions_need_csrf_sign_out_ends_them_and_failures_are_throttled() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dropped_query_response_cancels_the_statement() {
     let t = target();
-    let api = Api::start(Config::default()).await;
-    let admin = api.admin_token().await;
-    let r = api.call(Method::POST, "/api/v1/sources", As::Token(&admin), Some(api.source_form(&t, &t.password))).await;
-    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    let (api, admin) = Api::with_shop(Config::default(), &t).await;
     // A set-returning function in the select list streams its rows (in FROM it would first
     // materialize all of them).
     let sql = "SELECT generate_series(1, 200000000) AS g, repeat('x', 200) AS pad";
@@ -736,10 +744,7 @@ async fn a_dropped_query_response_cancels_the_statement() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_query_abandoned_before_its_first_row_is_cancelled_and_audited() {
     let t = target();
-    let api = Api::start(Config::default()).await;
-    let admin = api.admin_token().await;
-    let r = api.call(Method::POST, "/api/v1/sources", As::Token(&admin), Some(api.source_form(&t, &t.password))).await;
-    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    let (api, admin) = Api::with_shop(Config::default(), &t).await;
     let req = Api::request(
         Method::POST,
         "/api/v1/sources/shop/query",
@@ -769,10 +774,7 @@ async fn a_query_abandoned_before_its_first_row_is_cancelled_and_audited() {
 async fn a_busy_source_answers_429_after_a_bounded_wait() {
     let t = target();
     let config = Config { pool_size: 1, pool_wait: Duration::from_millis(300), ..Config::default() };
-    let api = Api::start(config).await;
-    let admin = api.admin_token().await;
-    let r = api.call(Method::POST, "/api/v1/sources", As::Token(&admin), Some(api.source_form(&t, &t.password))).await;
-    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    let (api, admin) = Api::with_shop(config, &t).await;
     // The discovery the save asked for takes a session of the pool too: let it finish first.
     api.wait_for_last_run(&admin, |d| d["last"]["state"] == "ok").await;
     // The one session is held by a streaming response nobody reads to the end.
@@ -965,10 +967,7 @@ async fn setup_sql_writes_a_script_that_makes_a_read_only_role() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn my_queries_are_the_callers_own_newest_first() {
     let t = target();
-    let api = Api::start(Config::default()).await;
-    let admin = api.admin_token().await;
-    let r = api.call(Method::POST, "/api/v1/sources", As::Token(&admin), Some(api.source_form(&t, &t.password))).await;
-    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    let (api, admin) = Api::with_shop(Config::default(), &t).await;
     let mut other = api.source_form(&t, &t.password);
     other["id"] = json!("other");
     other["name"] = json!("Other");
@@ -1042,10 +1041,7 @@ async fn my_queries_are_the_callers_own_newest_first() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_form_post_streams_a_download_with_the_csrf_token_in_the_form() {
     let t = target();
-    let api = Api::start(Config { interactive_max_rows: 10, ..Config::default() }).await;
-    let admin = api.admin_token().await;
-    let r = api.call(Method::POST, "/api/v1/sources", As::Token(&admin), Some(api.source_form(&t, &t.password))).await;
-    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    let (api, admin) = Api::with_shop(Config { interactive_max_rows: 10, ..Config::default() }, &t).await;
     let (cookie, csrf) = api.sign_in("ada", "correct horse battery").await;
     let sql = "SELECT id, name, note FROM customers ORDER BY id";
     let form = |fields: &[(&str, &str)]| {
