@@ -1041,7 +1041,7 @@ async fn my_queries_are_the_callers_own_newest_first() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_form_post_streams_a_download_with_the_csrf_token_in_the_form() {
     let t = target();
-    let (api, admin) = Api::with_shop(Config { interactive_max_rows: 10, ..Config::default() }, &t).await;
+    let (api, _) = Api::with_shop(Config { interactive_max_rows: 10, ..Config::default() }, &t).await;
     let (cookie, csrf) = api.sign_in("ada", "correct horse battery").await;
     let sql = "SELECT id, name, note FROM customers ORDER BY id";
     let form = |fields: &[(&str, &str)]| {
