@@ -126,6 +126,37 @@ impl Batch {
     pub fn value(&self, row: usize, col: usize) -> Option<&[u8]> {
         self.rows.get(row).and_then(|r| r.try_get::<usize, Raw<'_>>(col).ok()).and_then(|r| r.0)
     }
+
+    /// The wire bytes and length words of one row.
+    pub fn row_bytes(&self, row: usize) -> usize {
+        self.rows.get(row).map_or(0, Row::raw_size_bytes)
+    }
+
+    /// One value's wire bytes as [`bytes::Bytes`] that share the row's memory instead of copying
+    /// it: the row stays alive as long as they do. `None` is SQL NULL.
+    pub fn value_shared(&self, row: usize, col: usize) -> Option<bytes::Bytes> {
+        let row = self.rows.get(row)?.clone();
+        let cell = SharedCell { row, col };
+        cell.value().is_some().then(|| bytes::Bytes::from_owner(cell))
+    }
+}
+
+/// A row that lends out one of its values.
+struct SharedCell {
+    row: Row,
+    col: usize,
+}
+
+impl SharedCell {
+    fn value(&self) -> Option<&[u8]> {
+        self.row.try_get::<usize, Raw<'_>>(self.col).ok().and_then(|r| r.0)
+    }
+}
+
+impl AsRef<[u8]> for SharedCell {
+    fn as_ref(&self) -> &[u8] {
+        self.value().unwrap_or_default()
+    }
 }
 
 /// The result of [`run`]: its columns, then batches of rows until the end, an error, or the

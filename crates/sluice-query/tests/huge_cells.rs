@@ -309,3 +309,57 @@ async fn a_huge_bytea_in_json_and_ndjson_is_its_hex_text_byte_for_byte() {
     assert_eq!(doc["truncated_columns"], serde_json::json!(["b", "c"]));
     assert_eq!(cut, vec![1, 2]);
 }
+
+/// Rows holding a value of a megabyte or more become record batches of their own in the Parquet
+/// export: the rows around them keep their order and values, and a cap still cuts such a value.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn huge_values_among_small_rows_keep_their_order_through_parquet() {
+    let env = env();
+    let sql = "SELECT g, CASE WHEN g IN (3, 4) THEN repeat(chr(96 + g), 2000000) ELSE 'v' || g END AS t, \
+               CASE WHEN g = 6 THEN decode(repeat('ab', 1500000), 'hex') WHEN g = 7 THEN '\\x01'::bytea END AS b \
+               FROM generate_series(1, 8) g";
+    let read = |pq: Vec<u8>| {
+        let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(bytes::Bytes::from(pq))
+            .expect("parquet")
+            .build()
+            .expect("reader");
+        let mut rows = Vec::new();
+        for batch in reader {
+            let batch = batch.expect("batch");
+            let g = batch.column(0).as_any().downcast_ref::<arrow_array::Int32Array>().expect("int4").clone();
+            let t = batch.column(1).as_any().downcast_ref::<StringArray>().expect("utf8").clone();
+            let b = batch.column(2).as_any().downcast_ref::<arrow_array::BinaryArray>().expect("binary").clone();
+            rows.extend(
+                (0..g.len()).map(|i| (g.value(i), t.value(i).to_string(), b.is_valid(i).then(|| b.value(i).to_vec()))),
+            );
+        }
+        rows
+    };
+    let (pq, cut) = export_with(&env, sql, Format::Parquet, ExportOptions::default()).await;
+    assert!(cut.is_empty());
+    let rows = read(pq);
+    assert_eq!(rows.len(), 8);
+    for (i, (g, t, b)) in rows.iter().enumerate() {
+        assert_eq!(*g as usize, i + 1);
+        let expected_t = match g {
+            3 => "c".repeat(2_000_000),
+            4 => "d".repeat(2_000_000),
+            g => format!("v{g}"),
+        };
+        assert!(*t == expected_t, "row {g}: text differs (length {})", t.len());
+        let expected_b = match g {
+            6 => Some(vec![0xab; 1_500_000]),
+            7 => Some(vec![1]),
+            _ => None,
+        };
+        assert!(*b == expected_b, "row {g}: bytea differs");
+    }
+
+    let capped = ExportOptions { max_cell_bytes: Some(1_000_000) };
+    let (pq, cut) = export_with(&env, sql, Format::Parquet, capped).await;
+    assert_eq!(cut, vec![1, 2]);
+    let rows = read(pq);
+    assert_eq!(rows[2].1, format!("{}{}", "c".repeat(1_000_000), truncation_marker(1_000_000)));
+    assert_eq!(rows[5].2.as_deref().map(<[u8]>::len), Some(1_000_000 + truncation_marker(500_000).len()));
+    assert_eq!(rows[6].2, Some(vec![1]));
+}

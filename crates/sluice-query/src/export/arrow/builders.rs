@@ -2,6 +2,8 @@
 //! time, with the cell cap and `SQL_ASCII` text applied.
 
 use std::fmt::Write as _;
+use std::ops::Range;
+use std::sync::Arc;
 use std::time::Instant;
 
 use arrow_array::builder::{
@@ -9,10 +11,12 @@ use arrow_array::builder::{
     Float32Builder, Float64Builder, Int16Builder, Int32Builder, Int64Builder, ListBuilder, StringBuilder,
     Time64MicrosecondBuilder, TimestampMicrosecondBuilder, UInt32Builder,
 };
-use arrow_array::{ArrayRef, RecordBatch};
+use arrow_array::{ArrayRef, BinaryArray, RecordBatch, StringArray};
+use arrow_buffer::{Buffer, OffsetBuffer};
 use arrow_schema::SchemaRef;
+use bytes::Bytes;
 
-use super::{plan, Kind, Plan, FLUSH_AFTER, RECORD_BATCH_BYTES};
+use super::{plan, Kind, Plan, FLUSH_AFTER, RECORD_BATCH_BYTES, SHARED_CELL_BYTES};
 use crate::decode::{self, Malformed};
 use crate::export::{cut_point, truncation_marker, ExportOptions};
 use crate::types::{write_scalar, write_text, Codec, Scalar};
@@ -53,6 +57,17 @@ impl Builders {
     }
 
     pub(super) fn append(&mut self, columns: &[Column], batch: &Batch) -> Result<(), QueryError> {
+        self.append_rows(columns, batch, 0..batch.len(), &[])
+    }
+
+    /// Appends rows `rows` of `batch`; the columns in `skip` get a null instead of their value.
+    pub(super) fn append_rows(
+        &mut self,
+        columns: &[Column],
+        batch: &Batch,
+        rows: Range<usize>,
+        skip: &[usize],
+    ) -> Result<(), QueryError> {
         for (i, c) in columns.iter().enumerate() {
             let (Some(plan), Some(b)) = (self.plans.get(i), self.builders.get_mut(i)) else {
                 continue;
@@ -69,8 +84,8 @@ impl Builders {
             };
             let mut cell =
                 Cell { scratch: &mut self.scratch, cap: self.max_cell_bytes, cut: false, lossy: false, bytes: 0 };
-            for r in 0..batch.len() {
-                let raw = batch.value(r, i);
+            for r in rows.clone() {
+                let raw = if skip.contains(&i) { None } else { batch.value(r, i) };
                 if plan.list {
                     append_list(b.as_mut(), plan, raw, &mut cell).map_err(failed)?;
                 } else {
@@ -89,8 +104,76 @@ impl Builders {
                 }
             }
         }
-        self.rows += batch.len();
+        self.rows += rows.len();
         Ok(())
+    }
+
+    /// The values of row `r` that go into a record batch without being copied: text that needs
+    /// no rendering and binary values, at least [`SHARED_CELL_BYTES`] long and not cut by the
+    /// cell cap, with their column indexes. Empty for every row of ordinary size.
+    pub(super) fn shareable(&self, batch: &Batch, r: usize) -> Vec<(usize, Bytes)> {
+        if batch.row_bytes(r) < SHARED_CELL_BYTES {
+            return Vec::new();
+        }
+        let mut shared = Vec::new();
+        for (i, plan) in self.plans.iter().enumerate() {
+            let passthrough = match plan.kind {
+                Kind::Binary => true,
+                Kind::Text(Codec::ServerText | Codec::Scalar(Scalar::Text | Scalar::Json)) => true,
+                // Bytes that are not UTF-8 are decoded with U+FFFD: a copy.
+                Kind::Text(Codec::RawText { .. }) => batch.value(r, i).is_some_and(|v| std::str::from_utf8(v).is_ok()),
+                _ => false,
+            };
+            let Some(len) = batch.value(r, i).map(<[u8]>::len) else {
+                continue;
+            };
+            if plan.list || !passthrough || len < SHARED_CELL_BYTES || self.max_cell_bytes.is_some_and(|cap| len > cap)
+            {
+                continue;
+            }
+            if let Some(value) = batch.value_shared(r, i) {
+                shared.push((i, value));
+            }
+        }
+        shared
+    }
+
+    /// Row `r` of `batch` as a record batch of its own, the `shared` values (from
+    /// [`Builders::shareable`]) in arrays over the row's own memory. Rows appended before must
+    /// have been taken.
+    pub(super) fn take_shared(
+        &mut self,
+        columns: &[Column],
+        batch: &Batch,
+        r: usize,
+        shared: Vec<(usize, Bytes)>,
+        schema: &SchemaRef,
+    ) -> Result<RecordBatch, QueryError> {
+        if self.rows != 0 {
+            return Err(QueryError::Internal("a shared row after rows not yet taken".into()));
+        }
+        let skip: Vec<usize> = shared.iter().map(|(i, _)| *i).collect();
+        self.append_rows(columns, batch, r..r + 1, &skip)?;
+        let mut arrays = self.finish_arrays();
+        for (i, value) in shared {
+            let (Some(slot), Some(plan)) = (arrays.get_mut(i), self.plans.get(i)) else {
+                continue;
+            };
+            let name = columns.get(i).map_or("?", |c| c.name.as_str());
+            let offsets = OffsetBuffer::<i32>::from_lengths([value.len()]);
+            let values = Buffer::from(value);
+            *slot = match plan.kind {
+                Kind::Binary => Arc::new(
+                    BinaryArray::try_new(offsets, values, None)
+                        .map_err(|e| QueryError::Internal(format!("column {name}: {e}")))?,
+                ),
+                _ => Arc::new(
+                    StringArray::try_new(offsets, values, None)
+                        .map_err(|_| QueryError::Internal(format!("column {name} held a malformed text value")))?,
+                ),
+            };
+        }
+        RecordBatch::try_new(schema.clone(), arrays).map_err(|e| QueryError::Encode(e.to_string()))
     }
 
     pub(super) fn due(&self) -> bool {
@@ -104,12 +187,19 @@ impl Builders {
         if self.rows == 0 {
             return Ok(None);
         }
+        let arrays = self.finish_arrays();
+        RecordBatch::try_new(schema.clone(), arrays).map(Some).map_err(|e| QueryError::Encode(e.to_string()))
+    }
+
+    /// The appended rows as arrays, the builders started afresh.
+    fn finish_arrays(&mut self) -> Vec<ArrayRef> {
+        self.since = Instant::now();
         self.rows = 0;
         self.bytes = 0;
         let arrays: Vec<ArrayRef> = self.builders.iter_mut().map(|b| b.finish()).collect();
         // `finish` leaves empty builders; start the next batch at full capacity.
         self.builders = self.plans.iter().map(|p| make_builder(&p.data_type, self.capacity)).collect();
-        RecordBatch::try_new(schema.clone(), arrays).map(Some).map_err(|e| QueryError::Encode(e.to_string()))
+        arrays
     }
 
     pub(super) fn cut_columns(&self) -> Vec<usize> {

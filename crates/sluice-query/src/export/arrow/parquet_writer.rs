@@ -26,12 +26,17 @@ use crate::{Batch, Column, QueryError};
 ///
 /// Encoding runs on its own thread, fed record batches of [`PARQUET_BATCH_ROWS`] through a
 /// channel of two, so decoding the next rows overlaps compressing the previous ones; the encoded
-/// bytes come back to the exporter and go out with the next batch.
+/// bytes come back to the exporter and go out with the next batch. A row holding a text or
+/// binary value of [`SHARED_CELL_BYTES`](super::SHARED_CELL_BYTES) or more goes in a record batch
+/// of its own whose array for that value is the row's memory: the encoder copies a value into its
+/// page, and with the row and a copy in an Arrow array that made three.
 pub struct Parquet {
     options: ExportOptions,
     builders: Option<Builders>,
-    /// A full record batch, handed to the encoder once the rows it came from were released.
-    pending: Option<RecordBatch>,
+    /// Full record batches, handed to the encoder once the rows they came from were released
+    /// (except a row holding a value of [`SHARED_CELL_BYTES`](super::SHARED_CELL_BYTES) or more, whose record
+    /// batch keeps it).
+    pending: Vec<RecordBatch>,
     schema: Option<SchemaRef>,
     worker: Option<Encoder>,
 }
@@ -153,7 +158,7 @@ impl Parquet {
     }
 
     pub fn new() -> Parquet {
-        Parquet { options: ExportOptions::default(), builders: None, pending: None, schema: None, worker: None }
+        Parquet { options: ExportOptions::default(), builders: None, pending: Vec::new(), schema: None, worker: None }
     }
 }
 
@@ -173,9 +178,21 @@ impl Exporter for Parquet {
         else {
             return Err(QueryError::Internal("batch before begin".into()));
         };
-        b.append(columns, batch)?;
+        // A row with a huge value becomes a record batch of its own, that value not copied.
+        let mut start = 0;
+        for r in 0..batch.len() {
+            let shared = b.shareable(batch, r);
+            if shared.is_empty() {
+                continue;
+            }
+            b.append_rows(columns, batch, start..r, &[])?;
+            self.pending.extend(b.take(&schema)?);
+            self.pending.push(b.take_shared(columns, batch, r, shared, &schema)?);
+            start = r + 1;
+        }
+        b.append_rows(columns, batch, start..batch.len(), &[])?;
         if b.rows >= PARQUET_BATCH_ROWS || b.bytes >= RECORD_BATCH_BYTES {
-            self.pending = b.take(&schema)?;
+            self.pending.extend(b.take(&schema)?);
         }
         w.collect(out);
         Ok(false)
@@ -185,7 +202,7 @@ impl Exporter for Parquet {
         let Some(w) = self.worker.as_mut() else {
             return Ok(false);
         };
-        if let Some(rb) = self.pending.take() {
+        for rb in self.pending.drain(..) {
             w.send(ToEncoder::Batch(rb))?;
         }
         w.collect(out);
@@ -197,7 +214,7 @@ impl Exporter for Parquet {
         else {
             return Err(QueryError::Internal("finish before begin".into()));
         };
-        if let Some(rb) = self.pending.take() {
+        for rb in self.pending.drain(..) {
             w.send(ToEncoder::Batch(rb))?;
         }
         if let Some(rb) = b.take(&schema)? {
