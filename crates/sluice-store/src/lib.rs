@@ -46,7 +46,7 @@ pub use model::{
     SourceRecord, TokenRole, User, UserId,
 };
 pub use model::{ClaimedDiscovery, DiscoverySchedule, NextDue, RunReason, RunResult, RunState};
-pub use model::{GeneratedSshKey, HostKeyApproval, HostKeySeen};
+pub use model::{GeneratedSshKey, HostKeyApproval, HostKeySeen, NewSourceTest, SourceTest};
 pub use page::{page_size, DEFAULT_PAGE, MAX_PAGE};
 pub use seal::{MasterKey, KEY_FILE_NAME, MASTER_KEY_ENV, NEW_MASTER_KEY_ENV};
 pub use snapshot::{CompressedSnapshot, SnapshotWriter};
@@ -606,6 +606,14 @@ impl Store {
         }
         seal::replace_key_file(&pending, &path)?;
         Ok(new)
+    }
+
+    // ---- Test Connection -------------------------------------------------------------------
+
+    /// Records the outcome of a saved source's Test Connection, timed by the store's clock; the
+    /// source's views show it until the next test or an edit of its settings or secrets.
+    pub async fn record_source_test(&self, source: &SourceId, test: &NewSourceTest<'_>) -> Result<()> {
+        found(on_backend!(self, b => b.record_source_test(source.as_str(), test).await)?, "source")
     }
 
     // ---- bastion host keys -----------------------------------------------------------------
@@ -1251,6 +1259,7 @@ pub(crate) struct SourceRow {
     pub fields: Vec<String>,
     pub ssh_public_key: Option<String>,
     pub host_key_approval: Option<HostKeyApproval>,
+    pub last_test: Option<SourceTest>,
 }
 
 impl SourceRow {
@@ -1269,6 +1278,7 @@ impl SourceRow {
             password_updated_at: self.password_updated_at,
             ssh_public_key: self.ssh_public_key,
             host_key_approval: self.host_key_approval,
+            last_test: self.last_test,
         })
     }
 }

@@ -141,6 +141,30 @@ pub struct SourceRecord {
     pub ssh_public_key: Option<String>,
     /// The bastion host key an admin approved last (through the service), and who did.
     pub host_key_approval: Option<HostKeyApproval>,
+    /// The outcome of its last Test Connection, unless its settings or secrets changed since.
+    pub last_test: Option<SourceTest>,
+}
+
+/// The outcome of a saved source's last Test Connection.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SourceTest {
+    pub tested_at: Millis,
+    /// The login of the admin (or the token's name) who ran it.
+    pub tested_by: String,
+    /// No check failed (warnings allowed).
+    pub ok: bool,
+    /// The first failing check (`dns`, `tcp`, `tls`, `auth`, …) and its one-line summary.
+    pub failed: Option<String>,
+    pub message: Option<String>,
+}
+
+/// A Test Connection's outcome to record ([`crate::Store::record_source_test`]).
+#[derive(Debug, Clone, Copy)]
+pub struct NewSourceTest<'a> {
+    pub tested_by: &'a str,
+    pub ok: bool,
+    pub failed: Option<&'a str>,
+    pub message: Option<&'a str>,
 }
 
 /// A host key a bastion presented, as the store records it.

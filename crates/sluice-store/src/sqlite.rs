@@ -136,12 +136,19 @@ impl SqliteBackend {
             now!(),
             ", password_updated_at = CASE WHEN ?4 THEN ",
             now!(),
-            " ELSE password_updated_at END WHERE id = ?1"
+            " ELSE password_updated_at END, ",
+            "last_test_at = CASE WHEN settings IS ?3 AND ?5 THEN last_test_at END, ",
+            "last_test_by = CASE WHEN settings IS ?3 AND ?5 THEN last_test_by END, ",
+            "last_test_ok = CASE WHEN settings IS ?3 AND ?5 THEN last_test_ok END, ",
+            "last_test_failed = CASE WHEN settings IS ?3 AND ?5 THEN last_test_failed END, ",
+            "last_test_message = CASE WHEN settings IS ?3 AND ?5 THEN last_test_message END ",
+            "WHERE id = ?1"
         ))
         .bind(id)
         .bind(name)
         .bind(settings)
         .bind(password_set)
+        .bind(secrets.is_empty() && dropped.is_empty())
         .execute(&mut *tx)
         .await
         .map_err(|e| db_error(e, "source", "source"))?
@@ -177,7 +184,8 @@ impl SqliteBackend {
             "SELECT id, name, settings, created_at, updated_at, password_updated_at, \
              (SELECT group_concat(field, ',') FROM source_secrets WHERE source_id = s.id) AS fields, \
              (SELECT public_key FROM ssh_keys WHERE source_id = s.id) AS ssh_public_key, \
-             h.fingerprint, h.algorithm, h.public_key, h.approved_by, h.approved_at \
+             h.fingerprint, h.algorithm, h.public_key, h.approved_by, h.approved_at, \
+             s.last_test_at, s.last_test_by, s.last_test_ok, s.last_test_failed, s.last_test_message \
              FROM sources s LEFT JOIN ssh_host_keys h ON h.source_id = s.id AND h.approved_at IS NOT NULL WHERE s.id = ?",
         )
         .bind(id)
@@ -192,7 +200,8 @@ impl SqliteBackend {
             "SELECT id, name, settings, created_at, updated_at, password_updated_at, \
              (SELECT group_concat(field, ',') FROM source_secrets WHERE source_id = s.id) AS fields, \
              (SELECT public_key FROM ssh_keys WHERE source_id = s.id) AS ssh_public_key, \
-             h.fingerprint, h.algorithm, h.public_key, h.approved_by, h.approved_at \
+             h.fingerprint, h.algorithm, h.public_key, h.approved_by, h.approved_at, \
+             s.last_test_at, s.last_test_by, s.last_test_ok, s.last_test_failed, s.last_test_message \
              FROM sources s LEFT JOIN ssh_host_keys h ON h.source_id = s.id AND h.approved_at IS NOT NULL ORDER BY name",
         )
         .fetch_all(&self.pool)
@@ -208,6 +217,23 @@ impl SqliteBackend {
             .await
             .map_err(be("read a source's secrets"))?;
         rows.iter().map(|r| Ok((r.try_get(0).map_err(be("read a secret"))?, sealed(r, 1)?))).collect()
+    }
+
+    pub(crate) async fn record_source_test(&self, id: &str, t: &crate::NewSourceTest<'_>) -> Result<bool> {
+        let hit = sqlx::query(concat!(
+            "UPDATE sources SET last_test_at = ",
+            now!(),
+            ", last_test_by = ?2, last_test_ok = ?3, last_test_failed = ?4, last_test_message = ?5 WHERE id = ?1"
+        ))
+        .bind(id)
+        .bind(t.tested_by)
+        .bind(t.ok)
+        .bind(t.failed)
+        .bind(t.message)
+        .execute(&self.pool)
+        .await
+        .map_err(be("record a source's test"))?;
+        Ok(hit.rows_affected() == 1)
     }
 
     pub(crate) async fn delete_source(&self, id: &str) -> Result<bool> {
@@ -1051,6 +1077,16 @@ fn source_row(r: &SqliteRow) -> Result<SourceRow> {
                 public_key: r.try_get(10).map_err(&get)?,
                 approved_by: r.try_get(11).map_err(&get)?,
                 approved_at: r.try_get(12).map_err(&get)?,
+            }),
+        },
+        last_test: match r.try_get::<Option<Millis>, _>(13).map_err(&get)? {
+            None => None,
+            Some(tested_at) => Some(crate::SourceTest {
+                tested_at,
+                tested_by: r.try_get::<Option<String>, _>(14).map_err(&get)?.unwrap_or_default(),
+                ok: r.try_get::<Option<bool>, _>(15).map_err(&get)?.unwrap_or(false),
+                failed: r.try_get(16).map_err(&get)?,
+                message: r.try_get(17).map_err(&get)?,
             }),
         },
     })

@@ -11,8 +11,8 @@ use sluice_core::{
     HostKeyCheck, KeySource, Network, Secret, SecretField, SourceId, SourceSecrets, SourceSpec, SshSpec,
 };
 use sluice_store::{
-    AlertKind, AuditFilter, KeyConfig, MasterKey, NewApiToken, NewAuditEntry, NextDue, QueryCompletion, QueryOutcome,
-    Role, RunOutcome, RunReason, RunResult, RunState, SnapshotWriter, Store, StoreError, TokenRole,
+    AlertKind, AuditFilter, KeyConfig, MasterKey, NewApiToken, NewAuditEntry, NewSourceTest, NextDue, QueryCompletion,
+    QueryOutcome, Role, RunOutcome, RunReason, RunResult, RunState, SnapshotWriter, Store, StoreError, TokenRole,
 };
 
 const PASSWORD: &str = "pw-Zq81-unique-db-password";
@@ -992,6 +992,45 @@ async fn a_periodic_task_is_claimed_once_per_period(f: &Fixture) {
     assert!(matches!(e, StoreError::Invalid { .. }), "{e:?}");
 }
 
+async fn a_test_outcome_is_kept_until_the_settings_or_a_secret_change(f: &Fixture) {
+    let store = f.open().await;
+    let (settings, secrets) = full_source();
+    let prod = id("prod");
+    let created = store.put_source(&prod, "Production", &settings, &secrets).await.expect("put");
+    assert_eq!(created.last_test, None, "never tested");
+
+    let failed = NewSourceTest { tested_by: "ada", ok: false, failed: Some("auth"), message: Some("password refused") };
+    store.record_source_test(&prod, &failed).await.expect("record");
+    let t = store.source(&prod).await.expect("source").last_test.expect("a test");
+    assert!(!t.ok && t.tested_by == "ada" && t.tested_at >= created.created_at, "{t:?}");
+    assert_eq!((t.failed.as_deref(), t.message.as_deref()), (Some("auth"), Some("password refused")));
+
+    // A later test replaces it, in the listing too.
+    let passed = NewSourceTest { tested_by: "grace", ok: true, failed: None, message: None };
+    store.record_source_test(&prod, &passed).await.expect("record");
+    let listed = store.sources().await.expect("list");
+    let t = listed[0].last_test.clone().expect("a test");
+    assert!(t.ok && t.tested_by == "grace" && t.failed.is_none() && t.message.is_none(), "{t:?}");
+
+    // A rename keeps it: the test still describes the connection.
+    let kept = store.update_source(&prod, "Prod", &settings, &SourceSecrets::default()).await.expect("rename");
+    assert_eq!(kept.last_test.as_ref().map(|t| t.tested_by.as_str()), Some("grace"));
+    // New settings clear it...
+    let mut moved = settings.clone();
+    moved.database = "app2".into();
+    let cleared = store.update_source(&prod, "Prod", &moved, &SourceSecrets::default()).await.expect("edit");
+    assert_eq!(cleared.last_test, None);
+    // ...and so does a new secret with the settings unchanged.
+    store.record_source_test(&prod, &passed).await.expect("record");
+    let patch = SourceSecrets { password: Some(Secret::new("pw-new")), ..SourceSecrets::default() };
+    let cleared = store.update_source(&prod, "Prod", &moved, &patch).await.expect("new password");
+    assert_eq!(cleared.last_test, None);
+
+    // A source that is gone is not found.
+    let e = store.record_source_test(&id("gone"), &passed).await.expect_err("no such source");
+    assert!(matches!(e, StoreError::NotFound { entity: "source" }), "{e:?}");
+}
+
 /// Each case as a test on each backend.
 macro_rules! on_both_backends {
     ($($case:ident),+ $(,)?) => {
@@ -1020,6 +1059,7 @@ macro_rules! on_both_backends {
 
 on_both_backends!(
     sources_round_trip_and_an_edit_without_a_secret_keeps_it,
+    a_test_outcome_is_kept_until_the_settings_or_a_secret_change,
     a_taken_name_or_login_is_a_conflict_naming_the_field,
     secrets_never_reach_the_store_in_plaintext,
     a_wrong_or_missing_master_key_is_refused,
