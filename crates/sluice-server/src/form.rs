@@ -344,6 +344,23 @@ pub struct SourceView {
     /// restores it), or discovery failing run after run. Cleared ones are in
     /// `GET /sources/{id}/alerts`.
     pub alerts: Vec<crate::alerts::AlertView>,
+    /// The outcome of the last Test Connection of the saved source (`POST /sources/{id}/test`);
+    /// null when it was never tested, or its settings or secrets changed since.
+    pub last_test: Option<LastTestView>,
+}
+
+/// A saved source's last Test Connection.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct LastTestView {
+    /// Passed: no check failed (warnings allowed).
+    pub ok: bool,
+    /// Milliseconds since the Unix epoch.
+    pub tested_at: i64,
+    /// The audit actor who ran it (`user:<login>` or `token:<id>`).
+    pub tested_by: String,
+    /// The first failing check (`dns`, `tcp`, `tls`, `auth`, …), and its one-line summary.
+    pub failed: Option<String>,
+    pub message: Option<String>,
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -449,6 +466,13 @@ impl SourceView {
             updated_at: r.updated_at,
             discovery: None,
             alerts: Vec::new(),
+            last_test: r.last_test.as_ref().map(|t| LastTestView {
+                ok: t.ok,
+                tested_at: t.tested_at,
+                tested_by: t.tested_by.clone(),
+                failed: t.failed.clone(),
+                message: t.message.clone(),
+            }),
         }
     }
 

@@ -286,6 +286,14 @@ async fn admin_flow(api: &Api, t: &Target) {
     for (line, check) in checks.iter().zip(&report.checks) {
         assert_eq!(line["id"], json!(check.id), "{line}");
     }
+    // The list shows the saved source's last test, and who ran it.
+    let r = api.call(Method::GET, "/api/v1/sources", As::Token(&admin), None).await;
+    let last = &r.json()["sources"][0]["last_test"];
+    assert_eq!((&last["ok"], &last["failed"]), (&json!(true), &Value::Null), "{last}");
+    assert!(
+        last["tested_at"].is_i64() && last["tested_by"].as_str().is_some_and(|a| a.starts_with("token:")),
+        "{last}"
+    );
 
     // An unsaved form with a wrong password: `auth` fails, with its fix.
     let wrong = api.source_form(t, "not-the-password");
@@ -303,6 +311,22 @@ async fn admin_flow(api: &Api, t: &Target) {
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
     assert_eq!(r.json()["name"], "Shop (EU)");
     assert_eq!(r.json()["password_set"], true);
+    assert_eq!(r.json()["last_test"]["ok"], true, "a rename keeps the last test: {}", r.text());
+
+    // A saved source with a wrong password: its test fails at `auth`, and the source says so
+    // until a new password clears it.
+    let wrong = json!({"password": "not-the-password"});
+    let r = api.call(Method::PATCH, "/api/v1/sources/shop", As::Token(&admin), Some(wrong)).await;
+    assert_eq!((r.status, &r.json()["last_test"]), (StatusCode::OK, &Value::Null), "{}", r.text());
+    let r = api.call(Method::POST, "/api/v1/sources/shop/test", As::Token(&admin), None).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    let r = api.call(Method::GET, "/api/v1/sources/shop", As::Token(&admin), None).await;
+    let last = &r.json()["last_test"];
+    assert_eq!((&last["ok"], &last["failed"]), (&json!(false), &json!("auth")), "{last}");
+    assert!(last["message"].as_str().is_some_and(|m| !m.is_empty()), "{last}");
+    let right = json!({"password": t.password});
+    let r = api.call(Method::PATCH, "/api/v1/sources/shop", As::Token(&admin), Some(right)).await;
+    assert_eq!((r.status, &r.json()["last_test"]), (StatusCode::OK, &Value::Null), "{}", r.text());
 
     // Refresh: the run's id at once, then the run reported until it is done; then the catalog.
     let r = api.call(Method::POST, "/api/v1/sources/shop/refresh", As::Token(&admin), None).await;
@@ -380,8 +404,9 @@ async fn admin_flow(api: &Api, t: &Target) {
         .call(Method::PATCH, "/api/v1/sources/shop", As::Token(&admin), Some(json!({"password": t.password.clone()})))
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    // (The wrong password and its correction above are the other two.)
     let r = api.call(Method::GET, "/api/v1/audit?kind=source.secret_changed", As::Token(&admin), None).await;
-    assert_eq!(r.json()["entries"].as_array().map(Vec::len), Some(1), "{}", r.text());
+    assert_eq!(r.json()["entries"].as_array().map(Vec::len), Some(3), "{}", r.text());
     let r = api.call(Method::GET, "/api/v1/audit?kind=source.create&source=shop", As::Token(&admin), None).await;
     assert_eq!(r.json()["entries"].as_array().map(Vec::len), Some(1), "{}", r.text());
 

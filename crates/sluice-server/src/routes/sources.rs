@@ -365,8 +365,8 @@ async fn test_saved(
         sluice_core::Network::Ssh(ssh) => Some(bastion_of(ssh)),
         _ => None,
     });
-    let record = bastion.map(|b| Recorder { state: state.clone(), source: id.clone(), bastion: b });
-    Ok(doctor_response(checked, state.config().network.clone(), pool, iam, &headers, record))
+    let record = Recorder { state: state.clone(), source: id.clone(), bastion, tested_by: who.actor.clone() };
+    Ok(doctor_response(checked, state.config().network.clone(), pool, iam, &headers, Some(record)))
 }
 
 /// A bastion as the store records its host keys: `host:port`.
@@ -374,11 +374,31 @@ pub(super) fn bastion_of(ssh: &sluice_core::SshSpec) -> String {
     format!("{}:{}", ssh.host, ssh.port)
 }
 
-/// Where a saved source's test records the host keys its bastion presented.
+/// Where a saved source's test records its outcome, and the host keys its bastion presented.
 struct Recorder {
     state: AppState,
     source: SourceId,
-    bastion: String,
+    /// `host:port` of the source's bastion, when it has one.
+    bastion: Option<String>,
+    /// The audit actor of the admin (or token) who asked.
+    tested_by: String,
+}
+
+impl Recorder {
+    /// Records the test's outcome: passed, or the first failing check and its summary. A
+    /// source deleted meanwhile, or a store that fails, costs the record, never the report.
+    async fn outcome(&self, report: &sluice_doctor::Report) {
+        let failed = report.checks.iter().find(|c| c.status == sluice_doctor::Status::Fail);
+        let test = sluice_store::NewSourceTest {
+            tested_by: &self.tested_by,
+            ok: report.ok,
+            failed: failed.map(|c| c.id.as_ref()),
+            message: failed.map(|c| c.summary.as_str()),
+        };
+        if let Err(e) = self.state.store().record_source_test(&self.source, &test).await {
+            tracing::warn!(source = %self.source, error = %e, "could not record the test's outcome");
+        }
+    }
 }
 
 /// The service's advice on a host key the bastion presented: compare, then approve.
@@ -449,16 +469,22 @@ fn doctor_response(
         for check in &mut report.checks {
             host_key_advice(check, source.as_ref());
             // Recorded before the response ends, so the key can be approved once it is read.
-            if let (Some(key), Some(r)) = (&check.host_key, &record) {
+            if let (Some(key), Some(r), Some(bastion)) =
+                (&check.host_key, &record, record.as_ref().and_then(|r| r.bastion.as_ref()))
+            {
                 let seen = sluice_store::HostKeySeen {
                     fingerprint: key.fingerprint.clone(),
                     algorithm: key.algorithm.clone(),
                     public_key: key.public_key.clone(),
                 };
-                if let Err(e) = r.state.store().record_host_key(&r.source, &r.bastion, &seen).await {
+                if let Err(e) = r.state.store().record_host_key(&r.source, bastion, &seen).await {
                     tracing::warn!(source = %r.source, error = %e, "could not record the bastion's host key");
                 }
             }
+        }
+        // Also before the response ends: a client that read the summary finds it in the list.
+        if let Some(r) = &record {
+            r.outcome(&report).await;
         }
         let last = if ndjson {
             let summary =
