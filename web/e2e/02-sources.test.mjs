@@ -53,6 +53,14 @@ test("a source added through the form: auth fails with its hint, then passes; sa
         return s?.discovery?.last?.state === "ok" ? s.id : null;
       }), 300_000);
     config.shop_id = id;
+    // The saved source tested from its edit page: the list then shows that test, not the
+    // discovery's connection.
+    await page.goto(`/sources/${encodeURIComponent(id)}`);
+    await page.getByRole("button", { name: "Test Connection" }).click();
+    await page.getByRole("status").filter({ hasText: /Connection works/ }).waitFor();
+    await page.getByRole("link", { name: "Data Sources" }).click();
+    const row = page.getByRole("row").filter({ hasText: "Shop" });
+    await row.getByText("passed", { exact: true }).waitFor();
     await page.reload();
     await page.getByText("Shop", { exact: true }).first().waitFor();
     await page.getByRole("button", { name: "Refresh Schema" }).first().waitFor();

@@ -61,7 +61,13 @@ export interface SourceView {
     last?: DiscoveryRun | null;
   } | null;
   alerts?: Alert[];
-  last_test?: { ok: boolean; tested_at: number; failed?: string | null } | null;
+  last_test?: {
+    ok: boolean;
+    tested_at: number;
+    tested_by: string;
+    failed?: string | null;
+    message?: string | null;
+  } | null;
   created_at: number;
   updated_at: number;
 }

@@ -31,9 +31,11 @@ function discoveryCell(s: SourceView): HTMLElement {
 function testCell(s: SourceView): HTMLElement {
   const t = s.last_test;
   if (t) {
-    return t.ok
-      ? h("span", {}, badge("ok", "passed"), " ", formatAgo(t.tested_at))
-      : h("span", {}, badge("fail", t.failed ? `failed at ${t.failed}` : "failed"), " ", formatAgo(t.tested_at));
+    const when = h("time", { title: `${formatTime(t.tested_at)} by ${t.tested_by}` }, formatAgo(t.tested_at));
+    if (t.ok) return h("span", {}, badge("ok", "passed"), " ", when);
+    const parts: (HTMLElement | string)[] = [badge("fail", t.failed ? `failed at ${t.failed}` : "failed"), " ", when];
+    if (t.message) parts.push(h("div", { class: "small" }, t.message));
+    return h("div", {}, parts);
   }
   // Without a recorded test, the last connection the service made (its discovery) says it.
   const last = s.discovery?.last;
