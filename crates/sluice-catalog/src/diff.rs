@@ -6,11 +6,12 @@
 //! compared. A schema that loses `USAGE` is reported in `lost_usage`, and each selectable relation
 //! it held in `lost_access` (the relations are still there; the user can no longer reach them).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Serialize};
 
 use crate::model::{Catalog, Relation, RelationKind, Schema};
+use crate::CatalogError;
 
 /// The changes from an old snapshot to a new one. Every list is sorted by schema, then name.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -106,72 +107,144 @@ pub struct NullabilityChange {
 
 type Key<'a> = (&'a str, &'a str);
 
-fn relations(c: &Catalog) -> BTreeMap<Key<'_>, &Relation> {
-    c.relations().map(|(s, r)| ((s, r.name.as_str()), r)).collect()
-}
-
-fn schemas(c: &Catalog) -> BTreeMap<&str, &Schema> {
-    c.schemas.iter().map(|s| (s.name.as_str(), s)).collect()
-}
-
 fn rel_ref((schema, name): Key<'_>, r: &Relation) -> RelationRef {
     RelationRef { schema: schema.to_string(), name: name.to_string(), kind: r.kind }
 }
 
+/// Every relation of a schema, partitions included, with the schema it is keyed by.
+fn walk_schema(s: &Schema) -> Vec<(&str, &Relation)> {
+    fn walk<'a>(schema: &'a str, r: &'a Relation, out: &mut Vec<(&'a str, &'a Relation)>) {
+        out.push((r.schema.as_deref().unwrap_or(schema), r));
+        for p in &r.partitions {
+            walk(schema, p, out);
+        }
+    }
+    let mut out = Vec::new();
+    for r in &s.relations {
+        walk(&s.name, r, &mut out);
+    }
+    out
+}
+
 /// The changes from `old` to `new`.
 pub fn diff(old: &Catalog, new: &Catalog) -> CatalogDiff {
-    let mut d = CatalogDiff::default();
-    let (old_schemas, new_schemas) = (schemas(old), schemas(new));
-    let (old_rels, new_rels) = (relations(old), relations(new));
+    let mut differ = Differ::new(new);
+    for s in &old.schemas {
+        differ.old_schema(s);
+    }
+    differ.finish()
+}
 
-    for (name, s) in &new_schemas {
-        match old_schemas.get(name) {
-            None => d.added_schemas.push(name.to_string()),
-            Some(o) if o.usable && !s.usable => d.lost_usage.push(name.to_string()),
-            Some(o) if !o.usable && s.usable => d.gained_usage.push(name.to_string()),
+/// [`diff`] with the old snapshot read from its JSON one schema at a time (a decompressing
+/// reader, say): only `new`, an index of it, and one old schema are held at once. `old_name`
+/// names the input in the error.
+pub fn diff_from_reader<R: std::io::Read>(old: R, old_name: &str, new: &Catalog) -> Result<CatalogDiff, CatalogError> {
+    let mut differ = Differ::new(new);
+    Catalog::each_schema_from_reader(old, old_name, |s| differ.old_schema(&s))?;
+    Ok(differ.finish())
+}
+
+/// Compares old schemas, handed over one at a time, with a new catalog held whole. Relations
+/// are matched by key across the whole catalog (a partition may live in another schema than
+/// its parent), so what is decided only once every old schema is known (added schemas, added
+/// or newly readable relations) waits for [`Differ::finish`]; every list is sorted there.
+struct Differ<'n> {
+    new_schemas: BTreeMap<&'n str, &'n Schema>,
+    /// The new catalog's relations by key, as indexes into `matched`.
+    new_rels: BTreeMap<Key<'n>, usize>,
+    /// Each new relation, with whether an old relation matched it.
+    matched: Vec<(&'n Relation, bool)>,
+    /// Each old schema's `usable`, by name.
+    old_usable: HashMap<String, bool>,
+    d: CatalogDiff,
+}
+
+impl<'n> Differ<'n> {
+    fn new(new: &'n Catalog) -> Differ<'n> {
+        Differ {
+            new_schemas: new.schemas.iter().map(|s| (s.name.as_str(), s)).collect(),
+            new_rels: new.relations().enumerate().map(|(i, (s, r))| ((s, r.name.as_str()), i)).collect(),
+            matched: new.relations().map(|(_, r)| (r, false)).collect(),
+            old_usable: HashMap::new(),
+            d: CatalogDiff::default(),
+        }
+    }
+
+    /// A schema the user cannot use on the new side hides its relations there.
+    fn hidden_in_new(&self, schema: &str) -> bool {
+        self.new_schemas.get(schema).is_some_and(|s| !s.usable)
+    }
+
+    fn old_schema(&mut self, o: &Schema) {
+        self.old_usable.insert(o.name.to_string(), o.usable);
+        match self.new_schemas.get(o.name.as_str()) {
+            None => self.d.removed_schemas.push(o.name.to_string()),
+            Some(n) if o.usable && !n.usable => self.d.lost_usage.push(o.name.to_string()),
+            Some(n) if !o.usable && n.usable => self.d.gained_usage.push(o.name.to_string()),
             Some(_) => {}
         }
-    }
-    d.removed_schemas = old_schemas.keys().filter(|n| !new_schemas.contains_key(*n)).map(|n| n.to_string()).collect();
-    // Relations of a schema the user cannot use on one side are hidden there, not absent.
-    let hidden_in = |side: &BTreeMap<&str, &Schema>, schema: &str| side.get(schema).is_some_and(|s| !s.usable);
-
-    let keys: BTreeSet<Key<'_>> = old_rels.keys().chain(new_rels.keys()).copied().collect();
-    for key in keys {
-        match (old_rels.get(&key), new_rels.get(&key)) {
-            (Some(o), None) => {
-                if hidden_in(&new_schemas, key.0) {
-                    if o.selectable {
-                        d.lost_access.push(rel_ref(key, o));
+        for key in walk_schema(o) {
+            let (schema, r) = key;
+            let key = (schema, r.name.as_str());
+            let hidden = self.hidden_in_new(schema);
+            match self.new_rels.get(&key).copied() {
+                None => {
+                    if hidden {
+                        if r.selectable {
+                            self.d.lost_access.push(rel_ref(key, r));
+                        }
+                    } else {
+                        self.d.removed_relations.push(rel_ref(key, r));
                     }
-                } else {
-                    d.removed_relations.push(rel_ref(key, o));
                 }
-            }
-            (None, Some(n)) => {
-                if hidden_in(&old_schemas, key.0) {
-                    if n.selectable {
-                        d.gained_access.push(rel_ref(key, n));
+                Some(i) => {
+                    let n = self.matched[i].0;
+                    self.matched[i].1 = true;
+                    if r.selectable && !n.selectable {
+                        self.d.lost_access.push(rel_ref(key, n));
+                    } else if !r.selectable && n.selectable {
+                        self.d.gained_access.push(rel_ref(key, n));
                     }
-                } else {
-                    d.added_relations.push(rel_ref(key, n));
+                    let change = compare(key, r, n);
+                    if !change.is_empty() {
+                        self.d.changed_relations.push(change);
+                    }
                 }
             }
-            (Some(o), Some(n)) => {
-                if o.selectable && !n.selectable {
-                    d.lost_access.push(rel_ref(key, n));
-                } else if !o.selectable && n.selectable {
-                    d.gained_access.push(rel_ref(key, n));
-                }
-                let change = compare(key, o, n);
-                if !change.is_empty() {
-                    d.changed_relations.push(change);
-                }
-            }
-            (None, None) => {}
         }
     }
-    d
+
+    fn finish(mut self) -> CatalogDiff {
+        for name in self.new_schemas.keys() {
+            if !self.old_usable.contains_key(*name) {
+                self.d.added_schemas.push(name.to_string());
+            }
+        }
+        for (key, i) in &self.new_rels {
+            let (n, matched) = self.matched[*i];
+            if matched {
+                continue;
+            }
+            // Relations of a schema the user could not use on the old side were hidden there.
+            if self.old_usable.get(key.0) == Some(&false) {
+                if n.selectable {
+                    self.d.gained_access.push(rel_ref(*key, n));
+                }
+            } else {
+                self.d.added_relations.push(rel_ref(*key, n));
+            }
+        }
+        let mut d = self.d;
+        for names in [&mut d.added_schemas, &mut d.removed_schemas, &mut d.lost_usage, &mut d.gained_usage] {
+            names.sort_unstable();
+        }
+        for refs in [&mut d.added_relations, &mut d.removed_relations, &mut d.lost_access, &mut d.gained_access] {
+            refs.sort_by(|a, b| (a.schema.as_str(), a.name.as_str()).cmp(&(b.schema.as_str(), b.name.as_str())));
+        }
+        d.changed_relations
+            .sort_by(|a, b| (a.schema.as_str(), a.name.as_str()).cmp(&(b.schema.as_str(), b.name.as_str())));
+        d
+    }
 }
 
 fn compare(key: Key<'_>, o: &Relation, n: &Relation) -> RelationChange {
@@ -218,8 +291,76 @@ fn compare(key: Key<'_>, o: &Relation, n: &Relation) -> RelationChange {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeSet;
+
     use super::*;
     use crate::model::Column;
+
+    fn relations(c: &Catalog) -> BTreeMap<Key<'_>, &Relation> {
+        c.relations().map(|(s, r)| ((s, r.name.as_str()), r)).collect()
+    }
+
+    fn schemas(c: &Catalog) -> BTreeMap<&str, &Schema> {
+        c.schemas.iter().map(|s| (s.name.as_str(), s)).collect()
+    }
+
+    /// The comparison as it was first written, over two whole catalogs: the oracle the
+    /// streaming [`Differ`] is checked against.
+    fn diff_by_maps(old: &Catalog, new: &Catalog) -> CatalogDiff {
+        let mut d = CatalogDiff::default();
+        let (old_schemas, new_schemas) = (schemas(old), schemas(new));
+        let (old_rels, new_rels) = (relations(old), relations(new));
+
+        for (name, s) in &new_schemas {
+            match old_schemas.get(name) {
+                None => d.added_schemas.push(name.to_string()),
+                Some(o) if o.usable && !s.usable => d.lost_usage.push(name.to_string()),
+                Some(o) if !o.usable && s.usable => d.gained_usage.push(name.to_string()),
+                Some(_) => {}
+            }
+        }
+        d.removed_schemas =
+            old_schemas.keys().filter(|n| !new_schemas.contains_key(*n)).map(|n| n.to_string()).collect();
+        // Relations of a schema the user cannot use on one side are hidden there, not absent.
+        let hidden_in = |side: &BTreeMap<&str, &Schema>, schema: &str| side.get(schema).is_some_and(|s| !s.usable);
+
+        let keys: BTreeSet<Key<'_>> = old_rels.keys().chain(new_rels.keys()).copied().collect();
+        for key in keys {
+            match (old_rels.get(&key), new_rels.get(&key)) {
+                (Some(o), None) => {
+                    if hidden_in(&new_schemas, key.0) {
+                        if o.selectable {
+                            d.lost_access.push(rel_ref(key, o));
+                        }
+                    } else {
+                        d.removed_relations.push(rel_ref(key, o));
+                    }
+                }
+                (None, Some(n)) => {
+                    if hidden_in(&old_schemas, key.0) {
+                        if n.selectable {
+                            d.gained_access.push(rel_ref(key, n));
+                        }
+                    } else {
+                        d.added_relations.push(rel_ref(key, n));
+                    }
+                }
+                (Some(o), Some(n)) => {
+                    if o.selectable && !n.selectable {
+                        d.lost_access.push(rel_ref(key, n));
+                    } else if !o.selectable && n.selectable {
+                        d.gained_access.push(rel_ref(key, n));
+                    }
+                    let change = compare(key, o, n);
+                    if !change.is_empty() {
+                        d.changed_relations.push(change);
+                    }
+                }
+                (None, None) => {}
+            }
+        }
+        d
+    }
 
     fn col(name: &str, ty: &str, nullable: bool) -> Column {
         Column {
@@ -360,5 +501,129 @@ mod tests {
         let d = diff(&old, &new);
         assert_eq!(d.added_relations.len(), 1);
         assert_eq!(d.added_relations[0].name, "events_2025");
+    }
+
+    /// A small deterministic generator (xorshift), so a failing case can be replayed.
+    struct Gen(u64);
+
+    impl Gen {
+        fn next(&mut self, n: u64) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0 % n
+        }
+
+        fn chance(&mut self, percent: u64) -> bool {
+            self.next(100) < percent
+        }
+
+        /// Few names, so that two catalogs share most of them and every outcome occurs.
+        fn relation(&mut self, name: &str, schema: Option<&str>) -> Relation {
+            let mut columns = Vec::new();
+            for c in ["id", "note", "total"] {
+                if self.chance(70) {
+                    let ty = if self.chance(50) { "text" } else { "bigint" };
+                    columns.push(col(c, ty, self.chance(50)));
+                }
+            }
+            let kind = if self.chance(80) { RelationKind::Table } else { RelationKind::View };
+            let mut r = rel(name, kind, self.chance(75), columns);
+            r.schema = schema.map(Into::into);
+            r
+        }
+
+        fn catalog(&mut self) -> Catalog {
+            let names = ["a", "b", "c", "d"];
+            let mut schemas = Vec::new();
+            for schema in names {
+                if !self.chance(70) {
+                    continue;
+                }
+                let usable = self.chance(80);
+                let mut relations = Vec::new();
+                for t in ["t1", "t2", "t3", "t4"] {
+                    if usable && self.chance(60) {
+                        relations.push(self.relation(t, None));
+                    }
+                }
+                // A partitioned table whose partitions may live in another schema.
+                if usable && self.chance(50) {
+                    let mut parent = rel("events", RelationKind::PartitionedTable, true, vec![]);
+                    for p in ["p1", "p2"] {
+                        if self.chance(60) {
+                            let home = names[self.next(4) as usize];
+                            // Named after the parent's schema: a (schema, name) pair is unique.
+                            let name = format!("events_{schema}_{p}");
+                            parent.partitions.push(self.relation(&name, Some(home)));
+                        }
+                    }
+                    relations.push(parent);
+                }
+                schemas.push((schema, usable, relations));
+            }
+            catalog(schemas)
+        }
+    }
+
+    #[test]
+    fn the_streaming_comparison_agrees_with_the_whole_one() {
+        let mut g = Gen(0x9e37_79b9_7f4a_7c15);
+        let mut nonempty = 0;
+        for case in 0..2000 {
+            let (old, new) = (g.catalog(), g.catalog());
+            let expected = diff_by_maps(&old, &new);
+            assert_eq!(diff(&old, &new), expected, "case {case}: {old:?} -> {new:?}");
+            let read = diff_from_reader(old.to_json().as_bytes(), "old", &new).expect("a snapshot");
+            assert_eq!(read, expected, "case {case}, read back: {old:?} -> {new:?}");
+            nonempty += usize::from(!expected.is_empty());
+        }
+        // The generator makes changes of every kind, not a run of identical pairs.
+        assert!(nonempty > 1500, "{nonempty}");
+    }
+
+    #[test]
+    fn every_kind_of_change_is_generated() {
+        let mut g = Gen(0x9e37_79b9_7f4a_7c15);
+        let mut seen = [0usize; 9];
+        for _ in 0..2000 {
+            let d = diff(&g.catalog(), &g.catalog());
+            let lens = [
+                d.added_schemas.len(),
+                d.removed_schemas.len(),
+                d.lost_usage.len(),
+                d.gained_usage.len(),
+                d.added_relations.len(),
+                d.removed_relations.len(),
+                d.lost_access.len(),
+                d.gained_access.len(),
+                d.changed_relations.len(),
+            ];
+            for (s, l) in seen.iter_mut().zip(lens) {
+                *s += l;
+            }
+        }
+        assert!(seen.iter().all(|n| *n > 0), "{seen:?}");
+    }
+
+    #[test]
+    fn a_document_that_is_not_a_snapshot_is_refused_by_name() {
+        let new = catalog(vec![("public", true, vec![orders(true)])]);
+        for (text, why) in [
+            ("{\"database\": \"db\"}", "missing field `schemas`"),
+            ("{\"schemas\": [{\"name\": 3}]}", "invalid type"),
+            ("{\"schemas\": []", "EOF"),
+            ("{\"schemas\": [], \"schemas\": []}", "duplicate field"),
+            ("{\"schemas\": []} trailing", "trailing characters"),
+        ] {
+            let e = diff_from_reader(text.as_bytes(), "previous snapshot", &new).expect_err(text);
+            let message = e.to_string();
+            assert!(message.starts_with("previous snapshot is not a catalog snapshot"), "{message}");
+            assert!(message.contains(why), "{text}: {message}");
+        }
+        // Members other than `schemas` are skipped, whatever they hold.
+        let d = diff_from_reader(&b"{\"extra\": {\"x\": [1, 2]}, \"schemas\": []}"[..], "old", &new).expect("read");
+        assert_eq!(d.added_schemas, ["public"]);
+        assert_eq!(d.added_relations.len(), 1);
     }
 }

@@ -31,7 +31,8 @@ mod sql;
 mod text;
 
 pub use diff::{
-    diff, AddedColumn, CatalogDiff, KindChange, NullabilityChange, RelationChange, RelationRef, TypeChange,
+    diff, diff_from_reader, AddedColumn, CatalogDiff, KindChange, NullabilityChange, RelationChange, RelationRef,
+    TypeChange,
 };
 pub use discover::{discover, DiscoverOptions};
 pub use error::CatalogError;

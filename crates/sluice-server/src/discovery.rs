@@ -92,7 +92,8 @@ type Stored = (Option<SnapshotMeta>, Option<(CatalogChange, CatalogDiff)>);
 
 /// Stores the snapshot when it is new and, when a snapshot came before it, the diff from that
 /// one to this in the change history. An unchanged catalog is dropped at once. The previous
-/// snapshot is read through a decompressing reader: its JSON is never held whole.
+/// snapshot is read through a decompressing reader one schema at a time: neither its JSON nor
+/// its catalog is ever held whole.
 async fn store_snapshot(
     state: &AppState,
     id: &SourceId,
@@ -106,10 +107,9 @@ async fn store_snapshot(
     };
     let name = id.to_string();
     let diff = tokio::task::spawn_blocking(move || {
-        let old = Catalog::from_reader(old.reader()?, &name).map_err(|e| StoreError::Backend {
+        sluice_catalog::diff_from_reader(old.reader()?, &name, &catalog).map_err(|e| StoreError::Backend {
             message: format!("read the previous snapshot: {}", sluice_core::UserFacing::message(&e)),
-        })?;
-        Ok::<_, StoreError>(sluice_catalog::diff(&old, &catalog))
+        })
     })
     .await
     .map_err(|e| StoreError::Backend { message: format!("compare with the previous snapshot: {e}") })??;

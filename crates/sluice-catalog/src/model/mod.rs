@@ -63,6 +63,24 @@ impl Catalog {
             .map_err(|e| CatalogError::Snapshot { source_name: source_name.to_string(), reason: e.to_string() })
     }
 
+    /// Reads a snapshot's schemas one at a time from `r`, handing each to `each` and dropping it
+    /// after: a catalog's worth of relations is never held. The other members are skipped, but
+    /// a document without `schemas` is refused, as [`Catalog::from_reader`] refuses it.
+    pub fn each_schema_from_reader<R: std::io::Read>(
+        r: R,
+        source_name: &str,
+        each: impl FnMut(Schema),
+    ) -> Result<(), CatalogError> {
+        use serde::de::DeserializeSeed;
+        let r = std::io::BufReader::with_capacity(1 << 16, r);
+        let mut de = serde_json::Deserializer::from_reader(r);
+        reading(|| {
+            EachSchema(each).deserialize(&mut de)?;
+            de.end()
+        })
+        .map_err(|e| CatalogError::Snapshot { source_name: source_name.to_string(), reason: e.to_string() })
+    }
+
     /// Writes the snapshot as compact JSON (no trailing newline), straight into `w`: no copy of a
     /// catalog's worth of text is held in memory.
     pub fn write_json<W: std::io::Write>(&self, w: W) -> std::io::Result<()> {
@@ -126,6 +144,71 @@ impl Catalog {
     /// Looks a relation up by schema and name; partitions are found too.
     pub fn relation(&self, schema: &str, name: &str) -> Option<&Relation> {
         self.relations().find(|(s, r)| *s == schema && r.name == name).map(|(_, r)| r)
+    }
+}
+
+/// The top-level object of a snapshot, with `schemas` handed over one by one.
+struct EachSchema<F>(F);
+
+impl<'de, F: FnMut(Schema)> serde::de::DeserializeSeed<'de> for EachSchema<F> {
+    type Value = ();
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de, F: FnMut(Schema)> serde::de::Visitor<'de> for EachSchema<F> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a catalog snapshot object")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(mut self, mut map: A) -> Result<(), A::Error> {
+        let mut schemas = false;
+        while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+            if key == "schemas" {
+                if schemas {
+                    return Err(serde::de::Error::duplicate_field("schemas"));
+                }
+                schemas = true;
+                map.next_value_seed(SchemaList(&mut self.0))?;
+            } else {
+                map.next_value::<serde::de::IgnoredAny>()?;
+            }
+        }
+        if schemas {
+            Ok(())
+        } else {
+            Err(serde::de::Error::missing_field("schemas"))
+        }
+    }
+}
+
+/// The `schemas` array, each element handed over as it is read.
+struct SchemaList<'f, F>(&'f mut F);
+
+impl<'de, F: FnMut(Schema)> serde::de::DeserializeSeed<'de> for SchemaList<'_, F> {
+    type Value = ();
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_seq(self)
+    }
+}
+
+impl<'de, F: FnMut(Schema)> serde::de::Visitor<'de> for SchemaList<'_, F> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a list of schemas")
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        while let Some(schema) = seq.next_element::<Schema>()? {
+            (self.0)(schema);
+        }
+        Ok(())
     }
 }
 
