@@ -7,7 +7,9 @@
 //! last checkpoint, never the database's integrity. `FULL` would close that window at the cost of
 //! an fsync per commit — two per query with its audit entry, which bounded the service to a few
 //! hundred queries per second. Foreign keys are on for every connection. Writers wait for each
-//! other up to `busy_timeout`.
+//! other up to `busy_timeout`. Audit entries (two writes per query) go through one writer with a
+//! connection of its own ([`audit`]), which commits the writes queued meanwhile together, each
+//! caller still answered only once its own write is committed.
 
 use std::path::Path;
 use std::str::FromStr;
@@ -33,6 +35,7 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
 
 pub(crate) struct SqliteBackend {
     pool: SqlitePool,
+    audit: audit::AuditWriter,
 }
 
 fn be(what: &'static str) -> impl Fn(sqlx::Error) -> StoreError {
@@ -52,14 +55,16 @@ impl SqliteBackend {
             .busy_timeout(Duration::from_secs(10));
         let pool = SqlitePoolOptions::new()
             .max_connections(4)
-            .connect_with(options)
+            .connect_with(options.clone())
             .await
             .map_err(|e| StoreError::backend(&format!("open {}", file.display()), e))?;
         MIGRATOR.run(&pool).await.map_err(|e| StoreError::backend("migrate the store", e))?;
-        Ok(SqliteBackend { pool })
+        let audit = audit::AuditWriter::start(options).await?;
+        Ok(SqliteBackend { pool, audit })
     }
 
     pub(crate) async fn close(&self) {
+        self.audit.close().await;
         self.pool.close().await;
     }
 
@@ -921,6 +926,7 @@ impl SqliteBackend {
         Ok(row.is_some())
     }
 
+    /// Appended by the audit writer, in a batch with the writes queued meanwhile.
     pub(crate) async fn append_audit(
         &self,
         actor: &str,
@@ -929,39 +935,19 @@ impl SqliteBackend {
         detail: &str,
         sql: Option<&str>,
     ) -> Result<AuditId> {
-        sqlx::query_scalar(concat!(
-            "INSERT INTO audit_log (at, actor, kind, source_id, detail, sql) VALUES (",
-            now!(),
-            ", ?, ?, ?, ?, ?) RETURNING id"
-        ))
-        .bind(actor)
-        .bind(kind)
-        .bind(source)
-        .bind(detail)
-        .bind(sql)
-        .fetch_one(&self.pool)
-        .await
-        .map(AuditId)
-        .map_err(be("append to the audit log"))
+        let entry = audit::NewEntry {
+            actor: actor.to_string(),
+            kind: kind.to_string(),
+            source: source.map(str::to_string),
+            detail: detail.to_string(),
+            sql: sql.map(str::to_string),
+        };
+        self.audit.append(entry).await
     }
 
+    /// Completed by the audit writer, in a batch with the writes queued meanwhile.
     pub(crate) async fn complete_query(&self, id: AuditId, done: &QueryCompletion) -> Result<bool> {
-        let hit = sqlx::query(concat!(
-            "UPDATE audit_log SET finished_at = ",
-            now!(),
-            ", duration_ms = ?, rows = ?, bytes = ?, outcome = ?, error = ? ",
-            "WHERE id = ? AND kind = 'query' AND finished_at IS NULL"
-        ))
-        .bind(done.duration_ms)
-        .bind(done.rows)
-        .bind(done.bytes)
-        .bind(done.outcome.as_str())
-        .bind(done.error.as_deref())
-        .bind(id.0)
-        .execute(&self.pool)
-        .await
-        .map_err(be("complete an audit entry"))?;
-        Ok(hit.rows_affected() == 1)
+        self.audit.complete(id, done).await
     }
 
     pub(crate) async fn audit(&self, f: &AuditFilter, limit: i64) -> Result<Vec<AuditEntry>> {
@@ -1164,4 +1150,5 @@ fn change(r: &SqliteRow) -> Result<CatalogChange> {
 }
 
 mod alerts;
+mod audit;
 mod schedule;

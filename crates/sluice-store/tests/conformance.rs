@@ -700,6 +700,36 @@ async fn the_audit_log_filters_pages_and_refuses_rewrites(f: &Fixture) {
     );
 }
 
+async fn concurrent_query_audits_are_each_begun_and_completed_once(f: &Fixture) {
+    let store = std::sync::Arc::new(f.open().await);
+    let prod = id("prod");
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..64i64 {
+        let (store, prod) = (store.clone(), prod.clone());
+        tasks.spawn(async move {
+            let q = store.begin_query_audit(&format!("user:{i}"), &prod, &format!("select {i}")).await?;
+            let done =
+                QueryCompletion { duration_ms: i, rows: i, bytes: 2 * i, outcome: QueryOutcome::Ok, error: None };
+            store.complete_query_audit(q, &done).await?;
+            Ok::<_, StoreError>((i, q))
+        });
+    }
+    let mut acked = std::collections::HashMap::new();
+    while let Some(done) = tasks.join_next().await {
+        let (i, q) = done.expect("task").expect("begun and completed");
+        assert!(acked.insert(q, i).is_none(), "one id per entry");
+    }
+    let logged = store.audit(&AuditFilter { limit: Some(1000), ..AuditFilter::default() }).await.expect("log").entries;
+    assert_eq!(logged.len(), 64);
+    for entry in logged {
+        let i = acked[&entry.id];
+        assert_eq!(
+            (entry.actor, entry.sql, entry.rows, entry.bytes, entry.outcome),
+            (format!("user:{i}"), Some(format!("select {i}")), Some(i), Some(2 * i), Some(QueryOutcome::Ok))
+        );
+    }
+}
+
 async fn a_store_url_password_never_shows(f: &Fixture) {
     let store = f.open().await;
     let shown = format!("{store:?} {}", store.location());
@@ -1071,6 +1101,7 @@ on_both_backends!(
     a_snapshot_is_stored_only_when_the_catalog_changed,
     discovery_runs_start_and_finish_once,
     the_audit_log_filters_pages_and_refuses_rewrites,
+    concurrent_query_audits_are_each_begun_and_completed_once,
     a_store_url_password_never_shows,
     a_generated_ssh_key_is_claimed_once_sealed_and_replaced,
     claiming_due_sources_is_exclusive_across_concurrent_claimers,

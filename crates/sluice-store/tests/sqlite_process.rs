@@ -34,9 +34,20 @@ async fn child_writes_then_waits() {
         source: Some(prod()),
         detail: serde_json::json!({}),
     };
-    let id = store.append_audit(&entry).await.expect("audit");
+    let mut ids = vec![store.append_audit(&entry).await.expect("audit")];
+    // Concurrent writes, committed together.
+    let store = std::sync::Arc::new(store);
+    let mut writes = tokio::task::JoinSet::new();
+    for i in 0..32 {
+        let store = store.clone();
+        writes.spawn(async move { store.begin_query_audit(&format!("user:{i}"), &prod(), "select 1").await });
+    }
+    while let Some(id) = writes.join_next().await {
+        ids.push(id.expect("task").expect("audit"));
+    }
+    let ids: Vec<String> = ids.iter().map(|id| id.to_string()).collect();
     // On a line of its own: the test harness has already written its own text on this one.
-    println!("\nACK {id}");
+    println!("\nACK {}", ids.join(" "));
     // Block until killed: the store stays open, its lock held, nothing closed cleanly.
     let mut sink = Vec::new();
     let _ = std::io::stdin().read_to_end(&mut sink);
@@ -60,8 +71,10 @@ async fn an_acknowledged_write_survives_sigkill_and_the_lock_dies_with_its_proce
     let mut acked = None;
     for line in BufReader::new(stdout).lines() {
         let line = line.expect("read the child's output");
-        if let Some((_, id)) = line.split_once("ACK ") {
-            acked = Some(id.parse::<i64>().expect("audit id"));
+        if let Some((_, ids)) = line.split_once("ACK ") {
+            let mut ids: Vec<i64> = ids.split(' ').map(|id| id.parse().expect("audit id")).collect();
+            ids.sort_unstable();
+            acked = Some(ids);
             break;
         }
     }
@@ -80,7 +93,10 @@ async fn an_acknowledged_write_survives_sigkill_and_the_lock_dies_with_its_proce
     let spec = store.source_spec(&prod()).await.expect("the acknowledged source");
     assert_eq!(spec.password, Some(Secret::new("acked-password")));
     let audit = store.audit(&AuditFilter::default()).await.expect("audit");
-    assert_eq!(audit.entries.iter().map(|e| e.id.0).collect::<Vec<_>>(), [acked]);
+    let mut logged: Vec<i64> = audit.entries.iter().map(|e| e.id.0).collect();
+    logged.sort_unstable();
+    assert_eq!(acked.len(), 33);
+    assert_eq!(logged, acked);
 }
 
 #[tokio::test]
