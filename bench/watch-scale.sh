@@ -12,6 +12,11 @@
 #     hook (POST …/refresh, then GET …/catalog polled), and on schedule (from the run records:
 #     the first run that stored the change, for each source of that database).
 #
+# The store keeps consecutive unchanged runs of a source as one record, so the runs are counted
+# from the instances' logs instead: each prints one line per finished run
+# (SLUICE_LOG=sluice::discovery_run=debug), loaded into a table of the store's cluster beside
+# (not in) the store's database.
+#
 #   bench/watch-scale.sh
 #
 # Uses the peer kit in ../shared/bench (or $BENCH_KIT): two throwaway clusters (pg-up.sh), one
@@ -73,6 +78,22 @@ done
 "$PSQL" -X -q -v ON_ERROR_STOP=1 -d "$store_url" -c "CREATE DATABASE sluice_store" >/dev/null
 STORE="${store_url%/*}/sluice_store"
 st() { "$PSQL" -X -qtA -v ON_ERROR_STOP=1 -d "$STORE" "$@"; }
+# The runs the instances logged, in the store cluster's `postgres` database.
+lg() { "$PSQL" -X -qtA -v ON_ERROR_STOP=1 -d "$store_url" "$@"; }
+lg -c "CREATE TABLE logged_runs (source_id text, run bigint, record bigint, reason text, outcome text,
+         changed boolean, started_at bigint, finished_at bigint, instance text, held boolean)"
+# Reloads logged_runs from every instance's log so far.
+load_runs() {
+  cat "$work"/serve-*.log | awk '/sluice::discovery_run:/ {
+      delete f
+      for (i = 1; i <= NF; i++) { k = index($i, "="); if (k) f[substr($i, 1, k - 1)] = substr($i, k + 1) }
+      fin = ("finished_at" in f) ? f["finished_at"] : "\\N"
+      printf "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", f["source"], f["run"], f["record"], f["reason"],
+        f["outcome"], f["changed"], f["started_at"], fin, f["instance"], f["held"]
+    }' >"$work/runs.tsv"
+  lg -c "TRUNCATE logged_runs" -c "\\copy logged_runs FROM '$work/runs.tsv'"
+}
+export SLUICE_LOG=sluice::discovery_run=debug
 
 export SLUICE_MASTER_KEY
 SLUICE_MASTER_KEY=$(head -c 32 /dev/urandom | base64)
@@ -100,17 +121,18 @@ done
 [ "$done_n" -ge "$SOURCES" ] || die "only $done_n of $SOURCES sources were discovered"
 failed_first=$(st -c "SELECT count(*) FROM discovery_runs WHERE outcome <> 'ok'")
 
-# What the runs of [t0, t1) say: runs, failures, doubles (two runs of a source under half an
-# interval apart), misses (a gap of 1.5 intervals or more, or a window edge left uncovered), the
-# per-source counts and the mean run time.
+# What the logged runs of [t0, t1) say: runs, failures, doubles (two runs of a source under half
+# an interval apart), misses (a gap of 1.5 intervals or more, or a window edge left uncovered),
+# the per-source counts and the mean run time.
 analyze() {
   local t0=$1 t1=$2
-  st -F ' ' -c "
+  load_runs
+  lg -F ' ' -c "
     WITH r AS (
       SELECT source_id, started_at, finished_at, outcome, instance,
              started_at - lag(started_at) OVER (PARTITION BY source_id ORDER BY started_at) AS gap
-      FROM discovery_runs
-      WHERE reason = 'schedule' AND state = 'finished' AND started_at >= $t0 AND started_at < $t1),
+      FROM logged_runs
+      WHERE reason = 'schedule' AND started_at >= $t0 AND started_at < $t1),
     s AS (
       SELECT source_id, count(*) AS n, min(started_at) AS first, max(started_at) AS last FROM r GROUP BY 1)
     SELECT (SELECT count(*) FROM r),
@@ -124,7 +146,7 @@ analyze() {
            (SELECT max(finished_at - started_at) FROM r)"
 }
 split() {
-  st -c "SELECT count(*) FROM discovery_runs WHERE reason = 'schedule' AND state = 'finished'
+  lg -c "SELECT count(*) FROM logged_runs WHERE reason = 'schedule'
          AND started_at >= $1 AND started_at < $2 GROUP BY instance ORDER BY 1 DESC" | paste -sd/
 }
 
@@ -143,6 +165,7 @@ wall1=$(( t1 - t0 ))
 cpu1=$(awk -v c="$(( c1 - c0 ))" -v hz="$CLK_TCK" -v w="$wall1" 'BEGIN{printf "%.1f", 100 * c / hz / (w / 1000)}')
 growth1=$(awk -v b="$(( b1 - b0 ))" -v w="$wall1" 'BEGIN{printf "%.2f", b / 1048576 * 3600000 / w}')
 rows_h1=$(awk -v r="$(( r1 - r0 ))" -v w="$wall1" 'BEGIN{printf "%.0f", r * 3600000 / w}')
+runs_h1=$(awk -v r="$runs1" -v w="$wall1" 'BEGIN{printf "%.0f", r * 3600000 / w}')
 row_bytes=$(st -c "SELECT round(avg(pg_column_size(r.*))) FROM discovery_runs r")
 conns1=$(sq -tAc "SELECT count(*) FROM pg_stat_activity WHERE datname LIKE 'src_%'")
 
@@ -185,6 +208,11 @@ read -r seen_n sched_avg sched_max <<<"$(st -F ' ' -c "
       SELECT id FROM sources WHERE settings->>'database' = 'src_02')
     GROUP BY 1) x")"
 serve_stop
+# With every instance stopped: the store's records account for every successful run logged
+# (their `runs` summed), or the summary shows the difference.
+load_runs
+logged_ok=$(lg -c "SELECT count(*) FROM logged_runs WHERE outcome = 'ok' AND held")
+recorded_ok=$(st -c "SELECT coalesce(sum(runs), 0) FROM discovery_runs WHERE outcome = 'ok'")
 
 mkdir -p "$OUT_DIR"
 stamp=$(date +%Y%m%d-%H%M%S)
@@ -208,7 +236,9 @@ SUMMARY="$OUT_DIR/sluice-watch-scale-$stamp.md"
   echo "| one instance: service CPU (share of one core) | $cpu1 % | |"
   echo "| one instance: service peak RSS | $rss1 MiB | |"
   echo "| one instance: new snapshots while nothing changed | $(( n1 - n0 )) | 0 |"
+  echo "| one instance: runs per hour (logged) | $runs_h1 | |"
   echo "| one instance: run records per hour | $rows_h1 rows, $growth1 MiB (table and indexes; $row_bytes bytes a row) | < 1 MiB |"
+  echo "| successful runs of the whole bench: logged / counted by the store's records | $logged_ok / $recorded_ok | equal |"
   echo "| one instance: sessions open to the sources' server | $conns1 | |"
   echo "| two instances: runs by each | $split2 | |"
   echo "| two instances: peak RSS | $rss2a / $rss2b MiB | |"
@@ -216,8 +246,10 @@ SUMMARY="$OUT_DIR/sluice-watch-scale-$stamp.md"
   echo "| CREATE TABLE to the API, refresh hook (ms, sorted) | $hook_sorted (median $hook_median) | < 2000 |"
   echo "| CREATE TABLE to a run that stored it, 60 s interval ($seen_n of $on_db2 sources on that database) | mean $sched_avg ms, max $sched_max ms | |"
   echo
-  echo "Misses count gaps of 1.5 intervals or more between a source's runs, window edges left"
-  echo "uncovered and sources with no run; doubles count runs under half an interval apart."
+  echo "Runs are counted from the instances' logs (one line per finished run); the store keeps"
+  echo "consecutive unchanged runs of a source as one record. Misses count gaps of 1.5 intervals"
+  echo "or more between a source's runs, window edges left uncovered and sources with no run;"
+  echo "doubles count runs under half an interval apart."
 } >"$SUMMARY"
 cat "$SUMMARY"
 log "results: $SUMMARY"

@@ -71,6 +71,8 @@ fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::from_env("SLUICE_LOG"))
         .with_writer(std::io::stderr)
+        // Colours only on a terminal: a log written to a file or read by a program stays plain.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     // Catalog discovery and query export are one stream the client decodes while the server
     // produces it: on a single thread the decoder never contends with (or wakes) the driver's

@@ -3,6 +3,10 @@
 //! killed (SIGKILL) in the middle of a run loses its source to another once its lease expires,
 //! within one interval. The instances run with the hidden schedule flags of `sluice serve` so an
 //! interval lasts seconds.
+//!
+//! The store keeps consecutive unchanged runs as one record, so the runs themselves are counted
+//! from each instance's log: one line per finished run (`SLUICE_LOG=sluice::discovery_run=debug`),
+//! checked against the store's records.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -101,7 +105,8 @@ impl Fleet {
             .arg(self.dir.path().join("unused"))
             .args(["--discovery-interval-ms", &INTERVAL.as_millis().to_string()])
             .args(["--discovery-lease-ms", &LEASE.as_millis().to_string()])
-            .args(["--discovery-poll-ms", "100"]);
+            .args(["--discovery-poll-ms", "100"])
+            .env("SLUICE_LOG", format!("{}=debug", sluice_server::RUN_LOG_TARGET));
         Instance(SluiceServe::start(command).expect("sluice serve"))
     }
 
@@ -150,10 +155,56 @@ impl Instance {
         assert_eq!(status, 201, "{body}");
     }
 
-    fn stop(mut self) {
+    /// Stops it with SIGTERM; the runs its log says it finished.
+    fn stop(mut self) -> Vec<Logged> {
         let (status, log) = self.0.terminate().expect("SIGTERM");
         assert!(status.success(), "{status}: {log:?}");
+        logged(&log)
     }
+}
+
+/// A finished run as an instance's log line tells it.
+#[derive(Debug, Clone)]
+struct Logged {
+    source: String,
+    run: i64,
+    record: i64,
+    reason: String,
+    outcome: String,
+    changed: bool,
+    started_at: i64,
+    finished_at: Option<i64>,
+    instance: String,
+    held: bool,
+}
+
+/// The run lines of a log (`… sluice::discovery_run: a discovery run finished source=… run=…`).
+fn logged(log: &[String]) -> Vec<Logged> {
+    let marker = format!("{}:", sluice_server::RUN_LOG_TARGET);
+    log.iter()
+        .filter(|line| line.contains(&marker))
+        .map(|line| {
+            let fields: std::collections::HashMap<&str, &str> = line
+                .split_whitespace()
+                .filter_map(|w| w.split_once('='))
+                .map(|(k, v)| (k, v.trim_matches('"')))
+                .collect();
+            let text = |k: &str| fields.get(k).unwrap_or_else(|| panic!("no {k} in {line}")).to_string();
+            let number = |k: &str| text(k).parse::<i64>().unwrap_or_else(|e| panic!("{k} in {line}: {e}"));
+            Logged {
+                source: text("source"),
+                run: number("run"),
+                record: number("record"),
+                reason: text("reason"),
+                outcome: text("outcome"),
+                changed: text("changed") == "true",
+                started_at: number("started_at"),
+                finished_at: fields.contains_key("finished_at").then(|| number("finished_at")),
+                instance: text("instance"),
+                held: text("held") == "true",
+            }
+        })
+        .collect()
 }
 
 impl Fleet {
@@ -200,41 +251,50 @@ fn two_instances_discover_each_source_once_per_interval_and_none_is_missed() {
         "{listed}"
     );
 
-    // Each source's first run (when saved) and five more, on the interval; runs still going
-    // when the instances stop are left out (they end cancelled).
+    // Each source's first run (when saved) and five more, on the interval, as the store counts
+    // them (its records of unchanged runs stand for several).
     let store = fleet.store();
-    const RUNS: usize = 6;
-    let finished = |id: &str| -> Vec<DiscoveryRun> {
-        fleet.runs(&store, id).into_iter().filter(|r| r.finished_at.is_some()).collect()
+    const RUNS: i64 = 6;
+    let recorded = |id: &str| -> i64 {
+        fleet.runs(&store, id).iter().filter(|r| r.outcome == Some(RunOutcome::Ok)).map(|r| r.runs).sum()
     };
-    let seen: Vec<(String, Vec<DiscoveryRun>)> = wait_for(INTERVAL * 10, "six finished runs of every source", || {
-        let seen: Vec<(String, Vec<DiscoveryRun>)> = sources.iter().map(|(id, _)| (id.clone(), finished(id))).collect();
-        seen.iter().all(|(_, runs)| runs.len() >= RUNS).then_some(seen)
+    wait_for(INTERVAL * 10, "six finished runs of every source", || {
+        sources.iter().all(|(id, _)| recorded(id) >= RUNS).then_some(())
     });
     let (pid_a, pid_b) = (a.pid(), b.pid());
-    a.stop();
-    b.stop();
+    let (log_a, log_b) = (a.stop(), b.stop());
 
+    // Every run from the instances' own logs, each attributed to the process that printed it.
     let interval = i64::try_from(INTERVAL.as_millis()).expect("ms");
-    let (mut by_a, mut by_b) = (0, 0);
-    for (id, runs) in &seen {
-        for r in runs {
-            assert_eq!(r.outcome, Some(RunOutcome::Ok), "{id}: {r:?}");
-            let instance = r.instance.as_deref().unwrap_or_else(|| panic!("{id}: a run without its instance: {r:?}"));
-            if instance.contains(&format!("-{pid_a}-")) {
-                by_a += 1;
-            } else if instance.contains(&format!("-{pid_b}-")) {
-                by_b += 1;
-            } else {
-                panic!("{id}: a run by an unknown instance: {r:?}");
-            }
+    let (by_a, by_b) = (log_a.len(), log_b.len());
+    for (log, pid) in [(&log_a, pid_a), (&log_b, pid_b)] {
+        for r in log {
+            assert!(r.instance.contains(&format!("-{pid}-")), "a run logged by {pid} names another instance: {r:?}");
+            assert!(r.held, "a run completed after its lease: {r:?}");
+            assert_eq!(r.reason, "schedule", "{r:?}");
+        }
+    }
+    for (id, _) in &sources {
+        let mut runs: Vec<&Logged> = log_a.iter().chain(&log_b).filter(|r| &r.source == id).collect();
+        runs.sort_by_key(|r| r.started_at);
+        // Runs still going when the instances stopped end cancelled: only the last one may.
+        if runs.last().is_some_and(|r| r.outcome == "cancelled") {
+            runs.pop();
+        }
+        assert!(
+            runs.len() >= RUNS as usize,
+            "{id}: {} runs logged, the store counted {RUNS} or more: {runs:?}",
+            runs.len()
+        );
+        for r in &runs {
+            assert_eq!(r.outcome, "ok", "{id}: {r:?}");
         }
         // Nothing changed after the first run: no snapshot stored again.
         for r in runs.iter().skip(1) {
-            assert_eq!(r.changed, Some(false), "{id}: an unchanged catalog stored again: {r:?}");
+            assert!(!r.changed, "{id}: an unchanged catalog stored again: {r:?}");
         }
         for pair in runs.windows(2) {
-            let (before, after) = (&pair[0], &pair[1]);
+            let (before, after) = (pair[0], pair[1]);
             let gap = after.started_at - before.started_at;
             // Never two runs at once, nor two in one interval (a second claim of the same due
             // time would start right after the first)...
@@ -243,6 +303,18 @@ fn two_instances_discover_each_source_once_per_interval_and_none_is_missed() {
             // ...and no interval skipped (a missed due time would leave a gap of two).
             assert!(gap < interval * 3 / 2, "{id}: an interval was missed ({gap} ms apart): {pair:?}");
         }
+        // The store's records account for every run logged: the first (it stored the catalog),
+        // the second, and one record the later unchanged runs were folded into.
+        let records: Vec<DiscoveryRun> =
+            fleet.runs(&store, id).into_iter().filter(|r| r.outcome == Some(RunOutcome::Ok)).collect();
+        let counted: i64 = records.iter().map(|r| r.runs).sum();
+        assert_eq!(counted, runs.len() as i64, "{id}: the store's records {records:?} and the logged runs {runs:?}");
+        assert_eq!(
+            records.iter().map(|r| r.id.0).collect::<Vec<_>>(),
+            [runs[0].run, runs[1].run],
+            "{id}: unchanged runs not folded into one record: {records:?}"
+        );
+        assert!(runs.iter().skip(2).all(|r| r.record == runs[1].run), "{id}: {runs:?}");
     }
     // Both instances took part (each polls every 100 ms for some 30 claims).
     assert!(by_a > 0 && by_b > 0, "runs by the first instance: {by_a}, by the second: {by_b}");
@@ -288,7 +360,7 @@ fn an_instance_killed_mid_run_loses_its_source_to_another_within_one_interval() 
     });
     let [first, second] = instances;
     let (mut victim, survivor) = if victim == 0 { (first, second) } else { (second, first) };
-    let (status, _) = victim.0.kill().expect("SIGKILL");
+    let (status, victim_log) = victim.0.kill().expect("SIGKILL");
     let killed_at = Instant::now();
     assert_eq!(status.signal(), Some(9));
 
@@ -312,5 +384,13 @@ fn an_instance_killed_mid_run_loses_its_source_to_another_within_one_interval() 
             .any(|r| r.id > run.id && r.outcome == Some(RunOutcome::Ok) && survivor.is(r.instance.as_deref()))
             .then_some(())
     });
-    survivor.stop();
+    // The logs agree: the victim never finished the dead run; the survivor recorded that run as
+    // failed only (it logs the runs it ran) and finished one of its own after it.
+    let survived = survivor.stop();
+    assert!(logged(&victim_log).iter().all(|r| r.run != run.id.0), "{victim_log:?}");
+    assert!(survived.iter().all(|r| r.run != run.id.0), "{survived:?}");
+    assert!(
+        survived.iter().any(|r| r.source == "slow" && r.run > run.id.0 && r.outcome == "ok" && r.held),
+        "{survived:?}"
+    );
 }

@@ -45,7 +45,7 @@ use tracing::Instrument;
 
 pub use discovery::{prune_history, refresh_source, Refreshed, DEFAULT_HISTORY_KEEP};
 pub use error::{ApiError, ApiJson};
-pub use scheduler::{DiscoveryConfig, Scheduler};
+pub use scheduler::{DiscoveryConfig, Scheduler, RUN_LOG_TARGET};
 
 /// The header a request id travels in, both ways.
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");

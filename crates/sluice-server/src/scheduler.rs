@@ -26,7 +26,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use sluice_store::{ClaimedDiscovery, NextDue, RunOutcome, RunResult};
+use sluice_store::{ClaimedDiscovery, Completion, NextDue, RunOutcome, RunResult};
 use tokio::sync::{watch, Notify, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 
@@ -301,12 +301,44 @@ async fn run_one(state: AppState, claimed: ClaimedDiscovery, memory: MemoryBudge
         }
     }
     match state.store().complete_discovery(&claimed, &config.instance, &result, next).await {
-        Ok(true) => {}
-        Ok(false) => tracing::warn!(source = %claimed.source, run = %claimed.run, "a discovery ended after its lease"),
+        Ok(done) => {
+            if !done.held {
+                tracing::warn!(source = %claimed.source, run = %claimed.run, "a discovery ended after its lease");
+            }
+            log_finished(&claimed, &config.instance, &result, &done);
+        }
         Err(e) => {
             tracing::warn!(source = %claimed.source, run = %claimed.run, error = %e, "failed to record a discovery")
         }
     }
+}
+
+/// The log target of [`log_finished`]'s lines: `SLUICE_LOG=sluice::discovery_run=debug` shows
+/// them alone.
+pub const RUN_LOG_TARGET: &str = "sluice::discovery_run";
+
+/// One line per run this instance finished and recorded, at debug level on [`RUN_LOG_TARGET`]:
+/// a record of every run that does not depend on the store's records, where consecutive
+/// unchanged runs share one. Fields: `source`, `run` (its id), `record` (the record it is kept
+/// in: its own, or the one it was folded into), `reason`, `outcome`, `changed`, `started_at` and
+/// `finished_at` (the store's clock, in ms; `finished_at` is absent when the instance that took
+/// the source over had recorded the run already), `instance`, `held` (whether its lease was
+/// still held).
+fn log_finished(claimed: &ClaimedDiscovery, instance: &str, result: &RunResult, done: &Completion) {
+    tracing::debug!(
+        target: RUN_LOG_TARGET,
+        source = %claimed.source,
+        run = claimed.run.0,
+        record = done.record.0,
+        reason = %claimed.reason.as_str(),
+        outcome = %result.outcome.as_str(),
+        changed = result.changed.unwrap_or(false),
+        started_at = claimed.started_at,
+        finished_at = done.finished_at,
+        instance = %instance,
+        held = done.held,
+        "a discovery run finished"
+    );
 }
 
 /// How many relations the source's last successful run found (among its recent runs).

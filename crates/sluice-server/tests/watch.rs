@@ -702,3 +702,74 @@ async fn the_scheduler_applies_the_retention_periodically() {
     }
     assert_eq!(api.latest(&admin, "shop").await, latest, "the latest snapshot stays");
 }
+
+/// Scheduled runs that find the catalog unchanged share one record, and the API says how many
+/// runs it stands for and when the last one ran; a refresh keeps a record of its own (its id is
+/// what a client polls), and the scheduled runs after it start a new record.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unchanged_scheduled_runs_are_one_record_that_the_api_reports_in_full() {
+    let (cluster, password) = target();
+    let api = Api::start(quick_schedule()).await;
+    let admin = api.admin_token().await;
+    api.add_source(&admin, "shop", &cluster, &password).await;
+    let list = |v: &Value| v["runs"].as_array().cloned().unwrap_or_default();
+    let listing = api
+        .wait_for_runs(&admin, "three unchanged runs in one record", |runs| {
+            runs.first().is_some_and(|r| r["runs"].as_i64() >= Some(3))
+        })
+        .await;
+    let runs = list(&listing);
+    let (folded, first) = (&runs[0], runs.last().expect("the first run"));
+    assert_eq!(
+        (&folded["state"], &folded["reason"], &folded["changed"]),
+        (&json!("ok"), &json!("schedule"), &json!(false)),
+        "{folded}"
+    );
+    let at = |v: &Value, field: &str| v[field].as_i64().unwrap_or_else(|| panic!("{field} in {v}"));
+    assert!(at(folded, "finished_at") <= at(folded, "last_started_at"), "{folded}");
+    assert!(at(folded, "last_started_at") <= at(folded, "last_finished_at"), "{folded}");
+    assert!(folded["last_instance"].as_str().is_some_and(|i| !i.is_empty()), "{folded}");
+    assert_eq!(folded["relations"], first["relations"], "{runs:?}");
+    // The first run stored the catalog: a record of its own, standing for itself alone.
+    assert_eq!((&first["changed"], &first["runs"]), (&json!(true), &json!(1)), "{first}");
+    assert_eq!((&first["last_started_at"], &first["last_instance"]), (&Value::Null, &Value::Null), "{first}");
+    // One run by its id says the same; the source's view shows it as its last run.
+    let id = at(folded, "id");
+    let shown =
+        api.call(Method::GET, &format!("/api/v1/sources/shop/discoveries/{id}"), &admin, None).await.ok(StatusCode::OK);
+    assert_eq!(shown["id"], folded["id"]);
+    assert!(shown["runs"].as_i64() >= folded["runs"].as_i64(), "{shown}");
+
+    // A refresh: a record of its own, standing for one run, that scheduled runs do not join.
+    let refreshed = api.refresh(&admin, "shop").await;
+    assert_eq!((&refreshed["state"], &refreshed["runs"]), (&json!("ok"), &json!(1)), "{refreshed}");
+    let asked = at(&refreshed, "id");
+    let after = api
+        .wait_for_runs(&admin, "two scheduled runs after the refresh", |runs| {
+            runs.first().is_some_and(|r| r["id"].as_i64() > Some(asked) && r["runs"].as_i64() >= Some(2))
+        })
+        .await;
+    let runs = list(&after);
+    let kept = runs.iter().find(|r| r["id"] == json!(asked)).expect("the refresh's record");
+    assert_eq!(
+        (&kept["reason"], &kept["runs"], &kept["last_started_at"]),
+        (&json!("refresh"), &json!(1), &Value::Null)
+    );
+    assert!(runs.iter().any(|r| r["id"] == json!(id)), "the folded record stays: {runs:?}");
+}
+
+impl Api {
+    /// Polls the source's run listing until `done` holds for its runs (bounded); returns it.
+    async fn wait_for_runs(&self, token: &str, what: &str, done: impl Fn(&[Value]) -> bool) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let path = "/api/v1/sources/shop/discoveries";
+        loop {
+            let v = self.call(Method::GET, path, token, None).await.ok(StatusCode::OK);
+            if done(v["runs"].as_array().map(Vec::as_slice).unwrap_or_default()) {
+                return v;
+            }
+            assert!(Instant::now() < deadline, "{what} did not happen: {v}");
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+}

@@ -45,7 +45,7 @@ pub use model::{
     NewAuditEntry, Pruned, QueryCompletion, QueryOutcome, Role, RunId, RunOutcome, Session, SnapshotId, SnapshotMeta,
     SourceRecord, TokenRole, User, UserId,
 };
-pub use model::{ClaimedDiscovery, DiscoverySchedule, NextDue, RunReason, RunResult, RunState};
+pub use model::{ClaimedDiscovery, Completion, DiscoverySchedule, NextDue, RunReason, RunResult, RunState};
 pub use model::{GeneratedSshKey, HostKeyApproval, HostKeySeen, NewSourceTest, SourceTest};
 pub use page::{page_size, DEFAULT_PAGE, MAX_PAGE};
 pub use seal::{MasterKey, KEY_FILE_NAME, MASTER_KEY_ENV, NEW_MASTER_KEY_ENV};
@@ -961,7 +961,8 @@ impl Store {
     /// Applies the history's retention as of `now`: removes catalog changes older than `keep`,
     /// snapshots no longer in force `keep` ago (a source's latest snapshot always stays, and so
     /// does the one in force at the window's start, so `snapshot_at` answers for the whole
-    /// window) and finished discovery runs older than `keep` (each source's latest run stays).
+    /// window) and finished discovery runs older than `keep` (a folded record by its last run;
+    /// each source's latest record stays).
     pub async fn prune_history(&self, now: Millis, keep: Duration) -> Result<Pruned> {
         let cutoff = now.saturating_sub(ttl_millis(keep)?);
         on_backend!(self, b => b.prune_history(cutoff).await)
@@ -1066,14 +1067,21 @@ impl Store {
     }
 
     /// Records how a claimed run ended and, while `instance` still holds the source, releases it
-    /// due again at `next`. Returns whether the lease was still held.
+    /// due again at `next`.
+    ///
+    /// A scheduled run that succeeded and found the catalog unchanged is folded, in the same
+    /// transaction, into the source's previous record when that one is a scheduled, successful,
+    /// unchanged run of as many relations: the record counts one run more and takes this run's
+    /// times and instance, and this run's own row goes. So the records of a source whose catalog
+    /// does not change stop growing. A run asked for, a failure, a change, or a run whose lease
+    /// was lost keeps its own record.
     pub async fn complete_discovery(
         &self,
         claimed: &ClaimedDiscovery,
         instance: &str,
         result: &RunResult,
         next: NextDue,
-    ) -> Result<bool> {
+    ) -> Result<Completion> {
         on_backend!(self, b => b.complete(claimed.source.as_str(), instance, claimed.run, result, next).await)
     }
 

@@ -354,6 +354,15 @@ pub struct DiscoveryRun {
     pub changed: Option<bool>,
     /// How many relations the discovered catalog holds.
     pub relations: Option<i64>,
+    /// How many runs this record stands for: consecutive scheduled runs that found the catalog
+    /// unchanged (with as many relations) are kept as the first one's record, which counts them;
+    /// any other run has a record of its own (1).
+    pub runs: i64,
+    /// When the last of the runs a record stands for started and finished, and its instance
+    /// (`None` while it stands for one run).
+    pub last_started_at: Option<Millis>,
+    pub last_finished_at: Option<Millis>,
+    pub last_instance: Option<String>,
 }
 
 /// A source's place in the discovery schedule.
@@ -378,6 +387,8 @@ pub struct DiscoverySchedule {
 pub struct ClaimedDiscovery {
     pub source: SourceId,
     pub run: RunId,
+    /// When the run started (the store's clock).
+    pub started_at: Millis,
     pub reason: RunReason,
     pub interval_ms: Option<i64>,
     /// Failed runs in a row before this one.
@@ -392,6 +403,19 @@ pub struct RunResult {
     pub message: Option<String>,
     pub changed: Option<bool>,
     pub relations: Option<i64>,
+}
+
+/// How [`crate::Store::complete_discovery`] recorded a claimed run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Completion {
+    /// Whether the instance still held the source's lease (and released it).
+    pub held: bool,
+    /// When the run was recorded as finished (the store's clock); `None` when it was recorded
+    /// already (the instance that took the source over recorded it as failed).
+    pub finished_at: Option<Millis>,
+    /// The record the run is kept in: its own, or the earlier one it was folded into (a
+    /// scheduled run that found the catalog unchanged, after one that did too).
+    pub record: RunId,
 }
 
 /// When a completed source is due again.

@@ -854,7 +854,8 @@ impl SqliteBackend {
         .map_err(be("prune snapshots"))?
         .rows_affected();
         let runs = sqlx::query(
-            "DELETE FROM discovery_runs WHERE finished_at IS NOT NULL AND finished_at < ?1 AND id < \
+            "DELETE FROM discovery_runs WHERE finished_at IS NOT NULL \
+             AND COALESCE(last_finished_at, finished_at) < ?1 AND id < \
              (SELECT max(k.id) FROM discovery_runs k WHERE k.source_id = discovery_runs.source_id)",
         )
         .bind(cutoff)

@@ -11,8 +11,9 @@ use sluice_core::{
     HostKeyCheck, KeySource, Network, Secret, SecretField, SourceId, SourceSecrets, SourceSpec, SshSpec,
 };
 use sluice_store::{
-    AlertKind, AuditFilter, KeyConfig, MasterKey, NewApiToken, NewAuditEntry, NewSourceTest, NextDue, QueryCompletion,
-    QueryOutcome, Role, RunOutcome, RunReason, RunResult, RunState, SnapshotWriter, Store, StoreError, TokenRole,
+    AlertKind, AuditFilter, Completion, KeyConfig, MasterKey, NewApiToken, NewAuditEntry, NewSourceTest, NextDue,
+    QueryCompletion, QueryOutcome, Role, RunOutcome, RunReason, RunResult, RunState, SnapshotWriter, Store, StoreError,
+    TokenRole,
 };
 
 const PASSWORD: &str = "pw-Zq81-unique-db-password";
@@ -507,7 +508,7 @@ async fn claiming_due_sources_is_exclusive_across_concurrent_claimers(f: &Fixtur
     // Only the holder releases it.
     let stranger = if *holder == "instance-a" { "instance-b" } else { "instance-a" };
     let next = NextDue::Interval { interval_ms: 3_600_000 };
-    assert!(!store.complete_discovery(first, stranger, &ok_result(), next).await.expect("complete"));
+    assert!(!store.complete_discovery(first, stranger, &ok_result(), next).await.expect("complete").held);
     assert_eq!(store.discovery_schedule(&first.source).await.expect("schedule").leased_by.as_deref(), Some(*holder));
     if let Some(other) = other {
         other.close().await;
@@ -524,7 +525,7 @@ async fn a_finished_run_schedules_the_next_due_time(f: &Fixture) {
     // Success: the next slot on the interval's grid, lease released, the run finished.
     let ok = claimed.iter().find(|c| c.source == ids[0]).expect("claimed");
     let next = NextDue::Interval { interval_ms: 3_600_000 };
-    assert!(store.complete_discovery(ok, "me", &ok_result(), next).await.expect("complete"));
+    assert!(store.complete_discovery(ok, "me", &ok_result(), next).await.expect("complete").held);
     let s = store.discovery_schedule(&ids[0]).await.expect("schedule");
     assert_eq!(s.next_due_at, before + 3_600_000, "{s:?}");
     assert_eq!((s.leased_by, s.failures), (None, 0));
@@ -535,7 +536,7 @@ async fn a_finished_run_schedules_the_next_due_time(f: &Fixture) {
         (RunState::Finished, Some(RunOutcome::Ok), Some(true), Some(7))
     );
     // Finished once.
-    assert!(!store.complete_discovery(ok, "me", &ok_result(), next).await.expect("again"));
+    assert!(!store.complete_discovery(ok, "me", &ok_result(), next).await.expect("again").held);
 
     // Failure: due again after the backoff, the failure counted, its stage and message kept.
     let bad = claimed.iter().find(|c| c.source == ids[1]).expect("claimed");
@@ -546,7 +547,9 @@ async fn a_finished_run_schedules_the_next_due_time(f: &Fixture) {
         changed: None,
         relations: None,
     };
-    assert!(store.complete_discovery(bad, "me", &failed, NextDue::After { delay_ms: 3_600_000 }).await.expect("fail"));
+    assert!(
+        store.complete_discovery(bad, "me", &failed, NextDue::After { delay_ms: 3_600_000 }).await.expect("fail").held
+    );
     let s = store.discovery_schedule(&ids[1]).await.expect("schedule");
     assert_eq!(s.failures, 1);
     let last = s.last_run.expect("last run");
@@ -590,7 +593,7 @@ async fn an_expired_lease_is_reclaimed_and_its_run_recorded_as_failed(f: &Fixtur
     // The dead holder can neither renew nor release it any more.
     assert!(!store.renew_discovery_lease(&dead[0], "dead", HOUR).await.expect("renew"));
     let next = NextDue::Interval { interval_ms: 1000 };
-    assert!(!store.complete_discovery(&dead[0], "dead", &ok_result(), next).await.expect("complete"));
+    assert!(!store.complete_discovery(&dead[0], "dead", &ok_result(), next).await.expect("complete").held);
     assert_eq!(store.discovery_schedule(&ids[0]).await.expect("schedule").leased_by.as_deref(), Some("survivor"));
     assert!(store.renew_discovery_lease(&taken[0], "survivor", HOUR).await.expect("renew"));
 }
@@ -600,7 +603,7 @@ async fn a_requested_run_is_queued_once_then_claimed(f: &Fixture) {
     let ids = sources(&store, 1).await;
     let first = store.claim_due_discoveries("me", HOUR, 10).await.expect("claim");
     let next = NextDue::Interval { interval_ms: 3_600_000 };
-    assert!(store.complete_discovery(&first[0], "me", &ok_result(), next).await.expect("complete"));
+    assert!(store.complete_discovery(&first[0], "me", &ok_result(), next).await.expect("complete").held);
     assert!(store.claim_due_discoveries("me", HOUR, 10).await.expect("claim").is_empty());
 
     let run = store.request_discovery(&ids[0]).await.expect("request");
@@ -612,12 +615,147 @@ async fn a_requested_run_is_queued_once_then_claimed(f: &Fixture) {
     assert_eq!(store.discovery_run(&ids[0], run).await.expect("run").state, RunState::Running);
     // Its completion keeps the interval's grid.
     let due = store.discovery_schedule(&ids[0]).await.expect("schedule").next_due_at;
-    assert!(store.complete_discovery(&claimed[0], "me", &ok_result(), next).await.expect("complete"));
+    assert!(store.complete_discovery(&claimed[0], "me", &ok_result(), next).await.expect("complete").held);
     assert_eq!(store.discovery_schedule(&ids[0]).await.expect("schedule").next_due_at, due);
     // A new request after it ran is a new run.
     assert_ne!(store.request_discovery(&ids[0]).await.expect("request"), run);
     assert!(matches!(store.request_discovery(&id("ghost")).await, Err(StoreError::NotFound { entity: "source" })));
     assert!(matches!(store.discovery_run(&ids[0], sluice_store::RunId(-1)).await, Err(StoreError::NotFound { .. })));
+}
+
+fn unchanged() -> RunResult {
+    RunResult { changed: Some(false), ..ok_result() }
+}
+
+/// Claims the one due source as `instance` and completes its run with `result`, due again at
+/// once.
+async fn run_once(store: &Store, instance: &str, result: &RunResult) -> (sluice_store::ClaimedDiscovery, Completion) {
+    let claimed = store.claim_due_discoveries(instance, HOUR, 10).await.expect("claim");
+    assert_eq!(claimed.len(), 1, "{claimed:?}");
+    let c = claimed.into_iter().next().expect("claimed");
+    let done = store.complete_discovery(&c, instance, result, NextDue::After { delay_ms: 0 }).await.expect("complete");
+    assert!(done.held && done.finished_at.is_some(), "{done:?}");
+    (c, done)
+}
+
+async fn consecutive_unchanged_scheduled_runs_fold_into_one_record(f: &Fixture) {
+    let store = f.open().await;
+    let ids = sources(&store, 1).await;
+    let src = &ids[0];
+    // The first run stores the catalog: a record of its own, and so is the first unchanged one.
+    let (first, done) = run_once(&store, "a", &ok_result()).await;
+    assert_eq!(done.record, first.run);
+    let (second, done) = run_once(&store, "a", &unchanged()).await;
+    assert_eq!(done.record, second.run, "a run after a change is not folded into it");
+
+    // The next unchanged runs fold into the second record, whichever instance ran them.
+    let (third, done) = run_once(&store, "a", &unchanged()).await;
+    assert_eq!(done.record, second.run);
+    let (fourth, done) = run_once(&store, "b", &unchanged()).await;
+    assert_eq!(done.record, second.run);
+    let runs = store.discovery_runs(src, 10).await.expect("runs");
+    assert_eq!(runs.iter().map(|r| (r.id, r.runs)).collect::<Vec<_>>(), [(second.run, 3), (first.run, 1)]);
+    let folded = &runs[0];
+    assert_eq!((folded.started_at, folded.instance.as_deref()), (second.started_at, Some("a")), "{folded:?}");
+    assert_eq!(
+        (folded.last_started_at, folded.last_finished_at, folded.last_instance.as_deref()),
+        (Some(fourth.started_at), done.finished_at, Some("b")),
+        "{folded:?}"
+    );
+    assert!(folded.finished_at.is_some_and(|t| t <= fourth.started_at), "{folded:?}");
+    assert_eq!((folded.changed, folded.relations, folded.reason), (Some(false), Some(7), Some(RunReason::Schedule)));
+    assert_eq!((runs[1].last_started_at, runs[1].last_instance.as_deref()), (None, None), "{:?}", runs[1]);
+    // The folded runs are gone as records of their own; the schedule shows the folded record.
+    for gone in [third.run, fourth.run] {
+        let e = store.discovery_run(src, gone).await.expect_err("folded");
+        assert!(matches!(e, StoreError::NotFound { .. }), "{e:?}");
+    }
+    assert_eq!(store.discovery_run(src, second.run).await.expect("record"), *folded);
+    let last = store.discovery_schedule(src).await.expect("schedule").last_run.expect("last run");
+    assert_eq!((last.id, last.runs), (second.run, 3));
+
+    // A change starts a new record, and the unchanged run after it one more; then they fold again.
+    let (changed, done) = run_once(&store, "a", &RunResult { relations: Some(8), ..ok_result() }).await;
+    assert_eq!(done.record, changed.run);
+    let (after, done) = run_once(&store, "a", &RunResult { relations: Some(8), ..unchanged() }).await;
+    assert_eq!(done.record, after.run);
+    let (_, done) = run_once(&store, "a", &RunResult { relations: Some(8), ..unchanged() }).await;
+    assert_eq!(done.record, after.run);
+    // Unchanged, but with another count of relations (the snapshot did not say so): not folded.
+    let (other_count, done) = run_once(&store, "a", &unchanged()).await;
+    assert_eq!(done.record, other_count.run);
+    let runs = store.discovery_runs(src, 10).await.expect("runs");
+    assert_eq!(
+        runs.iter().map(|r| (r.id, r.runs)).collect::<Vec<_>>(),
+        [(other_count.run, 1), (after.run, 2), (changed.run, 1), (second.run, 3), (first.run, 1)]
+    );
+}
+
+async fn runs_asked_for_failed_or_changed_are_never_folded(f: &Fixture) {
+    let store = f.open().await;
+    let ids = sources(&store, 1).await;
+    let src = &ids[0];
+    run_once(&store, "a", &ok_result()).await;
+    let (base, _) = run_once(&store, "a", &unchanged()).await;
+
+    // Asked for: a record of its own, and the scheduled run after it is not folded into it.
+    let asked = store.request_discovery(src).await.expect("request");
+    let (claimed, done) = run_once(&store, "a", &unchanged()).await;
+    assert_eq!((claimed.run, claimed.reason, done.record), (asked, RunReason::Refresh, asked));
+    let (after_asked, done) = run_once(&store, "a", &unchanged()).await;
+    assert_eq!(done.record, after_asked.run);
+    assert_eq!(store.discovery_run(src, asked).await.expect("asked").runs, 1);
+
+    // A failure: its own record; the run after it too.
+    let failed = RunResult {
+        outcome: RunOutcome::Failed,
+        stage: Some("tcp".into()),
+        message: Some("connection refused".into()),
+        changed: None,
+        relations: None,
+    };
+    let (bad, done) = run_once(&store, "a", &failed).await;
+    assert_eq!(done.record, bad.run);
+    let (bad2, done) = run_once(&store, "a", &failed).await;
+    assert_eq!(done.record, bad2.run, "failures are not folded into each other");
+    let (after_failure, done) = run_once(&store, "a", &unchanged()).await;
+    assert_eq!(done.record, after_failure.run);
+
+    // A change: its own record, even after unchanged ones.
+    let (changed, done) = run_once(&store, "a", &ok_result()).await;
+    assert_eq!(done.record, changed.run);
+    let runs = store.discovery_runs(src, 20).await.expect("runs");
+    assert!(runs.iter().all(|r| r.runs == 1), "{runs:?}");
+    assert_eq!(
+        runs.iter().take(7).map(|r| r.id).collect::<Vec<_>>(),
+        [changed.run, after_failure.run, bad2.run, bad.run, after_asked.run, asked, base.run]
+    );
+
+    // A run completed after its lease was taken over is recorded failed by the new holder, and
+    // neither it nor the new holder's run is folded.
+    let (_, _) = run_once(&store, "a", &unchanged()).await;
+    let dead = store.claim_due_discoveries("dead", Duration::from_millis(50), 10).await.expect("claim");
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let taken = loop {
+        let got = store.claim_due_discoveries("survivor", HOUR, 10).await.expect("claim");
+        if !got.is_empty() {
+            break got;
+        }
+        assert!(std::time::Instant::now() < deadline, "the expired lease was never reclaimed");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    let late = store
+        .complete_discovery(&dead[0], "dead", &unchanged(), NextDue::After { delay_ms: 0 })
+        .await
+        .expect("complete");
+    assert_eq!((late.held, late.finished_at, late.record), (false, None, dead[0].run));
+    let done = store
+        .complete_discovery(&taken[0], "survivor", &unchanged(), NextDue::After { delay_ms: 0 })
+        .await
+        .expect("complete");
+    assert_eq!((done.held, done.record), (true, taken[0].run), "not folded into the abandoned run");
+    let abandoned = store.discovery_run(src, dead[0].run).await.expect("abandoned");
+    assert_eq!((abandoned.outcome, abandoned.runs), (Some(RunOutcome::Failed), 1));
 }
 
 async fn the_audit_log_filters_pages_and_refuses_rewrites(f: &Fixture) {
@@ -1108,6 +1246,8 @@ on_both_backends!(
     a_finished_run_schedules_the_next_due_time,
     an_expired_lease_is_reclaimed_and_its_run_recorded_as_failed,
     a_requested_run_is_queued_once_then_claimed,
+    consecutive_unchanged_scheduled_runs_fold_into_one_record,
+    runs_asked_for_failed_or_changed_are_never_folded,
     catalog_changes_page_snapshots_answer_by_time_and_retention_keeps_the_latest,
     alerts_stay_open_once_clear_once_and_queue_one_notification_each,
     a_periodic_task_is_claimed_once_per_period,

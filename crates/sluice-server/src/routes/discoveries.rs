@@ -44,6 +44,18 @@ pub(crate) struct RunView {
     pub relations: Option<i64>,
     /// The instance that ran it.
     pub instance: Option<String>,
+    /// How many runs this record stands for. Consecutive scheduled runs that succeeded and
+    /// found the catalog unchanged (with as many relations) are kept as one record: the first
+    /// run's id, times and instance, and the last one's in `last_started_at`,
+    /// `last_finished_at` and `last_instance`. A run asked for, a failure or a change always
+    /// has a record of its own (1), so its id stays valid to poll.
+    pub runs: i64,
+    /// When the last of the runs this record stands for started (null while it stands for one).
+    pub last_started_at: Option<i64>,
+    /// When the last of them finished.
+    pub last_finished_at: Option<i64>,
+    /// The instance that ran the last of them.
+    pub last_instance: Option<String>,
 }
 
 impl RunView {
@@ -64,6 +76,10 @@ impl RunView {
             changed: r.changed,
             relations: r.relations,
             instance: r.instance.clone(),
+            runs: r.runs,
+            last_started_at: r.last_started_at,
+            last_finished_at: r.last_finished_at,
+            last_instance: r.last_instance.clone(),
         }
     }
 }

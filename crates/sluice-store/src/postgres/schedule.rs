@@ -5,13 +5,16 @@ use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, Row};
 
 use super::{be, PgBackend};
-use crate::model::{source_id, ClaimedDiscovery, DiscoveryRun, DiscoverySchedule, NextDue, RunId, RunResult};
+use crate::model::{
+    source_id, ClaimedDiscovery, Completion, DiscoveryRun, DiscoverySchedule, NextDue, RunId, RunResult,
+};
 use crate::{Result, StoreError};
 
 /// A discovery run's columns, as [`run`] reads them.
 macro_rules! run_columns {
     () => {
-        "r.id, r.source_id, r.state, r.started_at, r.finished_at, r.outcome, r.stage, r.message, r.reason, r.instance, r.changed, r.relations"
+        "r.id, r.source_id, r.state, r.started_at, r.finished_at, r.outcome, r.stage, r.message, r.reason, r.instance, r.changed, r.relations, \
+         r.runs, r.last_started_at, r.last_finished_at, r.last_instance"
     };
 }
 
@@ -31,6 +34,10 @@ pub(super) fn run(r: &PgRow, at: usize) -> Result<DiscoveryRun> {
         instance: text(9)?,
         changed: r.try_get(at + 10).map_err(&get)?,
         relations: r.try_get(at + 11).map_err(&get)?,
+        runs: r.try_get(at + 12).map_err(&get)?,
+        last_started_at: r.try_get(at + 13).map_err(&get)?,
+        last_finished_at: r.try_get(at + 14).map_err(&get)?,
+        last_instance: text(15)?,
     })
 }
 
@@ -186,21 +193,21 @@ impl PgBackend {
                 abandon(&mut tx, old).await?;
             }
             let reason = if requested.is_some() && !due { "refresh" } else { "schedule" };
-            let run: i64 = match requested {
-                Some(run) => sqlx::query_scalar(concat!(
+            let (run, started_at): (i64, i64) = match requested {
+                Some(run) => sqlx::query_as(concat!(
                     "UPDATE discovery_runs SET state = 'running', started_at = ",
                     now!(),
-                    ", instance = $2 WHERE id = $1 RETURNING id"
+                    ", instance = $2 WHERE id = $1 RETURNING id, started_at"
                 ))
                 .bind(run)
                 .bind(instance)
                 .fetch_one(&mut *tx)
                 .await
                 .map_err(be("start a queued run"))?,
-                None => sqlx::query_scalar(concat!(
+                None => sqlx::query_as(concat!(
                     "INSERT INTO discovery_runs (source_id, started_at, state, reason, instance) VALUES ($1, ",
                     now!(),
-                    ", 'running', $2, $3) RETURNING id"
+                    ", 'running', $2, $3) RETURNING id, started_at"
                 ))
                 .bind(&source)
                 .bind(reason)
@@ -224,6 +231,7 @@ impl PgBackend {
             claimed.push(ClaimedDiscovery {
                 source: source_id(source)?,
                 run: RunId(run),
+                started_at,
                 reason: if requested.is_some() { crate::RunReason::Refresh } else { crate::RunReason::Schedule },
                 interval_ms: r.try_get(1).map_err(&get)?,
                 failures: u32::try_from(r.try_get::<i32, _>(2).map_err(&get)?).unwrap_or(0),
@@ -250,7 +258,8 @@ impl PgBackend {
     }
 
     /// Records the run's end and, while `instance` still holds the source, releases it with its
-    /// next due time. Returns whether the lease was still held.
+    /// next due time and folds the run into the previous record when both are scheduled,
+    /// successful and unchanged ([`fold`]).
     pub(crate) async fn complete(
         &self,
         source: &str,
@@ -258,13 +267,13 @@ impl PgBackend {
         run: RunId,
         result: &RunResult,
         next: NextDue,
-    ) -> Result<bool> {
+    ) -> Result<Completion> {
         let mut tx = self.pool.begin().await.map_err(be("begin"))?;
-        sqlx::query(concat!(
+        let finished_at: Option<i64> = sqlx::query_scalar(concat!(
             "UPDATE discovery_runs SET state = 'finished', finished_at = ",
             now!(),
             ", outcome = $2, stage = $3, message = $4, changed = $5, relations = $6 ",
-            "WHERE id = $1 AND state <> 'finished'"
+            "WHERE id = $1 AND state <> 'finished' RETURNING finished_at"
         ))
         .bind(run.0)
         .bind(result.outcome.as_str())
@@ -272,7 +281,7 @@ impl PgBackend {
         .bind(result.message.as_deref())
         .bind(result.changed)
         .bind(result.relations)
-        .execute(&mut *tx)
+        .fetch_optional(&mut *tx)
         .await
         .map_err(be("finish a discovery run"))?;
         let (retry, ms) = match next {
@@ -300,9 +309,60 @@ impl PgBackend {
         .execute(&mut *tx)
         .await
         .map_err(be("release a source"))?;
+        let held = done.rows_affected() == 1;
+        let mut record = run;
+        if held && finished_at.is_some() {
+            if let Some(into) = fold(&mut tx, run.0).await? {
+                record = RunId(into);
+                sqlx::query("UPDATE discovery_schedule SET last_run_id = $2 WHERE source_id = $1 AND last_run_id = $3")
+                    .bind(source)
+                    .bind(into)
+                    .bind(run.0)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(be("fold a discovery run"))?;
+            }
+        }
         tx.commit().await.map_err(be("commit"))?;
-        Ok(done.rows_affected() == 1)
+        Ok(Completion { held, finished_at, record })
     }
+}
+
+/// Folds the finished run `run` into the source's record before it (the newest older one) when
+/// both are scheduled runs that succeeded and found the catalog unchanged, with as many
+/// relations: that record counts one run more and takes `run`'s times and instance, and `run`'s
+/// row goes. Returns the record it was folded into.
+async fn fold(tx: &mut PgConnection, run: i64) -> Result<Option<i64>> {
+    let previous: Option<(i64, bool)> = sqlx::query_as(concat!(
+        "SELECT p.id, COALESCE(c.state = 'finished' AND c.reason = 'schedule' AND c.outcome = 'ok' AND NOT c.changed ",
+        "AND p.state = 'finished' AND p.reason = 'schedule' AND p.outcome = 'ok' AND NOT p.changed ",
+        "AND p.relations = c.relations, false) ",
+        "FROM discovery_runs c JOIN discovery_runs p ON p.source_id = c.source_id AND p.id < c.id ",
+        "WHERE c.id = $1 ORDER BY p.id DESC LIMIT 1 FOR UPDATE OF p"
+    ))
+    .bind(run)
+    .fetch_optional(&mut *tx)
+    .await
+    .map_err(be("read the previous discovery run"))?;
+    let Some((into, true)) = previous else { return Ok(None) };
+    let folded = sqlx::query(
+        "UPDATE discovery_runs SET runs = runs + 1, (last_started_at, last_finished_at, last_instance) = \
+         (SELECT c.started_at, c.finished_at, c.instance FROM discovery_runs c WHERE c.id = $2) WHERE id = $1",
+    )
+    .bind(into)
+    .bind(run)
+    .execute(&mut *tx)
+    .await
+    .map_err(be("fold a discovery run"))?;
+    if folded.rows_affected() != 1 {
+        return Ok(None);
+    }
+    sqlx::query("DELETE FROM discovery_runs WHERE id = $1")
+        .bind(run)
+        .execute(&mut *tx)
+        .await
+        .map_err(be("fold a discovery run"))?;
+    Ok(Some(into))
 }
 
 /// A run whose instance let its lease expire: recorded as failed at the `scheduler` stage.
