@@ -25,7 +25,9 @@ pub struct Refreshed {
 }
 
 /// Runs discovery of `id` now and records the run, whatever its outcome. A failed run is stored
-/// with the stage that failed (`config`, the connection's stage, or `discover`) and its message.
+/// with the stage that failed (`config`, the connection's stage, or `discover`) and its message,
+/// and counts in the source's failures in a row as a scheduled run's does (a success starts them
+/// again): from the [`crate::alerts::FAILING_AFTER`]th the source shows `discovery_failing`.
 pub async fn refresh_source(state: &AppState, id: &SourceId) -> Result<Refreshed, ApiError> {
     state.store().source(id).await?;
     let run = state.store().start_discovery_run(id).await?;
@@ -33,11 +35,22 @@ pub async fn refresh_source(state: &AppState, id: &SourceId) -> Result<Refreshed
         Ok(found) => {
             state.metrics().discovery(RunOutcome::Ok);
             state.store().finish_discovery_run(run, RunOutcome::Ok, None, None).await?;
+            if let Err(e) = state.store().count_discovery_outcome(id, RunOutcome::Ok).await {
+                tracing::warn!(source = %id, error = %e, "failed to count a discovery's success");
+            }
             Ok(Refreshed { run, snapshot: found.snapshot, change: found.change })
         }
         Err((stage, e)) => {
             state.metrics().discovery(RunOutcome::Failed);
             state.store().finish_discovery_run(run, RunOutcome::Failed, Some(stage), Some(&e.message)).await?;
+            // The discovery's error is the answer; one that follows it is only logged.
+            let raised = match state.store().count_discovery_outcome(id, RunOutcome::Failed).await {
+                Ok(failures) => crate::alerts::after_failure(state, id, failures, stage, &e.message).await,
+                Err(e) => Err(e),
+            };
+            if let Err(raised) = raised {
+                tracing::warn!(source = %id, error = %raised, "failed to count a discovery's failure");
+            }
             Err(e)
         }
     }

@@ -758,6 +758,53 @@ async fn unchanged_scheduled_runs_are_one_record_that_the_api_reports_in_full() 
     assert!(runs.iter().any(|r| r["id"] == json!(id)), "the folded record stays: {runs:?}");
 }
 
+/// A discovery run outside the schedule (`refresh_source`, as the demo runs it) counts its
+/// failures in a row as a scheduled run does: the third raises `discovery_failing`, and a success
+/// starts the count again and clears it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failures_of_a_direct_refresh_count_towards_the_failing_alert() {
+    let (cluster, password) = target();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store =
+        Arc::new(Store::open(&dir.path().join("data").display().to_string(), KeyConfig::DataDir).await.expect("store"));
+    // No scheduler: only the direct path discovers.
+    let state = AppState::new(store.clone(), Config::default());
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let dead_port = closed.local_addr().expect("addr").port();
+    drop(closed);
+    let source = |port: u16| {
+        let mut spec = sluice_core::SourceSpec::new("127.0.0.1", DB, "sluice_ro");
+        spec.hosts[0].port = port;
+        spec.password = Some(sluice_core::Secret::new(password.as_str()));
+        spec.sslmode = sluice_core::SslMode::Disable;
+        spec.split()
+    };
+    let id: sluice_core::SourceId = "shop".parse().expect("id");
+    let (settings, secrets) = source(dead_port);
+    store.put_source(&id, "shop", &settings, &secrets).await.expect("source");
+    let failing = |alerts: &[sluice_store::Alert]| {
+        alerts.iter().filter(|a| a.kind == sluice_store::AlertKind::DiscoveryFailing).cloned().collect::<Vec<_>>()
+    };
+    for n in 1..=3u32 {
+        let e = sluice_server::refresh_source(&state, &id).await.expect_err("the port is closed");
+        assert!(!e.message.is_empty());
+        assert_eq!(store.discovery_schedule(&id).await.expect("schedule").failures, n);
+        let open = failing(&store.open_alerts(Some(&id)).await.expect("alerts"));
+        if n < 3 {
+            assert!(open.is_empty(), "{n} failures are not an alert yet: {open:?}");
+        } else {
+            assert_eq!(open.len(), 1, "{open:?}");
+            assert_eq!((&open[0].details["stage"], &open[0].details["failures"]), (&json!("tcp"), &json!(3)));
+        }
+    }
+    let (settings, secrets) = source(cluster.port());
+    store.update_source(&id, "shop", &settings, &secrets).await.expect("fixed");
+    state.drop_pool(&id).await;
+    sluice_server::refresh_source(&state, &id).await.expect("a successful run");
+    assert_eq!(store.discovery_schedule(&id).await.expect("schedule").failures, 0);
+    assert!(failing(&store.open_alerts(Some(&id)).await.expect("alerts")).is_empty(), "cleared by the success");
+}
+
 impl Api {
     /// Polls the source's run listing until `done` holds for its runs (bounded); returns it.
     async fn wait_for_runs(&self, token: &str, what: &str, done: impl Fn(&[Value]) -> bool) -> Value {

@@ -1032,6 +1032,15 @@ impl Store {
         found(on_backend!(self, b => b.due_now(source.as_str()).await)?, "source")
     }
 
+    /// Counts how a run made outside the schedule ([`Store::start_discovery_run`]) ended in the
+    /// source's failures in a row, as [`Store::complete_discovery`] does for a scheduled one: a
+    /// failure adds one, a success starts again from 0. Returns the failures in a row now.
+    pub async fn count_discovery_outcome(&self, source: &SourceId, outcome: RunOutcome) -> Result<u32> {
+        let ok = outcome == RunOutcome::Ok;
+        on_backend!(self, b => b.count_outcome(source.as_str(), ok).await)?
+            .ok_or(StoreError::NotFound { entity: "source" })
+    }
+
     /// Asks for a run of the source as soon as an instance can: a queued run, or the one already
     /// queued (requests before an instance takes it up share one run).
     pub async fn request_discovery(&self, source: &SourceId) -> Result<RunId> {

@@ -133,6 +133,22 @@ impl SqliteBackend {
         Ok(done.rows_affected() == 1)
     }
 
+    /// Counts the outcome of a run made outside the schedule in the source's failures in a row
+    /// (0 after a success); the new count, `None` for no such source.
+    pub(crate) async fn count_outcome(&self, source: &str, ok: bool) -> Result<Option<u32>> {
+        self.schedule_new_sources().await?;
+        let failures: Option<i64> = sqlx::query_scalar(
+            "UPDATE discovery_schedule SET failures = CASE WHEN ?2 THEN 0 ELSE failures + 1 END \
+             WHERE source_id = ?1 RETURNING failures",
+        )
+        .bind(source)
+        .bind(ok)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(be("count a discovery's outcome"))?;
+        Ok(failures.map(|f| u32::try_from(f).unwrap_or(0)))
+    }
+
     /// A queued run for `source`, or the one already queued.
     pub(crate) async fn request_run(&self, source: &str) -> Result<RunId> {
         self.schedule_new_sources().await?;
