@@ -58,6 +58,12 @@ pub struct Args {
     #[arg(long, value_name = "DAYS", env = "SLUICE_KEEP_HISTORY_DAYS", default_value_t = 90,
           value_parser = clap::value_parser!(u32).range(1..=36_500))]
     keep_history_days: u32,
+    /// The memory the discoveries in flight may hold together, in MiB (16 to 1048576): before
+    /// it connects, a run reserves 6 KiB per relation its source's last run found, and waits
+    /// until that fits; a source larger than the budget runs alone.
+    #[arg(long, value_name = "MIB", env = "SLUICE_DISCOVERY_MEMORY_MIB", default_value_t = 1024,
+          value_parser = clap::value_parser!(u64).range(16..=1_048_576))]
+    discovery_memory_mib: u64,
     /// Hidden, for tests and benchmarks: the discovery interval of sources that set none, in
     /// milliseconds (a source's own interval, set through the API, is 60 s or more).
     #[arg(long, hide = true, value_name = "MS", value_parser = clap::value_parser!(u64).range(100..))]
@@ -71,9 +77,10 @@ pub struct Args {
     discovery_poll_ms: Option<u64>,
 }
 
-/// The discovery scheduler's settings: the defaults, but for the hidden test flags.
+/// The discovery scheduler's settings: the defaults, but for the memory budget and the hidden
+/// test flags.
 fn discovery_config(args: &Args) -> DiscoveryConfig {
-    let mut config = DiscoveryConfig::default();
+    let mut config = DiscoveryConfig { memory_budget: args.discovery_memory_mib << 20, ..DiscoveryConfig::default() };
     if let Some(ms) = args.discovery_interval_ms {
         config.default_interval = Duration::from_millis(ms);
     }

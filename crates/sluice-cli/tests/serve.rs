@@ -191,6 +191,32 @@ fn serve_refuses_a_bad_network_range_naming_its_flag() {
 }
 
 #[test]
+fn serve_refuses_a_discovery_memory_budget_out_of_range_naming_its_flag() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    for (args, env) in [
+        (vec!["--discovery-memory-mib", "8"], None),
+        (vec!["--discovery-memory-mib", "2000000"], None),
+        (vec!["--discovery-memory-mib", "1GiB"], None),
+        (vec![], Some(("SLUICE_DISCOVERY_MEMORY_MIB", "0"))),
+    ] {
+        let mut cmd = sluice();
+        cmd.args(["serve", "--listen", "127.0.0.1:0", "--data-dir"]).arg(&data).args(&args);
+        if let Some((k, v)) = env {
+            cmd.env(k, v);
+        }
+        let out = cmd.output().expect("run");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains("--discovery-memory-mib"), "{args:?}: {err}");
+        assert!(!data.exists(), "nothing is created before the refusal");
+    }
+    // The flag is documented with its unit.
+    let help = sluice().args(["serve", "--help"]).output().expect("run");
+    assert!(String::from_utf8_lossy(&help.stdout).contains("--discovery-memory-mib <MIB>"));
+}
+
+#[test]
 fn serve_keeps_sources_away_from_its_postgresql_store() {
     let cluster = sluice_testkit::Cluster::start_default().expect("cluster");
     if cluster.version_num().expect("version") < 120_000 {
