@@ -9,8 +9,9 @@
 //! 1. **Latency**: one client sends `SELECT 1` through `POST /api/v1/sources/{id}/query` (JSON,
 //!    keep-alive, warm pool, loopback), one request after the other; the peer runs the same
 //!    statement over a warm tokio-postgres connection with the same read-only transaction
-//!    protocol (`BEGIN … READ ONLY` with `SET LOCAL` limits and `application_name`, the statement,
-//!    `COMMIT`). p50 and p99 of each, and the store's share: a query's audit entry begun and
+//!    protocol as Sluice's (`BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY` with `SET LOCAL`
+//!    limits and `application_name` and the read of `transaction_read_only` that confirms it, the
+//!    statement, `COMMIT`; no session reset). p50 and p99 of each, and the store's share: a query's audit entry begun and
 //!    completed (two acknowledged writes) on its own.
 //! 2. **Throughput**: 32 clients, pool cap 5, each sending pgbench's `-S` statement (one
 //!    `pgbench_accounts` row by a random key) through the API for a fixed time, against `pgbench
@@ -103,9 +104,10 @@ impl Peer {
     async fn query(&self, sql: &str) -> usize {
         self.0
             .batch_execute(
-                "BEGIN ISOLATION LEVEL READ COMMITTED READ ONLY; SET LOCAL statement_timeout = 300000; \
+                "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET LOCAL statement_timeout = 300000; \
                  SET LOCAL lock_timeout = 300000; SET LOCAL idle_in_transaction_session_timeout = 300000; \
-                 SET LOCAL application_name = 'sluice:bench';",
+                 SET LOCAL application_name = 'sluice:bench'; \
+                 SELECT pg_catalog.current_setting('transaction_read_only');",
             )
             .await
             .expect("begin");
