@@ -134,9 +134,20 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         gate,
         ..Default::default()
     };
-    // Refuse what the gate refuses before opening a connection.
+    // Refuse what the gate refuses before opening a connection — except a syntax error, for
+    // which the server is asked where it is and why (it parses the text and runs nothing).
     let admitted = match sluice_query::gate::admit_with(&request.sql, &gate) {
         Ok(a) => a,
+        Err(e @ QueryError::Syntax { .. }) => {
+            let e = match Connector::open(spec).await {
+                Ok(c) => match c.connect().await {
+                    Ok(session) => sluice_query::explain_syntax_error(session, &request, e).await,
+                    Err(_) => e,
+                },
+                Err(_) => e,
+            };
+            return Ok(fail(&e, &request.sql));
+        }
         Err(e) => return Ok(fail(&e, &request.sql)),
     };
     let output = Output::open(args.output.as_deref())?;

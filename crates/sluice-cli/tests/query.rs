@@ -229,11 +229,19 @@ fn csv_json_stdin_file_and_exit_codes() {
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("42703") && stderr(&out).contains("at character 8"), "{}", stderr(&out));
     assert!(stderr(&out).contains("LINE 1: SELECT nosuch FROM items\n               ^\n"), "{}", stderr(&out));
-    // A syntax error is caught before the server sees it, and points the same way.
+    // A syntax error is refused by the gate, with the server's position (and hint, where it has one).
     let out = env.run(&["--sql", "SELECT 1 FROM FROM items"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("42601") && stderr(&out).contains("at character 15"), "{}", stderr(&out));
     assert!(stderr(&out).contains("LINE 1: SELECT 1 FROM FROM items\n                      ^\n"), "{}", stderr(&out));
+    assert!(!stderr(&out).contains("hint:"), "{}", stderr(&out));
+    // A scanner error, which the gate's parser reports without position or hint: as psql shows it.
+    let out = env.run(&["--sql", r"SELECT U&'wrong: \061'"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(err.contains("error: invalid Unicode escape (SQLSTATE 42601) at character 18\n"), "{err}");
+    assert!(err.contains("LINE 1: SELECT U&'wrong: \\061'\n                         ^\n"), "{err}");
+    assert!(err.contains("hint: Unicode escapes must be \\XXXX or \\+XXXXXX.\n"), "{err}");
     assert_eq!(entries(env.dir.path()), ["out.json", "pw", "q.sql"], "a failed --output leaves nothing");
 
     // A write, though the role may INSERT: refused, exit 1, nothing written.

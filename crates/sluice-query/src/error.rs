@@ -8,12 +8,17 @@ use sluice_core::{ErrorKind, UserFacing};
 pub enum QueryError {
     #[error("the request holds no SQL statement")]
     Empty,
+    /// A statement the gate could not parse. The gate's parser gives the message only; the
+    /// SQLSTATE (42601 unless the server said otherwise: 22025 for a bad escape), the position
+    /// and the hint are the server's when it was asked ([`explain_syntax_error`](crate::explain_syntax_error)).
     #[error("{message}")]
     Syntax {
         message: String,
         /// 1-based character position of the failing token in the request text, as PostgreSQL
         /// counts it.
         position: Option<u32>,
+        code: String,
+        hint: Option<String>,
     },
     #[error("refused: {message}")]
     Refused { message: String, hint: String },
@@ -49,7 +54,7 @@ impl QueryError {
     pub fn sqlstate(&self) -> Option<&str> {
         match self {
             QueryError::Database { code, .. } => Some(code),
-            QueryError::Syntax { .. } => Some("42601"),
+            QueryError::Syntax { code, .. } => Some(code),
             QueryError::Timeout { .. } | QueryError::Cancelled => Some("57014"),
             QueryError::Connect(e) => e.sqlstate(),
             _ => None,
@@ -63,6 +68,11 @@ impl QueryError {
             QueryError::Database { position, .. } | QueryError::Syntax { position, .. } => *position,
             _ => None,
         }
+    }
+
+    /// A syntax error found by the gate, with the grammar's SQLSTATE (42601).
+    pub(crate) fn syntax(message: String, position: Option<u32>) -> QueryError {
+        QueryError::Syntax { message, position, code: "42601".into(), hint: None }
     }
 
     /// True when the output sink went away (a closed pipe): the caller stops quietly.
@@ -147,6 +157,7 @@ impl UserFacing for QueryError {
     fn hint(&self) -> Option<String> {
         match self {
             QueryError::Refused { hint, .. } => Some(hint.clone()),
+            QueryError::Syntax { hint, .. } => hint.clone(),
             QueryError::Empty => Some("give the SQL with --sql, --file or on stdin".into()),
             QueryError::Connect(e) => e.hint(),
             QueryError::Database { hint, code, .. } => hint.clone().or_else(|| match code.as_str() {

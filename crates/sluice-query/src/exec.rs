@@ -202,9 +202,76 @@ impl std::fmt::Debug for RowStream {
 
 /// Admits `req.sql` through the gate, then runs it on `loan` (see the module docs for the
 /// protocol). The session is held by the stream until it ends or is dropped.
+/// A statement the gate cannot parse is refused with the server's own account of the error
+/// ([`explain_syntax_error`]).
 pub async fn run<L: SessionLoan>(loan: L, req: QueryRequest) -> Result<RowStream, QueryError> {
-    let admitted = gate::admit_async(&req.sql, &req.gate).await?;
+    let admitted = match gate::admit_async(&req.sql, &req.gate).await {
+        Ok(admitted) => admitted,
+        Err(e @ QueryError::Syntax { .. }) => return Err(explain_syntax_error(loan, &req, e).await),
+        Err(e) => return Err(e),
+    };
     run_admitted(loan, admitted, req).await
+}
+
+/// For a statement the gate refused as a syntax error ([`QueryError::Syntax`], which has the
+/// message only: the gate's parser, libpg_query, keeps the error's position in a C struct that
+/// the `pg_query` crate does not pass on, has no hint at all, and calling it directly would take
+/// `unsafe`): the same error with the server's SQLSTATE, position and hint, as `psql` shows them.
+/// The server is asked to parse the text, in a read-only transaction, and nothing more. Any other
+/// error is returned as it is; so is the gate's when the server does not refuse the text with a
+/// scanner or grammar error of its own (42601 or class 22), e.g. when a newer server grammar
+/// accepts it, or the session fails: the statement is refused whatever the server says.
+///
+/// Why sending a text the gate could not vet is safe: the extended protocol's Parse message
+/// (with Describe, as for every admitted statement) runs the raw parser and, only if that
+/// succeeds, parse analysis and rewriting; planning waits for Bind and execution for Execute,
+/// neither of which is ever sent. The raw parser reads text and builds a tree; parse analysis
+/// looks up names in the catalogs, takes the relations' locks (until the rollback that follows
+/// at once) and converts literals with their types' input functions, which are built in or
+/// installed by a superuser — as it does for every statement Sluice describes. No function of
+/// the statement is called, no row is read or written, no trigger fires. In the usual case the
+/// raw parser refuses the text as the gate's did and nothing else happens. The session is then
+/// rolled back and given back like any other.
+pub async fn explain_syntax_error<L: SessionLoan>(loan: L, req: &QueryRequest, refusal: QueryError) -> QueryError {
+    let QueryError::Syntax { message, position, .. } = &refusal else {
+        return refusal;
+    };
+    let mut loan: Box<dyn SessionLoan> = Box::new(loan);
+    let cancel = loan.session().cancel_handle();
+    let options = TransactionOptions {
+        isolation: Isolation::RepeatableRead,
+        statement_timeout: req.timeout.filter(|t| !t.is_zero()),
+        read_settings: Vec::new(),
+        application_name: req.application_name.clone(),
+    };
+    let outcome = loan.session_mut().read_only_transaction_describing(&options, &req.sql).await;
+    let (healthy, server) = match outcome {
+        Ok((_tx, described)) => (true, described.err()),
+        // A session that failed here is closed if its connection is (see `release`).
+        Err(_) => (true, None),
+    };
+    release(loan, Release { healthy, cancel_first: false, largest_row: 0 }, cancel).await;
+    let timeout_ms = req.timeout.and_then(|t| u64::try_from(t.as_millis()).ok());
+    let server = server.map(|e| QueryError::from_driver(e, 0, 0, timeout_ms));
+    syntax_account(message, *position, server)
+}
+
+/// The gate's syntax error (`message`, `position`), or the server's `server` error in its
+/// place when that is a scanner or grammar error (42601, or class 22: a bad escape).
+fn syntax_account(message: &str, position: Option<u32>, server: Option<QueryError>) -> QueryError {
+    match server {
+        Some(QueryError::Database { code, message, hint, position, .. })
+            if code == "42601" || code.starts_with("22") =>
+        {
+            QueryError::Syntax { message, position, code, hint }
+        }
+        other => {
+            if let Some(other) = other {
+                tracing::debug!("the server did not refuse the text as the gate did: {other}");
+            }
+            QueryError::syntax(message.to_string(), position)
+        }
+    }
 }
 
 /// [`run`] for a caller that already admitted `req.sql` (to refuse a statement before it takes a
@@ -601,5 +668,48 @@ fn release_later(loan: Box<dyn SessionLoan>, how: Release, cancel: CancelHandle)
             handle.spawn(release(loan, how, cancel));
         }
         Err(_) => loan.discard(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn db(code: &str) -> QueryError {
+        QueryError::Database {
+            code: code.into(),
+            message: format!("server says {code}"),
+            detail: None,
+            hint: Some("a hint".into()),
+            position: Some(9),
+        }
+    }
+
+    #[test]
+    fn the_servers_account_replaces_the_gates_only_for_a_scanner_or_grammar_error() {
+        for code in ["42601", "22025"] {
+            match syntax_account("gate says", Some(3), Some(db(code))) {
+                QueryError::Syntax { message, position, code: c, hint } => {
+                    assert_eq!(
+                        (message.as_str(), position, c.as_str(), hint.as_deref()),
+                        (format!("server says {code}").as_str(), Some(9), code, Some("a hint"))
+                    );
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+        // The server parsed the text (a newer grammar) and failed later, or failed otherwise: the
+        // gate's refusal stands as it was.
+        for server in [Some(db("42P01")), Some(db("42501")), Some(QueryError::Lost { reason: "gone".into() }), None] {
+            match syntax_account("gate says", Some(3), server) {
+                QueryError::Syntax { message, position, code, hint } => {
+                    assert_eq!(
+                        (message.as_str(), position, code.as_str(), hint),
+                        ("gate says", Some(3), "42601", None)
+                    );
+                }
+                other => panic!("{other:?}"),
+            }
+        }
     }
 }

@@ -122,10 +122,11 @@ pub enum StatementKind {
 /// Errors of the scanner and of the parser's string post-processing that name no token —
 /// `invalid Unicode escape` in `E'\u00'` (the server: 22025, position of the escape, a hint) or
 /// in `U&'\061'` (42601, position of the escape inside the literal, a hint) — go without a
-/// position: the pg_query crate passes on libpg_query's message only (its `cursorpos` stays in
-/// the crate's private bindings, and calling libpg_query directly needs `unsafe`, which the
+/// position here: the pg_query crate passes on libpg_query's message only (its `cursorpos` stays
+/// in the crate's private bindings, and calling libpg_query directly needs `unsafe`, which the
 /// workspace forbids), and finding the escape again means re-implementing PostgreSQL's escape
-/// rules for each kind of literal.
+/// rules for each kind of literal. With a session, [`explain_syntax_error`](crate::explain_syntax_error)
+/// takes the position and the hint from the server.
 fn syntax_position(sql: &str, message: &str) -> Option<u32> {
     let position_of = |byte: usize| sql.get(..byte).map(|s| s.chars().count() as u32 + 1);
     if message.ends_with("at end of input") {
@@ -219,9 +220,9 @@ fn classify(sql: &str) -> Result<Admitted, QueryError> {
         pg_query::Error::Decode(e) if e.to_string().contains("recursion limit") => too_deep(),
         pg_query::Error::Parse(message) => {
             let position = syntax_position(sql, &message);
-            QueryError::Syntax { message, position }
+            QueryError::syntax(message, position)
         }
-        other => QueryError::Syntax { message: other.to_string(), position: None },
+        other => QueryError::syntax(other.to_string(), None),
     })?;
     let stmts = &parsed.protobuf.stmts;
     let raw = match stmts.as_slice() {

@@ -23,5 +23,8 @@ pub mod gate;
 pub mod types;
 
 pub use error::QueryError;
-pub use exec::{run, run_admitted, Batch, QueryRequest, RowStream, SessionLoan, BATCH_ROWS, RETIRE_AFTER_ROW_BYTES};
+pub use exec::{
+    explain_syntax_error, run, run_admitted, Batch, QueryRequest, RowStream, SessionLoan, BATCH_ROWS,
+    RETIRE_AFTER_ROW_BYTES,
+};
 pub use types::{unique_names, Codec, Column, Flavor, Scalar};

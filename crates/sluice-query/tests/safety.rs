@@ -198,7 +198,7 @@ async fn syntax_errors_point_where_postgresql_points() {
         format!("SELECT {}, , {}", (1..2000).map(|i| i.to_string()).collect::<Vec<_>>().join(", "), "1, ".repeat(500));
     for sql in texts.iter().copied().chain([many.as_str()]) {
         let ours = match sluice_query::gate::admit(sql) {
-            Err(QueryError::Syntax { position, message }) => (position, message),
+            Err(QueryError::Syntax { position, message, .. }) => (position, message),
             other => panic!("{sql}: expected a syntax error, got {other:?}"),
         };
         let theirs = server.simple_query(sql).await.expect_err("the server refuses it too");
@@ -211,4 +211,46 @@ async fn syntax_errors_point_where_postgresql_points() {
         assert_eq!(ours.0, want, "{sql}: ours {:?}, PostgreSQL says {:?}", ours.1, db.message());
         assert_eq!(ours.1, db.message(), "{sql}");
     }
+}
+
+/// A statement the gate cannot parse is refused with the server's own SQLSTATE, message,
+/// position and hint — also for the scanner's errors, which the gate's parser reports with a
+/// message only — and the session is healthy afterwards.
+#[tokio::test]
+async fn a_syntax_error_carries_the_servers_position_and_hint() {
+    let env = env();
+    let (server, connection) =
+        sluice_connect::tokio_postgres::connect(&env.cluster.superuser_url(DB), sluice_connect::tokio_postgres::NoTls)
+            .await
+            .expect("superuser");
+    tokio::spawn(connection);
+    let texts = [
+        r"SELECT U&'wrong: \061'",
+        r"SELECT 1, E'\u00'",
+        r"SELECT U&'\0061' UESCAPE 'xy'",
+        "SELEC 1",
+        "SELECT 1 FROM FROM accounts",
+        "SELECT 'unterminated",
+    ];
+    let mut hints = 0;
+    for sql in texts {
+        let ours = csv(&env.pool, sql).await.expect_err("refused");
+        let QueryError::Syntax { ref message, position, ref code, ref hint } = ours else {
+            panic!("{sql}: expected a syntax error, got {ours:?}");
+        };
+        let theirs = server.simple_query(sql).await.expect_err("the server refuses it too");
+        let db = theirs.as_db_error().unwrap_or_else(|| panic!("{sql}: {theirs:?}"));
+        let want = match db.position() {
+            Some(sluice_connect::tokio_postgres::error::ErrorPosition::Original(p)) => Some(*p),
+            other => panic!("{sql}: {other:?}"),
+        };
+        assert_eq!((code.as_str(), message.as_str()), (db.code().code(), db.message()), "{sql}");
+        assert_eq!(position, want, "{sql}");
+        assert_eq!(hint.as_deref(), db.hint(), "{sql}");
+        assert_eq!(ours.hint().as_deref(), db.hint(), "{sql}");
+        hints += usize::from(hint.is_some());
+    }
+    assert!(hints >= 2, "the escape errors come with a hint");
+    // The session went back to the pool healthy, outside any transaction.
+    assert_eq!(csv(&env.pool, "SELECT 1 AS one").await.expect("ok"), "one\n1\n");
 }

@@ -19,6 +19,7 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use futures_util::Stream;
 use serde::Deserialize;
+use sluice_core::SourceId;
 use sluice_query::export::{self, BodyError, ExportContext, Format};
 use sluice_query::{QueryError, QueryRequest};
 use sluice_store::{AuditId, QueryCompletion, QueryOutcome};
@@ -164,6 +165,29 @@ async fn caller_and_body(state: &AppState, req: Request) -> Result<(Principal, Q
     Ok((who, query, true))
 }
 
+/// The gate's syntax error `e` with the server's SQLSTATE, position and hint, from a session of
+/// the source's pool when one comes without queueing behind a full queue; the gate's error as it
+/// is otherwise.
+async fn explain_syntax_error(
+    state: &AppState,
+    id: &SourceId,
+    who: &Principal,
+    sql: String,
+    e: QueryError,
+) -> QueryError {
+    let Ok(pool) = state.pool(id).await else {
+        return e;
+    };
+    if pool.waiting() >= state.config().pool_queue {
+        return e;
+    }
+    let Ok(session) = pool.get().await else {
+        return e;
+    };
+    let request = QueryRequest { sql, application_name: Some(format!("sluice:{}", who.login)), ..Default::default() };
+    sluice_query::explain_syntax_error(session, &request, e).await
+}
+
 /// Runs one read-only statement and streams its rows in the requested format. Files (CSV,
 /// Arrow, Parquet) come with `Content-Disposition: attachment`. An error after the first byte
 /// ends the body early (a JSON document then lacks its closing, an Arrow stream its end, a
@@ -190,7 +214,7 @@ async fn caller_and_body(state: &AppState, req: Request) -> Result<(Principal, Q
             (crate::openapi::ArrowStreamDoc = "application/vnd.apache.arrow.stream"),
             (crate::openapi::ParquetDoc = "application/vnd.apache.parquet"),
         )),
-        (status = 400, description = "The statement does not parse (`syntax`, with `position`), is refused by the gate (`refused`), or failed in the database (`database`, with `sqlstate` and `position`).", body = crate::error::ErrorBody),
+        (status = 400, description = "The statement does not parse (`syntax`, with `sqlstate`, `position` and the server's `hint`), is refused by the gate (`refused`), or failed in the database (`database`, with `sqlstate` and `position`).", body = crate::error::ErrorBody),
         (status = 404, description = "No such source (or not the one a scoped token may use).", body = crate::error::ErrorBody),
         (status = 408, description = "The statement ran past its timeout.", body = crate::error::ErrorBody),
         (status = 429, description = "Every session of the source is busy; `Retry-After` says when to try again.", body = crate::error::ErrorBody),
@@ -211,8 +235,19 @@ async fn query(State(state): State<AppState>, Path(id): Path<String>, req: Reque
     let (who, body, download) = caller?;
     let id = id?;
     who.may_use(&id)?;
-    // The gate first: a refused statement never waits for a session.
-    let admitted = sluice_query::gate::admit_async(&body.sql, &Default::default()).await?;
+    // The gate first: a refused statement never waits for a session — except a syntax error,
+    // which takes one for a moment so the server can say where it is and why (it parses the
+    // text and runs nothing: see `explain_syntax_error`).
+    let admitted = match sluice_query::gate::admit_async(&body.sql, &Default::default()).await {
+        Ok(admitted) => admitted,
+        Err(e @ QueryError::Syntax { .. }) => {
+            if let Some(known) = known {
+                known?;
+            }
+            return Err(explain_syntax_error(&state, &id, &who, body.sql, e).await.into());
+        }
+        Err(e) => return Err(e.into()),
+    };
     if body.max_rows == Some(0) {
         return Err(ApiError::invalid("max_rows", "must be at least 1 (leave it out for the default)"));
     }
