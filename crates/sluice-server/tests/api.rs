@@ -637,6 +637,7 @@ async fn bad_input_is_a_4xx_naming_the_field() {
     let query = |body: Value| api.call(Method::POST, "/api/v1/sources/shop/query", As::Token(&admin), Some(body));
     let v = query(json!({"sql": "DELETE FROM customers"})).await.refused(StatusCode::BAD_REQUEST, "sql");
     assert_eq!(v["error"]["code"], "refused");
+    let delete_refused = v["error"]["message"].clone();
     let v = query(json!({"sql": "SELECT 1 FROM customers WHERE"})).await.refused(StatusCode::BAD_REQUEST, "sql");
     assert_eq!(v["error"]["code"], "syntax");
     assert_eq!(v["error"]["position"], 30, "{v}");
@@ -651,6 +652,30 @@ async fn bad_input_is_a_4xx_naming_the_field() {
     assert!(v["error"]["message"].as_str().is_some_and(|m| m.starts_with("invalid Unicode escape")), "{v}");
     let v = query(json!({"sql": "SELECT * FROM no_such_table"})).await.refused(StatusCode::BAD_REQUEST, "sql");
     assert_eq!(v["error"]["sqlstate"], "42P01", "{v}");
+    // Each refusal is on record as a failed query with its text and reason, newest first.
+    let r = api.call(Method::GET, "/api/v1/audit?kind=query&source=shop", As::Token(&admin), None).await;
+    let entries = r.json()["entries"].as_array().cloned().unwrap_or_default();
+    let seen: Vec<_> =
+        entries.iter().map(|e| (e["sql"].as_str().unwrap_or(""), e["outcome"].as_str().unwrap_or(""))).collect();
+    assert_eq!(
+        seen,
+        [
+            ("SELECT * FROM no_such_table", "failed"),
+            (r"SELECT U&'wrong: \061'", "failed"),
+            ("SELECT 1 FROM customers WHERE", "failed"),
+            ("DELETE FROM customers", "failed"),
+        ],
+        "{}",
+        r.text()
+    );
+    let reasons: Vec<_> = entries.iter().map(|e| e["error"].as_str().unwrap_or("")).collect();
+    assert!(reasons[1].starts_with("invalid Unicode escape"), "{reasons:?}");
+    assert_eq!(json!(reasons[3]), delete_refused, "the audit gives the reason the caller was given");
+    // A statement refused for a source that does not exist is a 404, and not on record.
+    let r = api
+        .call(Method::POST, "/api/v1/sources/nope/query", As::Token(&admin), Some(json!({"sql": "DELETE FROM t"})))
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND, "{}", r.text());
     query(json!({"sql": "SELECT 1", "max_rows": 0})).await.refused(StatusCode::BAD_REQUEST, "max_rows");
     query(json!({"sql": "SELECT 1", "timeout_ms": 0})).await.refused(StatusCode::BAD_REQUEST, "timeout_ms");
     query(json!({"sql": "SELECT 1", "format": "xml"})).await.refused(StatusCode::BAD_REQUEST, "format");

@@ -238,15 +238,24 @@ async fn query(State(state): State<AppState>, Path(id): Path<String>, req: Reque
     // The gate first: a refused statement never waits for a session — except a syntax error,
     // which takes one for a moment so the server can say where it is and why (it parses the
     // text and runs nothing: see `explain_syntax_error`).
+    // Refusals are audited as failed queries: a write attempted through Sluice is on record, and
+    // so is a text the server was asked to parse.
     let admitted = match sluice_query::gate::admit_async(&body.sql, &Default::default()).await {
         Ok(admitted) => admitted,
-        Err(e @ QueryError::Syntax { .. }) => {
+        Err(e) => {
             if let Some(known) = known {
                 known?;
             }
-            return Err(explain_syntax_error(&state, &id, &who, body.sql, e).await.into());
+            let started = Instant::now();
+            let audit_id = state.store().begin_query_audit(&who.actor, &id, &body.sql).await?;
+            let e = match e {
+                QueryError::Syntax { .. } => explain_syntax_error(&state, &id, &who, body.sql, e).await,
+                e => e,
+            };
+            let api = ApiError::from(e);
+            record(&state, audit_id, started, Recorded::nothing(QueryOutcome::Failed, Some(api.message.clone()))).await;
+            return Err(api);
         }
-        Err(e) => return Err(e.into()),
     };
     if body.max_rows == Some(0) {
         return Err(ApiError::invalid("max_rows", "must be at least 1 (leave it out for the default)"));
