@@ -27,6 +27,8 @@
 #   SOURCES=500 DATABASES=10 TABLES=200   the load
 #   INTERVALS=10 INTERVALS2=10            minutes watched with one, then two instances
 #   HOOK_RUNS=5                           CREATE TABLE + refresh measurements
+#   SETTLE=1                              intervals waited after the first runs before watching
+#                                         (each source's first unchanged run keeps a record of its own)
 #   SLUICE_BIN=...   a prebuilt binary (default: cargo build --release -p sluice-cli)
 #   OUT_DIR=...      results directory (default bench/results)
 set -euo pipefail
@@ -38,6 +40,7 @@ DATABASES=${DATABASES:-10}
 TABLES=${TABLES:-200}
 INTERVALS=${INTERVALS:-10}
 INTERVALS2=${INTERVALS2:-10}
+SETTLE=${SETTLE:-1}
 HOOK_RUNS=${HOOK_RUNS:-5}
 OUT_DIR=${OUT_DIR:-$repo/bench/results}
 INTERVAL_MS=60000
@@ -57,7 +60,7 @@ trap 'exit 130' INT TERM
 
 sluice_binary
 
-ttl=$(( (INTERVALS + INTERVALS2 + 15) * 60 + 600 ))
+ttl=$(( (INTERVALS + INTERVALS2 + SETTLE + 15) * 60 + 600 ))
 src_url=$(BENCH_PG_TTL=$ttl "$BENCH_DIR/pg-up.sh" "$work/src")
 store_url=$(BENCH_PG_TTL=$ttl "$BENCH_DIR/pg-up.sh" "$work/store")
 src_port=${src_url##*:}; src_port=${src_port%%/*}
@@ -151,6 +154,8 @@ split() {
 }
 
 # ---- 1. one instance -------------------------------------------------------------------------
+log "settling for $SETTLE intervals"
+sleep $(( SETTLE * 60 ))
 log "watching one instance for $INTERVALS intervals"
 uptime1=$(uptime)
 t0=$(now_ms); c0=$(cpu_ticks "${SERVE_PIDS[0]}"); b0=$(runs_bytes); n0=$(snapshots)
@@ -222,6 +227,7 @@ SUMMARY="$OUT_DIR/sluice-watch-scale-$stamp.md"
   echo
   env_facts "$bindir"
   echo "- load: $SOURCES sources over $DATABASES databases of $TABLES tables (make-catalog.sql, one schema, no views), every source at a 60 s interval; store and sources on two clusters of this machine; release build"
+  echo "- watched after $SETTLE settling interval(s) past every source's first run"
   echo "- uptime at the one-instance window: $uptime1"
   echo "- uptime at the two-instance window: $uptime2"
   echo "- first runs (when saved) that failed: $failed_first"
