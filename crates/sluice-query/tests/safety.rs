@@ -250,7 +250,10 @@ async fn a_syntax_error_carries_the_servers_position_and_hint() {
         assert_eq!(ours.hint().as_deref(), db.hint(), "{sql}");
         hints += usize::from(hint.is_some());
     }
-    assert!(hints >= 2, "the escape errors come with a hint");
+    // PostgreSQL 13 gave the Unicode escape errors their hints.
+    if env.cluster.version_num().expect("version") >= 130000 {
+        assert!(hints >= 2, "the escape errors come with a hint");
+    }
     // The session went back to the pool healthy, outside any transaction.
     assert_eq!(csv(&env.pool, "SELECT 1 AS one").await.expect("ok"), "one\n1\n");
 }

@@ -648,8 +648,11 @@ async fn bad_input_is_a_4xx_naming_the_field() {
     assert_eq!(v["error"]["code"], "syntax");
     assert_eq!(v["error"]["sqlstate"], "42601", "{v}");
     assert_eq!(v["error"]["position"], 18, "{v}");
-    assert_eq!(v["error"]["hint"], r"Unicode escapes must be \XXXX or \+XXXXXX.", "{v}");
     assert!(v["error"]["message"].as_str().is_some_and(|m| m.starts_with("invalid Unicode escape")), "{v}");
+    // The server's own words: PostgreSQL 13 gave this error its hint.
+    if t.cluster.version_num().expect("version") >= 130000 {
+        assert_eq!(v["error"]["hint"], r"Unicode escapes must be \XXXX or \+XXXXXX.", "{v}");
+    }
     let v = query(json!({"sql": "SELECT * FROM no_such_table"})).await.refused(StatusCode::BAD_REQUEST, "sql");
     assert_eq!(v["error"]["sqlstate"], "42P01", "{v}");
     // Each refusal is on record as a failed query with its text and reason, newest first.
