@@ -12,7 +12,8 @@
 #   serve_start ARGS...    one `sluice serve ARGS...` on a free loopback port, its output appended to
 #                          $work/serve-PORT.log, once /api/v1/health answers; sets SERVE_PID,
 #                          SERVE_PORT and API (http://127.0.0.1:PORT/api/v1), appends to SERVE_PIDS
-#   serve_stop             SIGTERM to every instance started, and waits for them
+#   serve_stop             SIGTERM to every instance started (and SIGCONT, for one a script
+#                          stopped), and waits for them
 #   api ARGS...            curl -sS -f with the token and a JSON content type
 #   add_source ID DATABASE PORT [JSON]
 #                          registers 127.0.0.1:PORT/DATABASE (login bench/bench, no TLS) as source ID
@@ -67,7 +68,7 @@ serve_start() {
 
 serve_stop() {
   local p
-  for p in "${SERVE_PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+  for p in "${SERVE_PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; kill -CONT "$p" 2>/dev/null || true; done
   for p in "${SERVE_PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
   SERVE_PIDS=()
   SERVE_PID=

@@ -8,9 +8,19 @@
 #     and the store's growth while nothing changes (new snapshots, bytes of run records);
 #  2. two instances on the same store and load, for INTERVALS2 intervals: no double, no miss,
 #     and how the runs split between them;
-#  3. the time from a CREATE TABLE on a source to the table in the API: through the refresh
-#     hook (POST …/refresh, then GET …/catalog polled), and on schedule (from the run records:
-#     the first run that stored the change, for each source of that database).
+#  3. the second instance killed (SIGKILL) in the middle of runs, then the survivor alone for
+#     KILL_INTERVALS intervals: how soon it finished a run of each source the dead instance held
+#     under a lease with its run in flight, and for every source the gap between its last run
+#     before the kill and the survivor's first after it, against one interval + the lease + two
+#     polls (122 s; why in the results); no double, no miss. The kill comes once the store shows
+#     the victim holding a source with its run in flight: the victim is stopped (SIGSTOP), the
+#     store read again (continued and waited for again if its runs ended meanwhile), then killed,
+#     so "at the kill" is one instant of the store. The script ends with a FAIL line and exit
+#     status 1 (after writing the results) if a source was not run by the survivor within that
+#     bound;
+#  4. with the survivor alone, the time from a CREATE TABLE on a source to the table in the API:
+#     through the refresh hook (POST …/refresh, then GET …/catalog polled), and on schedule (from
+#     the run records: the first run that stored the change, for each source of that database).
 #
 # The store keeps consecutive unchanged runs of a source as one record, so the runs are counted
 # from the instances' logs instead: each prints one line per finished run
@@ -26,6 +36,7 @@
 # Environment (all optional):
 #   SOURCES=500 DATABASES=10 TABLES=200   the load
 #   INTERVALS=10 INTERVALS2=10            minutes watched with one, then two instances
+#   KILL_INTERVALS=2                      minutes watched with the survivor alone after the kill
 #   HOOK_RUNS=5                           CREATE TABLE + refresh measurements
 #   SETTLE=1                              intervals waited after the first runs before watching
 #                                         (each source's first unchanged run keeps a record of its own)
@@ -40,10 +51,22 @@ DATABASES=${DATABASES:-10}
 TABLES=${TABLES:-200}
 INTERVALS=${INTERVALS:-10}
 INTERVALS2=${INTERVALS2:-10}
+KILL_INTERVALS=${KILL_INTERVALS:-2}
 SETTLE=${SETTLE:-1}
 HOOK_RUNS=${HOOK_RUNS:-5}
 OUT_DIR=${OUT_DIR:-$repo/bench/results}
 INTERVAL_MS=60000
+# DiscoveryConfig's defaults (crates/sluice-server/src/scheduler.rs), which `sluice serve` keeps:
+# a claimed source stays leased 60 s unless renewed (every third of it while its run lasts), and
+# each instance asks the store for due sources every second.
+LEASE_MS=60000
+POLL_MS=1000
+# A source's runs are one interval apart, each started up to a poll after it is due. The one an
+# instance dies in leaves its source leased until one lease after the run started (or after its
+# last renewal, at most the kill), and the survivor claims it up to a poll after that: so the
+# gap from a source's last run before the kill to its next stays within this (runs here end long
+# before their first renewal, a third of the lease in).
+TAKEOVER_BOUND_MS=$(( INTERVAL_MS + LEASE_MS + 2 * POLL_MS ))
 bindir=$(pg_bindir)
 PSQL="$bindir/psql"
 
@@ -60,7 +83,7 @@ trap 'exit 130' INT TERM
 
 sluice_binary
 
-ttl=$(( (INTERVALS + INTERVALS2 + SETTLE + 15) * 60 + 600 ))
+ttl=$(( (INTERVALS + INTERVALS2 + KILL_INTERVALS + SETTLE + 20) * 60 + 600 ))
 src_url=$(BENCH_PG_TTL=$ttl "$BENCH_DIR/pg-up.sh" "$work/src")
 store_url=$(BENCH_PG_TTL=$ttl "$BENCH_DIR/pg-up.sh" "$work/store")
 src_port=${src_url##*:}; src_port=${src_port%%/*}
@@ -188,7 +211,93 @@ split2=$(split "$u0" "$u1")
 rss2a=$(hwm_mib "${SERVE_PIDS[0]}"); rss2b=$(hwm_mib "${SERVE_PIDS[1]}")
 conns2=$(sq -tAc "SELECT count(*) FROM pg_stat_activity WHERE datname LIKE 'src_%'")
 
-# ---- 3. CREATE TABLE to the API --------------------------------------------------------------
+# ---- 3. one of two instances killed mid-run -------------------------------------------------
+victim=${SERVE_PIDS[1]}
+survivor=${SERVE_PIDS[0]}
+# The condition that a lease or run is (column $1) the instance of pid $2: names carry the pid.
+named() { printf "%s ~ '-%s-[0-9a-f]+\$'" "$1" "$2"; }
+# The sources the victim holds with their run in flight (space-separated, sorted; empty if none).
+held_mid_run() {
+  st -c "SELECT coalesce(string_agg(s.source_id, ' ' ORDER BY s.source_id), '')
+         FROM discovery_schedule s JOIN discovery_runs r ON r.id = s.run_id
+         WHERE $(named s.leased_by "$victim") AND r.state = 'running'"
+}
+log "waiting for the second instance to be mid-run, then killing it (SIGKILL)"
+held=
+deadline=$(( $(now_ms) + 5 * INTERVAL_MS ))
+while [ -z "$held" ] && [ "$(now_ms)" -lt "$deadline" ]; do
+  # Waits in the store's server (a fresh snapshot per check) until it sees one, 10 s at most.
+  st -c "DO \$\$ BEGIN
+           FOR i IN 1..2000 LOOP
+             EXIT WHEN EXISTS (SELECT FROM discovery_schedule s JOIN discovery_runs r ON r.id = s.run_id
+                               WHERE $(named s.leased_by "$victim") AND r.state = 'running');
+             PERFORM pg_sleep(0.005);
+           END LOOP;
+         END \$\$"
+  k0=$(now_ms)
+  kill -STOP "$victim"
+  held=$(held_mid_run)
+  [ -n "$held" ] || kill -CONT "$victim"
+done
+[ -n "$held" ] || die "the second instance held no source mid-run in 5 intervals"
+kill -KILL "$victim"
+wait "$victim" 2>/dev/null || true
+SERVE_PIDS=("$survivor")
+# What the store leaves leased to the dead instance is what it held at the kill.
+held=$(held_mid_run)
+held_n=$(wc -w <<<"$held")
+log "killed; it held $held_n source(s) mid-run: ${held:--}"
+log "watching the survivor alone for $KILL_INTERVALS intervals"
+uptime3=$(uptime)
+sleep $(( KILL_INTERVALS * 60 ))
+k1=$(now_ms)
+sleep 10
+read -r runs3 failed3 doubles3 misses3 minper3 maxper3 avgrun3 maxrun3 <<<"$(analyze "$k0" "$k1")"
+held_sql="string_to_array('$held', ' ')"
+survivor_runs3=$(lg -c "SELECT count(*) FROM logged_runs WHERE reason = 'schedule' AND $(named instance "$survivor")
+                        AND started_at >= $k0 AND started_at < $k1")
+# The survivor's first finished run of each held source, in ms from the kill.
+read -r took_n took_median took_max <<<"$(lg -F ' ' -c "
+  SELECT count(*), coalesce(percentile_disc(0.5) WITHIN GROUP (ORDER BY t)::text, '-'), coalesce(max(t)::text, '-')
+  FROM (SELECT min(finished_at) - $k0 AS t FROM logged_runs
+        WHERE $(named instance "$survivor") AND started_at >= $k0 AND source_id = ANY ($held_sql)
+        GROUP BY source_id) x")"
+# Per source: its last run before the kill (any instance) and the survivor's first run after it.
+gaps_sql="
+  WITH b AS (SELECT source_id, max(started_at) AS last FROM logged_runs WHERE started_at < $k0 GROUP BY 1),
+       a AS (SELECT source_id, min(started_at) AS first, min(finished_at) AS done FROM logged_runs
+             WHERE started_at >= $k0 AND $(named instance "$survivor") GROUP BY 1)
+  SELECT b.source_id, b.last, a.first, a.done, a.first - b.last AS gap, b.source_id = ANY ($held_sql) AS held
+  FROM b LEFT JOIN a USING (source_id)"
+read -r gap_max_held gap_max_other gap_over gap_none <<<"$(lg -F ' ' -c "
+  SELECT coalesce(max(gap) FILTER (WHERE held)::text, '-'), coalesce(max(gap) FILTER (WHERE NOT held)::text, '-'),
+         count(*) FILTER (WHERE gap > $TAKEOVER_BOUND_MS), count(*) FILTER (WHERE gap IS NULL)
+  FROM ($gaps_sql) g")"
+# The sources the victim finished last (as many as it runs at once).
+victim_last=$(lg -c "SELECT coalesce(string_agg(source_id, ' '), '') FROM (
+  SELECT source_id FROM logged_runs WHERE $(named instance "$victim") ORDER BY finished_at DESC LIMIT 4) x")
+# Those, the held ones, and the 10 longest gaps over the bound, one table row each.
+takeover_rows=$(lg -c "
+  SELECT format('| %s | %s | %s | %s | %s | %s |', source_id,
+                concat_ws(', ', CASE WHEN held THEN 'held, run in flight' END,
+                          CASE WHEN ran_last THEN 'run last by the victim' END, CASE WHEN over THEN 'over the bound' END),
+                $k0 - last, coalesce((first - $k0)::text, 'none'), coalesce((done - $k0)::text, 'none'),
+                coalesce(gap::text, '-'))
+  FROM (SELECT g.*, source_id = ANY (string_to_array('$victim_last', ' ')) AS ran_last,
+               gap IS NULL OR gap > $TAKEOVER_BOUND_MS AS over,
+               row_number() OVER (ORDER BY gap DESC NULLS FIRST) AS worst
+        FROM ($gaps_sql) g) x
+  WHERE held OR ran_last OR (over AND worst <= 10)
+  ORDER BY held DESC, ran_last DESC, gap DESC NULLS FIRST, last DESC")
+abandoned=$(st -c "SELECT coalesce(string_agg(source_id, ' ' ORDER BY source_id), '') FROM discovery_runs
+                   WHERE $(named instance "$victim") AND outcome = 'failed' AND stage = 'scheduler'")
+fails=()
+[ "$held_n" -gt 0 ] || fails+=("the victim held no source mid-run at the kill")
+[ "$took_n" -eq "$held_n" ] || fails+=("the survivor finished a run of $took_n of the $held_n sources the victim held")
+[ "$gap_over" -eq 0 ] || fails+=("$gap_over source(s) waited more than $TAKEOVER_BOUND_MS ms from their last run before the kill to the survivor's first")
+[ "$gap_none" -eq 0 ] || fails+=("$gap_none source(s) had no run by the survivor after the kill")
+
+# ---- 4. CREATE TABLE to the API --------------------------------------------------------------
 log "CREATE TABLE, then the refresh hook ($HOOK_RUNS times)"
 hook=()
 for k in $(seq 1 "$HOOK_RUNS"); do
@@ -230,12 +339,14 @@ SUMMARY="$OUT_DIR/sluice-watch-scale-$stamp.md"
   echo "- watched after $SETTLE settling interval(s) past every source's first run"
   echo "- uptime at the one-instance window: $uptime1"
   echo "- uptime at the two-instance window: $uptime2"
+  echo "- uptime after the kill: $uptime3"
   echo "- first runs (when saved) that failed: $failed_first"
   echo
   echo "| window | intervals | scheduled runs | failed | doubles | misses | runs per source (min-max) | mean / max run ms |"
   echo "|---|---:|---:|---:|---:|---:|---:|---:|"
   echo "| one instance | $INTERVALS | $runs1 | $failed1 | $doubles1 | $misses1 | $minper1-$maxper1 | $avgrun1 / $maxrun1 |"
   echo "| two instances | $INTERVALS2 | $runs2 | $failed2 | $doubles2 | $misses2 | $minper2-$maxper2 | $avgrun2 / $maxrun2 |"
+  echo "| the survivor, after the other's kill -9 | $KILL_INTERVALS | $runs3 | $failed3 | $doubles3 | $misses3 | $minper3-$maxper3 | $avgrun3 / $maxrun3 |"
   echo
   echo "| figure | value | goal |"
   echo "|---|---:|---:|"
@@ -249,6 +360,12 @@ SUMMARY="$OUT_DIR/sluice-watch-scale-$stamp.md"
   echo "| two instances: runs by each | $split2 | |"
   echo "| two instances: peak RSS | $rss2a / $rss2b MiB | |"
   echo "| two instances: sessions open to the sources' server | $conns2 | |"
+  echo "| kill -9 mid-run: sources the victim held with their run in flight | $held_n (${held:--}) | at least 1 |"
+  echo "| kill -9 mid-run: its runs the survivor recorded as abandoned | ${abandoned:--} | the same |"
+  echo "| kill -9 mid-run: the survivor's first finished run of each held source (ms after the kill) | median $took_median, max $took_max ($took_n of $held_n) | one interval ($INTERVAL_MS) |"
+  echo "| kill -9 mid-run: last run before the kill to the survivor's first, per source (max ms) | held $gap_max_held, the others $gap_max_other | $TAKEOVER_BOUND_MS |"
+  echo "| kill -9 mid-run: sources over $TAKEOVER_BOUND_MS ms / with no run by the survivor | $gap_over / $gap_none | 0 / 0 |"
+  echo "| the survivor alone: scheduled runs by the survivor | $survivor_runs3 of $runs3 | all |"
   echo "| CREATE TABLE to the API, refresh hook (ms, sorted) | $hook_sorted (median $hook_median) | < 2000 |"
   echo "| CREATE TABLE to a run that stored it, 60 s interval ($seen_n of $on_db2 sources on that database) | mean $sched_avg ms, max $sched_max ms | |"
   echo
@@ -256,6 +373,25 @@ SUMMARY="$OUT_DIR/sluice-watch-scale-$stamp.md"
   echo "consecutive unchanged runs of a source as one record. Misses count gaps of 1.5 intervals"
   echo "or more between a source's runs, window edges left uncovered and sources with no run;"
   echo "doubles count runs under half an interval apart."
+  echo
+  echo "The kill: the sources the second instance held with their run in flight, the last it"
+  echo "finished before, and the sources over the bound (the 10 longest gaps); times from the kill,"
+  echo "a gap runs from a source's last run before the kill, by either instance, to the survivor's"
+  echo "first, start to start:"
+  echo
+  echo "| source | at the kill | last run began (ms before) | survivor's first run began (ms after) | and finished (ms after) | gap ms |"
+  echo "|---|---|---:|---:|---:|---:|"
+  printf '%s\n' "$takeover_rows"
+  echo
+  echo "The bound on a gap is one interval ($(( INTERVAL_MS / 1000 )) s) + the lease ($(( LEASE_MS / 1000 )) s, DiscoveryConfig's default) +"
+  echo "two polls ($(( POLL_MS / 1000 )) s each): the run the victim died in began an interval after the source's run"
+  echo "before it, its lease ran out one lease after that run began (runs here end long before the"
+  echo "first renewal, a third of the lease in), and each of the two claims may come up to a poll"
+  echo "after the source is due or free. With the lease as long as the interval, a held source's"
+  echo "next run begins about one interval after the kill."
+  for f in "${fails[@]}"; do echo; echo "FAIL: $f"; done
 } >"$SUMMARY"
 cat "$SUMMARY"
 log "results: $SUMMARY"
+for f in "${fails[@]}"; do log "FAIL: $f"; done
+[ "${#fails[@]}" -eq 0 ] || exit 1
