@@ -40,6 +40,21 @@ impl SessionSettings {
         )
     }
 
+    /// The same settings as [`SessionSettings::set_sql`], as one `SELECT` list of `set_config`
+    /// calls (one statement instead of four; a reset runs on every reuse). The first value is
+    /// `default_transaction_read_only` as the server holds it once set.
+    fn set_config_list(&self) -> String {
+        format!(
+            "pg_catalog.set_config('default_transaction_read_only', 'on', false), \
+             pg_catalog.set_config('statement_timeout', '{}', false), \
+             pg_catalog.set_config('lock_timeout', '{}', false), \
+             pg_catalog.set_config('idle_in_transaction_session_timeout', '{}', false)",
+            self.statement_timeout.as_millis(),
+            self.lock_timeout.as_millis(),
+            self.idle_in_transaction_timeout.as_millis()
+        )
+    }
+
     /// The `SET` statements that make a session Sluice's: read-only by default, bounded in time.
     fn set_sql(&self) -> String {
         format!(
@@ -220,23 +235,37 @@ impl ReadOnlySession {
         }
         self.in_transaction = false;
         self.reset_pending = false;
-        let rows = text_rows(&self.client, &self.reset_sql()).await?;
+        // Whatever the last user left open is ended first: this path is taken when a transaction
+        // may be open, or the session sat idle.
+        let rows = text_rows(&self.client, &self.reset_sql(true)).await?;
         if prepared_left_after_reset(&rows)? {
             return Err(session_err("the session holds SQL-level prepared statements"));
         }
         Ok(())
     }
 
-    /// The reset's batch (directly connected sessions only): three result rows, which
-    /// [`prepared_left_after_reset`] reads, and no transaction left open — it ends with its own `COMMIT`, so
-    /// a `BEGIN` with an isolation level may follow it in the same batch.
-    pub(crate) fn reset_sql(&self) -> String {
+    /// The reset's batch (directly connected sessions only): one result row, which
+    /// [`prepared_left_after_reset`] reads, and no transaction left open — it ends with its own
+    /// `COMMIT`, so a `BEGIN` with an isolation level may follow it in the same batch.
+    ///
+    /// `end_transaction` puts a `ROLLBACK` first, for a session that may be inside a transaction.
+    /// Without one it is left out: on a session known to be outside any, it would only make the
+    /// server log a warning ("there is no transaction in progress") on every reuse.
+    ///
+    /// Each statement of a batch has a cost of its own on the server, so the ones that can be
+    /// are folded into one `SELECT`: the advisory locks released, the settings applied, and the
+    /// count of SQL-level prepared statements. (`DISCARD ALL` would be one statement for all of
+    /// it, but it also deallocates the driver's cached type-lookup statements, which the driver
+    /// cannot be told to forget.)
+    pub(crate) fn reset_sql(&self, end_transaction: bool) -> String {
         format!(
-            "ROLLBACK; BEGIN READ WRITE; RESET ALL; SET SESSION AUTHORIZATION DEFAULT; CLOSE ALL; UNLISTEN *; \
-             SELECT pg_advisory_unlock_all(); DISCARD TEMP; DISCARD SEQUENCES; {} \
-             SELECT count(*)::text FROM pg_prepared_statements WHERE from_sql; SHOW default_transaction_read_only; \
+            "{}BEGIN READ WRITE; RESET ALL; SET SESSION AUTHORIZATION DEFAULT; CLOSE ALL; UNLISTEN *; \
+             DISCARD TEMP; DISCARD SEQUENCES; \
+             SELECT (SELECT count(*) FROM pg_catalog.pg_prepared_statements WHERE from_sql)::text, {}, \
+             pg_catalog.pg_advisory_unlock_all()::text; \
              COMMIT; ",
-            self.settings.set_sql()
+            if end_transaction { "ROLLBACK; " } else { "" },
+            self.settings.set_config_list()
         )
     }
 }
@@ -245,13 +274,13 @@ impl ReadOnlySession {
 /// unless the server confirms `default_transaction_read_only = on`; true when SQL-level prepared
 /// statements are left (the reset cannot remove them without also removing the driver's own).
 pub(crate) fn prepared_left_after_reset(rows: &[Vec<String>]) -> Result<bool, ConnectError> {
-    let n = rows.len();
-    let prepared = n.checked_sub(2).and_then(|i| rows.get(i)).and_then(|r| r.first()).map(String::as_str);
-    let confirm = rows.last().and_then(|r| r.first()).map(String::as_str);
-    if confirm != Some("on") {
+    let Some(row) = rows.last() else {
+        return Err(session_err("the session reset returned no row"));
+    };
+    if row.get(1).map(String::as_str) != Some("on") {
         return Err(session_err("the server did not confirm default_transaction_read_only = on after reset"));
     }
-    match prepared {
+    match row.first().map(String::as_str) {
         Some("0") => Ok(false),
         Some(_) => Ok(true),
         None => Err(session_err("the session reset returned no count of prepared statements")),

@@ -195,7 +195,8 @@ impl ReadOnlySession {
         if let Some(t) = options.statement_timeout {
             limits.statement_timeout = t;
         }
-        let mut sql = if folded_reset { self.reset_sql() } else { String::new() };
+        // Folded only onto a session known to be outside a transaction: no `ROLLBACK` first.
+        let mut sql = if folded_reset { self.reset_sql(false) } else { String::new() };
         sql.push_str(&format!(
             "BEGIN ISOLATION LEVEL {} READ ONLY; {}",
             options.isolation.sql(),
@@ -238,14 +239,14 @@ impl ReadOnlySession {
             }
         };
         if folded_reset {
-            // The reset's rows, then the confirming row. SQL-level prepared statements left by
+            // The reset's row, then the confirming row. SQL-level prepared statements left by
             // the last user (a function may `EXECUTE 'PREPARE …'`) are removed here, inside the
-            // read-only transaction, with the driver's cached statements, which `DEALLOCATE ALL`
-            // also removes: the driver prepares its own again when it needs them.
+            // read-only transaction, by name: `DEALLOCATE ALL` would also remove the driver's
+            // own, its cached type lookups and the statement being described.
             let reset_rows = rows.split_last().map(|(_, before)| before).unwrap_or_default();
             let cleaned = match prepared_left_after_reset(reset_rows) {
                 Ok(false) => Ok(()),
-                Ok(true) => text_rows(&self.client, "DEALLOCATE ALL").await.map(|_| self.client.clear_type_cache()),
+                Ok(true) => deallocate_sql_level(&self.client).await,
                 Err(e) => Err(e),
             };
             if let Err(e) = cleaned {
@@ -323,4 +324,17 @@ impl ReadOnlySession {
         }
         result.map(drop)
     }
+}
+
+/// Deallocates the SQL-level prepared statements (`PREPARE`) of the session, by the names the
+/// server quotes, and none of the driver's own.
+async fn deallocate_sql_level(client: &Client) -> Result<(), ConnectError> {
+    let names =
+        text_rows(client, "SELECT pg_catalog.quote_ident(name) FROM pg_catalog.pg_prepared_statements WHERE from_sql")
+            .await?;
+    let sql: String = names.iter().filter_map(|r| r.first()).map(|name| format!("DEALLOCATE {name}; ")).collect();
+    if sql.is_empty() {
+        return Ok(());
+    }
+    text_rows(client, &sql).await.map(drop)
 }

@@ -342,6 +342,47 @@ async fn session_state_does_not_survive_reuse() {
     assert_eq!(row, vec!["on", "\"$user\", public", "5min", "t", "0", "0"]);
 }
 
+/// A session handed back after a clean transaction is reset in the next transaction's own batch.
+/// The reset must leave the driver's statements alone (its cached type lookups, the statement
+/// described in the same round trip) while it removes a `PREPARE` the last user left, and it
+/// must not make the server log a warning on every reuse.
+#[tokio::test]
+async fn a_folded_reset_keeps_the_drivers_statements_and_logs_nothing() {
+    let cluster = Cluster::start_default().expect("cluster");
+    cluster.create_login("ro", PW).expect("role");
+    cluster
+        .psql("postgres", "CREATE TYPE mood AS ENUM ('calm', 'busy'); GRANT USAGE ON TYPE mood TO ro;")
+        .expect("a type of the database's own");
+    let s = spec("127.0.0.1", cluster.port(), "ro", SslMode::Disable);
+    let pool = Pool::new(Connector::new(s).expect("connector"), PoolOptions { max_size: 1, ..Default::default() });
+    let options = sluice_connect::TransactionOptions::default();
+    let sql = "SELECT 'busy'::mood AS m";
+    let mut pid = None;
+    for round in 0..4 {
+        let mut session = pool.get().await.expect("session");
+        assert_eq!(*pid.get_or_insert(session.info().backend_pid), session.info().backend_pid, "one server connection");
+        let (tx, described) = session.read_only_transaction_describing(&options, sql).await.expect("begin");
+        // The driver looks the enum up once and keeps its lookup statement for the next rounds.
+        let statement = described.unwrap_or_else(|e| panic!("round {round}: describe: {e}"));
+        let rows = tx.client().query(&statement, &[]).await.unwrap_or_else(|e| panic!("round {round}: execute: {e}"));
+        assert_eq!(rows.len(), 1);
+        let left: i64 = tx
+            .client()
+            .query_one("SELECT count(*) FROM pg_prepared_statements WHERE from_sql", &[])
+            .await
+            .expect("count")
+            .get(0);
+        assert_eq!(left, 0, "round {round}: the last round's PREPARE was removed");
+        // What a function may leave behind: an SQL-level prepared statement.
+        tx.client().batch_execute("PREPARE leftover AS SELECT 1").await.expect("prepare");
+        drop(rows);
+        drop(statement);
+        tx.commit().await.expect("commit");
+    }
+    let log = cluster.log();
+    assert!(!log.contains("there is no transaction in progress"), "the reuse made the server warn:\n{log}");
+}
+
 #[tokio::test]
 async fn a_running_query_is_cancelled_and_its_backend_is_idle() {
     let cluster = Cluster::start_default().expect("cluster");
