@@ -258,10 +258,10 @@ async fn prune_if_due(state: AppState) {
 /// and the source's next due time.
 async fn run_one(state: AppState, claimed: ClaimedDiscovery, memory: MemoryBudget, mut stopped: watch::Receiver<bool>) {
     let config = &state.config().discovery;
-    let interval_ms = claimed
-        .interval_ms
-        .unwrap_or_else(|| i64::try_from(config.default_interval.as_millis()).unwrap_or(i64::MAX))
-        .max(1);
+    let default_interval_ms = i64::try_from(config.default_interval.as_millis()).unwrap_or(i64::MAX).max(1);
+    // The interval as claimed caps the backoff; the store caps it again by the interval stored
+    // when the run completes, and schedules a success on that one.
+    let interval_ms = claimed.interval_ms.unwrap_or(default_interval_ms).max(1);
     let renew = renew_lease(&state, &claimed);
     let work = async {
         // Held until the run ends.
@@ -289,7 +289,7 @@ async fn run_one(state: AppState, claimed: ClaimedDiscovery, memory: MemoryBudge
         },
     };
     let next = match result.outcome {
-        RunOutcome::Ok => NextDue::Interval { interval_ms },
+        RunOutcome::Ok => NextDue::Interval { default_interval_ms },
         RunOutcome::Cancelled => NextDue::After { delay_ms: 0 },
         RunOutcome::Failed => NextDue::After { delay_ms: backoff(config.first_backoff, claimed.failures, interval_ms) },
     };

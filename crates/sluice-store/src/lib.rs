@@ -370,13 +370,15 @@ impl Store {
         settings: &SourceSpec,
         secrets: &SourceSecrets,
     ) -> Result<SourceRecord> {
-        self.put_source_claiming(id, name, settings, secrets, None).await
+        self.put_source_claiming(id, name, settings, secrets, None, None).await
     }
 
     /// [`Store::put_source`], the source's SSH private key being the generated key `ssh_key`
     /// (see [`Store::create_ssh_key`]) when one is named: it is claimed in the same transaction,
     /// so it serves one source only, and an unknown, expired or claimed key refuses the whole
     /// write (`ssh.private_key_id`). `secrets` must then carry no SSH private key of its own.
+    /// The source is scheduled for discovery, due now, on `interval` (`None`: the service's
+    /// default) in the same transaction, so its first run already counts its own interval.
     pub async fn put_source_claiming(
         &self,
         id: &SourceId,
@@ -384,12 +386,14 @@ impl Store {
         settings: &SourceSpec,
         secrets: &SourceSecrets,
         ssh_key: Option<&str>,
+        interval: Option<Duration>,
     ) -> Result<SourceRecord> {
         let name = check_name(name)?;
         let settings_json = settings_json(settings)?;
+        let interval_ms = interval.map(interval_millis).transpose()?;
         let secrets = self.with_generated_key(secrets, ssh_key).await?;
         let sealed = self.seal_secrets(id, &secrets)?;
-        on_backend!(self, b => b.insert_source(id.as_str(), name, &settings_json, &sealed, secrets.password.is_some(), ssh_key).await)?;
+        on_backend!(self, b => b.insert_source(id.as_str(), name, &settings_json, &sealed, secrets.password.is_some(), ssh_key, interval_ms).await)?;
         self.source(id).await
     }
 
@@ -1001,8 +1005,9 @@ impl Store {
 
     // ---- discovery schedule --------------------------------------------------------------
     //
-    // Every source has a row saying when it is due; a source saved by any path gets one, due
-    // now, the next time the schedule is read. Instances claim due sources with a lease
+    // Every source has a row saying when it is due, written with the source (a row missing, as
+    // for a source saved before the schedule existed, is made due now the next time the
+    // schedule is read). Instances claim due sources with a lease
     // ([`Store::claim_due_discoveries`]), renew it while the run lasts, and release it with the
     // next due time ([`Store::complete_discovery`]); a lease left to expire is taken over by the
     // next claim and its run recorded as failed at the `scheduler` stage.
@@ -1020,9 +1025,11 @@ impl Store {
             .ok_or(StoreError::NotFound { entity: "source" })
     }
 
-    /// The source's own discovery interval (`None`: the service's default).
+    /// The source's own discovery interval (`None`: the service's default). The run in flight,
+    /// if any, is scheduled on it when it completes; a shorter interval than before makes the
+    /// source due within it from now, not on the old interval.
     pub async fn set_discovery_interval(&self, source: &SourceId, interval: Option<Duration>) -> Result<()> {
-        let ms = interval.map(ttl_millis).transpose()?;
+        let ms = interval.map(interval_millis).transpose()?;
         found(on_backend!(self, b => b.set_interval(source.as_str(), ms).await)?, "source")
     }
 
@@ -1345,6 +1352,14 @@ fn ttl_millis(ttl: Duration) -> Result<i64> {
         .ok()
         .filter(|ms| *ms > 0)
         .ok_or(StoreError::Invalid { field: "ttl", message: "must be positive and below 292 million years".into() })
+}
+
+/// A discovery interval in ms: positive, or an error naming the field.
+fn interval_millis(interval: Duration) -> Result<i64> {
+    i64::try_from(interval.as_millis()).ok().filter(|ms| *ms > 0).ok_or(StoreError::Invalid {
+        field: "discovery_interval",
+        message: "give a discovery interval of at least 1 ms and below 292 million years".into(),
+    })
 }
 
 fn decompress(bytes: &[u8]) -> Result<Vec<u8>> {

@@ -422,9 +422,12 @@ pub struct Completion {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum NextDue {
     /// On its interval's grid: the first `due + k × interval` after now (a late run does not
-    /// shift the grid; a missed slot is not run twice).
-    Interval { interval_ms: i64 },
-    /// This long after now (a failure's backoff).
+    /// shift the grid; a missed slot is not run twice). The interval is the one stored for the
+    /// source when the run completes (so one set while the run lasted counts), or
+    /// `default_interval_ms` for a source without one of its own.
+    Interval { default_interval_ms: i64 },
+    /// This long after now (a failure's backoff), at most the source's own interval as stored
+    /// when the run completes.
     After { delay_ms: i64 },
 }
 

@@ -92,6 +92,9 @@ impl PgBackend {
 
     // ---- sources -----------------------------------------------------------------------------
 
+    /// Inserts the source with its schedule row (due now, on `interval_ms`) in one transaction,
+    /// so no instance can claim the source before its interval is stored.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) async fn insert_source(
         &self,
         id: &str,
@@ -100,6 +103,7 @@ impl PgBackend {
         secrets: &[(&'static str, Sealed)],
         password_set: bool,
         claim: Option<&str>,
+        interval_ms: Option<i64>,
     ) -> Result<()> {
         let mut tx = self.pool.begin().await.map_err(be("begin"))?;
         sqlx::query(concat!(
@@ -123,6 +127,16 @@ impl PgBackend {
             put_secret(&mut tx, id, field, s).await?;
         }
         replace_generated_key(&mut tx, id, secrets, claim).await?;
+        sqlx::query(concat!(
+            "INSERT INTO discovery_schedule (source_id, interval_ms, next_due_at) VALUES ($1, $2, ",
+            now!(),
+            ")"
+        ))
+        .bind(id)
+        .bind(interval_ms)
+        .execute(&mut *tx)
+        .await
+        .map_err(be("schedule a new source"))?;
         tx.commit().await.map_err(be("commit"))
     }
 

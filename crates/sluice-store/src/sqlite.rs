@@ -91,6 +91,9 @@ impl SqliteBackend {
 
     // ---- sources -----------------------------------------------------------------------------
 
+    /// Inserts the source with its schedule row (due now, on `interval_ms`) in one transaction,
+    /// so no instance can claim the source before its interval is stored.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) async fn insert_source(
         &self,
         id: &str,
@@ -99,6 +102,7 @@ impl SqliteBackend {
         secrets: &[(&'static str, Sealed)],
         password_set: bool,
         claim: Option<&str>,
+        interval_ms: Option<i64>,
     ) -> Result<()> {
         let mut tx = self.pool.begin().await.map_err(be("begin"))?;
         sqlx::query(concat!(
@@ -122,6 +126,16 @@ impl SqliteBackend {
             put_secret(&mut tx, id, field, s).await?;
         }
         replace_generated_key(&mut tx, id, secrets, claim).await?;
+        sqlx::query(concat!(
+            "INSERT INTO discovery_schedule (source_id, interval_ms, next_due_at) VALUES (?1, ?2, ",
+            now!(),
+            ")"
+        ))
+        .bind(id)
+        .bind(interval_ms)
+        .execute(&mut *tx)
+        .await
+        .map_err(be("schedule a new source"))?;
         tx.commit().await.map_err(be("commit"))
     }
 

@@ -507,7 +507,7 @@ async fn claiming_due_sources_is_exclusive_across_concurrent_claimers(f: &Fixtur
 
     // Only the holder releases it.
     let stranger = if *holder == "instance-a" { "instance-b" } else { "instance-a" };
-    let next = NextDue::Interval { interval_ms: 3_600_000 };
+    let next = NextDue::Interval { default_interval_ms: 3_600_000 };
     assert!(!store.complete_discovery(first, stranger, &ok_result(), next).await.expect("complete").held);
     assert_eq!(store.discovery_schedule(&first.source).await.expect("schedule").leased_by.as_deref(), Some(*holder));
     if let Some(other) = other {
@@ -524,7 +524,7 @@ async fn a_finished_run_schedules_the_next_due_time(f: &Fixture) {
 
     // Success: the next slot on the interval's grid, lease released, the run finished.
     let ok = claimed.iter().find(|c| c.source == ids[0]).expect("claimed");
-    let next = NextDue::Interval { interval_ms: 3_600_000 };
+    let next = NextDue::Interval { default_interval_ms: 3_600_000 };
     assert!(store.complete_discovery(ok, "me", &ok_result(), next).await.expect("complete").held);
     let s = store.discovery_schedule(&ids[0]).await.expect("schedule");
     assert_eq!(s.next_due_at, before + 3_600_000, "{s:?}");
@@ -592,17 +592,115 @@ async fn an_expired_lease_is_reclaimed_and_its_run_recorded_as_failed(f: &Fixtur
     );
     // The dead holder can neither renew nor release it any more.
     assert!(!store.renew_discovery_lease(&dead[0], "dead", HOUR).await.expect("renew"));
-    let next = NextDue::Interval { interval_ms: 1000 };
+    let next = NextDue::Interval { default_interval_ms: 1000 };
     assert!(!store.complete_discovery(&dead[0], "dead", &ok_result(), next).await.expect("complete").held);
     assert_eq!(store.discovery_schedule(&ids[0]).await.expect("schedule").leased_by.as_deref(), Some("survivor"));
     assert!(store.renew_discovery_lease(&taken[0], "survivor", HOUR).await.expect("renew"));
+}
+
+/// The store's clock now, read as the start of a run outside the schedule on `source`.
+async fn store_now(store: &Store, source: &SourceId) -> i64 {
+    let run = store.start_discovery_run(source).await.expect("start");
+    store.discovery_run(source, run).await.expect("run").started_at
+}
+
+async fn a_run_is_scheduled_on_the_interval_stored_when_it_completes(f: &Fixture) {
+    let store = f.open().await;
+    let ids = sources(&store, 3).await;
+    let claimed = store.claim_due_discoveries("me", HOUR, 2).await.expect("claim");
+    assert_eq!(claimed.len(), 2);
+    let clock = ids.iter().find(|s| claimed.iter().all(|c| &c.source != *s)).expect("one left").clone();
+    // Their intervals are stored after the claim, as a source's first run may be claimed before
+    // its edit (or an older save) stored its interval.
+    let minute = Duration::from_secs(60);
+    for c in &claimed {
+        assert_eq!(c.interval_ms, None);
+        store.set_discovery_interval(&c.source, Some(minute)).await.expect("interval");
+    }
+
+    // A success: the next slot on the minute's grid, not on the 5-minute default.
+    let (ok, bad) = (&claimed[0], &claimed[1]);
+    let due = store.discovery_schedule(&ok.source).await.expect("schedule").next_due_at;
+    let next = NextDue::Interval { default_interval_ms: 300_000 };
+    let done = store.complete_discovery(ok, "me", &ok_result(), next).await.expect("complete");
+    let finished = done.finished_at.expect("finished");
+    let s = store.discovery_schedule(&ok.source).await.expect("schedule");
+    assert_eq!(s.interval_ms, Some(60_000));
+    assert_eq!((s.next_due_at - due) % 60_000, 0, "on the minute's grid from {due}: {s:?}");
+    assert!(s.next_due_at > finished && s.next_due_at <= finished + 60_000, "within a minute of {finished}: {s:?}");
+
+    // A failure's backoff is at most the interval stored, whatever the claim said.
+    let failed = RunResult {
+        outcome: RunOutcome::Failed,
+        stage: Some("connect".into()),
+        message: Some("connection refused".into()),
+        changed: None,
+        relations: None,
+    };
+    let done = store.complete_discovery(bad, "me", &failed, NextDue::After { delay_ms: 3_600_000 }).await;
+    let finished = done.expect("fail").finished_at.expect("finished");
+    let after = store_now(&store, &clock).await;
+    let s = store.discovery_schedule(&bad.source).await.expect("schedule");
+    assert!(s.next_due_at >= finished + 60_000 && s.next_due_at <= after + 60_000, "a minute after {finished}: {s:?}");
+    assert_eq!(s.failures, 1);
+}
+
+async fn a_shorter_interval_makes_the_source_due_within_it(f: &Fixture) {
+    let store = f.open().await;
+    let ids = sources(&store, 2).await;
+    let claimed = store.claim_due_discoveries("me", HOUR, 1).await.expect("claim");
+    let c = claimed.first().expect("claimed");
+    let clock = ids.iter().find(|s| **s != c.source).expect("the other");
+    let due = store.discovery_schedule(&c.source).await.expect("schedule").next_due_at;
+    let next = NextDue::Interval { default_interval_ms: 3_600_000 };
+    assert!(store.complete_discovery(c, "me", &ok_result(), next).await.expect("complete").held);
+    assert_eq!(store.discovery_schedule(&c.source).await.expect("schedule").next_due_at, due + 3_600_000);
+
+    // Down to a minute: due a minute from the edit, not in an hour.
+    let before = store_now(&store, clock).await;
+    store.set_discovery_interval(&c.source, Some(Duration::from_secs(60))).await.expect("interval");
+    let after = store_now(&store, clock).await;
+    let s = store.discovery_schedule(&c.source).await.expect("schedule");
+    assert_eq!(s.interval_ms, Some(60_000));
+    assert!(s.next_due_at >= before + 60_000 && s.next_due_at <= after + 60_000, "{before}..{after}: {s:?}");
+    let shortened = s.next_due_at;
+
+    // A longer one, or the default, leaves the next run where it is (later ones follow it).
+    store.set_discovery_interval(&c.source, Some(Duration::from_secs(7200))).await.expect("interval");
+    let s = store.discovery_schedule(&c.source).await.expect("schedule");
+    assert_eq!((s.interval_ms, s.next_due_at), (Some(7_200_000), shortened));
+    store.set_discovery_interval(&c.source, None).await.expect("interval");
+    let s = store.discovery_schedule(&c.source).await.expect("schedule");
+    assert_eq!((s.interval_ms, s.next_due_at), (None, shortened));
+
+    let zero = store.set_discovery_interval(&c.source, Some(Duration::ZERO)).await;
+    assert!(matches!(zero, Err(StoreError::Invalid { field: "discovery_interval", .. })), "{zero:?}");
+    let ghost = store.set_discovery_interval(&id("ghost"), Some(Duration::from_secs(60))).await;
+    assert!(matches!(ghost, Err(StoreError::NotFound { entity: "source" })), "{ghost:?}");
+}
+
+async fn a_new_source_is_claimable_only_with_its_interval(f: &Fixture) {
+    let store = f.open().await;
+    let (spec, secrets) = (SourceSpec::new("h", "d", "u"), SourceSecrets::default());
+    let minute = Some(Duration::from_secs(60));
+    // Refused before anything is saved.
+    let zero = store.put_source_claiming(&id("bad"), "Bad", &spec, &secrets, None, Some(Duration::ZERO)).await;
+    assert!(matches!(zero, Err(StoreError::Invalid { field: "discovery_interval", .. })), "{zero:?}");
+    assert!(matches!(store.source(&id("bad")).await, Err(StoreError::NotFound { .. })));
+
+    store.put_source_claiming(&id("new"), "New", &spec, &secrets, None, minute).await.expect("put");
+    store.put_source_claiming(&id("plain"), "Plain", &spec, &secrets, None, None).await.expect("put");
+    let mut claimed = store.claim_due_discoveries("me", HOUR, 10).await.expect("claim");
+    claimed.sort_by(|a, b| a.source.cmp(&b.source));
+    let got: Vec<_> = claimed.iter().map(|c| (c.source.as_str(), c.interval_ms)).collect();
+    assert_eq!(got, [("new", Some(60_000)), ("plain", None)], "due at once, each with its interval");
 }
 
 async fn a_requested_run_is_queued_once_then_claimed(f: &Fixture) {
     let store = f.open().await;
     let ids = sources(&store, 1).await;
     let first = store.claim_due_discoveries("me", HOUR, 10).await.expect("claim");
-    let next = NextDue::Interval { interval_ms: 3_600_000 };
+    let next = NextDue::Interval { default_interval_ms: 3_600_000 };
     assert!(store.complete_discovery(&first[0], "me", &ok_result(), next).await.expect("complete").held);
     assert!(store.claim_due_discoveries("me", HOUR, 10).await.expect("claim").is_empty());
 
@@ -902,7 +1000,8 @@ async fn a_generated_ssh_key_is_claimed_once_sealed_and_replaced(f: &Fixture) {
     let (settings, mut secrets) = full_source();
     secrets.ssh_private_key = None;
     let prod = id("prod");
-    let created = store.put_source_claiming(&prod, "Production", &settings, &secrets, Some("k1")).await.expect("put");
+    let created =
+        store.put_source_claiming(&prod, "Production", &settings, &secrets, Some("k1"), None).await.expect("put");
     assert_eq!(created.ssh_public_key.as_deref(), Some(GENERATED_PUBLIC));
     assert!(created.secret_fields.contains(&SecretField::SshPrivateKey));
     let spec = store.source_spec(&prod).await.expect("spec");
@@ -912,8 +1011,10 @@ async fn a_generated_ssh_key_is_claimed_once_sealed_and_replaced(f: &Fixture) {
     // Once only: neither a second source nor a test may use it again.
     let e = store.pending_ssh_key("k1").await.expect_err("claimed");
     assert!(matches!(e, StoreError::Invalid { field: "ssh.private_key_id", .. }), "{e:?}");
-    let e =
-        store.put_source_claiming(&id("dev"), "Dev", &settings, &secrets, Some("k1")).await.expect_err("claimed twice");
+    let e = store
+        .put_source_claiming(&id("dev"), "Dev", &settings, &secrets, Some("k1"), None)
+        .await
+        .expect_err("claimed twice");
     assert!(matches!(e, StoreError::Invalid { field: "ssh.private_key_id", .. }), "{e:?}");
     assert!(matches!(store.source(&id("dev")).await, Err(StoreError::NotFound { .. })), "nothing was written");
     let e = store.update_source_claiming(&prod, "Production", &settings, &secrets, Some("nope")).await;
@@ -1246,6 +1347,9 @@ on_both_backends!(
     a_finished_run_schedules_the_next_due_time,
     an_expired_lease_is_reclaimed_and_its_run_recorded_as_failed,
     a_requested_run_is_queued_once_then_claimed,
+    a_run_is_scheduled_on_the_interval_stored_when_it_completes,
+    a_shorter_interval_makes_the_source_due_within_it,
+    a_new_source_is_claimable_only_with_its_interval,
     consecutive_unchanged_scheduled_runs_fold_into_one_record,
     runs_asked_for_failed_or_changed_are_never_folded,
     catalog_changes_page_snapshots_answer_by_time_and_retention_keeps_the_latest,

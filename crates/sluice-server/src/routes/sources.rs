@@ -158,13 +158,9 @@ async fn create(
     let key_id = form.ssh_key_id();
     validated(&spec, &with_generated_key(&state, &secrets, key_id).await?)?;
     let interval = discovery_interval(&form)?;
-    let record = state.store().put_source_claiming(&id, &name, &spec, &secrets, key_id).await?;
-    if interval.is_some() {
-        state.store().set_discovery_interval(&id, interval).await?;
-    }
-    // Discovered at once: a new source has no schedule yet, and the store gives it one due now
-    // when the scheduler next looks. Making it due here as well could start a second run right
-    // after a first one an instance already began.
+    // Saved with its schedule, due now and on its own interval: whichever instance claims its
+    // first run already sees that interval.
+    let record = state.store().put_source_claiming(&id, &name, &spec, &secrets, key_id, interval).await?;
     state.wake_scheduler();
     audit(&state, &who, "source.create", Some(&id), json!({"name": record.name})).await?;
     if !secrets.is_empty() || key_id.is_some() {
@@ -225,6 +221,8 @@ async fn edit(
     let interval = discovery_interval(&form)?;
     let record = state.store().update_source_dropping(&id, &name, &spec, &patch, key_id, &dropped).await?;
     state.drop_pool(&id).await;
+    // A run in flight is scheduled on the interval stored when it completes, and a shorter one
+    // makes the source due within it.
     if interval.is_some() {
         state.store().set_discovery_interval(&id, interval).await?;
     }

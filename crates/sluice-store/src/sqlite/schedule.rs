@@ -110,12 +110,19 @@ impl SqliteBackend {
 
     pub(crate) async fn set_interval(&self, source: &str, interval_ms: Option<i64>) -> Result<bool> {
         self.schedule_new_sources().await?;
-        let done = sqlx::query("UPDATE discovery_schedule SET interval_ms = ?2 WHERE source_id = ?1")
-            .bind(source)
-            .bind(interval_ms)
-            .execute(&self.pool)
-            .await
-            .map_err(be("set a discovery interval"))?;
+        // A shorter interval counts from now: the source is due within it, not on the old one.
+        let done = sqlx::query(concat!(
+            "UPDATE discovery_schedule SET interval_ms = ?2, next_due_at = CASE WHEN next_due_at > ",
+            now!(),
+            " + ?2 THEN ",
+            now!(),
+            " + ?2 ELSE next_due_at END WHERE source_id = ?1"
+        ))
+        .bind(source)
+        .bind(interval_ms)
+        .execute(&self.pool)
+        .await
+        .map_err(be("set a discovery interval"))?;
         Ok(done.rows_affected() == 1)
     }
 
@@ -300,8 +307,10 @@ impl SqliteBackend {
         .fetch_optional(&mut *tx)
         .await
         .map_err(be("finish a discovery run"))?;
+        // The interval is read here, not taken from the claim: one stored while the run lasted
+        // (a new source's, saved after its first run was claimed; an edit's) is the one that counts.
         let (retry, ms) = match next {
-            NextDue::Interval { interval_ms } => (false, interval_ms.max(1)),
+            NextDue::Interval { default_interval_ms } => (false, default_interval_ms.max(1)),
             NextDue::After { delay_ms } => (true, delay_ms.max(0)),
         };
         let done = sqlx::query(concat!(
@@ -309,11 +318,11 @@ impl SqliteBackend {
             "failures = CASE WHEN ?4 = 'ok' THEN 0 ELSE failures + 1 END, ",
             "next_due_at = CASE WHEN ?5 THEN ",
             now!(),
-            " + ?6 WHEN next_due_at > ",
+            " + MIN(?6, COALESCE(interval_ms, ?6)) WHEN next_due_at > ",
             now!(),
-            " THEN next_due_at ELSE next_due_at + ?6 * ((",
+            " THEN next_due_at ELSE next_due_at + COALESCE(interval_ms, ?6) * ((",
             now!(),
-            " - next_due_at) / ?6 + 1) END ",
+            " - next_due_at) / COALESCE(interval_ms, ?6) + 1) END ",
             "WHERE source_id = ?1 AND leased_by = ?2 AND run_id = ?3"
         ))
         .bind(source)
