@@ -57,9 +57,9 @@ HOOK_RUNS=${HOOK_RUNS:-5}
 OUT_DIR=${OUT_DIR:-$repo/bench/results}
 INTERVAL_MS=60000
 # DiscoveryConfig's defaults (crates/sluice-server/src/scheduler.rs), which `sluice serve` keeps:
-# a claimed source stays leased 60 s unless renewed (every third of it while its run lasts), and
+# a claimed source stays leased 20 s unless renewed (every third of it while its run lasts), and
 # each instance asks the store for due sources every second.
-LEASE_MS=60000
+LEASE_MS=20000
 POLL_MS=1000
 # A source's runs are one interval apart, each started up to a poll after it is due. The one an
 # instance dies in leaves its source leased until one lease after the run started (or after its
@@ -387,8 +387,8 @@ SUMMARY="$OUT_DIR/sluice-watch-scale-$stamp.md"
   echo "two polls ($(( POLL_MS / 1000 )) s each): the run the victim died in began an interval after the source's run"
   echo "before it, its lease ran out one lease after that run began (runs here end long before the"
   echo "first renewal, a third of the lease in), and each of the two claims may come up to a poll"
-  echo "after the source is due or free. With the lease as long as the interval, a held source's"
-  echo "next run begins about one interval after the kill."
+  echo "after the source is due or free. A held source's next run begins within the lease and a"
+  echo "poll of the kill, well within one interval."
   for f in "${fails[@]}"; do echo; echo "FAIL: $f"; done
 } >"$SUMMARY"
 cat "$SUMMARY"

@@ -51,8 +51,11 @@ pub struct DiscoveryConfig {
     /// The longest one run may take (default 2 minutes); past it the run fails at the `timeout`
     /// stage and the source backs off.
     pub run_timeout: Duration,
-    /// How long a claimed source stays leased without renewal (default 60 s, renewed every
-    /// third of it): how long a source waits when the instance running it dies.
+    /// How long a claimed source stays leased without renewal (default 20 s, renewed every
+    /// third of it while the run lasts, however long it takes): how long a source waits when the
+    /// instance running it dies, so well within the shortest interval (60 s). A run whose
+    /// renewals all fail for two thirds of it (the store unreachable that long) loses its
+    /// source to another instance.
     pub lease: Duration,
     /// How often the store is asked for due sources (default 1 s; a refresh asked of this
     /// instance starts at once).
@@ -76,7 +79,7 @@ impl Default for DiscoveryConfig {
             concurrency: 4,
             memory_budget: 1 << 30,
             run_timeout: Duration::from_secs(120),
-            lease: Duration::from_secs(60),
+            lease: Duration::from_secs(20),
             poll: Duration::from_secs(1),
             first_backoff: Duration::from_secs(10),
             instance: instance_name(),
@@ -262,7 +265,9 @@ async fn run_one(state: AppState, claimed: ClaimedDiscovery, memory: MemoryBudge
     // The interval as claimed caps the backoff; the store caps it again by the interval stored
     // when the run completes, and schedules a success on that one.
     let interval_ms = claimed.interval_ms.unwrap_or(default_interval_ms).max(1);
-    let renew = renew_lease(&state, &claimed);
+    // A task of its own, so a stretch of the discovery that does not yield (a large catalog
+    // assembled) never holds up a renewal.
+    let mut renewal = Renewal(tokio::spawn(renew_lease(state.clone(), claimed.clone())));
     let work = async {
         // Held until the run ends.
         let _reserved = memory.reserve(last_relations(&state, &claimed).await).await;
@@ -274,7 +279,7 @@ async fn run_one(state: AppState, claimed: ClaimedDiscovery, memory: MemoryBudge
             Ok(Err((stage, e))) => failed(stage, e.message.clone()),
             Err(_) => failed("timeout", format!("discovery took longer than {} s", config.run_timeout.as_secs())),
         },
-        () = renew => {
+        _ = &mut renewal.0 => {
             // Another instance holds the source now (this one could not renew in time); it
             // records this run.
             tracing::warn!(source = %claimed.source, run = %claimed.run, "lost the lease of a running discovery");
@@ -288,6 +293,7 @@ async fn run_one(state: AppState, claimed: ClaimedDiscovery, memory: MemoryBudge
             relations: None,
         },
     };
+    drop(renewal);
     let next = match result.outcome {
         RunOutcome::Ok => NextDue::Interval { default_interval_ms },
         RunOutcome::Cancelled => NextDue::After { delay_ms: 0 },
@@ -362,13 +368,22 @@ fn failed(stage: &str, message: String) -> RunResult {
     }
 }
 
+/// A run's lease renewal ([`renew_lease`]), stopped when the run ends.
+struct Renewal(tokio::task::JoinHandle<()>);
+
+impl Drop for Renewal {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 /// Renews the lease every third of its length; completes when it can no longer be renewed.
-async fn renew_lease(state: &AppState, claimed: &ClaimedDiscovery) {
+async fn renew_lease(state: AppState, claimed: ClaimedDiscovery) {
     let config = &state.config().discovery;
     let every = (config.lease / 3).max(Duration::from_millis(10));
     loop {
         tokio::time::sleep(every).await;
-        match state.store().renew_discovery_lease(claimed, &config.instance, config.lease).await {
+        match state.store().renew_discovery_lease(&claimed, &config.instance, config.lease).await {
             Ok(true) => {}
             Ok(false) => return,
             // A store that cannot be reached now may be back before the lease ends.
@@ -429,6 +444,17 @@ mod tests {
         assert!(!budget.has_room(), "nothing is claimed while it runs");
         drop(huge);
         assert!(budget.has_room());
+    }
+
+    #[test]
+    fn a_dead_instances_sources_are_taken_over_within_the_shortest_interval() {
+        let config = DiscoveryConfig::default();
+        let shortest = Duration::from_secs(crate::routes::sources::MIN_DISCOVERY_INTERVAL_SECS);
+        // The run an instance dies in holds its source until the lease ends (from the run's start
+        // or its last renewal, at most the death), and the next claim comes up to a poll later.
+        assert!(config.lease + config.poll < shortest, "{:?} + {:?} against {shortest:?}", config.lease, config.poll);
+        // And a run renews two more times before its lease could end between two renewals.
+        assert!(config.lease / 3 >= config.poll, "a renewal every {:?}", config.lease / 3);
     }
 
     #[test]

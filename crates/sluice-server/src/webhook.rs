@@ -40,6 +40,10 @@ const MAX_RETRY: Duration = Duration::from_secs(3600);
 const MAX_ANSWER: usize = 64 * 1024;
 /// Notifications leased at once.
 const BATCH: u32 = 16;
+/// How long a claimed batch stays leased to this instance (it is not renewed): another instance
+/// retries what is left of it only after that. Not the discovery lease, which is short so that a
+/// source is taken over within its interval.
+const DELIVERY_LEASE: Duration = Duration::from_secs(60);
 
 /// Why a URL cannot be a webhook: the message names what is wrong; `hint` says what to do.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -156,7 +160,7 @@ pub(crate) async fn run(state: AppState, mut stopped: watch::Receiver<bool>) {
 async fn deliver_due(state: &AppState) -> Result<(), sluice_store::StoreError> {
     let config = &state.config().discovery;
     loop {
-        let due = state.store().claim_webhook_deliveries(&config.instance, config.lease, BATCH).await?;
+        let due = state.store().claim_webhook_deliveries(&config.instance, DELIVERY_LEASE, BATCH).await?;
         if due.is_empty() {
             return Ok(());
         }

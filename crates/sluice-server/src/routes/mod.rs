@@ -6,7 +6,7 @@ pub(crate) mod discoveries;
 mod history;
 mod query;
 mod setup_sql;
-mod sources;
+pub(crate) mod sources;
 mod ssh;
 mod webhook;
 
