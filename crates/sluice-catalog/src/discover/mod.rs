@@ -79,6 +79,9 @@ async fn run(client: &Client, sql: &str, order: &[Statement], builder: &mut Buil
                 builder.row(Cells { row: &row, statement, escaped, lossy: Cell::new(false) })?;
             }
             SimpleQueryMessage::CommandComplete(rows) => {
+                if let Some(&statement) = order.get(done) {
+                    builder.statement_done(statement);
+                }
                 tracing::debug!(
                     statement = order.get(done).map_or("?", |s| s.name()),
                     rows,
