@@ -102,6 +102,10 @@ for d in $(seq 1 "$DATABASES"); do
     -f "$BENCH_DIR/make-catalog.sql" >/dev/null
 done
 "$PSQL" -X -q -v ON_ERROR_STOP=1 -d "$store_url" -c "CREATE DATABASE sluice_store" >/dev/null
+# The kit's clusters run without autovacuum; a store is a live server, where it runs: without it
+# every folded run's old row version would stay, and the store's size would count them.
+"$PSQL" -X -q -v ON_ERROR_STOP=1 -d "$store_url" \
+  -c "ALTER SYSTEM SET autovacuum = on" -c "SELECT pg_catalog.pg_reload_conf()" >/dev/null
 STORE="${store_url%/*}/sluice_store"
 st() { "$PSQL" -X -qtA -v ON_ERROR_STOP=1 -d "$STORE" "$@"; }
 # The runs the instances logged, in the store cluster's `postgres` database.
