@@ -34,7 +34,7 @@ pub use diff::{
     diff, diff_from_reader, AddedColumn, CatalogDiff, KindChange, NullabilityChange, RelationChange, RelationRef,
     TypeChange,
 };
-pub use discover::{discover, DiscoverOptions};
+pub use discover::{discover, discover_sharing, DiscoverOptions, GetSecondSession, SecondSession, DEFAULT_SHARE_ABOVE};
 pub use error::CatalogError;
 pub use model::{
     Catalog, Column, FkAction, ForeignKey, Generated, GeneratedKind, Identity, Index, QualifiedName, Relation,

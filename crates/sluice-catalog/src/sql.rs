@@ -36,6 +36,8 @@ use crate::CatalogError;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Statement {
     Settings,
+    /// How large the catalog is, and for a large one the snapshot a second session imports.
+    Split,
     Meta,
     Schemas,
     Relations,
@@ -51,6 +53,7 @@ impl Statement {
     pub(crate) fn name(self) -> &'static str {
         match self {
             Statement::Settings => "settings",
+            Statement::Split => "split",
             Statement::Meta => "meta",
             Statement::Schemas => "schemas",
             Statement::Relations => "relations",
@@ -61,6 +64,47 @@ impl Statement {
             Statement::Indexes => "indexes",
             Statement::Inherits => "inherits",
         }
+    }
+
+    /// Whether its rows can only be folded once every relation is in (they attach to one).
+    pub(crate) fn needs_relations(self) -> bool {
+        match self {
+            Statement::Settings
+            | Statement::Split
+            | Statement::Meta
+            | Statement::Schemas
+            | Statement::Relations
+            | Statement::Constraints => false,
+            Statement::Columns
+            | Statement::Defaults
+            | Statement::Comments
+            | Statement::Indexes
+            | Statement::Inherits => true,
+        }
+    }
+}
+
+/// The batch, in one part or in two that can run on two sessions sharing one snapshot.
+#[derive(Debug)]
+pub(crate) struct Batch {
+    pub(crate) first: Part,
+    /// The second part, when the batch was split: its statements do not depend on each other's
+    /// order, and it may run after the first on the same session.
+    pub(crate) second: Option<Part>,
+}
+
+/// SQL of one simple-protocol message, with the statement of each `CommandComplete` in order.
+#[derive(Debug)]
+pub(crate) struct Part {
+    pub(crate) sql: String,
+    pub(crate) order: Vec<Statement>,
+}
+
+impl Part {
+    fn of(stmts: Vec<(Statement, String)>) -> Part {
+        let order = stmts.iter().map(|(s, _)| *s).collect();
+        let sql = stmts.into_iter().map(|(_, sql)| sql).collect::<Vec<_>>().join(";\n");
+        Part { sql, order }
     }
 }
 
@@ -106,13 +150,18 @@ pub(crate) fn txt(expr: &str) -> String {
 /// Relation kinds discovery lists.
 const KINDS: &str = "('r', 'p', 'v', 'm', 'f')";
 
-/// The batch for one server version and schema filter, with the statement of each
-/// `CommandComplete` in order.
+/// The batch for one server version and schema filter.
+///
+/// With `split_above`, it comes in two parts of about equal work (the columns are divided by
+/// relation OID), and the first part begins with [`Statement::Split`]: it reads the estimated
+/// size of `pg_class` and, when that is at least `split_above` rows, exports the transaction's
+/// snapshot for the second part's session to import.
 pub(crate) fn batch(
     features: Features,
     limits: &SessionSettings,
     schemas: &[String],
-) -> Result<(String, Vec<Statement>), CatalogError> {
+    split_above: Option<u64>,
+) -> Result<Batch, CatalogError> {
     let mut schema_pred = String::from(
         "n.nspname NOT IN ('pg_catalog', 'information_schema') \
          AND n.nspname !~ '^pg_toast' AND n.nspname !~ '^pg_temp_'",
@@ -131,7 +180,7 @@ pub(crate) fn batch(
     let conparentid = if features.conparentid { "co.conparentid" } else { "0::oid" };
     let nkeyatts = if features.include_columns { "i.indnkeyatts" } else { "i.indnatts" };
 
-    let mut stmts: Vec<(Statement, String)> = Vec::new();
+    let mut settings: Vec<(Statement, String)> = Vec::new();
     // The session's limits, for this transaction: behind PgBouncer the session has none of its
     // own (elsewhere this repeats them).
     for (name, value) in [
@@ -139,13 +188,28 @@ pub(crate) fn batch(
         ("lock_timeout", limits.lock_timeout),
         ("idle_in_transaction_session_timeout", limits.idle_in_transaction_timeout),
     ] {
-        stmts.push((Statement::Settings, format!("SET LOCAL {name} = {}", value.as_millis())));
+        settings.push((Statement::Settings, format!("SET LOCAL {name} = {}", value.as_millis())));
     }
     // A background refresh should not take the customer's parallel workers; on a busy or small
     // server they cost more than they save for these short scans.
-    stmts.push((Statement::Settings, "SET LOCAL max_parallel_workers_per_gather = 0".into()));
+    settings.push((Statement::Settings, "SET LOCAL max_parallel_workers_per_gather = 0".into()));
     if features.jit {
-        stmts.push((Statement::Settings, "SET LOCAL jit = off".into()));
+        settings.push((Statement::Settings, "SET LOCAL jit = off".into()));
+    }
+    let mut stmts = settings.clone();
+    match split_above {
+        None => {}
+        // Always split.
+        Some(0) => stmts.push((Statement::Split, "SELECT pg_catalog.pg_export_snapshot()".into())),
+        // reltuples is -1 (14+) or 0 until the table was first vacuumed or analyzed: then there
+        // is no estimate, and no split.
+        Some(above) => stmts.push((
+            Statement::Split,
+            format!(
+                "SELECT CASE WHEN c.reltuples >= {above} THEN pg_catalog.pg_export_snapshot() END \
+                 FROM pg_catalog.pg_class c WHERE c.oid = 'pg_catalog.pg_class'::pg_catalog.regclass"
+            ),
+        )),
     }
     // database, user, start time, server encoding (the escaping of every later text value)
     stmts.push((
@@ -197,22 +261,32 @@ pub(crate) fn batch(
     ));
     // relation, attnum, name, type, not null, identity, generated, column grant (null: no
     // column ACL, the table grant decides)
-    stmts.push((
-        Statement::Columns,
-        format!(
-            "SELECT a.attrelid, a.attnum, {}, {}, \
-             a.attnotnull, a.attidentity, {generated}, \
-             CASE WHEN a.attacl IS NOT NULL THEN pg_catalog.has_column_privilege(a.attrelid, a.attnum, 'SELECT') END \
-             FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_class c ON c.oid = a.attrelid \
-             WHERE a.attnum > 0 AND NOT a.attisdropped AND c.relkind IN {KINDS} \
-             AND c.relnamespace IN ({usable})",
-            txt("a.attname"),
-            txt("pg_catalog.format_type(a.atttypid, a.atttypmod)")
-        ),
-    ));
+    let columns = |only: &str| {
+        (
+            Statement::Columns,
+            format!(
+                "SELECT a.attrelid, a.attnum, {}, {}, \
+                 a.attnotnull, a.attidentity, {generated}, \
+                 CASE WHEN a.attacl IS NOT NULL THEN pg_catalog.has_column_privilege(a.attrelid, a.attnum, 'SELECT') END \
+                 FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_class c ON c.oid = a.attrelid \
+                 WHERE a.attnum > 0 AND NOT a.attisdropped AND c.relkind IN {KINDS} \
+                 AND c.relnamespace IN ({usable}){only}",
+                txt("a.attname"),
+                txt("pg_catalog.format_type(a.atttypid, a.atttypmod)")
+            ),
+        )
+    };
+    // Split, the columns (over half of the server's work) are shared by relation OID: two
+    // fifths to the first part, which also reads the relations, and the rest to the second (100,000
+    // tables: the two parts then take about as long).
+    if split_above.is_some() {
+        stmts.push(columns(" AND a.attrelid::pg_catalog.int8 % 5 < 2"));
+    } else {
+        stmts.push(columns(""));
+    }
     // relation, attnum, expression. `pg_get_expr` gets the relation only for expressions that
     // reference columns (generated columns): defaults cannot, and deparse without opening it.
-    stmts.push((
+    let defaults = (
         Statement::Defaults,
         format!(
             "SELECT ad.adrelid, ad.adnum, {} \
@@ -221,7 +295,7 @@ pub(crate) fn batch(
             txt("pg_catalog.pg_get_expr(ad.adbin, \
                  CASE WHEN ad.adbin::text LIKE '%{VAR %' THEN ad.adrelid ELSE 0 END)")
         ),
-    ));
+    );
     // relation, attnum (0: the relation itself), comment. Rows for relations outside the
     // discovered set are dropped by the client; with a schema filter they are not sent.
     let comment_filter = if schemas.is_empty() {
@@ -232,19 +306,19 @@ pub(crate) fn batch(
              WHERE c.relkind IN {KINDS} AND c.relnamespace IN ({usable}))"
         )
     };
-    stmts.push((
+    let comments = (
         Statement::Comments,
         format!(
             "SELECT d.objoid, d.objsubid, {} FROM pg_catalog.pg_description d \
              WHERE d.classoid = 'pg_catalog.pg_class'::pg_catalog.regclass{comment_filter}",
             txt("d.description")
         ),
-    ));
+    );
     // oid, relation, name, type, key attnums, referenced relation, its attnums, on update,
     // on delete, parent constraint, and for a foreign key to another schema (whose table may be
     // outside the discovered set) [schema, table, column…]; same-schema references are named by
     // the client from the columns it already has.
-    stmts.push((
+    let constraints = (
         Statement::Constraints,
         format!(
             "SELECT co.oid, co.conrelid, {conname}, co.contype, co.conkey, co.confrelid, co.confkey, \
@@ -263,10 +337,10 @@ pub(crate) fn batch(
             relname = txt("rc.relname::text"),
             attname = txt("a.attname::text"),
         ),
-    ));
+    );
     // relation, name, unique, primary, key attnums (int2vector), key count, method,
     // definition (expression indexes only), predicate
-    stmts.push((
+    let indexes = (
         Statement::Indexes,
         format!(
             "SELECT i.indrelid, {relname}, i.indisunique, i.indisprimary, i.indkey, {nkeyatts}, {amname}, \
@@ -279,9 +353,9 @@ pub(crate) fn batch(
             indexdef = txt("pg_catalog.pg_get_indexdef(i.indexrelid)"),
             pred = txt("pg_catalog.pg_get_expr(i.indpred, i.indrelid)"),
         ),
-    ));
+    );
     // child, parent, position, parent schema, parent name
-    stmts.push((
+    let inherits = (
         Statement::Inherits,
         format!(
             "SELECT i.inhrelid, i.inhparent, i.inhseqno, {}, {} \
@@ -291,11 +365,18 @@ pub(crate) fn batch(
             txt("pn.nspname"),
             txt("pc.relname")
         ),
-    ));
+    );
 
-    let order = stmts.iter().map(|(s, _)| *s).collect();
-    let sql = stmts.into_iter().map(|(_, sql)| sql).collect::<Vec<_>>().join(";\n");
-    Ok((sql, order))
+    // What follows the relations and columns needs no order among its statements. In the second
+    // part the constraints go first, as they need no relation to fold into.
+    if split_above.is_none() {
+        stmts.extend([defaults, comments, constraints, indexes, inherits]);
+        return Ok(Batch { first: Part::of(stmts), second: None });
+    }
+    stmts.extend([defaults, comments]);
+    let mut second = settings;
+    second.extend([constraints, columns(" AND a.attrelid::pg_catalog.int8 % 5 >= 2"), indexes, inherits]);
+    Ok(Batch { first: Part::of(stmts), second: Some(Part::of(second)) })
 }
 
 /// A schema name as a string literal (`sluice_core::quote::literal`), refused when it is empty or
@@ -333,12 +414,19 @@ mod tests {
         assert!(matches!(literal("a\0b"), Err(CatalogError::InvalidSchemaName { .. })));
     }
 
+    fn one_part(version: u32, schemas: &[String]) -> (String, Vec<Statement>) {
+        let b = batch(Features::for_version(version), &SessionSettings::default(), schemas, None).expect("batch");
+        assert!(b.second.is_none(), "not split");
+        (b.first.sql, b.first.order)
+    }
+
     #[test]
     fn batch_is_of_fixed_size_and_gated_by_version() {
-        let (sql10, order10) = batch(Features::for_version(100_023), &SessionSettings::default(), &[]).expect("pg10");
-        let (sql18, order18) = batch(Features::for_version(180_001), &SessionSettings::default(), &[]).expect("pg18");
+        let (sql10, order10) = one_part(100_023, &[]);
+        let (sql18, order18) = one_part(180_001, &[]);
         assert_eq!(order10.first(), Some(&Statement::Settings));
         assert_eq!(order10.last(), Some(&Statement::Inherits));
+        assert!(!order10.contains(&Statement::Split) && !sql10.contains("pg_export_snapshot"));
         assert!(!sql10.contains("BEGIN") && !sql10.contains("COMMIT"), "the caller's transaction");
         assert!(!sql10.contains("jit"), "no jit setting on 10");
         assert!(sql18.contains("SET LOCAL jit = off"));
@@ -351,9 +439,48 @@ mod tests {
         for forbidden in ["information_schema.", "ORDER BY c.", "pg_table_size"] {
             assert!(!sql18.contains(forbidden), "{forbidden}");
         }
-        let (filtered, _) =
-            batch(Features::for_version(150_000), &SessionSettings::default(), &["a b".into(), "it's".into()])
-                .expect("filter");
+        let (filtered, _) = one_part(150_000, &["a b".into(), "it's".into()]);
         assert!(filtered.contains("ANY (ARRAY['a b', 'it''s']::name[])"));
+    }
+
+    #[test]
+    fn a_split_batch_reads_everything_once_over_its_two_parts() {
+        let (whole, whole_order) = one_part(150_000, &[]);
+        let b = batch(Features::for_version(150_000), &SessionSettings::default(), &[], Some(20_000)).expect("split");
+        let second = b.second.expect("a second part");
+        // The first part decides, then reads what the second part's rows attach to.
+        let first_kinds: Vec<Statement> = b.first.order.iter().copied().filter(|s| *s != Statement::Settings).collect();
+        assert_eq!(
+            first_kinds,
+            [
+                Statement::Split,
+                Statement::Meta,
+                Statement::Schemas,
+                Statement::Relations,
+                Statement::Columns,
+                Statement::Defaults,
+                Statement::Comments
+            ]
+        );
+        assert!(b.first.sql.contains("c.reltuples >= 20000 THEN pg_catalog.pg_export_snapshot()"));
+        // Each part carries the transaction's limits, as the second runs on a session of its own.
+        for part in [&b.first, &second] {
+            assert!(part.sql.contains("SET LOCAL statement_timeout = 300000"));
+            assert!(part.sql.contains("SET LOCAL jit = off"));
+            assert_eq!(part.sql.matches(";\n").count() + 1, part.order.len());
+        }
+        assert_eq!(second.order.iter().find(|s| **s != Statement::Settings), Some(&Statement::Constraints));
+        assert!(!second.order.contains(&Statement::Relations) && !second.order.contains(&Statement::Split));
+        // Every statement of the whole batch once, the columns in two complementary halves.
+        let mut kinds: Vec<Statement> = b.first.order.iter().chain(&second.order).copied().collect();
+        kinds.retain(|s| !matches!(s, Statement::Settings | Statement::Split));
+        let mut want: Vec<Statement> = whole_order.into_iter().filter(|s| *s != Statement::Settings).collect();
+        want.push(Statement::Columns);
+        kinds.sort_by_key(|s| s.name());
+        want.sort_by_key(|s| s.name());
+        assert_eq!(kinds, want);
+        assert!(b.first.sql.contains("a.attrelid::pg_catalog.int8 % 5 < 2"));
+        assert!(second.sql.contains("a.attrelid::pg_catalog.int8 % 5 >= 2"));
+        assert!(!whole.contains("% 5"));
     }
 }

@@ -6,15 +6,17 @@ mod schema_check;
 
 use serde_json::Value;
 use sluice_catalog::{
-    diff, discover, render_diff_human, render_human, Catalog, CatalogError, DiscoverOptions, FkAction, GeneratedKind,
-    Identity, Relation, RelationKind,
+    diff, discover, discover_sharing, render_diff_human, render_human, Catalog, CatalogError, DiscoverOptions,
+    FkAction, GeneratedKind, GetSecondSession, Identity, Relation, RelationKind, SecondSession,
 };
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use sluice_connect::tokio_postgres;
 use sluice_connect::{Connector, Pool, PoolOptions, ReadOnlySession, SessionSettings};
 use sluice_core::{ErrorKind, Secret, SourceSpec, SslMode, UserFacing};
-use sluice_testkit::{Cluster, PgBouncer, PgBouncerOptions};
+use sluice_testkit::{Cluster, ClusterOptions, PgBouncer, PgBouncerOptions};
 
 const PW: &str = "reader-pw";
 const DB: &str = "shop";
@@ -400,7 +402,10 @@ async fn discovers_every_kind_as_a_limited_user() {
 async fn schema_filter_and_its_errors() {
     let (cluster, _) = shop_cluster();
     let mut session = connect_as(&cluster, "reader").await;
-    let only = |names: &[&str]| DiscoverOptions { schemas: names.iter().map(|s| s.to_string()).collect() };
+    let only = |names: &[&str]| DiscoverOptions {
+        schemas: names.iter().map(|s| s.to_string()).collect(),
+        ..Default::default()
+    };
     let c = discover(&mut session, &only(&["ref", "Odd Schema \"q\""])).await.expect("filtered");
     let names: Vec<&str> = c.schemas.iter().map(|s| s.name.as_str()).collect();
     assert_eq!(names, vec!["Odd Schema \"q\"", "ref"]);
@@ -529,6 +534,17 @@ async fn through_pgbouncer_in_transaction_mode_with_the_session_limits() {
         Connector::new(spec).expect("connector").with_settings(limits).connect().await.expect("through pgbouncer");
 
     let first = discover_all(&mut session).await;
+    // One server connection whatever the size: a second would wait for the pool's only one.
+    let asked = Arc::new(AtomicBool::new(false));
+    let flag = asked.clone();
+    let second: GetSecondSession = Box::new(move || {
+        flag.store(true, Ordering::SeqCst);
+        Box::pin(async { None })
+    });
+    let shared = DiscoverOptions { share_above: 0, ..Default::default() };
+    let c = discover_sharing(&mut session, &shared, second).await.expect("shared through pgbouncer");
+    assert!(!asked.load(Ordering::SeqCst), "no second session behind PgBouncer");
+    assert_eq!(timeless(&c), timeless(&first));
     let people = rel(&first, "public", "people");
     let idx = people.indexes.iter().find(|i| i.name == "people_lower_email").expect("index");
     assert!(idx.expression.as_deref().is_some_and(|d| d.contains("lower(email)")), "{idx:?}");
@@ -681,4 +697,146 @@ async fn a_dropped_discovery_leaves_no_transaction_behind_directly() {
 #[tokio::test]
 async fn a_dropped_discovery_leaves_no_transaction_behind_through_pgbouncer() {
     a_dropped_discovery_leaves_no_transaction_behind(true).await;
+}
+
+/// The fixture on a cluster that logs every statement with the backend's PID first, so a test
+/// can tell which session ran what.
+fn logged_shop_cluster() -> Cluster {
+    let cluster = Cluster::start(ClusterOptions {
+        settings: vec![("log_statement".into(), "all".into()), ("log_line_prefix".into(), "pid=%p ".into())],
+        ..Default::default()
+    })
+    .expect("cluster");
+    let version = cluster.version_num().expect("version");
+    cluster.create_login("reader", PW).expect("reader");
+    cluster.create_database(DB).expect("database");
+    cluster.psql(DB, &fixture(version)).expect("fixture");
+    cluster
+}
+
+/// The catalog as JSON, without the time it was read.
+fn timeless(c: &Catalog) -> Value {
+    let mut v = serde_json::to_value(c).expect("json");
+    v["discovered_at"] = Value::Null;
+    v
+}
+
+/// A second session as `discover_sharing` asks for it: first `before` runs as the superuser (if
+/// given), then a session of `reader` on `database` comes. Its backend's PID goes to `pid` (0 if
+/// it was never asked for).
+fn second_session(
+    cluster: &Cluster,
+    database: &'static str,
+    before: Option<&'static str>,
+    pid: Arc<AtomicI32>,
+) -> GetSecondSession {
+    let superuser = cluster.superuser_url(DB);
+    let mut spec = SourceSpec::new(cluster.host(), database, "reader");
+    spec.hosts[0].port = cluster.port();
+    spec.password = Some(Secret::new(PW));
+    spec.sslmode = SslMode::Disable;
+    Box::new(move || {
+        Box::pin(async move {
+            if let Some(sql) = before {
+                let (client, connection) =
+                    tokio_postgres::connect(&superuser, tokio_postgres::NoTls).await.expect("superuser");
+                let task = tokio::spawn(connection);
+                client.batch_execute(sql).await.expect("the change made meanwhile");
+                drop(client);
+                let _ = task.await;
+            }
+            let session = Connector::new(spec).expect("connector").connect().await.expect("second session");
+            pid.store(session.info().backend_pid, Ordering::SeqCst);
+            Some(SecondSession::Own(session))
+        })
+    })
+}
+
+/// What a backend was logged doing (`log_line_prefix` 'pid=%p ') after the log's first `since`
+/// bytes, each entry with the lines of a statement that follow its first.
+fn logged_by(cluster: &Cluster, pid: i32, since: usize) -> String {
+    let prefix = format!("pid={pid} ");
+    let mut theirs = false;
+    let mut out = String::new();
+    for line in cluster.log().get(since..).unwrap_or_default().lines() {
+        if line.starts_with("pid=") {
+            theirs = line.starts_with(&prefix);
+        }
+        if theirs {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn a_catalog_shared_with_a_second_session_is_the_same_catalog_from_the_same_snapshot() {
+    let cluster = logged_shop_cluster();
+    let mut session = connect_as(&cluster, "reader").await;
+    let first_pid = session.info().backend_pid;
+    let alone = discover_all(&mut session).await;
+    let shared = DiscoverOptions { share_above: 0, ..Default::default() };
+    let since = cluster.log().len();
+
+    // The second session runs its half on the first one's snapshot: an index and a constraint
+    // added after the export (and committed before the import) are not seen by either half.
+    let pid = Arc::new(AtomicI32::new(0));
+    let change = "CREATE INDEX orders_total_idx ON sales.orders (total); \
+                  ALTER TABLE sales.orders ADD CONSTRAINT orders_id_key UNIQUE (id); \
+                  COMMENT ON TABLE sales.orders IS 'changed meanwhile'";
+    let second = second_session(&cluster, DB, Some(change), pid.clone());
+    let c = discover_sharing(&mut session, &shared, second).await.expect("shared discovery");
+    let second_pid = pid.load(Ordering::SeqCst);
+    assert_ne!(second_pid, 0, "the second session was asked for");
+    assert_eq!(timeless(&c), timeless(&alone), "the same catalog, as of the first session's snapshot");
+    let helper_log = logged_by(&cluster, second_pid, since);
+    assert!(helper_log.contains("SET TRANSACTION SNAPSHOT"), "the snapshot was imported:\n{helper_log}");
+    assert!(helper_log.contains("pg_catalog.pg_constraint"), "the second session read the constraints:\n{helper_log}");
+    assert!(
+        !logged_by(&cluster, first_pid, since).contains("pg_catalog.pg_constraint"),
+        "the first session did not read them too"
+    );
+    // A discovery now sees the change: it was there to be missed.
+    let after = discover_all(&mut session).await;
+    let orders = rel(&after, "sales", "orders");
+    assert!(orders.indexes.iter().any(|i| i.name == "orders_total_idx"), "{:?}", orders.indexes);
+    assert_eq!(orders.comment.as_deref(), Some("changed meanwhile"));
+    still_usable(&mut session).await;
+}
+
+#[tokio::test]
+async fn a_shared_discovery_without_a_usable_second_session_runs_on_the_first() {
+    let cluster = logged_shop_cluster();
+    cluster.create_database("other").expect("another database");
+    let mut session = connect_as(&cluster, "reader").await;
+    let first_pid = session.info().backend_pid;
+    let alone = discover_all(&mut session).await;
+    let shared = DiscoverOptions { share_above: 0, ..Default::default() };
+
+    // None to be had.
+    let none: GetSecondSession = Box::new(|| Box::pin(async { None }));
+    let c = discover_sharing(&mut session, &shared, none).await.expect("no second session");
+    assert_eq!(timeless(&c), timeless(&alone));
+
+    // One that cannot import the snapshot (another database's session): the first runs it all.
+    let pid = Arc::new(AtomicI32::new(0));
+    let second = second_session(&cluster, "other", None, pid.clone());
+    let c = discover_sharing(&mut session, &shared, second).await.expect("a refused import");
+    assert_ne!(pid.load(Ordering::SeqCst), 0, "the second session was asked for");
+    assert_eq!(timeless(&c), timeless(&alone));
+    let log = cluster.log();
+    assert!(log.contains("cannot import a snapshot from a different database"), "the import was refused:\n{log}");
+    assert!(!logged_by(&cluster, pid.load(Ordering::SeqCst), 0).contains("pg_catalog.pg_constraint"));
+
+    // A small catalog (under the default threshold) never asks for one.
+    let since = cluster.log().len();
+    let pid = Arc::new(AtomicI32::new(0));
+    let second = second_session(&cluster, DB, None, pid.clone());
+    let c = discover_sharing(&mut session, &DiscoverOptions::default(), second).await.expect("small");
+    assert_eq!(pid.load(Ordering::SeqCst), 0, "not asked for");
+    assert_eq!(timeless(&c), timeless(&alone));
+    let first_log = logged_by(&cluster, first_pid, since);
+    assert!(first_log.contains("pg_catalog.pg_constraint"), "{first_log}");
+    still_usable(&mut session).await;
 }

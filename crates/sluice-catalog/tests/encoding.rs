@@ -132,7 +132,9 @@ async fn sql_ascii_with_latin1_bytes_is_discovered_and_exactly_the_affected_obje
     assert!(text.contains("table caf\u{FFFD} (owner postgres)"), "{text}");
 
     // A schema filter over the same database finds the clean schema and still flags nothing there.
-    let only = discover(&mut session, &DiscoverOptions { schemas: vec!["clean".into()] }).await.expect("filtered");
+    let only = discover(&mut session, &DiscoverOptions { schemas: vec!["clean".into()], ..Default::default() })
+        .await
+        .expect("filtered");
     assert!(flagged(&only).is_empty() && !only.lossy_text);
 }
 

@@ -4,7 +4,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use sluice_catalog::{Catalog, DiscoverOptions};
+use sluice_catalog::{Catalog, DiscoverOptions, GetSecondSession, SecondSession};
 use sluice_connect::Connector;
 
 use crate::conn::ConnArgs;
@@ -61,14 +61,28 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     // Opened first: a path that cannot be written fails before the (possibly long) discovery.
     let mut output = Output::open(args.output.as_deref())?;
     let spec = args.conn.resolve()?.map_err(|e| exit::usage_from(&e))?;
-    let mut session = match Connector::open(spec).await {
-        Ok(c) => match c.connect().await {
-            Ok(s) => s,
-            Err(e) => return Ok(exit::user_facing(&e)),
-        },
+    let connector = match Connector::open(spec).await {
+        Ok(c) => c,
         Err(e) => return Ok(exit::user_facing(&e)),
     };
-    let catalog = match sluice_catalog::discover(&mut session, &DiscoverOptions { schemas: args.schemas }).await {
+    let mut session = match connector.connect().await {
+        Ok(s) => s,
+        Err(e) => return Ok(exit::user_facing(&e)),
+    };
+    // A large catalog is read over a second connection too (the server works on both at once).
+    let second: GetSecondSession = Box::new(move || {
+        Box::pin(async move {
+            match connector.connect().await {
+                Ok(s) => Some(SecondSession::Own(s)),
+                Err(e) => {
+                    tracing::debug!("no second session for the discovery: {e}");
+                    None
+                }
+            }
+        })
+    });
+    let options = DiscoverOptions { schemas: args.schemas, ..Default::default() };
+    let catalog = match sluice_catalog::discover_sharing(&mut session, &options, second).await {
         Ok(c) => c,
         Err(e) => return Ok(exit::user_facing(&e)),
     };

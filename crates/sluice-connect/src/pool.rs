@@ -120,6 +120,20 @@ impl Pool {
     /// A read-only session, waiting while `max_size` are in use.
     pub async fn get(&self) -> Result<PooledSession, ConnectError> {
         let permit = self.acquire().await?;
+        self.get_with(permit).await
+    }
+
+    /// A read-only session if one is free under the cap right now (idle, or opened now), without
+    /// waiting behind other callers: `Ok(None)` when `max_size` are in use. For work that can
+    /// go on without it (a large discovery shares its batch with a second session).
+    pub async fn try_get(&self) -> Result<Option<PooledSession>, ConnectError> {
+        let Ok(permit) = self.inner.permits.clone().try_acquire_owned() else {
+            return Ok(None);
+        };
+        self.get_with(permit).await.map(Some)
+    }
+
+    async fn get_with(&self, permit: OwnedSemaphorePermit) -> Result<PooledSession, ConnectError> {
         while let Some((mut session, returned)) = self.pop_idle() {
             if !session.is_reusable() {
                 continue;

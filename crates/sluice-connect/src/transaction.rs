@@ -84,6 +84,10 @@ pub struct TransactionOptions {
     /// This transaction's `application_name` (`SET LOCAL`, so it also holds behind PgBouncer), for
     /// a DBA watching `pg_stat_activity`: the service names the person who runs the statement.
     pub application_name: Option<String>,
+    /// A snapshot exported by another transaction (`pg_export_snapshot()`), imported first
+    /// (`SET TRANSACTION SNAPSHOT`): this transaction then sees exactly what that one sees. Needs
+    /// `REPEATABLE READ` or `SERIALIZABLE`, and the exporting transaction still open.
+    pub snapshot: Option<String>,
 }
 
 /// A read-only transaction on a [`ReadOnlySession`], begun and confirmed by the server
@@ -197,11 +201,12 @@ impl ReadOnlySession {
         }
         // Folded only onto a session known to be outside a transaction: no `ROLLBACK` first.
         let mut sql = if folded_reset { self.reset_sql(false) } else { String::new() };
-        sql.push_str(&format!(
-            "BEGIN ISOLATION LEVEL {} READ ONLY; {}",
-            options.isolation.sql(),
-            limits.set_local_sql()
-        ));
+        sql.push_str(&format!("BEGIN ISOLATION LEVEL {} READ ONLY; ", options.isolation.sql()));
+        // Before any statement that takes a snapshot, as the server requires.
+        if let Some(snapshot) = &options.snapshot {
+            sql.push_str(&format!("SET TRANSACTION SNAPSHOT {}; ", literal(snapshot)));
+        }
+        sql.push_str(&limits.set_local_sql());
         if let Some(name) = &options.application_name {
             sql.push_str(&format!(" SET LOCAL application_name = {};", literal(name)));
         }

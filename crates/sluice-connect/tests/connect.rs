@@ -261,6 +261,9 @@ async fn sessions_are_read_only_and_the_pool_is_capped() {
         assert_eq!(e.code().map(|c| c.code()), Some("25006"));
         tx.rollback().await.expect("rollback");
     }
+    // One that must not wait gets none, at once, and does not queue.
+    assert!(pool.try_get().await.expect("try_get").is_none(), "no session is free");
+    assert_eq!(pool.waiting(), 0);
     // The sixth waits rather than opening a sixth server connection.
     let p2 = pool.clone();
     let sixth = tokio::spawn(async move { p2.get().await.map(|s| s.info().backend_pid) });
@@ -285,6 +288,12 @@ async fn sessions_are_read_only_and_the_pool_is_capped() {
         .expect("join")
         .expect("session");
     assert_eq!(pid, freed_pid, "the sixth reuses the freed session");
+    assert_eq!(count(), "5");
+    // The sixth gave it back: one that must not wait now gets it.
+    let free = pool.try_get().await.expect("try_get").expect("a free session");
+    assert_eq!(free.info().backend_pid, freed_pid);
+    assert!(pool.try_get().await.expect("try_get").is_none(), "all five on loan again");
+    drop(free);
     assert_eq!(count(), "5");
     assert_eq!(cluster.psql("postgres", "SELECT count(*) FROM t;").expect("count"), "0");
 }

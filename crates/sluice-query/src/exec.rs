@@ -243,6 +243,7 @@ pub async fn explain_syntax_error<L: SessionLoan>(loan: L, req: &QueryRequest, r
         statement_timeout: req.timeout.filter(|t| !t.is_zero()),
         read_settings: Vec::new(),
         application_name: req.application_name.clone(),
+        snapshot: None,
     };
     let outcome = loan.session_mut().read_only_transaction_describing(&options, &req.sql).await;
     let (healthy, server) = match outcome {
@@ -376,6 +377,7 @@ async fn start(
         statement_timeout: timeout_ms.map(Duration::from_millis),
         read_settings: FORMAT_SETTINGS.iter().map(|s| s.to_string()).collect(),
         application_name: req.application_name.clone(),
+        snapshot: None,
     };
     let sql = admitted.sql.as_str();
     let offset = admitted.char_offset;

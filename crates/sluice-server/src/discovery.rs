@@ -7,7 +7,7 @@
 use std::sync::Arc;
 
 use axum::http::StatusCode;
-use sluice_catalog::{Catalog, CatalogDiff, DiscoverOptions};
+use sluice_catalog::{Catalog, CatalogDiff, DiscoverOptions, GetSecondSession, SecondSession};
 use sluice_core::SourceId;
 use sluice_store::{
     CatalogChange, CompressedSnapshot, RunId, RunOutcome, RunResult, SnapshotMeta, SnapshotWriter, StoreError,
@@ -155,7 +155,22 @@ async fn discover(
         let stage = e.stage().id();
         (stage, ApiError::from(e))
     })?;
-    let catalog = sluice_catalog::discover(&mut session, &DiscoverOptions::default()).await.map_err(|e| {
+    // A large catalog is read over a second session too, if the pool has one free now: a
+    // discovery never waits behind queries for it.
+    let second_pool = pool.clone();
+    let second: GetSecondSession = Box::new(move || {
+        Box::pin(async move {
+            match second_pool.try_get().await {
+                Ok(s) => s.map(SecondSession::Pooled),
+                Err(e) => {
+                    tracing::debug!("no second session for the discovery: {e}");
+                    None
+                }
+            }
+        })
+    });
+    let discovered = sluice_catalog::discover_sharing(&mut session, &DiscoverOptions::default(), second).await;
+    let catalog = discovered.map_err(|e| {
         use sluice_core::UserFacing;
         ("discover", ApiError::new(StatusCode::BAD_GATEWAY, "discovery_failed", e.message()).with_hint(e.hint()))
     })?;

@@ -422,7 +422,7 @@ impl Builder {
                     });
                 }
             }
-            Statement::Settings => {}
+            Statement::Settings | Statement::Split => {}
         }
         Ok(())
     }
