@@ -20,7 +20,7 @@ use std::cell::Cell;
 use std::future::Future;
 use std::pin::Pin;
 
-use futures_util::StreamExt;
+use futures_util::{FutureExt, StreamExt};
 use sluice_connect::tokio_postgres::{Client, SimpleQueryMessage};
 use sluice_connect::{Isolation, PooledSession, ReadOnlySession, TransactionOptions};
 use tokio::sync::mpsc;
@@ -302,9 +302,15 @@ enum Event {
     Ready,
     /// No second session, or its transaction did not begin: the part must run on the first.
     Unavailable,
-    Message(SimpleQueryMessage),
+    /// Messages of one statement, in order (see [`BATCH`]).
+    Messages(Vec<SimpleQueryMessage>),
     Failed(CatalogError),
 }
+
+/// At most this many messages go over the channel at once: one wake-up of the folding task for
+/// each, not one per row (the two tasks may run on two threads). A batch never spans two
+/// statements, so the folding task can hold back a statement's rows until their relations are in.
+const BATCH: usize = 256;
 
 /// The second session's task, seen from the first.
 struct Helper {
@@ -326,7 +332,7 @@ impl Drop for Helper {
 impl Helper {
     /// Starts the task: get a session, begin on `snapshot`, run `sql`, report every message.
     fn start(get: GetSecondSession, snapshot: String, sql: String) -> Helper {
-        let (tx, rx) = mpsc::channel(256);
+        let (tx, rx) = mpsc::channel(8);
         let task = tokio::spawn(async move {
             let Some(mut session) = get().await else {
                 let _ = tx.send(Event::Unavailable).await;
@@ -354,18 +360,44 @@ impl Helper {
                 Ok(stream) => {
                     let mut stream = std::pin::pin!(stream);
                     let mut failed = None;
-                    while let Some(message) = stream.next().await {
-                        match message {
-                            Ok(m) => {
-                                if tx.send(Event::Message(m)).await.is_err() {
-                                    break;
+                    let mut batch = Vec::with_capacity(BATCH);
+                    loop {
+                        // Whatever has arrived joins the batch; it goes when nothing more has,
+                        // at a statement's end, or when full.
+                        let next = if batch.is_empty() {
+                            stream.next().await
+                        } else {
+                            match stream.next().now_or_never() {
+                                Some(next) => next,
+                                None => {
+                                    let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
+                                    if tx.send(Event::Messages(full)).await.is_err() {
+                                        break;
+                                    }
+                                    continue;
                                 }
                             }
-                            Err(e) => {
+                        };
+                        match next {
+                            None => break,
+                            Some(Err(e)) => {
                                 failed = Some(CatalogError::from_driver(e));
                                 break;
                             }
+                            Some(Ok(m)) => {
+                                let ends = matches!(m, SimpleQueryMessage::CommandComplete(_));
+                                batch.push(m);
+                                if ends || batch.len() >= BATCH {
+                                    let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
+                                    if tx.send(Event::Messages(full)).await.is_err() {
+                                        break;
+                                    }
+                                }
+                            }
                         }
+                    }
+                    if failed.is_none() && !batch.is_empty() {
+                        let _ = tx.send(Event::Messages(batch)).await;
                     }
                     failed
                 }
@@ -404,9 +436,11 @@ impl Helper {
             }
             Some(Event::Unavailable) => Ok(true),
             Some(Event::Failed(e)) => Err(e),
-            Some(Event::Message(message)) => {
+            Some(Event::Messages(messages)) => {
                 let mut progress = Progress { part: rest, done: self.done, started: self.started };
-                progress.message(message, builder)?;
+                for message in messages {
+                    progress.message(message, builder)?;
+                }
                 self.done = progress.done;
                 Ok(false)
             }
