@@ -420,12 +420,14 @@ impl Store {
         patch: &SourceSecrets,
         ssh_key: Option<&str>,
     ) -> Result<SourceRecord> {
-        self.update_source_dropping(id, name, settings, patch, ssh_key, &[]).await
+        self.update_source_dropping(id, name, settings, patch, ssh_key, &[], ScheduleEdit::default()).await
     }
 
     /// [`Store::update_source_claiming`] that also deletes the stored secrets named in `dropped`
-    /// (a password the source no longer logs in with), in the same transaction. Dropping the
-    /// password clears its time.
+    /// (a password the source no longer logs in with) and changes the source's discovery
+    /// schedule as `schedule` says, in the same transaction: an edit is saved whole or not at
+    /// all. Dropping the password clears its time.
+    #[allow(clippy::too_many_arguments)]
     pub async fn update_source_dropping(
         &self,
         id: &SourceId,
@@ -434,13 +436,15 @@ impl Store {
         patch: &SourceSecrets,
         ssh_key: Option<&str>,
         dropped: &[SecretField],
+        schedule: ScheduleEdit,
     ) -> Result<SourceRecord> {
         let name = check_name(name)?;
         let settings_json = settings_json(settings)?;
+        let interval_ms = schedule.interval.map(interval_millis).transpose()?;
         let patch = self.with_generated_key(patch, ssh_key).await?;
         let sealed = self.seal_secrets(id, &patch)?;
         let dropped: Vec<&'static str> = dropped.iter().filter(|f| !patch.has(**f)).map(|f| f.as_str()).collect();
-        let found = on_backend!(self, b => b.update_source(id.as_str(), name, &settings_json, &sealed, patch.password.is_some(), SecretEdits { claim: ssh_key, dropped: &dropped }).await)?;
+        let found = on_backend!(self, b => b.update_source(id.as_str(), name, &settings_json, &sealed, patch.password.is_some(), SecretEdits { claim: ssh_key, dropped: &dropped, interval_ms, due_now: schedule.due_now }).await)?;
         if !found {
             return Err(StoreError::NotFound { entity: "source" });
         }
@@ -1415,10 +1419,24 @@ fn set_secret(secrets: &mut SourceSecrets, field: SecretField, plain: &[u8]) -> 
     Ok(())
 }
 
-/// What an edit does to a source's secrets besides replacing those it gives.
+/// What an edit does to a source besides replacing its settings and the secrets it gives.
 pub(crate) struct SecretEdits<'a> {
     /// A generated SSH key to claim as the source's private key.
     pub claim: Option<&'a str>,
     /// Stored secrets to delete.
     pub dropped: &'a [&'static str],
+    /// A new discovery interval, in milliseconds (a shorter one makes the source due within it).
+    pub interval_ms: Option<i64>,
+    /// Due now, its failures in a row from 0.
+    pub due_now: bool,
+}
+
+/// How an edit ([`Store::update_source_dropping`]) changes the source's discovery schedule.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ScheduleEdit {
+    /// A new interval of its own (`None` keeps the one it has). The run in flight, if any, is
+    /// scheduled on it when it completes; a shorter one makes the source due within it.
+    pub interval: Option<Duration>,
+    /// Discover it now (new connection settings), its failures in a row counted from 0.
+    pub due_now: bool,
 }

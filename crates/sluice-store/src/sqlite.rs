@@ -148,7 +148,7 @@ impl SqliteBackend {
         password_set: bool,
         edits: crate::SecretEdits<'_>,
     ) -> Result<bool> {
-        let crate::SecretEdits { claim, dropped } = edits;
+        let crate::SecretEdits { claim, dropped, interval_ms, due_now } = edits;
         let mut tx = self.pool.begin().await.map_err(be("begin"))?;
         let hit = sqlx::query(concat!(
             "UPDATE sources SET name = ?2, settings = ?3, updated_at = ",
@@ -194,6 +194,45 @@ impl SqliteBackend {
             }
         }
         replace_generated_key(&mut tx, id, secrets, claim).await?;
+        if interval_ms.is_some() || due_now {
+            // The edit's schedule, in its transaction (a store from before schedules were kept
+            // may have no row for the source yet).
+            sqlx::query(concat!(
+                "INSERT INTO discovery_schedule (source_id, next_due_at) VALUES (?1, ",
+                now!(),
+                ") ON CONFLICT (source_id) DO NOTHING"
+            ))
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .map_err(be("schedule a source"))?;
+        }
+        if let Some(ms) = interval_ms {
+            // A shorter interval counts from now: the source is due within it, not on the old one.
+            sqlx::query(concat!(
+                "UPDATE discovery_schedule SET interval_ms = ?2, next_due_at = CASE WHEN next_due_at > ",
+                now!(),
+                " + ?2 THEN ",
+                now!(),
+                " + ?2 ELSE next_due_at END WHERE source_id = ?1"
+            ))
+            .bind(id)
+            .bind(ms)
+            .execute(&mut *tx)
+            .await
+            .map_err(be("set a discovery interval"))?;
+        }
+        if due_now {
+            sqlx::query(concat!(
+                "UPDATE discovery_schedule SET next_due_at = ",
+                now!(),
+                ", failures = 0 WHERE source_id = ?1"
+            ))
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .map_err(be("schedule a discovery"))?;
+        }
         tx.commit().await.map_err(be("commit"))?;
         Ok(true)
     }

@@ -12,8 +12,8 @@ use sluice_core::{
 };
 use sluice_store::{
     AlertKind, AuditFilter, Completion, KeyConfig, MasterKey, NewApiToken, NewAuditEntry, NewSourceTest, NextDue,
-    QueryCompletion, QueryOutcome, Role, RunOutcome, RunReason, RunResult, RunState, SnapshotWriter, Store, StoreError,
-    TokenRole,
+    QueryCompletion, QueryOutcome, Role, RunOutcome, RunReason, RunResult, RunState, ScheduleEdit, SnapshotWriter,
+    Store, StoreError, TokenRole,
 };
 
 const PASSWORD: &str = "pw-Zq81-unique-db-password";
@@ -94,7 +94,15 @@ async fn sources_round_trip_and_an_edit_without_a_secret_keeps_it(f: &Fixture) {
 
     // A dropped secret is gone, with the password's time; the others stay.
     let edited = store
-        .update_source_dropping(&prod, "Prod", &renamed, &SourceSecrets::default(), None, &[SecretField::Password])
+        .update_source_dropping(
+            &prod,
+            "Prod",
+            &renamed,
+            &SourceSecrets::default(),
+            None,
+            &[SecretField::Password],
+            ScheduleEdit::default(),
+        )
         .await
         .expect("drop");
     assert!(!edited.secret_fields.contains(&SecretField::Password), "{:?}", edited.secret_fields);
@@ -643,6 +651,54 @@ async fn a_run_is_scheduled_on_the_interval_stored_when_it_completes(f: &Fixture
     let s = store.discovery_schedule(&bad.source).await.expect("schedule");
     assert!(s.next_due_at >= finished + 60_000 && s.next_due_at <= after + 60_000, "a minute after {finished}: {s:?}");
     assert_eq!(s.failures, 1);
+}
+
+async fn an_edit_saves_its_schedule_with_it_or_nothing(f: &Fixture) {
+    let store = f.open().await;
+    let ids = sources(&store, 2).await;
+    let claimed = store.claim_due_discoveries("me", HOUR, 1).await.expect("claim");
+    let c = claimed.first().expect("claimed");
+    let clock = ids.iter().find(|s| **s != c.source).expect("the other");
+    let next = NextDue::Interval { default_interval_ms: 3_600_000 };
+    let failed = RunResult {
+        outcome: RunOutcome::Failed,
+        stage: Some("connect".into()),
+        message: Some("connection refused".into()),
+        changed: None,
+        relations: None,
+    };
+    store.complete_discovery(c, "me", &failed, next).await.expect("complete");
+    let before = store.discovery_schedule(&c.source).await.expect("schedule");
+    assert_eq!((before.interval_ms, before.failures), (None, 1));
+    let spec = SourceSpec::new("h2", "d", "u");
+    let edit = ScheduleEdit { interval: Some(Duration::from_secs(60)), due_now: true };
+
+    // An edit refused by the store (an unknown generated key) changes nothing, its schedule
+    // included; so does an interval out of range.
+    let none = SourceSecrets::default();
+    let e = store.update_source_dropping(&c.source, "Renamed", &spec, &none, Some("nope"), &[], edit).await;
+    assert!(e.is_err(), "{e:?}");
+    let bad = ScheduleEdit { interval: Some(Duration::ZERO), due_now: true };
+    let e = store.update_source_dropping(&c.source, "Renamed", &spec, &none, None, &[], bad).await;
+    assert!(matches!(e, Err(StoreError::Invalid { field: "discovery_interval", .. })), "{e:?}");
+    assert_eq!(store.discovery_schedule(&c.source).await.expect("schedule"), before);
+    assert_ne!(store.source(&c.source).await.expect("source").name, "Renamed");
+
+    // A saved one carries its interval and is due now, its failures counted from 0.
+    let start = store_now(&store, clock).await;
+    let saved = store.update_source_dropping(&c.source, "Renamed", &spec, &none, None, &[], edit).await;
+    assert_eq!(saved.expect("edit").name, "Renamed");
+    let end = store_now(&store, clock).await;
+    let s = store.discovery_schedule(&c.source).await.expect("schedule");
+    assert_eq!((s.interval_ms, s.failures), (Some(60_000), 0));
+    assert!(s.next_due_at >= start && s.next_due_at <= end, "due now ({start}..{end}): {s:?}");
+
+    // An edit that leaves the schedule alone leaves it alone.
+    store
+        .update_source_dropping(&c.source, "Again", &spec, &none, None, &[], ScheduleEdit::default())
+        .await
+        .expect("edit");
+    assert_eq!(store.discovery_schedule(&c.source).await.expect("schedule"), s);
 }
 
 async fn a_shorter_interval_makes_the_source_due_within_it(f: &Fixture) {
@@ -1349,6 +1405,7 @@ on_both_backends!(
     a_requested_run_is_queued_once_then_claimed,
     a_run_is_scheduled_on_the_interval_stored_when_it_completes,
     a_shorter_interval_makes_the_source_due_within_it,
+    an_edit_saves_its_schedule_with_it_or_nothing,
     a_new_source_is_claimable_only_with_its_interval,
     consecutive_unchanged_scheduled_runs_fold_into_one_record,
     runs_asked_for_failed_or_changed_are_never_folded,

@@ -16,7 +16,7 @@ use sluice_connect::{NetworkPolicy, Pool};
 use sluice_core::{Auth, SecretField, SourceId, SourceSpec, SpecError};
 use sluice_doctor::DoctorInput;
 use sluice_iam::IamAuth;
-use sluice_store::StoreError;
+use sluice_store::{ScheduleEdit, StoreError};
 use tokio::sync::mpsc;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -218,17 +218,16 @@ async fn edit(
     }
     validated(&spec, &kept.updated_with(patched))?;
     let name = form.name.clone().unwrap_or_else(|| current.name.clone());
-    let interval = discovery_interval(&form)?;
-    let record = state.store().update_source_dropping(&id, &name, &spec, &patch, key_id, &dropped).await?;
+    // Saved with the edit, in its transaction: a new interval (a run in flight is scheduled on
+    // it when it completes, and a shorter one makes the source due within it), and new
+    // connection settings discovered at once.
+    let schedule = ScheduleEdit {
+        interval: discovery_interval(&form)?,
+        due_now: spec != current.settings || !patch.is_empty() || key_id.is_some(),
+    };
+    let record = state.store().update_source_dropping(&id, &name, &spec, &patch, key_id, &dropped, schedule).await?;
     state.drop_pool(&id).await;
-    // A run in flight is scheduled on the interval stored when it completes, and a shorter one
-    // makes the source due within it.
-    if interval.is_some() {
-        state.store().set_discovery_interval(&id, interval).await?;
-    }
-    // New connection settings are discovered at once.
-    if spec != current.settings || !patch.is_empty() || key_id.is_some() {
-        state.store().discover_now(&id).await?;
+    if schedule.due_now {
         state.wake_scheduler();
     }
     audit(&state, &who, "source.update", Some(&id), json!({"name": record.name})).await?;
