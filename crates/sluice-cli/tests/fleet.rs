@@ -296,10 +296,12 @@ fn two_instances_discover_each_source_once_per_interval_and_none_is_missed() {
         for pair in runs.windows(2) {
             let (before, after) = (pair[0], pair[1]);
             let gap = after.started_at - before.started_at;
-            // Never two runs at once, nor two in one interval (a second claim of the same due
-            // time would start right after the first)...
+            // Never two runs at once, nor two in one interval: a second claim of the same due
+            // time would start within a poll or two (100 ms each) of the first one's end. (The
+            // grid is fixed: a run that started late on a loaded machine may be followed by one
+            // on time less than half an interval after it, which is no double.)
             assert!(after.started_at >= before.finished_at.expect("finished"), "{id}: overlapping runs {pair:?}");
-            assert!(gap >= interval / 2, "{id}: discovered twice in one interval ({gap} ms apart): {pair:?}");
+            assert!(gap >= interval / 4, "{id}: discovered twice in one interval ({gap} ms apart): {pair:?}");
             // ...and no interval skipped (a missed due time would leave a gap of two).
             assert!(gap < interval * 3 / 2, "{id}: an interval was missed ({gap} ms apart): {pair:?}");
         }
