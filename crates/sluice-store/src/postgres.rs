@@ -209,30 +209,10 @@ impl PgBackend {
             .map_err(be("schedule a source"))?;
         }
         if let Some(ms) = interval_ms {
-            // A shorter interval counts from now: the source is due within it, not on the old one.
-            sqlx::query(concat!(
-                "UPDATE discovery_schedule SET interval_ms = $2, next_due_at = CASE WHEN next_due_at > ",
-                now!(),
-                " + $2 THEN ",
-                now!(),
-                " + $2 ELSE next_due_at END WHERE source_id = $1"
-            ))
-            .bind(id)
-            .bind(ms)
-            .execute(&mut *tx)
-            .await
-            .map_err(be("set a discovery interval"))?;
+            schedule::set_interval_on(&mut tx, id, Some(ms)).await?;
         }
         if due_now {
-            sqlx::query(concat!(
-                "UPDATE discovery_schedule SET next_due_at = ",
-                now!(),
-                ", failures = 0 WHERE source_id = $1"
-            ))
-            .bind(id)
-            .execute(&mut *tx)
-            .await
-            .map_err(be("schedule a discovery"))?;
+            schedule::due_now_on(&mut tx, id).await?;
         }
         tx.commit().await.map_err(be("commit"))?;
         Ok(true)

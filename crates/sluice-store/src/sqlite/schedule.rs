@@ -110,34 +110,14 @@ impl SqliteBackend {
 
     pub(crate) async fn set_interval(&self, source: &str, interval_ms: Option<i64>) -> Result<bool> {
         self.schedule_new_sources().await?;
-        // A shorter interval counts from now: the source is due within it, not on the old one.
-        let done = sqlx::query(concat!(
-            "UPDATE discovery_schedule SET interval_ms = ?2, next_due_at = CASE WHEN next_due_at > ",
-            now!(),
-            " + ?2 THEN ",
-            now!(),
-            " + ?2 ELSE next_due_at END WHERE source_id = ?1"
-        ))
-        .bind(source)
-        .bind(interval_ms)
-        .execute(&self.pool)
-        .await
-        .map_err(be("set a discovery interval"))?;
-        Ok(done.rows_affected() == 1)
+        let mut conn = self.pool.acquire().await.map_err(be("set a discovery interval"))?;
+        set_interval_on(&mut conn, source, interval_ms).await
     }
 
     pub(crate) async fn due_now(&self, source: &str) -> Result<bool> {
         self.schedule_new_sources().await?;
-        let done = sqlx::query(concat!(
-            "UPDATE discovery_schedule SET next_due_at = ",
-            now!(),
-            ", failures = 0 WHERE source_id = ?1"
-        ))
-        .bind(source)
-        .execute(&self.pool)
-        .await
-        .map_err(be("schedule a discovery"))?;
-        Ok(done.rows_affected() == 1)
+        let mut conn = self.pool.acquire().await.map_err(be("schedule a discovery"))?;
+        due_now_on(&mut conn, source).await
     }
 
     /// Counts the outcome of a run made outside the schedule in the source's failures in a row
@@ -404,4 +384,42 @@ async fn abandon(tx: &mut SqliteConnection, run: i64) -> Result<()> {
     .await
     .map_err(be("record an abandoned run"))?;
     Ok(())
+}
+
+/// Sets the source's own discovery interval on `conn` (a connection of the pool, or an edit's
+/// transaction). A shorter interval counts from now: the source is due within it, not on the old
+/// one. Whether the source has a schedule.
+pub(super) async fn set_interval_on(
+    conn: &mut SqliteConnection,
+    source: &str,
+    interval_ms: Option<i64>,
+) -> Result<bool> {
+    let done = sqlx::query(concat!(
+        "UPDATE discovery_schedule SET interval_ms = ?2, next_due_at = CASE WHEN next_due_at > ",
+        now!(),
+        " + ?2 THEN ",
+        now!(),
+        " + ?2 ELSE next_due_at END WHERE source_id = ?1"
+    ))
+    .bind(source)
+    .bind(interval_ms)
+    .execute(conn)
+    .await
+    .map_err(be("set a discovery interval"))?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Makes the source due now on `conn`, its failures in a row counted from 0. Whether the source
+/// has a schedule.
+pub(super) async fn due_now_on(conn: &mut SqliteConnection, source: &str) -> Result<bool> {
+    let done = sqlx::query(concat!(
+        "UPDATE discovery_schedule SET next_due_at = ",
+        now!(),
+        ", failures = 0 WHERE source_id = ?1"
+    ))
+    .bind(source)
+    .execute(conn)
+    .await
+    .map_err(be("schedule a discovery"))?;
+    Ok(done.rows_affected() == 1)
 }
