@@ -177,7 +177,8 @@ async fn secrets_never_reach_the_store_in_plaintext(f: &Fixture) {
 
     let raw = f.raw_bytes().await;
     assert!(!raw.is_empty() && raw.iter().any(|b| count(b, b"Production") > 0), "the search must see the store's data");
-    let (_, token_secret_part) = token_secret.expose().rsplit_once('_').expect("token");
+    // The secret is base64url, which may hold `_` itself: it is what follows the public id.
+    let (_, token_secret_part) = token_parts(token_secret.expose());
     let needles: Vec<&[u8]> = vec![
         PASSWORD.as_bytes(),
         b"pw-Rotated-77x",
@@ -327,6 +328,14 @@ async fn sessions_are_found_by_their_cookie_until_revoked(f: &Fixture) {
     assert!(matches!(e, StoreError::NotFound { entity: "user" }), "{e:?}");
 }
 
+/// A token's text split into `sluice_<public id>` and its secret (base64url, which may hold `_`).
+fn token_parts(text: &str) -> (&str, &str) {
+    let rest = text.strip_prefix("sluice_").expect("the token's prefix");
+    let (public_id, _) = rest.split_once('_').expect("the token's public id");
+    let at = "sluice_".len() + public_id.len();
+    (&text[..at], &text[at + 1..])
+}
+
 async fn tokens_verify_until_revoked_and_only_with_their_secret(f: &Fixture) {
     let store = f.open().await;
     store
@@ -351,7 +360,7 @@ async fn tokens_verify_until_revoked_and_only_with_their_secret(f: &Fixture) {
     assert!(ok.last_used_at.is_some());
 
     // The right public id with another secret, a malformed text, an unknown id: all refused.
-    let (prefix, secret) = text.expose().rsplit_once('_').expect("shape");
+    let (prefix, secret) = token_parts(text.expose());
     let mut wrong = secret.as_bytes().to_vec();
     wrong[0] = if wrong[0] == b'A' { b'B' } else { b'A' };
     let wrong = format!("{prefix}_{}", String::from_utf8(wrong).expect("utf8"));
