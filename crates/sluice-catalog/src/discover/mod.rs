@@ -96,9 +96,10 @@ pub async fn discover(session: &mut ReadOnlySession, opts: &DiscoverOptions) -> 
 /// session imports the snapshot and runs half of the batch, so the result is the same catalog,
 /// read from the same moment, as [`discover`] reads. When no second session comes, or it cannot
 /// import the snapshot (its transaction fails to begin), the first session runs the second half
-/// after its own: the discovery does not fail for want of a helper. The second session's
-/// transaction is ended before this returns, and the session dropped. Behind PgBouncer
-/// (`pgbouncer` sessions) `second` is never called.
+/// after its own: the discovery does not fail for want of a helper. On success the second
+/// session's transaction is committed before this returns; on an error it is dropped where it
+/// stands (a pooled session is then reset before its next use, as any given back inside a
+/// transaction). Behind PgBouncer (`pgbouncer` sessions) `second` is never called.
 pub async fn discover_sharing(
     session: &mut ReadOnlySession,
     opts: &DiscoverOptions,
@@ -283,7 +284,9 @@ async fn run_shared(
             }
         }
     }
-    if rest_here {
+    // No second session ran it (or none was asked for: no split row came, which a server that
+    // ran the batch cannot do, but then nothing of it may be missing either).
+    if rest_here || get_second.is_some() {
         run(client, &rest, builder).await?;
     }
     Ok(())
