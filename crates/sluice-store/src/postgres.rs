@@ -150,6 +150,10 @@ impl PgBackend {
         edits: crate::SecretEdits<'_>,
     ) -> Result<bool> {
         let crate::SecretEdits { claim, dropped, interval_ms, due_now } = edits;
+        if interval_ms.is_some() || due_now {
+            // A store from before schedules were kept may have no row for the source yet.
+            self.schedule_new_sources().await?;
+        }
         let mut tx = self.pool.begin().await.map_err(be("begin"))?;
         let hit = sqlx::query(concat!(
             "UPDATE sources SET name = $2, settings = $3::jsonb, updated_at = ",
@@ -195,19 +199,6 @@ impl PgBackend {
             }
         }
         replace_generated_key(&mut tx, id, secrets, claim).await?;
-        if interval_ms.is_some() || due_now {
-            // The edit's schedule, in its transaction (a store from before schedules were kept
-            // may have no row for the source yet).
-            sqlx::query(concat!(
-                "INSERT INTO discovery_schedule (source_id, next_due_at) VALUES ($1, ",
-                now!(),
-                ") ON CONFLICT (source_id) DO NOTHING"
-            ))
-            .bind(id)
-            .execute(&mut *tx)
-            .await
-            .map_err(be("schedule a source"))?;
-        }
         if let Some(ms) = interval_ms {
             schedule::set_interval_on(&mut tx, id, Some(ms)).await?;
         }

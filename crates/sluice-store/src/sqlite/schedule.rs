@@ -95,7 +95,7 @@ impl SqliteBackend {
     }
 
     /// Sources saved without a schedule row get one, due now.
-    async fn schedule_new_sources(&self) -> Result<()> {
+    pub(super) async fn schedule_new_sources(&self) -> Result<()> {
         sqlx::query(concat!(
             "INSERT INTO discovery_schedule (source_id, next_due_at) SELECT s.id, ",
             now!(),
