@@ -537,9 +537,9 @@ async fn through_pgbouncer_in_transaction_mode_with_the_session_limits() {
     // One server connection whatever the size: a second would wait for the pool's only one.
     let asked = Arc::new(AtomicBool::new(false));
     let flag = asked.clone();
-    let second: GetSecondSession = Box::new(move || {
+    let second: GetSecondSession = Box::pin(async move {
         flag.store(true, Ordering::SeqCst);
-        Box::pin(async { None })
+        None
     });
     let shared = DiscoverOptions { share_above: 0, ..Default::default() };
     let c = discover_sharing(&mut session, &shared, second).await.expect("shared through pgbouncer");
@@ -721,7 +721,7 @@ fn timeless(c: &Catalog) -> Value {
     v
 }
 
-/// A second session as `discover_sharing` asks for it: first `before` runs as the superuser (if
+/// A second session as `discover_sharing` asks for it (by polling): first `before` runs as the superuser (if
 /// given), then a session of `reader` on `database` comes. Its backend's PID goes to `pid` (0 if
 /// it was never asked for).
 fn second_session(
@@ -735,20 +735,18 @@ fn second_session(
     spec.hosts[0].port = cluster.port();
     spec.password = Some(Secret::new(PW));
     spec.sslmode = SslMode::Disable;
-    Box::new(move || {
-        Box::pin(async move {
-            if let Some(sql) = before {
-                let (client, connection) =
-                    tokio_postgres::connect(&superuser, tokio_postgres::NoTls).await.expect("superuser");
-                let task = tokio::spawn(connection);
-                client.batch_execute(sql).await.expect("the change made meanwhile");
-                drop(client);
-                let _ = task.await;
-            }
-            let session = Connector::new(spec).expect("connector").connect().await.expect("second session");
-            pid.store(session.info().backend_pid, Ordering::SeqCst);
-            Some(SecondSession::Own(session))
-        })
+    Box::pin(async move {
+        if let Some(sql) = before {
+            let (client, connection) =
+                tokio_postgres::connect(&superuser, tokio_postgres::NoTls).await.expect("superuser");
+            let task = tokio::spawn(connection);
+            client.batch_execute(sql).await.expect("the change made meanwhile");
+            drop(client);
+            let _ = task.await;
+        }
+        let session = Connector::new(spec).expect("connector").connect().await.expect("second session");
+        pid.store(session.info().backend_pid, Ordering::SeqCst);
+        Some(SecondSession::Own(session))
     })
 }
 
@@ -815,7 +813,7 @@ async fn a_shared_discovery_without_a_usable_second_session_runs_on_the_first() 
     let shared = DiscoverOptions { share_above: 0, ..Default::default() };
 
     // None to be had.
-    let none: GetSecondSession = Box::new(|| Box::pin(async { None }));
+    let none: GetSecondSession = Box::pin(async { None });
     let c = discover_sharing(&mut session, &shared, none).await.expect("no second session");
     assert_eq!(timeless(&c), timeless(&alone));
 

@@ -70,16 +70,14 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         Err(e) => return Ok(exit::user_facing(&e)),
     };
     // A large catalog is read over a second connection too (the server works on both at once).
-    let second: GetSecondSession = Box::new(move || {
-        Box::pin(async move {
-            match connector.connect().await {
-                Ok(s) => Some(SecondSession::Own(s)),
-                Err(e) => {
-                    tracing::debug!("no second session for the discovery: {e}");
-                    None
-                }
+    let second: GetSecondSession = Box::pin(async move {
+        match connector.connect().await {
+            Ok(s) => Some(SecondSession::Own(s)),
+            Err(e) => {
+                tracing::debug!("no second session for the discovery: {e}");
+                None
             }
-        })
+        }
     });
     let options = DiscoverOptions { schemas: args.schemas, ..Default::default() };
     let catalog = match sluice_catalog::discover_sharing(&mut session, &options, second).await {

@@ -158,16 +158,14 @@ async fn discover(
     // A large catalog is read over a second session too, if the pool has one free now: a
     // discovery never waits behind queries for it.
     let second_pool = pool.clone();
-    let second: GetSecondSession = Box::new(move || {
-        Box::pin(async move {
-            match second_pool.try_get().await {
-                Ok(s) => s.map(SecondSession::Pooled),
-                Err(e) => {
-                    tracing::debug!("no second session for the discovery: {e}");
-                    None
-                }
+    let second: GetSecondSession = Box::pin(async move {
+        match second_pool.try_get().await {
+            Ok(s) => s.map(SecondSession::Pooled),
+            Err(e) => {
+                tracing::debug!("no second session for the discovery: {e}");
+                None
             }
-        })
+        }
     });
     let discovered = sluice_catalog::discover_sharing(&mut session, &DiscoverOptions::default(), second).await;
     let catalog = discovered.map_err(|e| {

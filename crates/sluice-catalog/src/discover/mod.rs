@@ -74,9 +74,9 @@ impl SecondSession {
 }
 
 /// Gets a [`SecondSession`], or `None` when there is none to be had now (the discovery then runs
-/// on one session). Called at most once, and only for a large catalog, while the first session's
-/// statements already run.
-pub type GetSecondSession = Box<dyn FnOnce() -> Pin<Box<dyn Future<Output = Option<SecondSession>> + Send>> + Send>;
+/// on one session). Polled only for a large catalog, while the first session's statements
+/// already run; left unpolled (and so never opening anything) otherwise.
+pub type GetSecondSession = Pin<Box<dyn Future<Output = Option<SecondSession>> + Send>>;
 
 /// Discovers everything `session`'s user can see, in one read-only `REPEATABLE READ`
 /// transaction: begun and confirmed read-only (one round trip), then a fixed number of catalog
@@ -92,14 +92,14 @@ pub async fn discover(session: &mut ReadOnlySession, opts: &DiscoverOptions) -> 
 /// [`discover`], sharing the work of a large catalog with a second session from `second`.
 ///
 /// The first session's batch begins by reading the estimated size of `pg_class`; from
-/// `opts.share_above` rows on, it exports its snapshot and `second` is called. The second
+/// `opts.share_above` rows on, it exports its snapshot and `second` is polled. The second
 /// session imports the snapshot and runs half of the batch, so the result is the same catalog,
 /// read from the same moment, as [`discover`] reads. When no second session comes, or it cannot
 /// import the snapshot (its transaction fails to begin), the first session runs the second half
 /// after its own: the discovery does not fail for want of a helper. On success the second
 /// session's transaction is committed before this returns; on an error it is dropped where it
 /// stands (a pooled session is then reset before its next use, as any given back inside a
-/// transaction). Behind PgBouncer (`pgbouncer` sessions) `second` is never called.
+/// transaction). Behind PgBouncer (`pgbouncer` sessions) `second` is never polled.
 pub async fn discover_sharing(
     session: &mut ReadOnlySession,
     opts: &DiscoverOptions,
@@ -337,7 +337,7 @@ impl Helper {
     fn start(get: GetSecondSession, snapshot: String, sql: String) -> Helper {
         let (tx, rx) = mpsc::channel(8);
         let task = tokio::spawn(async move {
-            let Some(mut session) = get().await else {
+            let Some(mut session) = get.await else {
                 let _ = tx.send(Event::Unavailable).await;
                 return;
             };
