@@ -117,6 +117,44 @@ pub struct ReadOnlySession {
     /// PgBouncer mode: the driver's cached type-lookup statements, re-prepared in every
     /// transaction (see `transaction.rs`).
     pub(crate) replay: Vec<crate::transaction::Replay>,
+    /// Built-in types' SQL names as this session's server gave them (see [`TypeNames`]).
+    pub(crate) type_names: TypeNames,
+}
+
+/// The SQL names (`format_type(oid, NULL)`) of built-in types, as a session's server gave them,
+/// so that they are read from the catalog once per session rather than once per statement.
+///
+/// Only OIDs below 10,000 are kept: those are fixed in PostgreSQL's source, the same type on
+/// every server that has it, and no user can rename them. A type made in a database (an enum, a
+/// domain, an extension's type) can be renamed at any time and is always read afresh. The memory
+/// belongs to one session, whose settings the reset restores before every use, so a setting that
+/// changes how names are spelt (`quote_all_identifiers`, set for a database or role) is the same
+/// for everything it holds.
+#[derive(Debug, Default)]
+pub struct TypeNames(Mutex<std::collections::HashMap<u32, String>>);
+
+impl TypeNames {
+    /// Below this, OIDs are assigned by hand in PostgreSQL's source (`FirstGenbkiObjectId`).
+    pub const FIRST_ASSIGNED_OID: u32 = 10_000;
+
+    /// Whether the name of `oid` is one this memory keeps.
+    pub fn keeps(oid: u32) -> bool {
+        oid < Self::FIRST_ASSIGNED_OID
+    }
+
+    pub fn get(&self, oid: u32) -> Option<String> {
+        self.0.lock().ok().and_then(|names| names.get(&oid).cloned())
+    }
+
+    /// Remembers a built-in type's name; any other OID is ignored.
+    pub fn learn(&self, oid: u32, name: &str) {
+        if !Self::keeps(oid) {
+            return;
+        }
+        if let Ok(mut names) = self.0.lock() {
+            names.entry(oid).or_insert_with(|| name.to_string());
+        }
+    }
 }
 
 impl std::fmt::Debug for ReadOnlySession {
@@ -179,6 +217,7 @@ impl ReadOnlySession {
             poisoned: false,
             reset_pending: false,
             replay: Vec::new(),
+            type_names: TypeNames::default(),
         })
     }
 

@@ -128,6 +128,11 @@ impl ReadOnlyTransaction<'_> {
         self.session.info()
     }
 
+    /// The built-in types' names this session has learned.
+    pub fn type_names(&self) -> &crate::TypeNames {
+        &self.session.type_names
+    }
+
     /// The value of a setting named in [`TransactionOptions::read_settings`], as the
     /// transaction's first statement saw it.
     pub fn setting(&self, name: &str) -> Option<&str> {

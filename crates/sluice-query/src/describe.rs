@@ -16,7 +16,9 @@
 //! Two things the RowDescription does not say are read from the catalog with one
 //! simple-protocol query of Sluice's own ([`type_names_sql`]), sent together with the statement's
 //! execution so it costs no round trip of its own: each type's SQL name (`format_type`), and the
-//! domain of a table column (the wire carries a domain's base type).
+//! domain of a table column (the wire carries a domain's base type). Built-in types' names are
+//! read once per session (`sluice_connect::TypeNames`); a statement whose columns are all
+//! expressions of built-in types sends no catalog query at all.
 //!
 //! Columns Sluice cannot render exactly on the client must come from the server as text. The
 //! driver asks for every result column in binary (its Bind has one result-format code, binary,
@@ -31,6 +33,7 @@
 //! [`wrap`] ([`Codec::RawText`]). Both steps happen only in such a database.
 
 use sluice_connect::tokio_postgres::{self, SimpleQueryMessage};
+use sluice_connect::TypeNames;
 
 use crate::types::{Codec, Column, Flavor, Scalar, SessionFormat};
 use crate::QueryError;
@@ -96,53 +99,126 @@ pub(crate) fn parameter_error(sql: &str, offset: usize) -> Option<QueryError> {
     })
 }
 
-/// The catalog query that names each column's type: rows of (position, type OID, `format_type`)
-/// in column order. The type is the table column's domain when the column comes straight from a
-/// table whose column is a domain over the wire type (at any depth), else the wire type.
-/// `None` when there are no columns.
-pub(crate) fn type_names_sql(columns: &[WireColumn]) -> Option<String> {
-    if columns.is_empty() {
-        return None;
-    }
-    let oids: Vec<String> = columns.iter().map(|c| c.oid.to_string()).collect();
-    let rels: Vec<String> = columns.iter().map(|c| c.origin.map_or(0, |o| o.0).to_string()).collect();
-    let atts: Vec<String> = columns.iter().map(|c| c.origin.map_or(0, |o| o.1).to_string()).collect();
-    Some(format!(
-        "WITH RECURSIVE u(wire, rel, att, i) AS (\
-           SELECT * FROM ROWS FROM (pg_catalog.unnest('{{{}}}'::pg_catalog.oid[]), \
-           pg_catalog.unnest('{{{}}}'::pg_catalog.oid[]), pg_catalog.unnest('{{{}}}'::pg_catalog.int2[])) \
-           WITH ORDINALITY), \
-         d(i, dom, base) AS (\
-           SELECT u.i, t.oid, t.typbasetype FROM u \
-           JOIN pg_catalog.pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) u.rel \
-             AND a.attnum OPERATOR(pg_catalog.=) u.att \
-           JOIN pg_catalog.pg_type t ON t.oid OPERATOR(pg_catalog.=) a.atttypid AND t.typtype OPERATOR(pg_catalog.=) 'd' \
-           UNION ALL \
-           SELECT d.i, d.dom, t.typbasetype FROM d \
-           JOIN pg_catalog.pg_type t ON t.oid OPERATOR(pg_catalog.=) d.base AND t.typtype OPERATOR(pg_catalog.=) 'd') \
-         SELECT u.i::pg_catalog.text, COALESCE(d.dom, u.wire)::pg_catalog.int8::pg_catalog.text, \
-         pg_catalog.format_type(COALESCE(d.dom, u.wire), NULL) \
-         FROM u LEFT JOIN d ON d.i OPERATOR(pg_catalog.=) u.i AND d.base OPERATOR(pg_catalog.=) u.wire \
-         ORDER BY u.i",
-        oids.join(","),
-        rels.join(","),
-        atts.join(","),
-    ))
-}
-
-/// Reads [`type_names_sql`]'s answer into (type OID, type name) per column, in column order.
-pub(crate) fn parse_type_names(messages: &[SimpleQueryMessage], n: usize) -> Result<Vec<(u32, String)>, String> {
-    let mut out = Vec::with_capacity(n);
-    for m in messages {
-        if let SimpleQueryMessage::Row(r) = m {
-            let oid = r.get(1).and_then(|v| v.parse().ok()).ok_or("a type OID was missing")?;
-            out.push((oid, r.get(2).unwrap_or_default().to_string()));
+/// The catalog query that names each column's type, for what `known` (the session's memory of
+/// built-in types' names) does not already say; `None` when it says everything.
+///
+/// The type is the table column's domain when the column comes straight from a table whose
+/// column is a domain (the wire carries the domain's base type), else the wire type. Rows are
+/// tagged: `a` (table, attribute number, declared type, its name) for each plain table column,
+/// read with one index lookup each; `t` ('', '', type, its name) for each wire type whose name is
+/// not known. The query reads two catalogs without joining them, so it costs the server little
+/// to plan: it runs on every statement.
+pub(crate) fn type_names_sql(columns: &[WireColumn], known: &TypeNames) -> Option<String> {
+    let mut relations: Vec<(u32, Vec<i16>)> = Vec::new();
+    for (rel, att) in columns.iter().filter_map(|c| c.origin) {
+        match relations.iter_mut().find(|(r, _)| *r == rel) {
+            Some((_, atts)) if atts.contains(&att) => {}
+            Some((_, atts)) => atts.push(att),
+            None => relations.push((rel, vec![att])),
         }
     }
-    if out.len() != n {
-        return Err(format!("named {} column types for {n} columns", out.len()));
+    let mut unknown: Vec<u32> = Vec::new();
+    for c in columns {
+        if !unknown.contains(&c.oid) && known.get(c.oid).is_none() {
+            unknown.push(c.oid);
+        }
     }
-    Ok(out)
+    let mut parts = Vec::new();
+    if !relations.is_empty() {
+        let filter: Vec<String> = relations
+            .iter()
+            .map(|(rel, atts)| {
+                let atts: Vec<String> = atts.iter().map(i16::to_string).collect();
+                format!(
+                    "(a.attrelid OPERATOR(pg_catalog.=) {rel} \
+                     AND a.attnum OPERATOR(pg_catalog.=) ANY ('{{{}}}'::pg_catalog.int2[]))",
+                    atts.join(",")
+                )
+            })
+            .collect();
+        parts.push(format!(
+            "SELECT 'a', a.attrelid::pg_catalog.text, a.attnum::pg_catalog.text, a.atttypid::pg_catalog.text, \
+             pg_catalog.format_type(a.atttypid, NULL) FROM pg_catalog.pg_attribute a WHERE {}",
+            filter.join(" OR ")
+        ));
+    }
+    if !unknown.is_empty() {
+        let oids: Vec<String> = unknown.iter().map(u32::to_string).collect();
+        parts.push(format!(
+            "SELECT 't', '', '', t.o::pg_catalog.text, pg_catalog.format_type(t.o, NULL) \
+             FROM pg_catalog.unnest('{{{}}}'::pg_catalog.oid[]) AS t(o)",
+            oids.join(",")
+        ));
+    }
+    (!parts.is_empty()).then(|| parts.join(" UNION ALL "))
+}
+
+/// The rows of a simple-protocol answer, as text (NULL as empty).
+pub(crate) fn text_rows(messages: &[SimpleQueryMessage]) -> Vec<Vec<String>> {
+    messages
+        .iter()
+        .filter_map(|m| match m {
+            SimpleQueryMessage::Row(r) => {
+                Some((0..r.len()).map(|i| r.get(i).unwrap_or_default().to_string()).collect())
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+/// Reads [`type_names_sql`]'s rows (none when it sent no query) into (type OID, type name) per
+/// column, in column order, and teaches `known` the built-in names it saw.
+///
+/// A table column whose declared type differs from the wire's is named by its domain. One whose
+/// declared type is a built-in type other than the wire's (possible only if the table was
+/// altered between the Describe and this read) is named by the wire type, as is an expression.
+pub(crate) fn resolve_type_names(
+    columns: &[WireColumn],
+    rows: &[Vec<String>],
+    known: &TypeNames,
+) -> Result<Vec<(u32, String)>, String> {
+    let mut declared: Vec<((u32, i16), (u32, String))> = Vec::new();
+    let mut named: Vec<(u32, String)> = Vec::new();
+    for r in rows {
+        let [kind, rel, att, oid, name] = r.as_slice() else {
+            return Err(format!("a type row had {} fields, not 5", r.len()));
+        };
+        let oid: u32 = oid.parse().map_err(|_| format!("a type OID was {oid:?}"))?;
+        match kind.as_str() {
+            "a" => {
+                let rel = rel.parse().map_err(|_| format!("a table OID was {rel:?}"))?;
+                let att = att.parse().map_err(|_| format!("an attribute number was {att:?}"))?;
+                declared.push(((rel, att), (oid, name.clone())));
+            }
+            "t" => {
+                known.learn(oid, name);
+                named.push((oid, name.clone()));
+            }
+            other => return Err(format!("an unexpected row kind {other:?}")),
+        }
+    }
+    columns
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            let table = c.origin.and_then(|o| declared.iter().find(|(k, _)| *k == o)).map(|(_, v)| v);
+            match table {
+                Some((oid, name)) if *oid == c.oid => {
+                    known.learn(*oid, name);
+                    return Ok((*oid, name.clone()));
+                }
+                Some((oid, name)) if !TypeNames::keeps(*oid) => return Ok((*oid, name.clone())),
+                _ => {}
+            }
+            named
+                .iter()
+                .find(|(oid, _)| *oid == c.oid)
+                .map(|(_, name)| name.clone())
+                .or_else(|| known.get(c.oid))
+                .map(|name| (c.oid, name))
+                .ok_or_else(|| format!("no name for the type of column {}", i + 1))
+        })
+        .collect()
 }
 
 /// How each column travels and is rendered. `utility` is for EXPLAIN and SHOW, which cannot be
@@ -366,16 +442,54 @@ mod tests {
     }
 
     #[test]
-    fn type_names_query_lists_every_column_in_order() {
-        assert_eq!(type_names_sql(&[]), None);
+    fn type_names_are_asked_only_for_what_the_session_does_not_know() {
+        let known = TypeNames::default();
+        assert_eq!(type_names_sql(&[], &known), None);
         let wire = [
             WireColumn { name: "a".into(), oid: 23, typmod: -1, origin: Some((16384, 3)) },
             WireColumn { name: "b".into(), oid: 25, typmod: -1, origin: None },
+            WireColumn { name: "c".into(), oid: 23, typmod: -1, origin: Some((16384, 1)) },
+            WireColumn { name: "d".into(), oid: 16500, typmod: -1, origin: None },
         ];
-        let sql = type_names_sql(&wire).expect("sql");
-        for list in ["'{23,25}'::pg_catalog.oid[]", "'{16384,0}'::pg_catalog.oid[]", "'{3,0}'::pg_catalog.int2[]"] {
-            assert!(sql.contains(list), "{sql}");
-        }
-        assert!(sql.ends_with("ORDER BY u.i"), "{sql}");
+        let sql = type_names_sql(&wire, &known).expect("sql");
+        assert!(
+            sql.contains("a.attrelid OPERATOR(pg_catalog.=) 16384 AND a.attnum OPERATOR(pg_catalog.=) ANY ('{3,1}'"),
+            "{sql}"
+        );
+        assert!(sql.contains("unnest('{23,25,16500}'::pg_catalog.oid[])"), "{sql}");
+
+        // The server's answer: column a is a domain, c is not; 16500 is an enum, whose name is
+        // not kept.
+        let row = |v: [&str; 5]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let rows = [
+            row(["a", "16384", "3", "16400", "posint"]),
+            row(["a", "16384", "1", "23", "integer"]),
+            row(["t", "", "", "23", "integer"]),
+            row(["t", "", "", "25", "text"]),
+            row(["t", "", "", "16500", "mood"]),
+        ];
+        let names = resolve_type_names(&wire, &rows, &known).expect("names");
+        assert_eq!(
+            names,
+            [(16400, "posint".into()), (25, "text".into()), (23, "integer".into()), (16500, "mood".into())]
+        );
+        assert_eq!(
+            (known.get(23), known.get(25), known.get(16500)),
+            (Some("integer".into()), Some("text".into()), None)
+        );
+
+        // Next time only the table's columns and the enum are asked for.
+        let sql = type_names_sql(&wire, &known).expect("sql");
+        assert!(sql.contains("unnest('{16500}'::pg_catalog.oid[])"), "{sql}");
+        // Expressions of built-in types only: nothing to ask.
+        assert_eq!(type_names_sql(&wire[1..2], &known), None);
+        assert_eq!(resolve_type_names(&wire[1..2], &[], &known), Ok(vec![(25, "text".into())]));
+
+        // A declared built-in type other than the wire's (the table changed meanwhile) falls back
+        // to the wire type; a column nobody named is an error, not a guess.
+        let altered = [row(["a", "16384", "3", "20", "bigint"])];
+        assert_eq!(resolve_type_names(&wire[..1], &altered, &known), Ok(vec![(23, "integer".into())]));
+        assert!(resolve_type_names(&wire[3..], &[], &known).is_err());
+        assert!(resolve_type_names(&wire[..1], &[row(["x", "", "", "1", "n"])], &known).is_err());
     }
 }

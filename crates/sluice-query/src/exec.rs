@@ -418,7 +418,8 @@ async fn start(
 
     // The catalog query goes first and the statement right behind it, without waiting: one
     // round trip for both.
-    let (names, rows) = match describe::type_names_sql(&wire) {
+    let known = tx.type_names();
+    let (names, rows) = match describe::type_names_sql(&wire, known) {
         Some(names_sql) => {
             let (names, rows) =
                 futures_util::future::join(client.simple_query(&names_sql), query(client, &main, ctx)).await;
@@ -429,10 +430,11 @@ async fn start(
         None => (None, query(client, &main, ctx).await),
     };
     // The catalog query ran first: its error, if any, is the cause of the statement's.
-    let names = match names {
-        Some(messages) => describe::parse_type_names(&messages?, wire.len()).map_err(QueryError::Internal)?,
+    let rows_of_names = match names {
+        Some(messages) => describe::text_rows(&messages?),
         None => Vec::new(),
     };
+    let names = describe::resolve_type_names(&wire, &rows_of_names, known).map_err(QueryError::Internal)?;
     let rows = Box::pin(rows?);
     let columns = describe::columns(wire, codecs, names, name_bytes);
     Ok(Started { columns, rows, ctx })

@@ -109,17 +109,44 @@ async fn domains_of_table_columns_are_named_and_expressions_carry_their_base_typ
         "CREATE DOMAIN posint AS integer CHECK (VALUE > 0); CREATE DOMAIN small AS posint; \
          CREATE TABLE d (a posint, b small, c int); INSERT INTO d VALUES (1, 2, 3); GRANT SELECT ON d TO analyst;",
     );
-    let (bytes, _) = export_bytes(
-        &env.pool,
-        req("SELECT a, b, c, a + 1 AS e, 7::posint AS f FROM d", sluice_query::export::Format::Json),
-        sluice_query::export::Format::Json,
-    )
-    .await
-    .expect("json");
-    let doc: serde_json::Value = serde_json::from_slice(&bytes).expect("json");
-    let types: Vec<&str> =
-        doc["columns"].as_array().expect("columns").iter().map(|c| c["type"].as_str().expect("type")).collect();
-    // The wire carries a domain's base type; a table column's domain is read from the catalog.
-    assert_eq!(types, ["posint", "small", "integer", "integer", "integer"]);
-    assert_eq!(doc["rows"], serde_json::json!([[1, 2, 3, 2, 7]]));
+    // Twice: the second time on a session that already knows the built-in types' names.
+    for _ in 0..2 {
+        let (bytes, _) = export_bytes(
+            &env.pool,
+            req("SELECT a, b, c, a + 1 AS e, 7::posint AS f FROM d", sluice_query::export::Format::Json),
+            sluice_query::export::Format::Json,
+        )
+        .await
+        .expect("json");
+        let doc: serde_json::Value = serde_json::from_slice(&bytes).expect("json");
+        let types: Vec<&str> =
+            doc["columns"].as_array().expect("columns").iter().map(|c| c["type"].as_str().expect("type")).collect();
+        // The wire carries a domain's base type; a table column's domain is read from the catalog.
+        assert_eq!(types, ["posint", "small", "integer", "integer", "integer"]);
+        assert_eq!(doc["rows"], serde_json::json!([[1, 2, 3, 2, 7]]));
+    }
+}
+
+#[tokio::test]
+async fn a_renamed_type_is_named_afresh_on_a_session_that_saw_its_old_name() {
+    let env = env();
+    su(&env.cluster, "CREATE TABLE moods (m mood); INSERT INTO moods VALUES ('ok'); GRANT SELECT ON moods TO analyst;");
+    let types = |bytes: Vec<u8>| -> Vec<String> {
+        let doc: serde_json::Value = serde_json::from_slice(&bytes).expect("json");
+        doc["columns"].as_array().expect("columns").iter().map(|c| c["type"].as_str().expect("type").into()).collect()
+    };
+    let run = || {
+        export_bytes(
+            &env.pool,
+            req(
+                "SELECT m, COALESCE(m, NULL) AS e, 1 AS i, 'x'::text AS t FROM moods",
+                sluice_query::export::Format::Json,
+            ),
+            sluice_query::export::Format::Json,
+        )
+    };
+    assert_eq!(types(run().await.expect("json").0), ["mood", "mood", "integer", "text"]);
+    su(&env.cluster, "ALTER TYPE mood RENAME TO feeling;");
+    // The pool holds one session: the same one, which learned the built-in names the first time.
+    assert_eq!(types(run().await.expect("json").0), ["feeling", "feeling", "integer", "text"]);
 }
