@@ -4,6 +4,7 @@
 //! Must not do: any work a library crate owns — it turns flags into library calls and library
 //! results into text. `anyhow` lives here and only here.
 
+mod alloc;
 mod catalog;
 mod conn;
 mod demo;
@@ -61,6 +62,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    alloc::keep_large_blocks_unmapped_on_free();
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {
