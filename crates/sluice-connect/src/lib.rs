@@ -34,7 +34,7 @@ pub use connector::Connector;
 pub use error::{ChannelBindingRefusal, ConnectError, HostKeyStatus, PresentedHostKey, SshFailure, Stage, TlsFailure};
 pub use policy::NetworkPolicy;
 pub use pool::{Pool, PoolOptions, PooledSession};
-pub use session::{ReadOnlySession, SessionInfo, SessionSettings, TypeNames};
+pub use session::{rows_as_text, ReadOnlySession, SessionInfo, SessionSettings, TypeNames};
 pub use ssh::{generate_ed25519, GeneratedKey, Keepalive, SshStage, SshStageReport, SshTunnel};
 pub use tls::TlsInfo;
 pub use transaction::{Isolation, ReadOnlyTransaction, TransactionOptions};

@@ -142,6 +142,11 @@ impl TypeNames {
         oid < Self::FIRST_ASSIGNED_OID
     }
 
+    /// Whether the name of `oid` is known (without copying it).
+    pub fn knows(&self, oid: u32) -> bool {
+        self.0.lock().is_ok_and(|names| names.contains_key(&oid))
+    }
+
     pub fn get(&self, oid: u32) -> Option<String> {
         self.0.lock().ok().and_then(|names| names.get(&oid).cloned())
     }
@@ -342,11 +347,16 @@ pub(crate) async fn text_rows(client: &Client, sql: &str) -> Result<Vec<Vec<Stri
         Some(db) => ConnectError::Session { message: format!("{} ({})", db.message(), db.code().code()) },
         None => ConnectError::Session { message: e.to_string() },
     })?;
-    Ok(messages
-        .into_iter()
+    Ok(rows_as_text(&messages))
+}
+
+/// The rows of a simple-protocol answer as text (NULL as empty), every statement's in order.
+pub fn rows_as_text(messages: &[SimpleQueryMessage]) -> Vec<Vec<String>> {
+    messages
+        .iter()
         .filter_map(|m| match m {
             SimpleQueryMessage::Row(r) => Some((0..r.len()).map(|i| r.get(i).unwrap_or("").to_string()).collect()),
             _ => None,
         })
-        .collect())
+        .collect()
 }

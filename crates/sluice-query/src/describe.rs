@@ -32,7 +32,7 @@
 //! by position ([`aliased_sql`]); text-carrying columns are fetched as the stored bytes by
 //! [`wrap`] ([`Codec::RawText`]). Both steps happen only in such a database.
 
-use sluice_connect::tokio_postgres::{self, SimpleQueryMessage};
+use sluice_connect::tokio_postgres;
 use sluice_connect::TypeNames;
 
 use crate::types::{Codec, Column, Flavor, Scalar, SessionFormat};
@@ -119,7 +119,7 @@ pub(crate) fn type_names_sql(columns: &[WireColumn], known: &TypeNames) -> Optio
     }
     let mut unknown: Vec<u32> = Vec::new();
     for c in columns {
-        if !unknown.contains(&c.oid) && known.get(c.oid).is_none() {
+        if !unknown.contains(&c.oid) && !known.knows(c.oid) {
             unknown.push(c.oid);
         }
     }
@@ -151,19 +151,6 @@ pub(crate) fn type_names_sql(columns: &[WireColumn], known: &TypeNames) -> Optio
         ));
     }
     (!parts.is_empty()).then(|| parts.join(" UNION ALL "))
-}
-
-/// The rows of a simple-protocol answer, as text (NULL as empty).
-pub(crate) fn text_rows(messages: &[SimpleQueryMessage]) -> Vec<Vec<String>> {
-    messages
-        .iter()
-        .filter_map(|m| match m {
-            SimpleQueryMessage::Row(r) => {
-                Some((0..r.len()).map(|i| r.get(i).unwrap_or_default().to_string()).collect())
-            }
-            _ => None,
-        })
-        .collect()
 }
 
 /// Reads [`type_names_sql`]'s rows (none when it sent no query) into (type OID, type name) per

@@ -431,7 +431,7 @@ async fn start(
     };
     // The catalog query ran first: its error, if any, is the cause of the statement's.
     let rows_of_names = match names {
-        Some(messages) => describe::text_rows(&messages?),
+        Some(messages) => sluice_connect::rows_as_text(&messages?),
         None => Vec::new(),
     };
     let names = describe::resolve_type_names(&wire, &rows_of_names, known).map_err(QueryError::Internal)?;
