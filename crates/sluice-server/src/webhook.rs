@@ -38,12 +38,18 @@ const DELIVERY_TIMEOUT: Duration = Duration::from_secs(10);
 const MAX_RETRY: Duration = Duration::from_secs(3600);
 /// How much of a receiver's answer is read (only to finish the exchange).
 const MAX_ANSWER: usize = 64 * 1024;
-/// Notifications leased at once.
-const BATCH: u32 = 16;
+/// Notifications leased at once: few enough that the whole batch, each delivery taking its
+/// longest, is posted well inside the batch's lease.
+const BATCH: u32 = 4;
 /// How long a claimed batch stays leased to this instance (it is not renewed): another instance
 /// retries what is left of it only after that. Not the discovery lease, which is short so that a
 /// source is taken over within its interval.
 const DELIVERY_LEASE: Duration = Duration::from_secs(60);
+/// What a delivery must still have of the lease when it starts, beyond its own longest time: the
+/// store's record of the previous one, and clocks that differ between instances.
+const LEASE_MARGIN: Duration = Duration::from_secs(10);
+// A batch whose every delivery times out still ends inside its lease.
+const _: () = assert!(BATCH as u64 * DELIVERY_TIMEOUT.as_secs() + LEASE_MARGIN.as_secs() <= DELIVERY_LEASE.as_secs());
 
 /// Why a URL cannot be a webhook: the message names what is wrong; `hint` says what to do.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -140,6 +146,12 @@ fn retry_after(first: Duration, attempts: u32) -> Duration {
     first.saturating_mul(1u32 << attempts.min(20)).min(MAX_RETRY)
 }
 
+/// Whether a delivery may start `elapsed` after its batch was claimed: it ends, at its longest,
+/// with [`LEASE_MARGIN`] of the lease to spare.
+fn another_fits(elapsed: Duration) -> bool {
+    elapsed + DELIVERY_TIMEOUT + LEASE_MARGIN <= DELIVERY_LEASE
+}
+
 /// Delivers due notifications until stopped.
 pub(crate) async fn run(state: AppState, mut stopped: watch::Receiver<bool>) {
     let config = state.config().discovery.clone();
@@ -160,12 +172,23 @@ pub(crate) async fn run(state: AppState, mut stopped: watch::Receiver<bool>) {
 async fn deliver_due(state: &AppState) -> Result<(), sluice_store::StoreError> {
     let config = &state.config().discovery;
     loop {
+        let claimed = tokio::time::Instant::now();
         let due = state.store().claim_webhook_deliveries(&config.instance, DELIVERY_LEASE, BATCH).await?;
         if due.is_empty() {
             return Ok(());
         }
         let Some((url, secret)) = state.store().webhook_target().await? else { return Ok(()) };
         for d in &due {
+            // Posted after its lease ended, a notification could reach the receiver twice: once
+            // from here and once from the instance that claimed it meanwhile. What is left waits
+            // for its lease to end and goes out in a later batch.
+            if !another_fits(claimed.elapsed()) {
+                tracing::warn!(
+                    event = %d.event_id,
+                    "the store was too slow for this batch of webhook notifications; the rest go out after their lease"
+                );
+                break;
+            }
             let outcome =
                 match tokio::time::timeout(DELIVERY_TIMEOUT, post(&url, &secret, &state.config().network, d)).await {
                     Ok(r) => r,
@@ -192,6 +215,16 @@ mod tests {
             signature("s3cret", 1_700_000_000, b"{}"),
             "t=1700000000,v1=97926816e98fbb41ccb1673225ff29a2f35369099990e1b1561651e7bd097ebf"
         );
+    }
+
+    #[test]
+    fn a_delivery_starts_only_while_it_can_end_inside_the_lease() {
+        assert!(another_fits(Duration::ZERO));
+        // Every delivery of a batch taking its longest: the last still starts in time.
+        assert!(another_fits(DELIVERY_TIMEOUT * (BATCH - 1)));
+        assert!(another_fits(DELIVERY_LEASE - DELIVERY_TIMEOUT - LEASE_MARGIN));
+        assert!(!another_fits(DELIVERY_LEASE - DELIVERY_TIMEOUT - LEASE_MARGIN + Duration::from_millis(1)));
+        assert!(!another_fits(DELIVERY_LEASE));
     }
 
     #[test]
