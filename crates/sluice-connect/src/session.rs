@@ -109,6 +109,9 @@ pub struct ReadOnlySession {
     pub(crate) pgbouncer: bool,
     /// A transaction was begun and not yet ended (its guard was dropped, or ending it failed).
     pub(crate) in_transaction: bool,
+    /// The answer to a `ROLLBACK` already sent behind the transaction's last statement
+    /// ([`crate::ReadOnlyTransaction::queue_rollback`]), still to be read.
+    pub(crate) queued_end: Option<tokio_postgres::SimpleQueryStream>,
     /// The session can no longer be trusted to leave shared server connections clean.
     pub(crate) poisoned: bool,
     /// The pool handed the session out with its reset still to do: the next transaction's first
@@ -219,6 +222,7 @@ impl ReadOnlySession {
             connection_error: connection.1,
             pgbouncer,
             in_transaction: false,
+            queued_end: None,
             poisoned: false,
             reset_pending: false,
             replay: Vec::new(),
@@ -276,6 +280,11 @@ impl ReadOnlySession {
                 self.finish(false).await?;
             }
             return text_rows(&self.client, "ROLLBACK").await.map(drop);
+        }
+        // A rollback already on its way is let through first; the reset ends any transaction
+        // itself, so its answer does not matter.
+        if let Some(queued) = self.queued_end.take() {
+            let _ = read_queued_end(queued).await;
         }
         self.in_transaction = false;
         self.reset_pending = false;
@@ -341,12 +350,23 @@ pub(crate) fn session_err(message: &str) -> ConnectError {
     ConnectError::Session { message: message.to_string() }
 }
 
-/// Runs a simple-protocol batch and returns every row as text, statement by statement.
-pub(crate) async fn text_rows(client: &Client, sql: &str) -> Result<Vec<Vec<String>>, ConnectError> {
-    let messages = client.simple_query(sql).await.map_err(|e| match e.as_db_error() {
+/// Reads the answer to a `ROLLBACK` sent earlier without waiting (see
+/// [`crate::ReadOnlyTransaction::queue_rollback`]).
+pub(crate) async fn read_queued_end(queued: tokio_postgres::SimpleQueryStream) -> Result<(), ConnectError> {
+    use futures_util::TryStreamExt;
+    queued.try_collect::<Vec<_>>().await.map(drop).map_err(db_err)
+}
+
+fn db_err(e: tokio_postgres::Error) -> ConnectError {
+    match e.as_db_error() {
         Some(db) => ConnectError::Session { message: format!("{} ({})", db.message(), db.code().code()) },
         None => ConnectError::Session { message: e.to_string() },
-    })?;
+    }
+}
+
+/// Runs a simple-protocol batch and returns every row as text, statement by statement.
+pub(crate) async fn text_rows(client: &Client, sql: &str) -> Result<Vec<Vec<String>>, ConnectError> {
+    let messages = client.simple_query(sql).await.map_err(db_err)?;
     Ok(rows_as_text(&messages))
 }
 

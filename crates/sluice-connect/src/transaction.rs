@@ -28,7 +28,7 @@
 use sluice_core::quote::{ident, literal};
 use tokio_postgres::{Client, Statement};
 
-use crate::session::{prepared_left_after_reset, session_err, text_rows};
+use crate::session::{prepared_left_after_reset, read_queued_end, session_err, text_rows};
 use crate::{ConnectError, ReadOnlySession};
 
 /// A cached driver statement to re-prepare in each transaction.
@@ -145,6 +145,26 @@ impl ReadOnlyTransaction<'_> {
 
     pub async fn rollback(self) -> Result<(), ConnectError> {
         self.session.finish(false).await
+    }
+
+    /// Sends the transaction's `ROLLBACK` now, behind everything already sent, and does not
+    /// wait for it: the server runs it as soon as what came before has ended (a statement whose
+    /// rows are still streaming, say), so ending the transaction later costs no round trip of
+    /// its own. [`ReadOnlySession::end_transaction`] reads its answer; until then the session
+    /// counts as inside the transaction. Behind PgBouncer nothing is sent (ending a transaction
+    /// there deallocates its statements first), and `end_transaction` ends it as usual.
+    pub async fn queue_rollback(self) {
+        let session = self.session;
+        if session.pgbouncer || session.queued_end.is_some() {
+            return;
+        }
+        // Resolves as soon as the message is queued on the connection: no answer is awaited.
+        match session.client.simple_query_raw("ROLLBACK").await {
+            Ok(answer) => session.queued_end = Some(answer),
+            // The connection is gone: `end_transaction` finds that out and the session is
+            // discarded.
+            Err(e) => tracing::debug!("could not queue the rollback: {e}"),
+        }
     }
 }
 
@@ -288,6 +308,13 @@ impl ReadOnlySession {
     /// Ends the open transaction; behind PgBouncer, first deallocates every statement prepared
     /// during it and remembers the driver's type lookups for the next one.
     pub(crate) async fn finish(&mut self, commit: bool) -> Result<(), ConnectError> {
+        // A queued `ROLLBACK` was the end: only its answer is left to read. (Only a guard queues
+        // one, and it is gone then, so nothing can ask for a commit after it.)
+        if let Some(queued) = self.queued_end.take() {
+            let ended = read_queued_end(queued).await;
+            self.in_transaction = ended.is_err();
+            return ended;
+        }
         let end = if commit { "COMMIT" } else { "ROLLBACK" };
         if !self.pgbouncer {
             text_rows(&self.client, end).await?;

@@ -14,9 +14,12 @@
 //!    columns must be rendered by the server, inside a SELECT that reaches them by position
 //!    ([`crate::describe::wrap`]). Every column of what executes has a built-in type, so the
 //!    driver never looks a type up while rows wait unread.
-//! 4. The transaction is ended, always: after the last row, after an error, after truncation
-//!    (preceded by a cancel request), and from a spawned task when the stream is dropped early.
-//!    Behind PgBouncer in transaction mode that also deallocates every statement prepared in it.
+//! 4. The transaction is ended, always. Once the statement runs, its `ROLLBACK` is sent right
+//!    behind it without waiting, so the server ends the transaction as soon as the last row is
+//!    out and the stream's end only reads the answer: after the last row, after an error, after
+//!    truncation (preceded by a cancel request), and from a spawned task when the stream is
+//!    dropped early. Behind PgBouncer in transaction mode the end is sent afterwards instead,
+//!    and also deallocates every statement prepared in the transaction.
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -402,8 +405,8 @@ async fn start(
         bytea_output: setting("bytea_output"),
         raw_text: setting("server_encoding") == "SQL_ASCII",
     };
-    // The transaction stays open after the guard goes: the stream's end (or its drop) ends it
-    // with `end_transaction`.
+    // The transaction stays open until the statement has run: its `ROLLBACK` is queued behind
+    // the statement, and the stream's end (or its drop) reads it with `end_transaction`.
     let client = tx.client();
 
     let utility = admitted.kind != StatementKind::Select;
@@ -436,6 +439,9 @@ async fn start(
     };
     let names = describe::resolve_type_names(&wire, &rows_of_names, known).map_err(QueryError::Internal)?;
     let rows = Box::pin(rows?);
+    // The statement runs: its transaction's end goes out behind it now, and the server rolls
+    // back as soon as the last row is sent. The stream's end only reads the answer.
+    tx.queue_rollback().await;
     let columns = describe::columns(wire, codecs, names, name_bytes);
     Ok(Started { columns, rows, ctx })
 }

@@ -275,3 +275,36 @@ async fn dropping_run_before_the_first_row_cancels_the_statement() {
     // The pool of one gets its session back, usable.
     assert_eq!(csv(&env.pool, "SELECT 5 AS five").await.expect("next"), "five\n5\n");
 }
+
+/// The transaction's `ROLLBACK` travels right behind the statement: once the last row is read,
+/// the server has already ended the transaction, before the stream is finished; finishing then
+/// only reads the answer, and the session is reused clean.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_transaction_ends_on_the_server_with_the_last_row() {
+    let env = env();
+    let state = |pid: i32| su(&env.cluster, &format!("SELECT state FROM pg_stat_activity WHERE pid = {pid};"));
+    let session = env.pool.get().await.expect("session");
+    let pid = session.info().backend_pid;
+    let mut stream = run(session, req("SELECT g FROM generate_series(1, 50000) g", Format::Csv)).await.expect("run");
+    let mut rows = 0;
+    while let Some(batch) = stream.next_batch().await.expect("batch") {
+        rows += batch.len();
+    }
+    assert_eq!(rows, 50_000);
+    // Not finished yet, and the server is out of the transaction (the bound only guards against
+    // hanging while it reads the queued ROLLBACK).
+    let t = Instant::now();
+    while state(pid) != "idle" {
+        assert!(t.elapsed() < Duration::from_secs(20), "still {:?} with the stream not finished", state(pid));
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    stream.finish().await.expect("finish");
+    // The session went back to the pool and serves the next statement.
+    let (bytes, summary) =
+        export_bytes(&env.pool, req("SELECT 7 AS seven", Format::Csv), Format::Csv).await.expect("again");
+    assert_eq!(String::from_utf8_lossy(&bytes), "seven\n7\n");
+    assert_eq!(summary.rows, 1);
+    let pids = su(&env.cluster, "SELECT count(*) FROM pg_stat_activity WHERE usename = 'analyst';");
+    assert_eq!(pids.trim(), "1", "one server connection, reused");
+    assert_eq!(state(pid), "idle");
+}
