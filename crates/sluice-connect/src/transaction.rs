@@ -103,7 +103,8 @@ pub struct TransactionOptions {
 /// }
 /// ```
 ///
-/// End it with [`ReadOnlyTransaction::commit`] or [`ReadOnlyTransaction::rollback`]; one dropped
+/// End it with [`ReadOnlyTransaction::commit`] or [`ReadOnlyTransaction::rollback`], or queue
+/// its end behind a running statement with [`ReadOnlyTransaction::queue_rollback`]; one dropped
 /// unfinished is rolled back (and, behind PgBouncer, cleaned up) when the session is next used,
 /// ended with [`ReadOnlySession::end_transaction`], or returned to its pool. The client is the
 /// driver's own, so SQL sent through it can still end the transaction itself (`COMMIT`): Sluice's
