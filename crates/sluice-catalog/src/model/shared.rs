@@ -4,20 +4,23 @@
 //! them repeat (`id`, `created_at`, `text`, `bigint`). Discovery keeps one copy of each repeated
 //! name ([`Interner`]) and every column refers to it; a clone is a reference count, not an
 //! allocation. On the wire a `Text` is a plain JSON string.
+//!
+//! A `Text` is one pointer wide (`arcstr::ArcStr` keeps the length beside the count, in the
+//! allocation `Arc<str>` also makes), and so is an `Option<Text>`: a column's four strings take
+//! 32 bytes instead of 64, which is 38 MB over the 1.2 million columns of 100,000 tables.
 
 use std::borrow::Borrow;
 use std::cell::RefCell;
 use std::collections::HashSet;
 use std::fmt;
 use std::ops::Deref;
-use std::sync::Arc;
 
+use arcstr::ArcStr;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-/// An immutable, cheaply cloned string (an `Arc<str>`: 16 bytes, against `String`'s 24 plus its
-/// own allocation).
+/// An immutable, cheaply cloned string: 8 bytes, against `String`'s 24 plus its own allocation.
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Text(Arc<str>);
+pub struct Text(ArcStr);
 
 impl Text {
     pub fn as_str(&self) -> &str {
@@ -28,8 +31,7 @@ impl Text {
 impl Default for Text {
     /// The empty string (one shared copy: allocates nothing).
     fn default() -> Text {
-        static EMPTY: std::sync::LazyLock<Text> = std::sync::LazyLock::new(|| Text(Arc::from("")));
-        EMPTY.clone()
+        Text(ArcStr::new())
     }
 }
 
@@ -67,19 +69,19 @@ impl fmt::Debug for Text {
 
 impl From<&str> for Text {
     fn from(s: &str) -> Text {
-        Text(Arc::from(s))
+        Text(ArcStr::from(s))
     }
 }
 
 impl From<String> for Text {
     fn from(s: String) -> Text {
-        Text(Arc::from(s))
+        Text(ArcStr::from(s))
     }
 }
 
 impl From<&String> for Text {
     fn from(s: &String) -> Text {
-        Text(Arc::from(s.as_str()))
+        Text(ArcStr::from(s.as_str()))
     }
 }
 
@@ -204,13 +206,22 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_text_and_an_absent_one_are_one_pointer_wide() {
+        assert_eq!(std::mem::size_of::<Text>(), std::mem::size_of::<usize>());
+        assert_eq!(std::mem::size_of::<Option<Text>>(), std::mem::size_of::<usize>());
+        // A column: four strings, a boxed generation expression and three one-byte fields.
+        assert!(std::mem::size_of::<super::super::Column>() <= 6 * std::mem::size_of::<usize>());
+        assert_eq!(Text::default(), "");
+    }
+
+    #[test]
     fn interned_strings_are_shared_and_long_ones_are_not_kept() {
         let mut i = Interner::default();
         let a = i.text("created_at");
         let b = i.text("created_at");
-        assert!(Arc::ptr_eq(&a.0, &b.0));
+        assert!(ArcStr::ptr_eq(&a.0, &b.0));
         let long = "x".repeat(Interner::LONGEST + 1);
-        assert!(!Arc::ptr_eq(&i.text(&long).0, &i.text(&long).0));
+        assert!(!ArcStr::ptr_eq(&i.text(&long).0, &i.text(&long).0));
         assert_eq!(i.0.len(), 1);
     }
 
@@ -220,9 +231,9 @@ mod tests {
         let json = serde_json::to_string(&t).expect("json");
         assert_eq!(json, serde_json::to_string("a \"quoted\" name").expect("json"));
         let (x, y): (Text, Text) = reading(|| serde_json::from_str(r#"["id","id"]"#)).expect("read");
-        assert!(Arc::ptr_eq(&x.0, &y.0));
+        assert!(ArcStr::ptr_eq(&x.0, &y.0));
         let (x, y): (Text, Text) = serde_json::from_str(r#"["id","id"]"#).expect("read");
-        assert!(!Arc::ptr_eq(&x.0, &y.0), "no interner outside `reading`");
+        assert!(!ArcStr::ptr_eq(&x.0, &y.0), "no interner outside `reading`");
         assert_eq!(x, "id");
         assert_eq!(format!("[{x:<4}]"), "[id  ]", "padding applies");
         assert!(serde_json::from_str::<Text>("3").is_err());
