@@ -59,7 +59,7 @@ pub struct Args {
           value_parser = clap::value_parser!(u32).range(1..=36_500))]
     keep_history_days: u32,
     /// The memory the discoveries in flight may hold together, in MiB (16 to 1048576): before
-    /// it connects, a run reserves 6 KiB per relation its source's last run found, and waits
+    /// it connects, a run reserves 3 KiB per relation its source's last run found, and waits
     /// until that fits; a source larger than the budget runs alone.
     #[arg(long, value_name = "MIB", env = "SLUICE_DISCOVERY_MEMORY_MIB", default_value_t = 1024,
           value_parser = clap::value_parser!(u64).range(16..=1_048_576))]

@@ -148,12 +148,13 @@ impl Wake {
     }
 }
 
-/// What one run may hold at its peak, per relation of its catalog: the catalog twice (the new one
-/// and the previous one read back to compare) and its compressed JSON. `bench/catalog.sh` with
-/// `SERVE=1` measured a service peaking at 605 MiB while it discovered a changed catalog of
-/// 101,000 relations of a dozen columns (321 MiB for the first discovery), about 6 KiB per
-/// relation, the allocator's retained memory included.
-pub const BYTES_PER_RELATION: u64 = 6 * 1024;
+/// What one run may hold at its peak, per relation of its catalog: the new catalog, its
+/// compressed JSON, and one schema of the previous snapshot at a time, read back to compare.
+/// `bench/catalog.sh` with `SERVE=1` measured a service peaking at 257 MiB while it discovered a
+/// changed catalog of 101,000 relations of a dozen columns (228 MiB for the first discovery; the
+/// idle service holds about 21 MiB): 2.4 KiB per relation, the allocator's retained memory
+/// included. The estimate keeps a quarter more than that.
+pub const BYTES_PER_RELATION: u64 = 3 * 1024;
 
 /// The estimate for a source never discovered (or whose runs all failed).
 const UNKNOWN_RELATIONS: u64 = 10_000;
@@ -404,12 +405,12 @@ mod tests {
 
     #[test]
     fn a_run_reserves_its_last_size_within_the_budget() {
-        // 101,000 relations (the 100,000-table benchmark) at 6 KiB each: 592 MiB.
-        assert_eq!(memory_estimate(Some(101_000), 1024), 592);
+        // 101,000 relations (the 100,000-table benchmark) at 3 KiB each: 296 MiB.
+        assert_eq!(memory_estimate(Some(101_000), 1024), 296);
         assert_eq!(memory_estimate(Some(0), 1024), 1, "at least 1 MiB");
-        assert_eq!(memory_estimate(None, 1024), 59, "an unknown source counts as 10,000 relations");
+        assert_eq!(memory_estimate(None, 1024), 30, "an unknown source counts as 10,000 relations");
         assert_eq!(memory_estimate(Some(10_000_000), 1024), 1024, "a source above the budget runs alone");
-        assert_eq!(memory_estimate(Some(-5), 1024), 59, "a nonsense count is unknown");
+        assert_eq!(memory_estimate(Some(-5), 1024), 30, "a nonsense count is unknown");
         assert_eq!(memory_estimate(Some(i64::MAX), 0), 1);
         let config = DiscoveryConfig { memory_budget: 1 << 30, ..DiscoveryConfig::default() };
         assert_eq!(budget_mib(&config), 1024);
@@ -421,14 +422,14 @@ mod tests {
         use std::future::Future;
         use std::task::{Context, Poll, Waker};
         let mut cx = Context::from_waker(Waker::noop());
-        // 600 MiB: the 100,000-table source (592 MiB) fits, a 10,000-relation one (59) beside it
+        // 300 MiB: the 100,000-table source (296 MiB) fits, a 10,000-relation one (30) beside it
         // does not.
-        let budget = MemoryBudget::new(&DiscoveryConfig { memory_budget: 600 << 20, ..DiscoveryConfig::default() });
+        let budget = MemoryBudget::new(&DiscoveryConfig { memory_budget: 300 << 20, ..DiscoveryConfig::default() });
         let mut big = std::pin::pin!(budget.reserve(Some(101_000)));
         let Poll::Ready(Some(big)) = big.as_mut().poll(&mut cx) else { panic!("the first run fits") };
-        assert!(budget.has_room(), "8 MiB are left");
+        assert!(budget.has_room(), "4 MiB are left");
         let mut small = std::pin::pin!(budget.reserve(Some(10_000)));
-        assert!(small.as_mut().poll(&mut cx).is_pending(), "59 MiB do not fit beside 592");
+        assert!(small.as_mut().poll(&mut cx).is_pending(), "30 MiB do not fit beside 296");
         let mut tiny = std::pin::pin!(budget.reserve(Some(100)));
         assert!(tiny.as_mut().poll(&mut cx).is_pending(), "a later run does not overtake a waiting one");
         drop(big);
