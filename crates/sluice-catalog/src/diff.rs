@@ -138,9 +138,22 @@ pub fn diff(old: &Catalog, new: &Catalog) -> CatalogDiff {
 /// [`diff`] with the old snapshot read from its JSON one schema at a time (a decompressing
 /// reader, say): only `new`, an index of it, and one old schema are held at once. `old_name`
 /// names the input in the error.
+///
+/// An old schema whose JSON text is the very text its namesake in `new` serializes to is not
+/// parsed: nothing in it changed, so its relations are only marked as found. Snapshots are
+/// written by the same serializer, so an unchanged schema is byte for byte the same; one written
+/// otherwise (an older release, say) is parsed and compared as any other.
 pub fn diff_from_reader<R: std::io::Read>(old: R, old_name: &str, new: &Catalog) -> Result<CatalogDiff, CatalogError> {
     let mut differ = Differ::new(new);
-    Catalog::each_schema_from_reader(old, old_name, |s| differ.old_schema(&s))?;
+    let mut new_json = Vec::new();
+    Catalog::each_schema_json_from_reader(old, old_name, |text| {
+        if differ.same_as_new(text.get(), &mut new_json) {
+            return Ok(());
+        }
+        let schema: Schema = serde_json::from_str(text.get()).map_err(|e| e.to_string())?;
+        differ.old_schema(&schema);
+        Ok(())
+    })?;
     Ok(differ.finish())
 }
 
@@ -173,6 +186,30 @@ impl<'n> Differ<'n> {
     /// A schema the user cannot use on the new side hides its relations there.
     fn hidden_in_new(&self, schema: &str) -> bool {
         self.new_schemas.get(schema).is_some_and(|s| !s.usable)
+    }
+
+    /// Whether `old_json` is the JSON of the new schema of the same name; if so, that schema is
+    /// recorded as found unchanged (as [`Differ::old_schema`] would record it). `buf` is reused
+    /// for the new schema's JSON.
+    fn same_as_new(&mut self, old_json: &str, buf: &mut Vec<u8>) -> bool {
+        #[derive(serde::Deserialize)]
+        struct Named<'a> {
+            #[serde(borrow)]
+            name: std::borrow::Cow<'a, str>,
+        }
+        let Ok(named) = serde_json::from_str::<Named<'_>>(old_json) else { return false };
+        let Some(&n) = self.new_schemas.get(named.name.as_ref()) else { return false };
+        buf.clear();
+        if serde_json::to_writer(&mut *buf, n).is_err() || buf.as_slice() != old_json.as_bytes() {
+            return false;
+        }
+        self.old_usable.insert(n.name.to_string(), n.usable);
+        for (schema, r) in walk_schema(n) {
+            if let Some(&i) = self.new_rels.get(&(schema, r.name.as_str())) {
+                self.matched[i].1 = true;
+            }
+        }
+        true
     }
 
     fn old_schema(&mut self, o: &Schema) {
@@ -580,6 +617,49 @@ mod tests {
         }
         // The generator makes changes of every kind, not a run of identical pairs.
         assert!(nonempty > 1500, "{nonempty}");
+    }
+
+    #[test]
+    fn schemas_read_back_unchanged_are_matched_unparsed_and_agree() {
+        let mut g = Gen(0x2545_f491_4f6c_dd1d);
+        let (mut kept, mut changed) = (0, 0);
+        for case in 0..1000 {
+            let old = g.catalog();
+            let other = g.catalog();
+            // The new catalog: the old one with some schemas taken from another catalog instead.
+            let mut new = old.clone();
+            for s in &mut new.schemas {
+                if g.chance(30) {
+                    if let Some(o) = other.schemas.iter().find(|o| o.name == s.name) {
+                        *s = o.clone();
+                    }
+                }
+            }
+            let expected = diff_by_maps(&old, &new);
+            let read = diff_from_reader(old.to_json().as_bytes(), "old", &new).expect("a snapshot");
+            assert_eq!(read, expected, "case {case}: {old:?} -> {new:?}");
+            let mut differ = Differ::new(&new);
+            let mut buf = Vec::new();
+            for s in &old.schemas {
+                let json = serde_json::to_string(s).expect("json");
+                if differ.same_as_new(&json, &mut buf) {
+                    assert_eq!(new.schemas.iter().find(|n| n.name == s.name), Some(s), "case {case}");
+                    kept += 1;
+                } else {
+                    assert_ne!(new.schemas.iter().find(|n| n.name == s.name), Some(s), "case {case}");
+                    changed += 1;
+                }
+            }
+        }
+        assert!(kept > 1000 && changed > 200, "{kept} kept, {changed} changed");
+        // A schema whose JSON is not the new one's, even by a space, is parsed and compared.
+        let new = catalog(vec![("public", true, vec![orders(true)])]);
+        let json = serde_json::to_string(&new.schemas[0]).expect("json");
+        let mut differ = Differ::new(&new);
+        assert!(!differ.same_as_new(&json.replacen(':', ": ", 1), &mut Vec::new()));
+        assert!(!differ.same_as_new("{\"name\": 3}", &mut Vec::new()));
+        assert!(differ.same_as_new(&json, &mut Vec::new()));
+        assert!(differ.finish().is_empty(), "the one schema was found as it is");
     }
 
     #[test]

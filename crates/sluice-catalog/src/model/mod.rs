@@ -69,16 +69,24 @@ impl Catalog {
     pub fn each_schema_from_reader<R: std::io::Read>(
         r: R,
         source_name: &str,
-        each: impl FnMut(Schema),
+        mut each: impl FnMut(Schema),
     ) -> Result<(), CatalogError> {
-        use serde::de::DeserializeSeed;
-        let r = std::io::BufReader::with_capacity(1 << 16, r);
-        let mut de = serde_json::Deserializer::from_reader(r);
-        reading(|| {
-            EachSchema(each).deserialize(&mut de)?;
-            de.end()
+        each_element(r, source_name, |schema: Schema| {
+            each(schema);
+            Ok(())
         })
-        .map_err(|e| CatalogError::Snapshot { source_name: source_name.to_string(), reason: e.to_string() })
+    }
+
+    /// [`Catalog::each_schema_from_reader`] with each schema handed over as its JSON text,
+    /// unparsed; the text is parsed (into a [`Schema`], say) inside `each` with repeated strings
+    /// shared as in a discovered catalog. An error `each` returns stops the reading and is
+    /// returned as the snapshot's.
+    pub(crate) fn each_schema_json_from_reader<R: std::io::Read>(
+        r: R,
+        source_name: &str,
+        each: impl FnMut(Box<serde_json::value::RawValue>) -> Result<(), String>,
+    ) -> Result<(), CatalogError> {
+        each_element(r, source_name, each)
     }
 
     /// Writes the snapshot as compact JSON (no trailing newline), straight into `w`: no copy of a
@@ -147,10 +155,28 @@ impl Catalog {
     }
 }
 
-/// The top-level object of a snapshot, with `schemas` handed over one by one.
-struct EachSchema<F>(F);
+/// Reads a snapshot's `schemas` one element at a time as `T`, with repeated strings shared.
+fn each_element<R: std::io::Read, T: serde::de::DeserializeOwned>(
+    r: R,
+    source_name: &str,
+    each: impl FnMut(T) -> Result<(), String>,
+) -> Result<(), CatalogError> {
+    use serde::de::DeserializeSeed;
+    let r = std::io::BufReader::with_capacity(1 << 16, r);
+    let mut de = serde_json::Deserializer::from_reader(r);
+    reading(|| {
+        EachSchema(each, std::marker::PhantomData).deserialize(&mut de)?;
+        de.end()
+    })
+    .map_err(|e| CatalogError::Snapshot { source_name: source_name.to_string(), reason: e.to_string() })
+}
 
-impl<'de, F: FnMut(Schema)> serde::de::DeserializeSeed<'de> for EachSchema<F> {
+/// The top-level object of a snapshot, with `schemas` handed over one by one as `T`.
+struct EachSchema<F, T>(F, std::marker::PhantomData<fn() -> T>);
+
+impl<'de, T: serde::de::DeserializeOwned, F: FnMut(T) -> Result<(), String>> serde::de::DeserializeSeed<'de>
+    for EachSchema<F, T>
+{
     type Value = ();
 
     fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
@@ -158,7 +184,9 @@ impl<'de, F: FnMut(Schema)> serde::de::DeserializeSeed<'de> for EachSchema<F> {
     }
 }
 
-impl<'de, F: FnMut(Schema)> serde::de::Visitor<'de> for EachSchema<F> {
+impl<'de, T: serde::de::DeserializeOwned, F: FnMut(T) -> Result<(), String>> serde::de::Visitor<'de>
+    for EachSchema<F, T>
+{
     type Value = ();
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -173,7 +201,7 @@ impl<'de, F: FnMut(Schema)> serde::de::Visitor<'de> for EachSchema<F> {
                     return Err(serde::de::Error::duplicate_field("schemas"));
                 }
                 schemas = true;
-                map.next_value_seed(SchemaList(&mut self.0))?;
+                map.next_value_seed(SchemaList(&mut self.0, std::marker::PhantomData))?;
             } else {
                 map.next_value::<serde::de::IgnoredAny>()?;
             }
@@ -187,9 +215,11 @@ impl<'de, F: FnMut(Schema)> serde::de::Visitor<'de> for EachSchema<F> {
 }
 
 /// The `schemas` array, each element handed over as it is read.
-struct SchemaList<'f, F>(&'f mut F);
+struct SchemaList<'f, F, T>(&'f mut F, std::marker::PhantomData<fn() -> T>);
 
-impl<'de, F: FnMut(Schema)> serde::de::DeserializeSeed<'de> for SchemaList<'_, F> {
+impl<'de, T: serde::de::DeserializeOwned, F: FnMut(T) -> Result<(), String>> serde::de::DeserializeSeed<'de>
+    for SchemaList<'_, F, T>
+{
     type Value = ();
 
     fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
@@ -197,7 +227,9 @@ impl<'de, F: FnMut(Schema)> serde::de::DeserializeSeed<'de> for SchemaList<'_, F
     }
 }
 
-impl<'de, F: FnMut(Schema)> serde::de::Visitor<'de> for SchemaList<'_, F> {
+impl<'de, T: serde::de::DeserializeOwned, F: FnMut(T) -> Result<(), String>> serde::de::Visitor<'de>
+    for SchemaList<'_, F, T>
+{
     type Value = ();
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -205,8 +237,8 @@ impl<'de, F: FnMut(Schema)> serde::de::Visitor<'de> for SchemaList<'_, F> {
     }
 
     fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-        while let Some(schema) = seq.next_element::<Schema>()? {
-            (self.0)(schema);
+        while let Some(schema) = seq.next_element::<T>()? {
+            (self.0)(schema).map_err(serde::de::Error::custom)?;
         }
         Ok(())
     }
