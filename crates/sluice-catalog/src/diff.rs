@@ -191,14 +191,16 @@ impl<'n> Differ<'n> {
     /// Whether `old_json` is the JSON of the new schema of the same name; if so, that schema is
     /// recorded as found unchanged (as [`Differ::old_schema`] would record it). `buf` is reused
     /// for the new schema's JSON.
+    ///
+    /// The name is read from the text's start, where the serializer puts it (`{"name":…`), not
+    /// by scanning the whole schema: a text that starts otherwise cannot equal what the new
+    /// schema serializes to, and a wrong name only makes the comparison fail.
     fn same_as_new(&mut self, old_json: &str, buf: &mut Vec<u8>) -> bool {
-        #[derive(serde::Deserialize)]
-        struct Named<'a> {
-            #[serde(borrow)]
-            name: std::borrow::Cow<'a, str>,
-        }
-        let Ok(named) = serde_json::from_str::<Named<'_>>(old_json) else { return false };
-        let Some(&n) = self.new_schemas.get(named.name.as_ref()) else { return false };
+        let Some(rest) = old_json.strip_prefix("{\"name\":") else { return false };
+        let Some(Ok(name)) = serde_json::Deserializer::from_str(rest).into_iter::<String>().next() else {
+            return false;
+        };
+        let Some(&n) = self.new_schemas.get(name.as_str()) else { return false };
         buf.clear();
         if serde_json::to_writer(&mut *buf, n).is_err() || buf.as_slice() != old_json.as_bytes() {
             return false;
@@ -658,6 +660,10 @@ mod tests {
         let mut differ = Differ::new(&new);
         assert!(!differ.same_as_new(&json.replacen(':', ": ", 1), &mut Vec::new()));
         assert!(!differ.same_as_new("{\"name\": 3}", &mut Vec::new()));
+        assert!(!differ.same_as_new("{\"name\":3}", &mut Vec::new()));
+        assert!(!differ.same_as_new("{\"name\":\"gone\",\"usable\":true}", &mut Vec::new()));
+        let reordered = json.replacen("{\"name\":\"public\",", "{", 1).replacen('}', ",\"name\":\"public\"}", 1);
+        assert!(!differ.same_as_new(&reordered, &mut Vec::new()), "{reordered}");
         assert!(differ.same_as_new(&json, &mut Vec::new()));
         assert!(differ.finish().is_empty(), "the one schema was found as it is");
     }
