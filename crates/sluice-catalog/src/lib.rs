@@ -1,9 +1,9 @@
-//! Schema discovery: what one user can see of one PostgreSQL database, read in one round trip,
-//! as a stable snapshot, and the diff between two snapshots.
+//! Schema discovery: what one user can see of one PostgreSQL database, read in a fixed number of
+//! round trips, as a stable snapshot, and the diff between two snapshots.
 //!
 //! [`discover`] sends one simple-protocol message: a `REPEATABLE READ READ ONLY` transaction of a
 //! fixed number of set-based `pg_catalog` queries (the notes in `sql.rs` say why each is shaped as
-//! it is), and
+//! it is), then one naming the column types those met, and
 //! folds the rows into a [`Catalog`] as they stream in. The snapshot's JSON shape is documented
 //! by `catalog.schema.json` next to this crate; [`diff`] compares two snapshots for the
 //! scheduler; [`render_human`] and [`render_diff_human`] are the text the CLI prints.

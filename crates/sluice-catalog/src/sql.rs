@@ -17,6 +17,9 @@
 //! - No `ORDER BY` (the client sorts, by code point) and no `information_schema`.
 //! - JIT is switched off for the transaction: its compile time dwarfs these queries. Parallel
 //!   workers too: a background refresh should not take them from the customer's workload.
+//! - Columns travel with their type's OID and typmod; [`type_names`] then asks `format_type` once
+//!   per distinct pair in the same transaction (100,000 tables: 1.2 million columns, 50 pairs),
+//!   which took a sixth of the server's time for the columns statement.
 //! - Only built-in result types, text format: no type lookups, no named statements, so it runs
 //!   through PgBouncer in transaction mode.
 //! - Every name, comment and expression goes through [`txt`]. A `SQL_ASCII` database stores
@@ -47,6 +50,8 @@ pub(crate) enum Statement {
     Constraints,
     Indexes,
     Inherits,
+    /// The names of the column types met, asked once the batch is in ([`type_names`]).
+    TypeNames,
 }
 
 impl Statement {
@@ -63,6 +68,7 @@ impl Statement {
             Statement::Constraints => "constraints",
             Statement::Indexes => "indexes",
             Statement::Inherits => "inherits",
+            Statement::TypeNames => "type names",
         }
     }
 
@@ -74,7 +80,8 @@ impl Statement {
             | Statement::Meta
             | Statement::Schemas
             | Statement::Relations
-            | Statement::Constraints => false,
+            | Statement::Constraints
+            | Statement::TypeNames => false,
             Statement::Columns
             | Statement::Defaults
             | Statement::Comments
@@ -259,20 +266,20 @@ pub(crate) fn batch(
             partkey = txt("pg_catalog.pg_get_partkeydef(c.oid)"),
         ),
     ));
-    // relation, attnum, name, type, not null, identity, generated, column grant (null: no
-    // column ACL, the table grant decides)
+    // relation, attnum, name, type OID, typmod, not null, identity, generated, column grant
+    // (null: no column ACL, the table grant decides). The type is named later, once per distinct
+    // (OID, typmod), by [`type_names`]: a catalog has a few dozen of them and a million columns.
     let columns = |only: &str| {
         (
             Statement::Columns,
             format!(
-                "SELECT a.attrelid, a.attnum, {}, {}, \
+                "SELECT a.attrelid, a.attnum, {}, a.atttypid, a.atttypmod, \
                  a.attnotnull, a.attidentity, {generated}, \
                  CASE WHEN a.attacl IS NOT NULL THEN pg_catalog.has_column_privilege(a.attrelid, a.attnum, 'SELECT') END \
                  FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_class c ON c.oid = a.attrelid \
                  WHERE a.attnum > 0 AND NOT a.attisdropped AND c.relkind IN {KINDS} \
                  AND c.relnamespace IN ({usable}){only}",
                 txt("a.attname"),
-                txt("pg_catalog.format_type(a.atttypid, a.atttypmod)")
             ),
         )
     };
@@ -379,6 +386,22 @@ pub(crate) fn batch(
     Ok(Batch { first: Part::of(stmts), second: Some(Part::of(second)) })
 }
 
+/// The statement that names column types: type OID, typmod and `format_type()` of each
+/// (OID, typmod) pair, in the discovery's transaction. Its rows may come in any order.
+///
+/// `format_type` qualifies a type with its schema unless the session's `search_path` finds it,
+/// so the server names them, as it would column by column.
+pub(crate) fn type_names(types: &[(u32, i32)]) -> String {
+    let list = |f: &dyn Fn(&(u32, i32)) -> String| types.iter().map(f).collect::<Vec<_>>().join(",");
+    format!(
+        "SELECT u.t, u.m, {} FROM ROWS FROM (pg_catalog.unnest('{{{}}}'::pg_catalog.oid[]), \
+         pg_catalog.unnest('{{{}}}'::pg_catalog.int4[])) AS u(t, m)",
+        txt("pg_catalog.format_type(u.t, u.m)"),
+        list(&|(oid, _)| oid.to_string()),
+        list(&|(_, typmod)| typmod.to_string()),
+    )
+}
+
 /// A schema name as a string literal (`sluice_core::quote::literal`), refused when it is empty or
 /// holds a NUL, which no schema name can.
 fn literal(s: &str) -> Result<String, CatalogError> {
@@ -441,6 +464,22 @@ mod tests {
         }
         let (filtered, _) = one_part(150_000, &["a b".into(), "it's".into()]);
         assert!(filtered.contains("ANY (ARRAY['a b', 'it''s']::name[])"));
+    }
+
+    #[test]
+    fn type_names_are_asked_for_each_pair_and_never_per_column() {
+        let sql = type_names(&[(23, -1), (1043, 36), (1700, 655366)]);
+        assert!(
+            sql.contains(
+                "unnest('{23,1043,1700}'::pg_catalog.oid[]), pg_catalog.unnest('{-1,36,655366}'::pg_catalog.int4[])"
+            ),
+            "{sql}"
+        );
+        assert!(sql.contains("pg_catalog.format_type(u.t, u.m)"), "{sql}");
+        assert!(sql.contains(RAW_BYTES), "escaped in a SQL_ASCII database like any name");
+        let (batch_sql, _) = one_part(150_000, &[]);
+        assert!(!batch_sql.contains("format_type"), "the batch sends type OIDs and typmods");
+        assert!(batch_sql.contains("a.atttypid, a.atttypmod"));
     }
 
     #[test]

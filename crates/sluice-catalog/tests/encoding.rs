@@ -65,6 +65,10 @@ BEGIN
   EXECUTE format('COMMENT ON TABLE app.menu IS %L', 'plat du jour: ' || chr(233) || 't' || chr(233));
   EXECUTE format('COMMENT ON COLUMN app.menu.note IS %L', 'tr' || chr(232) || 's bon');
   EXECUTE format('CREATE TABLE app.refs (id int, cafe_id int REFERENCES app.%I (id))', cafe);
+  -- A type's name is named by the server too, once for all its columns.
+  EXECUTE format('CREATE DOMAIN app.%I AS numeric(8,2)', 'd' || chr(233) || 'cimal');
+  EXECUTE format('CREATE TABLE app.ledger (amount app.%I, again app.%I, total numeric(8,2))',
+                 'd' || chr(233) || 'cimal', 'd' || chr(233) || 'cimal');
   EXECUTE format('CREATE SCHEMA %I', 'r' || chr(233) || 'serve');
   EXECUTE format('GRANT USAGE ON SCHEMA %I TO reader', 'r' || chr(233) || 'serve');
   -- UTF-8 bytes are text as they are, in a SQL_ASCII database too.
@@ -95,6 +99,8 @@ async fn sql_ascii_with_latin1_bytes_is_discovered_and_exactly_the_affected_obje
         "app.menu.plat",                // its default
         "app.menu.note",                // its comment
         "app.refs",                     // its foreign key names app.caf\xe9
+        "app.ledger.amount",            // its type's name
+        "app.ledger.again",             // the same type
         "r\u{FFFD}serve",               // its name
     ]
     .into_iter()
@@ -112,6 +118,10 @@ async fn sql_ascii_with_latin1_bytes_is_discovered_and_exactly_the_affected_obje
     assert!(!menu.column("prix").expect("prix").lossy_text);
     let refs = c.relation("app", "refs").expect("refs");
     assert_eq!(refs.foreign_keys[0].ref_table, "caf\u{FFFD}");
+    let ledger = c.relation("app", "ledger").expect("ledger");
+    let types: Vec<&str> = ledger.columns.iter().map(|c| c.type_name.as_str()).collect();
+    assert_eq!(types, ["app.\"d\u{FFFD}cimal\"", "app.\"d\u{FFFD}cimal\"", "numeric(8,2)"]);
+    assert!(!ledger.column("total").expect("total").lossy_text);
     let grosse = c.relation("app", "größe").expect("UTF-8 bytes decode as they are");
     assert!(!grosse.lossy_text);
     let ok = c.relation("clean", "ok").expect("clean.ok");

@@ -23,6 +23,11 @@ impl Builder {
         }
 
         for rel in &mut self.rels {
+            for col in &mut rel.relation.columns {
+                let (name, lossy) = self.types.named(&col.type_name)?;
+                col.type_name = name.clone();
+                col.lossy_text |= lossy;
+            }
             rel.sort_columns();
             for (attnum, expr, lossy) in std::mem::take(&mut rel.defaults) {
                 let Some(col) = rel.position(attnum).and_then(|i| rel.relation.columns.get_mut(i)) else {

@@ -258,8 +258,67 @@ pub(super) struct Builder {
     pub(super) last: Option<(u32, usize)>,
     pub(super) constraints: Vec<ConstraintRow>,
     pub(super) inherits: Vec<InheritRow>,
-    /// One copy of each repeated name (column and type names, owners, index methods).
+    /// One copy of each repeated name (column names, owners, index methods).
     pub(super) interner: Interner,
+    /// The column types met, each distinct (type OID, typmod) once.
+    pub(super) types: Types,
+}
+
+/// The column types met while the columns stream in, named once they are all in.
+///
+/// Until then a column's `type_name` is a placeholder shared by every column of its type: a NUL
+/// and the type's number here. No type name holds a NUL (PostgreSQL's text cannot), so a
+/// placeholder is never taken for a name, and it costs no memory of its own per column.
+#[derive(Default)]
+pub(super) struct Types {
+    /// Each distinct (type OID, typmod), in the order met.
+    pub(super) keys: Vec<(u32, i32)>,
+    index: HashMap<(u32, i32), u32>,
+    /// The placeholder of each entry of `keys`.
+    placeholders: Vec<Text>,
+    /// The name of each entry of `keys` (`format_type()`), and whether it was not UTF-8.
+    names: Vec<Option<(Text, bool)>>,
+}
+
+impl Types {
+    /// The placeholder for a column of this type.
+    fn placeholder(&mut self, key: (u32, i32)) -> Text {
+        if let Some(p) = self.index.get(&key).and_then(|&id| self.placeholders.get(id as usize)) {
+            return p.clone();
+        }
+        let id = self.keys.len() as u32;
+        let placeholder = Text::from(format!("\0{id}"));
+        self.keys.push(key);
+        self.index.insert(key, id);
+        self.placeholders.push(placeholder.clone());
+        placeholder
+    }
+
+    fn name(&mut self, key: (u32, i32), name: Text, lossy: bool) {
+        let Some(&id) = self.index.get(&key) else { return };
+        if self.names.len() < self.keys.len() {
+            self.names.resize(self.keys.len(), None);
+        }
+        if let Some(slot) = self.names.get_mut(id as usize) {
+            *slot = Some((name, lossy));
+        }
+    }
+
+    /// The name a placeholder stands for, and whether it was not UTF-8.
+    pub(super) fn named(&self, placeholder: &str) -> Result<&(Text, bool), CatalogError> {
+        let id: usize =
+            placeholder.strip_prefix('\0').and_then(|n| n.parse().ok()).ok_or_else(|| CatalogError::Protocol {
+                statement: Statement::TypeNames.name(),
+                detail: format!("`{placeholder}` is not a type's placeholder"),
+            })?;
+        self.names.get(id).and_then(Option::as_ref).ok_or_else(|| {
+            let (oid, typmod) = self.keys.get(id).copied().unwrap_or((0, -1));
+            CatalogError::Protocol {
+                statement: Statement::TypeNames.name(),
+                detail: format!("no name came for type {oid} (typmod {typmod})"),
+            }
+        })
+    }
 }
 
 impl Builder {
@@ -310,16 +369,16 @@ impl Builder {
                 let name_lossy = c.take_lossy();
                 let column = Column {
                     name,
-                    type_name: c.shared(3, &mut self.interner)?,
-                    nullable: !c.bool(4)?,
+                    type_name: self.types.placeholder((c.num(3)?, c.num(4)?)),
+                    nullable: !c.bool(5)?,
                     default: None,
                     comment: None,
-                    identity: match c.text(5)? {
+                    identity: match c.text(6)? {
                         "a" => Some(Identity::Always),
                         "d" => Some(Identity::ByDefault),
                         _ => None,
                     },
-                    generated: match c.text(6)? {
+                    generated: match c.text(7)? {
                         "s" => Some(GeneratedKind::Stored),
                         "v" => Some(GeneratedKind::Virtual),
                         _ => None,
@@ -327,7 +386,7 @@ impl Builder {
                     .map(|kind| Box::new(Generated { kind, expression: Text::default() })),
                     lossy_text: name_lossy || c.take_lossy(),
                 };
-                let grant = c.opt_bool(7)?;
+                let grant = c.opt_bool(8)?;
                 if let Some(rel) = self.rel_mut(oid) {
                     if name_lossy {
                         rel.lossy_attnames.push(attnum);
@@ -422,6 +481,12 @@ impl Builder {
                     });
                 }
             }
+            Statement::TypeNames => {
+                let key = (c.num(0)?, c.num(1)?);
+                let name = c.string(2)?;
+                let lossy = c.take_lossy();
+                self.types.name(key, name, lossy);
+            }
             Statement::Settings | Statement::Split => {}
         }
         Ok(())
@@ -483,5 +548,36 @@ impl Builder {
             taken: false,
         });
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn columns_of_one_type_share_its_placeholder_until_it_is_named() {
+        let mut types = Types::default();
+        let int = types.placeholder((23, -1));
+        let varchar32 = types.placeholder((1043, 36));
+        assert_eq!(types.placeholder((23, -1)), int, "one placeholder per (OID, typmod)");
+        assert_ne!(varchar32, int, "a typmod makes another type");
+        assert_eq!(types.keys, [(23, -1), (1043, 36)], "each pair asked for once, in the order met");
+        assert!(int.starts_with('\0'), "no type name starts so: {int:?}");
+
+        let unnamed = types.named(&int).expect_err("not named yet");
+        assert!(unnamed.to_string().contains("no name came for type 23 (typmod -1)"), "{unnamed}");
+
+        types.name((23, -1), Text::from("integer"), false);
+        types.name((1043, 36), Text::from("character varying(32)"), true);
+        // A row for a pair never asked for changes nothing.
+        types.name((25, -1), Text::from("text"), false);
+        assert_eq!(types.named(&int).expect("named"), &(Text::from("integer"), false));
+        assert_eq!(types.named(&varchar32).expect("named"), &(Text::from("character varying(32)"), true));
+        assert_eq!(types.keys.len(), 2);
+
+        for not_a_known_type in ["integer", "\0", "\0x", "\0-1", "\u{0}99"] {
+            assert!(types.named(not_a_known_type).is_err(), "{not_a_known_type:?}");
+        }
     }
 }

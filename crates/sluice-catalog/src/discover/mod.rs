@@ -80,7 +80,8 @@ pub type GetSecondSession = Pin<Box<dyn Future<Output = Option<SecondSession>> +
 
 /// Discovers everything `session`'s user can see, in one read-only `REPEATABLE READ`
 /// transaction: begun and confirmed read-only (one round trip), then a fixed number of catalog
-/// queries sent as one message (one round trip whatever the catalog's size), then committed.
+/// queries sent as one message (one round trip whatever the catalog's size), then one naming the
+/// column types those met (one `format_type` per distinct type, not per column), then committed.
 ///
 /// On error the transaction is rolled back and the session stays usable. If the future is
 /// dropped midway, the session is left inside the transaction: hand it back to its pool, whose
@@ -131,6 +132,10 @@ async fn run_discovery(
         (Some(rest), Some(second)) => run_shared(tx.client(), &batch.first, rest, second, &mut builder).await,
         _ => run(tx.client(), &batch.first, &mut builder).await,
     };
+    let ran = match ran {
+        Ok(()) => name_types(tx.client(), &mut builder).await,
+        Err(e) => Err(e),
+    };
     if let Err(e) = ran {
         // Best effort: the batch stopped inside the transaction.
         let _ = tx.rollback().await;
@@ -145,6 +150,23 @@ async fn run_discovery(
 
 fn connect_err(e: sluice_connect::ConnectError) -> CatalogError {
     CatalogError::Connection { reason: e.to_string() }
+}
+
+/// Names the column types the batch met, in one more statement on the same transaction.
+async fn name_types(client: &Client, builder: &mut Builder) -> Result<(), CatalogError> {
+    if builder.types.keys.is_empty() {
+        return Ok(());
+    }
+    let sql = sql::type_names(&builder.types.keys);
+    let stream = client.simple_query_raw(&sql).await.map_err(CatalogError::from_driver)?;
+    let mut stream = std::pin::pin!(stream);
+    while let Some(message) = stream.next().await {
+        if let SimpleQueryMessage::Row(row) = message.map_err(CatalogError::from_driver)? {
+            let escaped = builder.escaped;
+            builder.row(Cells { row: &row, statement: Statement::TypeNames, escaped, lossy: Cell::new(false) })?;
+        }
+    }
+    Ok(())
 }
 
 /// One part's progress: which statement the next message belongs to.
