@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 use crate::CatalogError;
 
 mod shared;
+mod write;
 
 pub use shared::Text;
 pub(crate) use shared::{reading, Interner};
@@ -92,7 +93,11 @@ impl Catalog {
     /// Writes the snapshot as compact JSON (no trailing newline), straight into `w`: no copy of a
     /// catalog's worth of text is held in memory.
     pub fn write_json<W: std::io::Write>(&self, w: W) -> std::io::Result<()> {
-        serde_json::to_writer(w, self).map_err(std::io::Error::from)
+        self.write_through(Tee {
+            w: std::io::BufWriter::with_capacity(1 << 16, w),
+            content: std::io::sink(),
+            skip_content: false,
+        })
     }
 
     /// Writes the JSON of [`Catalog::write_json`] into `w` and, into `content`, the same bytes
@@ -104,11 +109,16 @@ impl Catalog {
         w: W,
         content: C,
     ) -> std::io::Result<()> {
-        let mut out = Tee {
+        self.write_through(Tee {
             w: std::io::BufWriter::with_capacity(1 << 16, w),
             content: std::io::BufWriter::with_capacity(1 << 16, content),
             skip_content: false,
-        };
+        })
+    }
+
+    /// The snapshot's JSON into `out`; a large catalog's relations are serialized on two threads
+    /// (`write::write_schemas`).
+    fn write_through<W: std::io::Write, C: std::io::Write>(&self, mut out: Tee<W, C>) -> std::io::Result<()> {
         // The members in the order, and with the omissions, of the derived `Serialize`
         // (`write_json_matches_the_derived_serialization` checks it).
         out.member("{\"database\":", &self.database)?;
@@ -123,7 +133,8 @@ impl Catalog {
         if !self.schema_filter.is_empty() {
             out.member(",\"schema_filter\":", &self.schema_filter)?;
         }
-        out.member(",\"schemas\":", &self.schemas)?;
+        std::io::Write::write_all(&mut out, b",\"schemas\":")?;
+        write::write_schemas(&self.schemas, &mut out)?;
         if self.lossy_text {
             out.member(",\"lossy_text\":", &true)?;
         }
@@ -601,6 +612,9 @@ mod tests {
             let (mut json, mut content) = (Vec::new(), Vec::new());
             c.write_json_and_content(&mut json, &mut content).expect("write");
             assert_eq!(String::from_utf8_lossy(&json), c.to_json(), "filter {filter}, lossy {lossy}");
+            let mut plain = Vec::new();
+            c.write_json(&mut plain).expect("write");
+            assert_eq!(plain, json, "write_json writes the same bytes");
             let mut later = c.clone();
             later.discovered_at = "2026-12-01T08:00:00Z".into();
             let mut later_content = Vec::new();
