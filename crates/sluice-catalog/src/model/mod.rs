@@ -91,13 +91,9 @@ impl Catalog {
     }
 
     /// Writes the snapshot as compact JSON (no trailing newline), straight into `w`: no copy of a
-    /// catalog's worth of text is held in memory.
+    /// catalog's worth of text is held in memory. `w` is written in small pieces: buffer it.
     pub fn write_json<W: std::io::Write>(&self, w: W) -> std::io::Result<()> {
-        self.write_through(Tee {
-            w: std::io::BufWriter::with_capacity(1 << 16, w),
-            content: std::io::sink(),
-            skip_content: false,
-        })
+        self.write_through(Tee { w, content: std::io::sink(), skip_content: false })
     }
 
     /// Writes the JSON of [`Catalog::write_json`] into `w` and, into `content`, the same bytes
