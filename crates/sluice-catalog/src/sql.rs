@@ -392,13 +392,14 @@ pub(crate) fn batch(
 /// `format_type` qualifies a type with its schema unless the session's `search_path` finds it,
 /// so the server names them, as it would column by column.
 pub(crate) fn type_names(types: &[(u32, i32)]) -> String {
-    let list = |f: &dyn Fn(&(u32, i32)) -> String| types.iter().map(f).collect::<Vec<_>>().join(",");
+    let oids: Vec<String> = types.iter().map(|(oid, _)| oid.to_string()).collect();
+    let typmods: Vec<String> = types.iter().map(|(_, typmod)| typmod.to_string()).collect();
     format!(
         "SELECT u.t, u.m, {} FROM ROWS FROM (pg_catalog.unnest('{{{}}}'::pg_catalog.oid[]), \
          pg_catalog.unnest('{{{}}}'::pg_catalog.int4[])) AS u(t, m)",
         txt("pg_catalog.format_type(u.t, u.m)"),
-        list(&|(oid, _)| oid.to_string()),
-        list(&|(_, typmod)| typmod.to_string()),
+        oids.join(","),
+        typmods.join(","),
     )
 }
 

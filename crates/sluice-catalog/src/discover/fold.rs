@@ -291,15 +291,12 @@ impl Types {
         self.keys.push(key);
         self.index.insert(key, id);
         self.placeholders.push(placeholder.clone());
+        self.names.push(None);
         placeholder
     }
 
     fn name(&mut self, key: (u32, i32), name: Text, lossy: bool) {
-        let Some(&id) = self.index.get(&key) else { return };
-        if self.names.len() < self.keys.len() {
-            self.names.resize(self.keys.len(), None);
-        }
-        if let Some(slot) = self.names.get_mut(id as usize) {
+        if let Some(slot) = self.index.get(&key).and_then(|&id| self.names.get_mut(id as usize)) {
             *slot = Some((name, lossy));
         }
     }
